@@ -1,0 +1,190 @@
+//! `segattn bench`: model timings (median of repeated runs after a warm-up), never a test.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+
+use super::{device_name, peak_rss_bytes, select_device, DeviceChoice};
+use crate::model::sam::config::{EncoderConfig, SamConfig, TinyVitConfig, VitConfig};
+use crate::model::sam::{PointLabel, PointPrompt, Prompts, Rgb8, SamModel};
+use crate::weights::Weights;
+
+/// What to time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum BenchTarget {
+    /// SAM / MobileSAM image encoder and one click.
+    #[default]
+    Sam,
+    /// Text transformer forward with attention capture.
+    Text,
+    /// Everything.
+    All,
+}
+
+/// Architectures for weight-free benchmarking (deterministic random weights at official shapes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum BenchArch {
+    /// MobileSAM (TinyViT-5M).
+    #[default]
+    MobileSam,
+    /// SAM ViT-B.
+    VitB,
+    /// SAM ViT-L.
+    VitL,
+    /// SAM ViT-H.
+    VitH,
+}
+
+impl BenchArch {
+    fn config(self) -> SamConfig {
+        SamConfig::with_encoder(match self {
+            Self::MobileSam => EncoderConfig::TinyVit(TinyVitConfig::mobile_sam()),
+            Self::VitB => EncoderConfig::Vit(VitConfig::vit_b()),
+            Self::VitL => EncoderConfig::Vit(VitConfig::vit_l()),
+            Self::VitH => EncoderConfig::Vit(VitConfig::vit_h()),
+        })
+    }
+}
+
+/// Arguments of `segattn bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// What to time.
+    #[arg(value_enum, default_value_t)]
+    pub target: BenchTarget,
+    /// SAM checkpoint; without it, deterministic weights at `--arch`'s shapes (speed does not
+    /// depend on the values).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Architecture to synthesise when no `--weights` is given.
+    #[arg(long, value_enum, default_value_t)]
+    pub arch: BenchArch,
+    /// Text model folder (for `text`).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Image for the click timing (default: a synthetic 451×300 image, the fixtures' size).
+    #[arg(long)]
+    pub image: Option<PathBuf>,
+    /// Timed encoder runs after the warm-up (at least 5).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Where to run.
+    #[arg(long, value_enum, default_value_t)]
+    pub device: DeviceChoice,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn time_ms(f: &mut dyn FnMut() -> Result<()>) -> Result<f64> {
+    let t = Instant::now();
+    f()?;
+    Ok(t.elapsed().as_secs_f64() * 1e3)
+}
+
+/// A smooth synthetic test image.
+fn synthetic_image(width: usize, height: usize) -> Rgb8 {
+    let mut data = Vec::with_capacity(width * height * 3);
+    for y in 0..height {
+        for x in 0..width {
+            data.extend_from_slice(&[
+                (x * 255 / width) as u8,
+                (y * 255 / height) as u8,
+                ((x + y) % 256) as u8,
+            ]);
+        }
+    }
+    Rgb8 {
+        width,
+        height,
+        data,
+    }
+}
+
+/// Runs `segattn bench`.
+pub fn run(args: &BenchArgs) -> Result<()> {
+    match args.target {
+        BenchTarget::Sam | BenchTarget::All => bench_sam(args)?,
+        BenchTarget::Text => {}
+    }
+    if matches!(args.target, BenchTarget::Text | BenchTarget::All) {
+        bail!("`bench text` needs the text models, which this build does not have yet");
+    }
+    Ok(())
+}
+
+fn bench_sam(args: &BenchArgs) -> Result<()> {
+    let runs = args.runs.max(5);
+    let device = select_device(args.device)?;
+    let model = match &args.weights {
+        Some(path) => SamModel::load(&Weights::open(path)?, &device)?,
+        None => SamModel::detweights(args.arch.config(), 1, &device)?,
+    };
+    let image = match &args.image {
+        Some(p) => crate::image_io::load_rgb8(p)?,
+        None => synthetic_image(451, 300),
+    };
+    let mut emb = model.embed(&image)?; // warm-up
+    let mut enc = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        enc.push(time_ms(&mut || {
+            emb = model.embed(&image)?;
+            Ok(())
+        })?);
+    }
+    let prompts = Prompts {
+        points: vec![PointPrompt {
+            pos_in_image: [image.width as f32 * 0.55, image.height as f32 * 0.43],
+            label: PointLabel::Foreground,
+        }],
+        ..Default::default()
+    };
+    for _ in 0..3 {
+        model.predict(&emb, &prompts, true)?;
+    }
+    let mut dec = Vec::new();
+    for _ in 0..runs.max(20) {
+        dec.push(time_ms(&mut || {
+            model.predict(&emb, &prompts, true)?;
+            Ok(())
+        })?);
+    }
+    let (encode_ms, decode_ms) = (median(enc), median(dec));
+    let threads = rayon::current_num_threads();
+    let dev = device_name(&device);
+    let rss_mb = peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0));
+    let name = model.config().name();
+    if args.json {
+        let out = serde_json::json!({
+            "encode_ms": encode_ms, "decode_ms": decode_ms, "threads": threads,
+            "device": dev, "dtype": "f32", "model": name, "peak_rss_mb": rss_mb,
+            "encode_runs": runs, "decode_runs": runs.max(20),
+        });
+        println!("{out}");
+    } else {
+        println!(
+            "| model | device | dtype | threads | encode (ms) | click (ms) | peak RSS (MiB) |"
+        );
+        println!("| --- | --- | --- | --- | --- | --- | --- |");
+        println!(
+            "| {name} | {dev} | f32 | {threads} | {encode_ms:.1} | {decode_ms:.2} | {} |",
+            rss_mb.map_or("?".into(), |m| format!("{m:.0}"))
+        );
+        println!("(medians of {runs} encodes and {} clicks after a warm-up; click = one foreground point, 3 masks, upscaled to {}x{})", runs.max(20), image.width, image.height);
+    }
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! The command line: `segattn segment`, `segattn bench`, as specified in DESIGN.md.
+
+mod bench;
+mod segment;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub use bench::BenchTarget;
+
+/// Top-level arguments.
+#[derive(Debug, Parser)]
+#[command(
+    name = "segattn",
+    version,
+    about = "See inside Segment Anything and text transformers"
+)]
+pub struct Cli {
+    /// A subcommand; none opens the desktop app.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Segment an image with SAM / MobileSAM from point and box prompts.
+    Segment(segment::SegmentArgs),
+    /// Time the models (median of repeated runs after a warm-up).
+    Bench(bench::BenchArgs),
+}
+
+/// Where models run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum DeviceChoice {
+    /// CUDA or Metal when compiled in and present, else the CPU.
+    #[default]
+    Auto,
+    /// The CPU.
+    Cpu,
+    /// An NVIDIA GPU (needs the `cuda` feature).
+    Cuda,
+    /// An Apple GPU (needs the `metal` feature).
+    Metal,
+}
+
+/// Opens the device the user asked for.
+pub fn select_device(choice: DeviceChoice) -> Result<candle_core::Device> {
+    use candle_core::Device;
+    match choice {
+        DeviceChoice::Cpu => Ok(Device::Cpu),
+        DeviceChoice::Cuda => {
+            if !candle_core::utils::cuda_is_available() {
+                bail!("CUDA is not available: build with `--features cuda` on a machine with an NVIDIA GPU");
+            }
+            Device::new_cuda(0).context("cannot open CUDA device 0")
+        }
+        DeviceChoice::Metal => {
+            if !candle_core::utils::metal_is_available() {
+                bail!("Metal is not available: build with `--features metal` on macOS");
+            }
+            Device::new_metal(0).context("cannot open Metal device 0")
+        }
+        DeviceChoice::Auto => {
+            if candle_core::utils::cuda_is_available() {
+                if let Ok(d) = Device::new_cuda(0) {
+                    return Ok(d);
+                }
+            }
+            if candle_core::utils::metal_is_available() {
+                if let Ok(d) = Device::new_metal(0) {
+                    return Ok(d);
+                }
+            }
+            Ok(Device::Cpu)
+        }
+    }
+}
+
+/// A short name of a device ("cpu", "cuda:0", "metal:0").
+pub fn device_name(device: &candle_core::Device) -> String {
+    match device {
+        candle_core::Device::Cpu => "cpu".into(),
+        candle_core::Device::Cuda(_) => "cuda:0".into(),
+        candle_core::Device::Metal(_) => "metal:0".into(),
+    }
+}
+
+/// Runs a subcommand.
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Segment(args) => segment::run(&args),
+        Command::Bench(args) => bench::run(&args),
+    }
+}
+
+/// Inserts `-{i}` before the extension: `mask.png` → `mask-0.png`.
+pub fn indexed_path(path: &std::path::Path, i: usize) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-{i}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{i}"),
+    };
+    path.with_file_name(name)
+}
+
+/// Peak resident memory of this process in bytes (Linux `VmHWM`), if known.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

@@ -1,0 +1,195 @@
+//! `segattn segment`: masks from point and box prompts, as PNG files.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::Tensor;
+
+use super::{indexed_path, select_device, DeviceChoice};
+use crate::model::sam::{BoxPrompt, Mask, PointLabel, PointPrompt, Prompts, SamModel, LOW_RES};
+use crate::weights::Weights;
+
+/// Arguments of `segattn segment`.
+#[derive(Debug, clap::Args)]
+pub struct SegmentArgs {
+    /// SAM or MobileSAM checkpoint (.pth, .pt or .safetensors); the architecture is detected.
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// The image to segment.
+    #[arg(long)]
+    pub image: PathBuf,
+    /// A point `X,Y` or `X,Y,fg|bg` in image pixels (repeatable; `fg` by default).
+    #[arg(long = "point", value_name = "X,Y[,fg|bg]", allow_hyphen_values = true)]
+    pub points: Vec<PointArg>,
+    /// A box `X0,Y0,X1,Y1` in image pixels.
+    #[arg(long = "box", value_name = "X0,Y0,X1,Y1", allow_hyphen_values = true)]
+    pub bbox: Option<BoxArg>,
+    /// Output SAM's 3 candidate masks (`MASK-0.png` … `MASK-2.png`) instead of one.
+    #[arg(long)]
+    pub multimask: bool,
+    /// Output mask PNG (8-bit grey, 255 inside).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write low-res logits, IoU predictions and the image embedding (safetensors).
+    #[arg(long)]
+    pub logits_out: Option<PathBuf>,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Where to run.
+    #[arg(long, value_enum, default_value_t)]
+    pub device: DeviceChoice,
+}
+
+/// A parsed `--point`.
+#[derive(Debug, Clone, Copy)]
+pub struct PointArg(pub PointPrompt);
+
+impl FromStr for PointArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+        let num = |p: &str| {
+            p.parse::<f32>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| format!("`{p}` is not a number in point `{s}`"))
+        };
+        let label = match parts.get(2).copied() {
+            None | Some("fg") | Some("1") => PointLabel::Foreground,
+            Some("bg") | Some("0") => PointLabel::Background,
+            Some(other) => return Err(format!("label `{other}` in point `{s}` must be fg or bg")),
+        };
+        if parts.len() < 2 || parts.len() > 3 {
+            return Err(format!("point `{s}` must be X,Y or X,Y,fg|bg"));
+        }
+        Ok(Self(PointPrompt {
+            pos_in_image: [num(parts[0])?, num(parts[1])?],
+            label,
+        }))
+    }
+}
+
+/// A parsed `--box`.
+#[derive(Debug, Clone, Copy)]
+pub struct BoxArg(pub BoxPrompt);
+
+impl FromStr for BoxArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let v: Vec<f32> = s
+            .split(',')
+            .map(|p| p.trim().parse::<f32>().ok().filter(|v| v.is_finite()))
+            .collect::<Option<_>>()
+            .ok_or_else(|| format!("box `{s}` must be four numbers X0,Y0,X1,Y1"))?;
+        let [x0, y0, x1, y1] = v[..] else {
+            return Err(format!("box `{s}` must be four numbers X0,Y0,X1,Y1"));
+        };
+        Ok(Self(BoxPrompt {
+            corners_in_image: [x0, y0, x1, y1],
+        }))
+    }
+}
+
+/// Writes a mask as an 8-bit grey PNG (255 inside, 0 outside).
+pub fn write_mask_png(mask: &Mask, path: &std::path::Path) -> Result<()> {
+    let data: Vec<u8> = mask
+        .data
+        .iter()
+        .map(|&v| if v != 0 { 255 } else { 0 })
+        .collect();
+    let img = image::GrayImage::from_raw(mask.width as u32, mask.height as u32, data)
+        .context("mask buffer has the wrong size")?;
+    img.save_with_format(path, image::ImageFormat::Png)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Runs `segattn segment`.
+pub fn run(args: &SegmentArgs) -> Result<()> {
+    let prompts = Prompts {
+        points: args.points.iter().map(|p| p.0).collect(),
+        bbox: args.bbox.map(|b| b.0),
+        mask_input: None,
+    };
+    if prompts.is_empty() {
+        bail!("no prompt: give at least one --point X,Y or a --box X0,Y0,X1,Y1");
+    }
+    let image = crate::image_io::load_rgb8(&args.image)?;
+    let device = select_device(args.device)?;
+    let weights = Weights::open(&args.weights)?;
+    let model = SamModel::load(&weights, &device)?;
+    drop(weights);
+
+    let t0 = Instant::now();
+    let emb = model.embed(&image)?;
+    let encode_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let t1 = Instant::now();
+    let pred = model.predict(&emb, &prompts, args.multimask)?;
+    let decode_ms = t1.elapsed().as_secs_f64() * 1e3;
+
+    let mut files = Vec::new();
+    for (i, mask) in pred.masks.iter().enumerate() {
+        let path = if args.multimask {
+            indexed_path(&args.out, i)
+        } else {
+            args.out.clone()
+        };
+        write_mask_png(mask, &path)?;
+        files.push(path);
+    }
+    if let Some(path) = &args.logits_out {
+        let n = pred.low_res_logits.len();
+        let logits: Vec<f32> = pred.low_res_logits.concat();
+        let cpu = candle_core::Device::Cpu;
+        let tensors = [
+            (
+                "low_res_masks",
+                Tensor::from_vec(logits, (n, LOW_RES, LOW_RES), &cpu)?,
+            ),
+            (
+                "iou_predictions",
+                Tensor::from_vec(pred.iou_predictions.clone(), n, &cpu)?,
+            ),
+            (
+                "image_embeddings",
+                Tensor::from_vec(emb.to_vec()?, (256, 64, 64), &cpu)?,
+            ),
+        ];
+        candle_core::safetensors::save(&tensors.into_iter().collect(), path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let (kind, embed_dim, depth, heads) = model.config().summary();
+    if args.json {
+        let masks: Vec<_> = pred
+            .masks
+            .iter()
+            .zip(&files)
+            .zip(&pred.iou_predictions)
+            .map(|((m, f), iou)| {
+                serde_json::json!({"file": f, "predicted_iou": iou, "area": m.area()})
+            })
+            .collect();
+        let out = serde_json::json!({
+            "model": {"kind": kind, "embed_dim": embed_dim, "depth": depth, "heads": heads},
+            "masks": masks,
+            "timings_ms": {"encode": encode_ms, "decode": decode_ms},
+        });
+        println!("{out}");
+    } else {
+        for ((m, f), iou) in pred.masks.iter().zip(&files).zip(&pred.iou_predictions) {
+            println!(
+                "{}: predicted IoU {iou:.3}, {} pixels",
+                f.display(),
+                m.area()
+            );
+        }
+        eprintln!(
+            "{} on {}: encode {encode_ms:.0} ms, decode {decode_ms:.1} ms",
+            model.config().name(),
+            super::device_name(&device)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! `segattn`: the desktop app (no arguments) or a command-line tool.
+
+use clap::Parser;
+use segattn::cli::{self, Cli};
+
+fn main() {
+    // candle asks for the thread count on every matmul and re-reads /proc/cpuinfo unless this
+    // is set; fix it once, before any thread pool starts.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+    let args = Cli::parse();
+    let result = match args.command {
+        Some(command) => cli::run(command),
+        None => Err(anyhow::anyhow!(
+            "the desktop app is not part of this build yet; use a subcommand (see `segattn --help`)"
+        )),
+    };
+    if let Err(err) = result {
+        eprintln!("error: {}", one_line(&err));
+        std::process::exit(1);
+    }
+}
+
+/// The error and its causes on one line.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let s = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ").replace('\n', " ")
+}

@@ -1,0 +1,391 @@
+//! Building blocks shared by the models: linear layers, layer norms, exact GELU, a direct
+//! depthwise convolution and a PyTorch-equivalent bilinear resize.
+//!
+//! The CPU kernels here are `CustomOp`s that replace candle ops which are slow on this workload
+//! (see `PERF` notes on each); on other devices the same function falls back to candle's op.
+
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Module, Result, Shape, Tensor, D};
+use rayon::prelude::*;
+
+use crate::weights::{Scope, WeightsError};
+
+/// A fully connected layer `y = x Wᵀ + b` over the last dimension.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    /// `[out, in]`
+    weight: Tensor,
+    /// `[out]`
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// Loads `weight` `[out, in]` and `bias` `[out]` (when `bias` is true) from `scope`.
+    pub fn load(
+        scope: &Scope,
+        in_dim: usize,
+        out_dim: usize,
+        bias: bool,
+    ) -> std::result::Result<Self, WeightsError> {
+        let weight = scope.get("weight", &[out_dim, in_dim])?;
+        let bias = if bias {
+            Some(scope.get("bias", &[out_dim])?)
+        } else {
+            None
+        };
+        Ok(Self { weight, bias })
+    }
+
+    /// Builds a layer from tensors (`weight` `[out, in]`, `bias` `[out]`).
+    pub fn from_tensors(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Self { weight, bias }
+    }
+
+    /// Output features.
+    pub fn out_dim(&self) -> usize {
+        self.weight.dims()[0]
+    }
+}
+
+impl Module for Linear {
+    /// `[..., in]` → `[..., out]`; leading dimensions are flattened into one GEMM.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let in_dim = dims[dims.len() - 1];
+        let rows = x.elem_count() / in_dim.max(1);
+        let x2 = x.reshape((rows, in_dim))?;
+        let mut y = x2.matmul(&self.weight.t()?)?;
+        if let Some(b) = &self.bias {
+            y = y.broadcast_add(b)?;
+        }
+        let mut out_dims = dims;
+        let last = out_dims.len() - 1;
+        out_dims[last] = self.out_dim();
+        y.reshape(out_dims)
+    }
+}
+
+/// Layer normalisation over the last dimension (PyTorch `nn.LayerNorm`).
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f32,
+}
+
+impl LayerNorm {
+    /// Loads `weight` and `bias` of size `dim`.
+    pub fn load(scope: &Scope, dim: usize, eps: f32) -> std::result::Result<Self, WeightsError> {
+        Ok(Self {
+            weight: scope.get("weight", &[dim])?,
+            bias: scope.get("bias", &[dim])?,
+            eps,
+        })
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        layer_norm(x, &self.weight, &self.bias, self.eps)
+    }
+}
+
+/// Two-pass layer norm over the last dimension: mean first, then the variance of the centred
+/// values, as PyTorch computes it (candle's fused op uses `E[x²] − E[x]²`, which loses digits
+/// on rows with a large mean).
+struct LayerNormOp {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    eps: f32,
+}
+
+impl CustomOp1 for LayerNormOp {
+    fn name(&self) -> &'static str {
+        "segattn-layer-norm"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let src = contiguous_f32(storage, layout)?;
+        let dim = self.weight.len();
+        let mut dst = vec![0f32; src.len()];
+        let (w, b, eps) = (&self.weight, &self.bias, self.eps);
+        dst.par_chunks_mut(dim.max(1) * 16)
+            .zip(src.par_chunks(dim.max(1) * 16))
+            .for_each(|(d, s)| {
+                for (d, s) in d.chunks_mut(dim).zip(s.chunks(dim)) {
+                    let n = dim as f32;
+                    let mean = s.iter().sum::<f32>() / n;
+                    let var = s.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+                    let inv = 1.0 / (var + eps).sqrt();
+                    for i in 0..dim {
+                        d[i] = (s[i] - mean) * inv * w[i] + b[i];
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(dst), layout.shape().clone()))
+    }
+}
+
+/// Layer norm over the last dimension of `x` with `weight` / `bias` `[dim]`.
+pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f32) -> Result<Tensor> {
+    if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 {
+        let op = LayerNormOp {
+            weight: weight.to_vec1()?,
+            bias: bias.to_vec1()?,
+            eps,
+        };
+        x.contiguous()?.apply_op1_no_bwd(&op)
+    } else {
+        let mean = x.mean_keepdim(D::Minus1)?;
+        let xc = x.broadcast_sub(&mean)?;
+        let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
+        xc.broadcast_div(&(var + f64::from(eps))?.sqrt()?)?
+            .broadcast_mul(weight)?
+            .broadcast_add(bias)
+    }
+}
+
+/// Layer norm over the channel axis of an NCHW tensor (SAM's `LayerNorm2d`, eps 1e-6).
+#[derive(Debug, Clone)]
+pub struct LayerNorm2d {
+    /// `[1, C, 1, 1]`
+    weight: Tensor,
+    /// `[1, C, 1, 1]`
+    bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm2d {
+    /// Loads `weight` and `bias` of size `channels`.
+    pub fn load(scope: &Scope, channels: usize, eps: f64) -> anyhow::Result<Self> {
+        Ok(Self {
+            weight: scope
+                .get("weight", &[channels])?
+                .reshape((1, channels, 1, 1))?,
+            bias: scope
+                .get("bias", &[channels])?
+                .reshape((1, channels, 1, 1))?,
+            eps,
+        })
+    }
+}
+
+impl Module for LayerNorm2d {
+    /// `[B, C, H, W]` → `[B, C, H, W]`
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let u = x.mean_keepdim(1)?;
+        let xc = x.broadcast_sub(&u)?;
+        let s = xc.sqr()?.mean_keepdim(1)?;
+        let x = xc.broadcast_div(&(s + self.eps)?.sqrt()?)?;
+        x.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)
+    }
+}
+
+/// Borrow the contiguous f32 data of a CPU storage.
+fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("expected f32 storage")
+    };
+    match layout.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => candle_core::bail!("expected a contiguous tensor"),
+    }
+}
+
+/// Exact GELU, `0.5·x·(1 + erf(x/√2))`, as PyTorch's `nn.GELU()` (not the tanh approximation).
+///
+/// PERF: candle's `gelu_erf` runs per element on one thread; this one is parallel and
+/// vectorisable over chunks (8× on MobileSAM's largest activations).
+struct GeluErf;
+
+impl CustomOp1 for GeluErf {
+    fn name(&self) -> &'static str {
+        "segattn-gelu-erf"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let src = contiguous_f32(storage, layout)?;
+        let mut dst = vec![0f32; src.len()];
+        dst.par_chunks_mut(1 << 14)
+            .zip(src.par_chunks(1 << 14))
+            .for_each(|(d, s)| {
+                for (d, &x) in d.iter_mut().zip(s) {
+                    *d = x * 0.5 * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2));
+                }
+            });
+        Ok((CpuStorage::F32(dst), layout.shape().clone()))
+    }
+}
+
+/// Exact (erf) GELU of `x`.
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 {
+        x.contiguous()?.apply_op1_no_bwd(&GeluErf)
+    } else {
+        x.gelu_erf()
+    }
+}
+
+/// A depthwise (one filter per channel) square convolution on channels-last data, with the
+/// bias (and any folded BatchNorm) applied.
+///
+/// PERF: candle 0.11 runs grouped convolutions group by group with a tiny GEMM per tile
+/// (~94,000 GEMM calls for one MobileSAM forward, 44% of its time); this direct kernel works on
+/// `[B, H, W, C]` rows in parallel with the channel axis innermost, so it vectorises.
+#[derive(Debug, Clone)]
+pub struct DepthwiseConv {
+    /// `[k*k, C]`, tap-major.
+    weight_hwc: Vec<f32>,
+    /// `[C]`
+    bias: Vec<f32>,
+    /// The same filter as an NCHW candle kernel `[C, 1, k, k]` for non-CPU devices.
+    weight_nchw: Tensor,
+    bias_tensor: Tensor,
+    channels: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+}
+
+impl DepthwiseConv {
+    /// From a PyTorch-layout weight `[C, 1, k, k]` and bias `[C]`.
+    pub fn new(weight: &Tensor, bias: &Tensor, stride: usize, padding: usize) -> Result<Self> {
+        let (c, one, k, k2) = weight.dims4()?;
+        if one != 1 || k != k2 {
+            candle_core::bail!(
+                "depthwise weight must be [C, 1, k, k], got {:?}",
+                weight.dims()
+            );
+        }
+        let w: Vec<f32> = weight.flatten_all()?.to_vec1()?;
+        let mut weight_hwc = vec![0f32; c * k * k];
+        for ch in 0..c {
+            for t in 0..k * k {
+                weight_hwc[t * c + ch] = w[ch * k * k + t];
+            }
+        }
+        Ok(Self {
+            weight_hwc,
+            bias: bias.to_vec1()?,
+            weight_nchw: weight.clone(),
+            bias_tensor: bias.clone(),
+            channels: c,
+            kernel: k,
+            stride,
+            padding,
+        })
+    }
+
+    /// `[B, H, W, C]` → `[B, Ho, Wo, C]`.
+    pub fn forward_nhwc(&self, x: &Tensor) -> Result<Tensor> {
+        if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 {
+            x.contiguous()?.apply_op1_no_bwd(self)
+        } else {
+            let y = x.permute((0, 3, 1, 2))?.conv2d(
+                &self.weight_nchw,
+                self.padding,
+                self.stride,
+                1,
+                self.channels,
+            )?;
+            let y = y.broadcast_add(&self.bias_tensor.reshape((1, self.channels, 1, 1))?)?;
+            y.permute((0, 2, 3, 1))?.contiguous()
+        }
+    }
+
+    fn out_size(&self, n: usize) -> usize {
+        (n + 2 * self.padding - self.kernel) / self.stride + 1
+    }
+}
+
+impl CustomOp1 for DepthwiseConv {
+    fn name(&self) -> &'static str {
+        "segattn-depthwise-conv"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let src = contiguous_f32(storage, layout)?;
+        let (b, h, w, c) = layout.shape().dims4()?;
+        if c != self.channels {
+            candle_core::bail!("depthwise conv: {c} channels, filter has {}", self.channels);
+        }
+        let (ho, wo) = (self.out_size(h), self.out_size(w));
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        let mut dst = vec![0f32; b * ho * wo * c];
+        dst.par_chunks_mut(wo * c)
+            .enumerate()
+            .for_each(|(row, out)| {
+                let (bi, oy) = (row / ho, row % ho);
+                for px in out.chunks_mut(c) {
+                    px.copy_from_slice(&self.bias);
+                }
+                for ky in 0..k {
+                    let iy = (oy * s + ky) as isize - p as isize;
+                    if iy < 0 || iy >= h as isize {
+                        continue;
+                    }
+                    let in_row = &src[(bi * h + iy as usize) * w * c..][..w * c];
+                    for kx in 0..k {
+                        let wt = &self.weight_hwc[(ky * k + kx) * c..][..c];
+                        for (ox, px) in out.chunks_mut(c).enumerate() {
+                            let ix = (ox * s + kx) as isize - p as isize;
+                            if ix < 0 || ix >= w as isize {
+                                continue;
+                            }
+                            let inp = &in_row[ix as usize * c..][..c];
+                            for ((o, i), wv) in px.iter_mut().zip(inp).zip(wt) {
+                                *o += i * wv;
+                            }
+                        }
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(dst), Shape::from((b, ho, wo, c))))
+    }
+}
+
+/// Bilinear resize of one `src_h × src_w` plane with PyTorch's `F.interpolate(mode="bilinear",
+/// align_corners=False)` semantics, computing only the top-left `out_h × out_w` window of a
+/// `full_h × full_w` result (the window SAM crops after its first upscale).
+pub fn resize_bilinear_window(
+    src: &[f32],
+    (src_h, src_w): (usize, usize),
+    (full_h, full_w): (usize, usize),
+    (out_h, out_w): (usize, usize),
+) -> Vec<f32> {
+    let xs = linear_taps(src_w, full_w, out_w);
+    let ys = linear_taps(src_h, full_h, out_h);
+    let mut dst = vec![0f32; out_h * out_w];
+    dst.par_chunks_mut(out_w.max(1))
+        .zip(ys.par_iter())
+        .for_each(|(row, &(y0, y1, ly0, ly1))| {
+            let r0 = &src[y0 * src_w..][..src_w];
+            let r1 = &src[y1 * src_w..][..src_w];
+            for (d, &(x0, x1, lx0, lx1)) in row.iter_mut().zip(&xs) {
+                *d = ly0 * (lx0 * r0[x0] + lx1 * r0[x1]) + ly1 * (lx0 * r1[x0] + lx1 * r1[x1]);
+            }
+        });
+    dst
+}
+
+/// For each of the first `count` outputs of an `in_size → out_size` linear resize: the two source
+/// indices and their weights, as PyTorch computes them in f32.
+fn linear_taps(in_size: usize, out_size: usize, count: usize) -> Vec<(usize, usize, f32, f32)> {
+    let scale = in_size as f32 / out_size as f32;
+    (0..count)
+        .map(|i| {
+            let real = (scale * (i as f32 + 0.5) - 0.5).max(0.0);
+            let i0 = (real.floor() as usize).min(in_size - 1);
+            let l1 = (real - i0 as f32).clamp(0.0, 1.0);
+            let i1 = if i0 < in_size - 1 { i0 + 1 } else { i0 };
+            (i0, i1, 1.0 - l1, l1)
+        })
+        .collect()
+}
+
+/// `[B, H, W, C]` contiguous f32 data of a tensor, copied to the CPU (for small results only).
+pub fn to_vec_f32(t: &Tensor) -> Result<Vec<f32>> {
+    t.to_device(&Device::Cpu)?
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1()
+}

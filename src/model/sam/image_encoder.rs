@@ -1,0 +1,255 @@
+//! SAM's plain ViT image encoder (`segment_anything/modeling/image_encoder.py`): patch
+//! embedding, absolute positions, windowed and global attention blocks with decomposed relative
+//! positions, and the convolutional neck shared with TinyViT.
+
+use anyhow::{bail, Result};
+use candle_core::{Module, Tensor};
+
+use super::config::{VitConfig, EMBED_GRID, PROMPT_EMBED_DIM};
+use crate::model::ops::{gelu, LayerNorm, LayerNorm2d, Linear};
+use crate::weights::Scope;
+
+/// Splits `[B, H, W, C]` into zero-padded `[B·nH·nW, ws, ws, C]` windows; also returns the padded
+/// size `(Hp, Wp)` (`window_partition` in the official code).
+pub fn window_partition(x: &Tensor, ws: usize) -> candle_core::Result<(Tensor, (usize, usize))> {
+    let (b, h, w, c) = x.dims4()?;
+    let (pad_h, pad_w) = ((ws - h % ws) % ws, (ws - w % ws) % ws);
+    let x = if pad_h > 0 || pad_w > 0 {
+        x.pad_with_zeros(1, 0, pad_h)?.pad_with_zeros(2, 0, pad_w)?
+    } else {
+        x.clone()
+    };
+    let (hp, wp) = (h + pad_h, w + pad_w);
+    let x = x
+        .reshape((b, hp / ws, ws, wp / ws, ws, c))?
+        .permute((0, 1, 3, 2, 4, 5))?
+        .contiguous()?
+        .reshape(((), ws, ws, c))?;
+    Ok((x, (hp, wp)))
+}
+
+/// Reverses [`window_partition`]: `[B·nH·nW, ws, ws, C]` → `[B, H, W, C]`, dropping the padding.
+pub fn window_unpartition(
+    windows: &Tensor,
+    ws: usize,
+    (hp, wp): (usize, usize),
+    (h, w): (usize, usize),
+) -> candle_core::Result<Tensor> {
+    let c = windows.dim(candle_core::D::Minus1)?;
+    let b = windows.elem_count() / (hp * wp * c);
+    let x = windows
+        .reshape((b, hp / ws, wp / ws, ws, ws, c))?
+        .permute((0, 1, 3, 2, 4, 5))?
+        .contiguous()?
+        .reshape((b, hp, wp, c))?;
+    if hp > h || wp > w {
+        x.narrow(1, 0, h)?.narrow(2, 0, w)?.contiguous()
+    } else {
+        Ok(x)
+    }
+}
+
+/// The encoders' neck: 1×1 conv → LayerNorm2d → 3×3 conv → LayerNorm2d, to 256 channels.
+pub struct Neck {
+    /// The 1×1 conv as a channels-last linear map `[256, C]`.
+    conv0: Linear,
+    /// The first LayerNorm2d, applied channels-last (same arithmetic).
+    norm1: LayerNorm,
+    conv2: Tensor,
+    norm3: LayerNorm2d,
+}
+
+impl Neck {
+    /// Loads `neck.{0,1,2,3}` for an encoder of width `dim`.
+    pub fn load(s: &Scope, dim: usize) -> Result<Self> {
+        let d = PROMPT_EMBED_DIM;
+        let w0 = s.get("0.weight", &[d, dim, 1, 1])?.reshape((d, dim))?;
+        Ok(Self {
+            conv0: Linear::from_tensors(w0, None),
+            norm1: LayerNorm::load(&s.pp(1), d, 1e-6)?,
+            conv2: s.get("2.weight", &[d, d, 3, 3])?,
+            norm3: LayerNorm2d::load(&s.pp(3), d, 1e-6)?,
+        })
+    }
+
+    /// `[1, 64, 64, C]` → `[1, 256, 64, 64]`
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let x = self.norm1.forward(&self.conv0.forward(x)?)?;
+        let x = x.permute((0, 3, 1, 2))?.contiguous()?;
+        let x = x.conv2d(&self.conv2, 1, 1, 1, 1)?;
+        self.norm3.forward(&x)
+    }
+}
+
+/// Gathers `rel_pos[i - j + size - 1]` into `[size, size, head_dim]` (`get_rel_pos` for equal
+/// query and key sizes, where no interpolation is needed).
+fn gather_rel_pos(s: &Scope, name: &str, size: usize, head_dim: usize) -> Result<Tensor> {
+    let shape = s.require_shape(name)?;
+    if shape != [2 * size - 1, head_dim] {
+        bail!(s.shape_error(name, vec![2 * size - 1, head_dim], shape));
+    }
+    let table = s.get_vec(name, &shape)?;
+    let mut out = Vec::with_capacity(size * size * head_dim);
+    for i in 0..size {
+        for j in 0..size {
+            let r = i + size - 1 - j;
+            out.extend_from_slice(&table[r * head_dim..(r + 1) * head_dim]);
+        }
+    }
+    Ok(Tensor::from_vec(out, (size, size, head_dim), s.device())?)
+}
+
+/// Multi-head attention with decomposed relative positions (`Attention` in the official code).
+struct VitAttention {
+    qkv: Linear,
+    proj: Linear,
+    /// `[size, size, head_dim]`
+    rel_h: Tensor,
+    /// `[size, size, head_dim]`
+    rel_w: Tensor,
+    num_heads: usize,
+}
+
+impl VitAttention {
+    fn load(s: &Scope, dim: usize, num_heads: usize, size: usize) -> Result<Self> {
+        let hd = dim / num_heads;
+        Ok(Self {
+            qkv: Linear::load(&s.pp("qkv"), dim, 3 * dim, true)?,
+            proj: Linear::load(&s.pp("proj"), dim, dim, true)?,
+            rel_h: gather_rel_pos(s, "rel_pos_h", size, hd)?,
+            rel_w: gather_rel_pos(s, "rel_pos_w", size, hd)?,
+            num_heads,
+        })
+    }
+
+    /// `[B, H, W, C]` → `[B, H, W, C]`
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, h, w, c) = x.dims4()?;
+        let (nh, n) = (self.num_heads, h * w);
+        let hd = c / nh;
+        // [3, B·heads, N, hd]
+        let qkv = self
+            .qkv
+            .forward(x)?
+            .reshape((b, n, 3, nh, hd))?
+            .permute((2, 0, 3, 1, 4))?
+            .contiguous()?
+            .reshape((3, b * nh, n, hd))?;
+        let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
+        let scale = (hd as f64).powf(-0.5);
+        // [B·heads, N, N]
+        let attn = (q.clone() * scale)?.matmul(&k.t()?)?;
+        let bh = b * nh;
+        // rel_h[b, y, x, ky] = Σc q[b, y, x, c] · Rh[y, ky, c]
+        let r_q = q.reshape((bh, h, w, hd))?;
+        let rel_h = r_q
+            .permute((1, 0, 2, 3))?
+            .reshape((h, bh * w, hd))?
+            .matmul(&self.rel_h.transpose(1, 2)?)? // [H, Bh·W, kh]
+            .reshape((h, bh, w, h))?
+            .permute((1, 0, 2, 3))?; // [Bh, H, W, kh]
+                                     // rel_w[b, y, x, kx] = Σc q[b, y, x, c] · Rw[x, kx, c]
+        let rel_w = r_q
+            .permute((2, 0, 1, 3))?
+            .reshape((w, bh * h, hd))?
+            .matmul(&self.rel_w.transpose(1, 2)?)? // [W, Bh·H, kw]
+            .reshape((w, bh, h, w))?
+            .permute((1, 2, 0, 3))?; // [Bh, H, W, kw]
+        let attn = attn
+            .reshape((bh, h, w, h, w))?
+            .broadcast_add(&rel_h.unsqueeze(4)?)?
+            .broadcast_add(&rel_w.unsqueeze(3)?)?
+            .reshape((bh, n, n))?;
+        let attn = candle_nn::ops::softmax_last_dim(&attn)?;
+        let out = attn
+            .matmul(&v)? // [Bh, N, hd]
+            .reshape((b, nh, h, w, hd))?
+            .permute((0, 2, 3, 1, 4))?
+            .reshape((b, h, w, c))?;
+        self.proj.forward(&out)
+    }
+}
+
+/// One ViT block: windowed or global attention, then an MLP, both residual.
+struct VitBlock {
+    norm1: LayerNorm,
+    attn: VitAttention,
+    norm2: LayerNorm,
+    lin1: Linear,
+    lin2: Linear,
+    window: usize,
+}
+
+impl VitBlock {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (_, h, w, _) = x.dims4()?;
+        let y = self.norm1.forward(x)?;
+        let y = if self.window > 0 {
+            let (win, padded) = window_partition(&y, self.window)?;
+            let win = self.attn.forward(&win)?;
+            window_unpartition(&win, self.window, padded, (h, w))?
+        } else {
+            self.attn.forward(&y)?
+        };
+        let x = (x + y)?;
+        let m = self
+            .lin2
+            .forward(&gelu(&self.lin1.forward(&self.norm2.forward(&x)?)?)?)?;
+        x + m
+    }
+}
+
+/// SAM's ViT image encoder.
+pub struct ImageEncoderVit {
+    patch_weight: Tensor,
+    patch_bias: Tensor,
+    /// `[1, 64, 64, C]`
+    pos_embed: Tensor,
+    blocks: Vec<VitBlock>,
+    neck: Neck,
+    patch_size: usize,
+}
+
+impl ImageEncoderVit {
+    /// Loads the encoder from `scope` (`image_encoder.*`).
+    pub fn load(s: &Scope, cfg: &VitConfig) -> Result<Self> {
+        let (d, p, g) = (cfg.embed_dim, cfg.patch_size, EMBED_GRID);
+        let blocks = (0..cfg.depth)
+            .map(|i| {
+                let b = s.pp("blocks").pp(i);
+                let window = cfg.block_window(i);
+                let size = if window == 0 { g } else { window };
+                Ok(VitBlock {
+                    norm1: LayerNorm::load(&b.pp("norm1"), d, 1e-6)?,
+                    attn: VitAttention::load(&b.pp("attn"), d, cfg.num_heads, size)?,
+                    norm2: LayerNorm::load(&b.pp("norm2"), d, 1e-6)?,
+                    lin1: Linear::load(&b.pp("mlp.lin1"), d, cfg.mlp_dim, true)?,
+                    lin2: Linear::load(&b.pp("mlp.lin2"), cfg.mlp_dim, d, true)?,
+                    window,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            patch_weight: s.get("patch_embed.proj.weight", &[d, 3, p, p])?,
+            patch_bias: s
+                .get("patch_embed.proj.bias", &[d])?
+                .reshape((1, d, 1, 1))?,
+            pos_embed: s.get("pos_embed", &[1, g, g, d])?,
+            blocks,
+            neck: Neck::load(&s.pp("neck"), d)?,
+            patch_size: p,
+        })
+    }
+
+    /// `[1, 3, 1024, 1024]` normalised image → `[1, 256, 64, 64]` embedding.
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let x = x
+            .conv2d(&self.patch_weight, 0, self.patch_size, 1, 1)?
+            .broadcast_add(&self.patch_bias)?;
+        let mut x = x.permute((0, 2, 3, 1))?.broadcast_add(&self.pos_embed)?;
+        for blk in &self.blocks {
+            x = blk.forward(&x)?;
+        }
+        self.neck.forward(&x)
+    }
+}

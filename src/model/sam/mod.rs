@@ -1,0 +1,416 @@
+//! Segment Anything (SAM ViT-B/L/H and any other ViT size) and MobileSAM (TinyViT) on candle.
+//!
+//! [`SamModel::embed`] runs the heavy image encoder once per image; [`SamModel::predict`] then
+//! turns each prompt into masks, IoU predictions and the decoder's attention maps in
+//! milliseconds. Numbers follow Meta's official PyTorch code (see `tests/sam_parity.rs`).
+
+pub mod config;
+pub mod image_encoder;
+pub mod mask_decoder;
+pub mod prompt_encoder;
+pub mod tiny_vit;
+pub mod transforms;
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+
+use crate::model::detweights;
+use crate::model::ops::to_vec_f32;
+use crate::weights::{Scope, Weights};
+use config::{EncoderConfig, SamConfig, EMBED_GRID, IMG_SIZE};
+use image_encoder::ImageEncoderVit;
+use mask_decoder::MaskDecoder;
+pub use prompt_encoder::SparseToken;
+use prompt_encoder::{EncodedPrompt, PromptEncoder};
+use tiny_vit::TinyVit;
+pub use transforms::Rgb8;
+
+/// Side of the low-resolution mask logits (`256 × 256`).
+pub const LOW_RES: usize = 4 * EMBED_GRID;
+
+/// A point in original-image pixels (x right, y down) with its label.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PointPrompt {
+    /// Position in original-image pixels.
+    pub pos_in_image: [f32; 2],
+    /// Foreground (part of the object) or background.
+    pub label: PointLabel,
+}
+
+/// The label of a point prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum PointLabel {
+    /// Part of the object (label 1).
+    Foreground,
+    /// Not part of the object (label 0).
+    Background,
+}
+
+/// A box in original-image pixels: `[x0, y0, x1, y1]`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BoxPrompt {
+    /// `[x0, y0, x1, y1]` in original-image pixels.
+    pub corners_in_image: [f32; 4],
+}
+
+/// Everything the user said about one object.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Prompts {
+    /// Clicked points in order.
+    pub points: Vec<PointPrompt>,
+    /// An optional box.
+    pub bbox: Option<BoxPrompt>,
+    /// An optional previous low-res mask (`256 × 256` logits) to refine.
+    pub mask_input: Option<Vec<f32>>,
+}
+
+impl Prompts {
+    /// True when there is neither a point nor a box.
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty() && self.bbox.is_none()
+    }
+}
+
+/// An image encoded once, ready for any number of prompts.
+pub struct ImageEmbedding {
+    /// `[1, 256, 64, 64]`
+    pub features: Tensor,
+    /// Original image `(height, width)`.
+    pub original_hw: (usize, usize),
+    /// Resized image inside the 1024 frame `(height, width)`.
+    pub input_hw: (usize, usize),
+}
+
+impl ImageEmbedding {
+    /// The features as plain `[256, 64, 64]` data.
+    pub fn to_vec(&self) -> Result<Vec<f32>> {
+        Ok(to_vec_f32(&self.features)?)
+    }
+}
+
+/// A binary mask at the original image size (`1` inside).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mask {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// `height * width` values, 1 inside, 0 outside.
+    pub data: Vec<u8>,
+}
+
+impl Mask {
+    /// Pixels inside.
+    pub fn area(&self) -> usize {
+        self.data.iter().filter(|&&v| v != 0).count()
+    }
+}
+
+/// The decoder's token-side attention for one prompt, as plain data.
+#[derive(Debug, Clone)]
+pub struct DecoderAttention {
+    /// Attention heads (8).
+    pub num_heads: usize,
+    /// What each of the `T` token rows stands for (`[iou, mask × 4, sparse…]`).
+    pub tokens: Vec<DecoderToken>,
+    /// Image grid `(h, w)` the token → image maps cover (64 × 64).
+    pub grid_hw: (usize, usize),
+    /// Per two-way block.
+    pub layers: Vec<LayerAttention>,
+    /// Final token → image attention `[heads, T, h·w]`.
+    pub final_token_to_image: Vec<f32>,
+}
+
+/// One two-way block's token-side attention.
+#[derive(Debug, Clone)]
+pub struct LayerAttention {
+    /// Token self-attention `[heads, T, T]`.
+    pub self_attn: Vec<f32>,
+    /// Token → image attention `[heads, T, h·w]`.
+    pub token_to_image: Vec<f32>,
+}
+
+/// A decoder token row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DecoderToken {
+    /// The IoU-prediction token.
+    Iou,
+    /// Mask token `i` (0 = single-mask output, 1..=3 = multimask outputs).
+    Mask {
+        /// Index among the mask tokens.
+        index: usize,
+    },
+    /// A prompt token.
+    Prompt {
+        /// What the prompt token is.
+        token: SparseToken,
+    },
+}
+
+/// The result of one prompt.
+#[derive(Debug, Clone)]
+pub struct Prediction {
+    /// Masks at the original size, in SAM's output order.
+    pub masks: Vec<Mask>,
+    /// Predicted IoU of each mask.
+    pub iou_predictions: Vec<f32>,
+    /// `256 × 256` logits of each mask.
+    pub low_res_logits: Vec<Vec<f32>>,
+    /// Decoder attention for this prompt.
+    pub decoder_attention: DecoderAttention,
+}
+
+enum Encoder {
+    Vit(ImageEncoderVit),
+    TinyVit(TinyVit),
+}
+
+/// A loaded SAM or MobileSAM model.
+pub struct SamModel {
+    config: SamConfig,
+    encoder: Encoder,
+    prompt_encoder: PromptEncoder,
+    mask_decoder: MaskDecoder,
+    device: Device,
+}
+
+impl SamModel {
+    /// Loads any SAM / MobileSAM checkpoint, detecting the architecture from its tensors.
+    pub fn load(weights: &Weights, device: &Device) -> Result<Self> {
+        let root = Scope::new(weights, device);
+        let config = SamConfig::detect(&root)
+            .with_context(|| format!("not a SAM checkpoint: {}", weights.path().display()))?;
+        Self::load_with_config(weights, config, device)
+    }
+
+    /// Loads a checkpoint whose architecture is already known.
+    pub fn load_with_config(weights: &Weights, config: SamConfig, device: &Device) -> Result<Self> {
+        let root = Scope::new(weights, device);
+        let enc = root.pp("image_encoder");
+        let encoder = match &config.encoder {
+            EncoderConfig::Vit(c) => Encoder::Vit(ImageEncoderVit::load(&enc, c)?),
+            EncoderConfig::TinyVit(c) => Encoder::TinyVit(TinyVit::load(&enc, c)?),
+        };
+        Ok(Self {
+            prompt_encoder: PromptEncoder::load(&root.pp("prompt_encoder"))?,
+            mask_decoder: MaskDecoder::load(&root.pp("mask_decoder"), &config)?,
+            encoder,
+            config,
+            device: device.clone(),
+        })
+    }
+
+    /// A model with deterministic random weights ("detweights", `seed`) at `config`'s shapes.
+    pub fn detweights(config: SamConfig, seed: u64, device: &Device) -> Result<Self> {
+        let weights = detweights_sam(&config, seed)?;
+        Self::load_with_config(&weights, config, device)
+    }
+
+    /// The detected architecture.
+    pub fn config(&self) -> &SamConfig {
+        &self.config
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The prompt encoder (for its positional encoding).
+    pub fn prompt_encoder(&self) -> &PromptEncoder {
+        &self.prompt_encoder
+    }
+
+    /// Runs the image encoder on an image already resized by [`transforms::resize_longest_side`]
+    /// (`original_hw` is the size before resizing).
+    pub fn embed_resized(
+        &self,
+        resized: &Rgb8,
+        original_hw: (usize, usize),
+    ) -> Result<ImageEmbedding> {
+        if resized.width > IMG_SIZE || resized.height > IMG_SIZE {
+            bail!(
+                "resized image {}x{} exceeds {IMG_SIZE}",
+                resized.width,
+                resized.height
+            );
+        }
+        let input = transforms::normalize_and_pad(resized);
+        let x = Tensor::from_vec(input, (1, 3, IMG_SIZE, IMG_SIZE), &self.device)?;
+        let features = match &self.encoder {
+            Encoder::Vit(e) => e.forward(&x)?,
+            Encoder::TinyVit(e) => e.forward(&x)?,
+        };
+        Ok(ImageEmbedding {
+            features,
+            original_hw,
+            input_hw: (resized.height, resized.width),
+        })
+    }
+
+    /// Resizes, normalises and encodes `image` (the official `SamPredictor.set_image`).
+    pub fn embed(&self, image: &Rgb8) -> Result<ImageEmbedding> {
+        if image.width == 0 || image.height == 0 {
+            bail!("the image is empty (0 pixels)");
+        }
+        let resized = transforms::resize_longest_side(image);
+        self.embed_resized(&resized, (image.height, image.width))
+    }
+
+    /// Maps prompts from original-image pixels into the model's input frame.
+    pub fn encode_prompts(&self, emb: &ImageEmbedding, prompts: &Prompts) -> Result<EncodedPrompt> {
+        let (oh, ow) = emb.original_hw;
+        let check = |x: f32, y: f32, what: &str| -> Result<()> {
+            if !(x.is_finite() && y.is_finite())
+                || x < 0.0
+                || y < 0.0
+                || x > ow as f32
+                || y > oh as f32
+            {
+                bail!("{what} ({x}, {y}) lies outside the {ow}x{oh} image");
+            }
+            Ok(())
+        };
+        let mut points = Vec::with_capacity(prompts.points.len());
+        for p in &prompts.points {
+            let [x, y] = p.pos_in_image;
+            check(x, y, "point")?;
+            let (ix, iy) = transforms::apply_coords((f64::from(x), f64::from(y)), (oh, ow));
+            points.push((ix, iy, p.label == PointLabel::Foreground));
+        }
+        let bbox = match prompts.bbox {
+            Some(b) => {
+                let [x0, y0, x1, y1] = b.corners_in_image;
+                check(x0, y0, "box corner")?;
+                check(x1, y1, "box corner")?;
+                if x1 <= x0 || y1 <= y0 {
+                    bail!(
+                        "box ({x0}, {y0}, {x1}, {y1}) is empty: x1 must exceed x0 and y1 exceed y0"
+                    );
+                }
+                let (a, b0) = transforms::apply_coords((f64::from(x0), f64::from(y0)), (oh, ow));
+                let (c, d) = transforms::apply_coords((f64::from(x1), f64::from(y1)), (oh, ow));
+                Some([a, b0, c, d])
+            }
+            None => None,
+        };
+        if let Some(m) = &prompts.mask_input {
+            if m.len() != LOW_RES * LOW_RES {
+                bail!(
+                    "mask input has {} values, expected {LOW_RES}x{LOW_RES}",
+                    m.len()
+                );
+            }
+        }
+        Ok(EncodedPrompt {
+            points,
+            bbox,
+            mask_input: prompts.mask_input.clone(),
+        })
+    }
+
+    /// Runs the prompt encoder and mask decoder (`SamPredictor.predict`): 3 candidate masks when
+    /// `multimask`, else one.
+    pub fn predict(
+        &self,
+        emb: &ImageEmbedding,
+        prompts: &Prompts,
+        multimask: bool,
+    ) -> Result<Prediction> {
+        let raw = self.predict_low_res(emb, prompts, multimask)?;
+        let masks = raw
+            .low_res_logits
+            .iter()
+            .map(|l| {
+                let logits = transforms::upscale_logits(
+                    l,
+                    (LOW_RES, LOW_RES),
+                    emb.input_hw,
+                    emb.original_hw,
+                );
+                Mask {
+                    width: emb.original_hw.1,
+                    height: emb.original_hw.0,
+                    data: logits.iter().map(|&v| u8::from(v > 0.0)).collect(),
+                }
+            })
+            .collect();
+        Ok(Prediction { masks, ..raw })
+    }
+
+    /// Like [`Self::predict`] without the upscale to the original size (`masks` is empty).
+    pub fn predict_low_res(
+        &self,
+        emb: &ImageEmbedding,
+        prompts: &Prompts,
+        multimask: bool,
+    ) -> Result<Prediction> {
+        if prompts.is_empty() {
+            bail!("no prompt: add a point or a box");
+        }
+        let encoded = self.encode_prompts(emb, prompts)?;
+        let (sparse, sparse_kinds) = self.prompt_encoder.sparse(&encoded, &self.device)?;
+        let dense = self.prompt_encoder.dense(&encoded, &self.device)?;
+        let out = self.mask_decoder.forward(
+            &emb.features,
+            self.prompt_encoder.dense_pe(),
+            &sparse,
+            &dense,
+        )?;
+        let n = self.config.num_mask_tokens;
+        let range = if multimask { 1..n } else { 0..1 };
+        let all_logits = to_vec_f32(&out.masks)?;
+        let all_iou = to_vec_f32(&out.iou)?;
+        let plane = LOW_RES * LOW_RES;
+        let low_res_logits = range
+            .clone()
+            .map(|i| all_logits[i * plane..(i + 1) * plane].to_vec())
+            .collect();
+        let iou_predictions = range.map(|i| all_iou[i]).collect();
+        let mut tokens = vec![DecoderToken::Iou];
+        tokens.extend((0..n).map(|index| DecoderToken::Mask { index }));
+        tokens.extend(
+            sparse_kinds
+                .into_iter()
+                .map(|token| DecoderToken::Prompt { token }),
+        );
+        let layers = out
+            .blocks
+            .iter()
+            .map(|b| {
+                Ok(LayerAttention {
+                    self_attn: to_vec_f32(&b.self_attn)?,
+                    token_to_image: to_vec_f32(&b.token_to_image)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Prediction {
+            masks: Vec::new(),
+            iou_predictions,
+            low_res_logits,
+            decoder_attention: DecoderAttention {
+                num_heads: config::DECODER_HEADS,
+                tokens,
+                grid_hw: (EMBED_GRID, EMBED_GRID),
+                layers,
+                final_token_to_image: to_vec_f32(&out.final_token_to_image)?,
+            },
+        })
+    }
+}
+
+/// Detweights for every tensor of `config`'s official state dict.
+pub fn detweights_sam(config: &SamConfig, seed: u64) -> Result<Weights> {
+    let mut map = HashMap::new();
+    for (key, shape) in config.state_dict_shapes() {
+        let data = detweights::generate(seed, &key, &shape);
+        map.insert(key, Tensor::from_vec(data, shape, &Device::Cpu)?);
+    }
+    Ok(Weights::from_tensors(
+        map,
+        format!("<detweights seed {seed}>"),
+    ))
+}

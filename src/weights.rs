@@ -1,0 +1,497 @@
+//! Weight files: `.safetensors` (memory-mapped) and PyTorch `.pth` / `.pt` / `.bin` (zip + pickle,
+//! read without executing anything), behind one [`Weights`] type that names the tensor and the
+//! file in every error.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use candle_core::pickle::{Object, Stack, TensorInfo};
+use candle_core::{DType, Device, Tensor};
+
+/// Why a weights file could not be used. Every variant names the file, last.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    /// The file could not be opened or read.
+    #[error("cannot read weights ({source}): {path}")]
+    Io {
+        /// Underlying error.
+        source: std::io::Error,
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file is not a checkpoint of a kind we read (or is truncated).
+    #[error("not a usable checkpoint ({reason}): {path}")]
+    NotACheckpoint {
+        /// What is wrong.
+        reason: String,
+        /// The file.
+        path: PathBuf,
+    },
+    /// The pickle references something other than tensor storage; nothing was executed.
+    #[error("refusing to load: the pickle references `{what}`, which is not tensor data: {path}")]
+    Unsafe {
+        /// The referenced Python global, e.g. `posix.system`.
+        what: String,
+        /// The file.
+        path: PathBuf,
+    },
+    /// A tensor the model needs is absent.
+    #[error("tensor `{name}` is missing from {path}")]
+    Missing {
+        /// Full tensor name.
+        name: String,
+        /// The file.
+        path: PathBuf,
+    },
+    /// A tensor has the wrong shape.
+    #[error("tensor `{name}` has shape {got:?}, expected {expected:?}, in {path}")]
+    Shape {
+        /// Full tensor name.
+        name: String,
+        /// Shape the model needs.
+        expected: Vec<usize>,
+        /// Shape in the file.
+        got: Vec<usize>,
+        /// The file.
+        path: PathBuf,
+    },
+    /// A tensor's data could not be read (truncated storage, unsupported dtype, ...).
+    #[error("tensor `{name}` is unreadable ({reason}) in {path}")]
+    Corrupt {
+        /// Full tensor name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+enum Backend {
+    Safetensors(candle_core::safetensors::MmapedSafetensors),
+    Pth {
+        zip: Mutex<zip::ZipArchive<BufReader<File>>>,
+        infos: HashMap<String, TensorInfo>,
+    },
+    Memory(HashMap<String, Tensor>),
+}
+
+/// A set of named tensors from one source, loaded lazily and converted to f32 on request.
+pub struct Weights {
+    path: PathBuf,
+    backend: Backend,
+}
+
+impl fmt::Debug for Weights {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Weights")
+            .field("path", &self.path)
+            .field("tensors", &self.len())
+            .finish()
+    }
+}
+
+/// Python globals a `torch.save` state dict may reference. Anything else is refused.
+fn is_allowed_global(module: &str, name: &str) -> bool {
+    match module {
+        "collections" => name == "OrderedDict",
+        "torch._utils" => matches!(
+            name,
+            "_rebuild_tensor_v2" | "_rebuild_parameter" | "_rebuild_tensor"
+        ),
+        "torch._tensor" => name == "_rebuild_from_type_v2",
+        "torch" => name.ends_with("Storage") || name == "Tensor",
+        "torch.nn.parameter" => name == "Parameter",
+        _ => false,
+    }
+}
+
+/// Walks a pickle object tree and returns the first global that is not allowed.
+fn find_disallowed_global(obj: &Object) -> Option<String> {
+    match obj {
+        Object::Class {
+            module_name,
+            class_name,
+        } => (!is_allowed_global(module_name, class_name))
+            .then(|| format!("{module_name}.{class_name}")),
+        Object::Tuple(items) | Object::List(items) => items.iter().find_map(find_disallowed_global),
+        Object::Dict(items) => items
+            .iter()
+            .find_map(|(k, v)| find_disallowed_global(k).or_else(|| find_disallowed_global(v))),
+        Object::Reduce { callable, args } | Object::Build { callable, args } => {
+            find_disallowed_global(callable).or_else(|| find_disallowed_global(args))
+        }
+        Object::PersistentLoad(inner) => find_disallowed_global(inner),
+        _ => None,
+    }
+}
+
+impl Weights {
+    /// Opens a weights file, choosing the reader from its content (zip → PyTorch, else
+    /// safetensors). Nothing in the file is executed.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, WeightsError> {
+        let path = path.as_ref().to_path_buf();
+        let mut magic = [0u8; 9];
+        let n = File::open(&path)
+            .and_then(|f| f.take(9).read(&mut magic))
+            .map_err(|source| WeightsError::Io {
+                source,
+                path: path.clone(),
+            })?;
+        let magic = &magic[..n];
+        if magic.starts_with(b"PK") {
+            Self::open_pth(path)
+        } else if magic.len() == 9 && magic[8] == b'{' {
+            // safetensors: an 8-byte header length, then the JSON header.
+            Self::open_safetensors(path)
+        } else if magic.len() >= 2 && magic[0] == 0x80 && (2..=5).contains(&magic[1]) {
+            Err(WeightsError::NotACheckpoint {
+                reason: "a raw pickle; only the zip layout of torch.save (PyTorch >= 1.6) is read"
+                    .into(),
+                path,
+            })
+        } else {
+            Err(WeightsError::NotACheckpoint {
+                reason: "neither safetensors nor a PyTorch zip checkpoint".into(),
+                path,
+            })
+        }
+    }
+
+    fn open_safetensors(path: PathBuf) -> Result<Self, WeightsError> {
+        // SAFETY: the file is mapped read-only; like every mmap it must not be modified
+        // while the app runs, which weights files are not.
+        let st =
+            unsafe { candle_core::safetensors::MmapedSafetensors::new(&path) }.map_err(|e| {
+                WeightsError::NotACheckpoint {
+                    reason: format!("not a valid safetensors file, truncated or corrupt: {e}"),
+                    path: path.clone(),
+                }
+            })?;
+        Ok(Self {
+            path,
+            backend: Backend::Safetensors(st),
+        })
+    }
+
+    fn open_pth(path: PathBuf) -> Result<Self, WeightsError> {
+        let not_ckpt = |reason: String| WeightsError::NotACheckpoint {
+            reason,
+            path: path.clone(),
+        };
+        let file = File::open(&path).map_err(|source| WeightsError::Io {
+            source,
+            path: path.clone(),
+        })?;
+        let mut zip = zip::ZipArchive::new(BufReader::new(file))
+            .map_err(|e| not_ckpt(format!("broken zip archive, truncated? {e}")))?;
+        let pkl_name = zip
+            .file_names()
+            .filter_map(|n| n.ok())
+            .find(|n| n.ends_with("data.pkl"))
+            .map(|n| n.into_owned())
+            .ok_or_else(|| not_ckpt("no data.pkl inside the zip".into()))?;
+        let dir_name = PathBuf::from(pkl_name.trim_end_matches(".pkl"));
+        let obj = {
+            let entry = zip
+                .by_name(&pkl_name)
+                .map_err(|e| not_ckpt(format!("cannot read {pkl_name}: {e}")))?;
+            let mut reader = BufReader::new(entry);
+            let mut stack = Stack::empty();
+            stack
+                .read_loop(&mut reader)
+                .map_err(|e| not_ckpt(format!("unreadable pickle: {e}")))?;
+            stack
+                .finalize()
+                .map_err(|e| not_ckpt(format!("unreadable pickle: {e}")))?
+        };
+        if let Some(what) = find_disallowed_global(&obj) {
+            return Err(WeightsError::Unsafe { what, path });
+        }
+        let state_dict = unwrap_state_dict(obj);
+        let mut infos = HashMap::new();
+        if let Object::Dict(items) = state_dict {
+            for (name, value) in items {
+                match value.into_tensor_info(name, &dir_name) {
+                    Ok(Some(info)) => {
+                        infos.insert(info.name.clone(), info);
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Err(not_ckpt(format!("malformed tensor record: {e}"))),
+                }
+            }
+        }
+        if infos.is_empty() {
+            return Err(not_ckpt("the pickle holds no tensors".into()));
+        }
+        Ok(Self {
+            path,
+            backend: Backend::Pth {
+                zip: Mutex::new(zip),
+                infos,
+            },
+        })
+    }
+
+    /// Wraps tensors already in memory (e.g. generated detweights); `label` stands for the path.
+    pub fn from_tensors(tensors: HashMap<String, Tensor>, label: impl Into<PathBuf>) -> Self {
+        Self {
+            path: label.into(),
+            backend: Backend::Memory(tensors),
+        }
+    }
+
+    /// The file (or label) these weights come from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of tensors.
+    pub fn len(&self) -> usize {
+        match &self.backend {
+            Backend::Safetensors(st) => st.tensors().len(),
+            Backend::Pth { infos, .. } => infos.len(),
+            Backend::Memory(m) => m.len(),
+        }
+    }
+
+    /// True when there are no tensors.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// All tensor names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = match &self.backend {
+            Backend::Safetensors(st) => st.tensors().into_iter().map(|(n, _)| n).collect(),
+            Backend::Pth { infos, .. } => infos.keys().cloned().collect(),
+            Backend::Memory(m) => m.keys().cloned().collect(),
+        };
+        names.sort();
+        names
+    }
+
+    /// The shape of tensor `name` without reading its data.
+    pub fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        match &self.backend {
+            Backend::Safetensors(st) => st.get(name).ok().map(|v| v.shape().to_vec()),
+            Backend::Pth { infos, .. } => infos.get(name).map(|i| i.layout.dims().to_vec()),
+            Backend::Memory(m) => m.get(name).map(|t| t.dims().to_vec()),
+        }
+    }
+
+    /// True when tensor `name` exists.
+    pub fn contains(&self, name: &str) -> bool {
+        self.shape(name).is_some()
+    }
+
+    /// Tensor `name` as f32 on `device`, checked against `expected` shape.
+    pub fn get(
+        &self,
+        name: &str,
+        expected: &[usize],
+        device: &Device,
+    ) -> Result<Tensor, WeightsError> {
+        let got = self.shape(name).ok_or_else(|| WeightsError::Missing {
+            name: name.to_string(),
+            path: self.path.clone(),
+        })?;
+        if got != expected {
+            return Err(WeightsError::Shape {
+                name: name.to_string(),
+                expected: expected.to_vec(),
+                got,
+                path: self.path.clone(),
+            });
+        }
+        self.load_any(name, device)
+    }
+
+    /// Tensor `name` as f32 on `device`, whatever its shape.
+    pub fn load_any(&self, name: &str, device: &Device) -> Result<Tensor, WeightsError> {
+        let corrupt = |reason: String| WeightsError::Corrupt {
+            name: name.to_string(),
+            reason,
+            path: self.path.clone(),
+        };
+        let missing = || WeightsError::Missing {
+            name: name.to_string(),
+            path: self.path.clone(),
+        };
+        let t = match &self.backend {
+            Backend::Safetensors(st) => {
+                if st.get(name).is_err() {
+                    return Err(missing());
+                }
+                st.load(name, &Device::Cpu)
+                    .map_err(|e| corrupt(e.to_string()))?
+            }
+            Backend::Memory(m) => m.get(name).cloned().ok_or_else(missing)?,
+            Backend::Pth { zip, infos } => {
+                let info = infos.get(name).ok_or_else(missing)?;
+                read_pth_tensor(zip, info).map_err(corrupt)?
+            }
+        };
+        let t = if t.dtype() == DType::F32 {
+            t
+        } else {
+            t.to_dtype(DType::F32).map_err(|e| corrupt(e.to_string()))?
+        };
+        t.to_device(device).map_err(|e| corrupt(e.to_string()))
+    }
+}
+
+/// A checkpoint may be the state dict itself or a dict holding it under `model` / `state_dict`.
+fn unwrap_state_dict(obj: Object) -> Object {
+    let Object::Dict(items) = obj else {
+        return obj;
+    };
+    let holds_tensors = items
+        .iter()
+        .any(|(_, v)| matches!(v, Object::Reduce { .. }));
+    if holds_tensors {
+        return Object::Dict(items);
+    }
+    for (k, v) in &items {
+        if let Object::Unicode(key) = k {
+            if (key == "model" || key == "state_dict") && matches!(v, Object::Dict(_)) {
+                return v.clone();
+            }
+        }
+    }
+    Object::Dict(items)
+}
+
+/// Reads one tensor's storage from the zip, checking that the storage holds the whole view.
+fn read_pth_tensor(
+    zip: &Mutex<zip::ZipArchive<BufReader<File>>>,
+    info: &TensorInfo,
+) -> Result<Tensor, String> {
+    let mut zip = zip.lock().map_err(|_| "zip reader poisoned".to_string())?;
+    let mut entry = zip.by_name(&info.path).map_err(|e| e.to_string())?;
+    let elem = info.dtype.size_in_bytes();
+    let layout = &info.layout;
+    let dims = layout.dims().to_vec();
+    let numel: usize = dims.iter().product();
+    let start = layout.start_offset(); // in bytes (candle stores offset * elem size)
+    let contiguous = layout.is_contiguous();
+    let fortran = layout.is_fortran_contiguous() && dims.len() > 1;
+    if !contiguous && !fortran && numel > 1 {
+        return Err(format!("non-contiguous layout {layout:?}"));
+    }
+    let needed = start + numel * elem;
+    if (entry.size() as usize) < needed {
+        return Err(format!(
+            "storage holds {} bytes, the tensor needs {needed}",
+            entry.size()
+        ));
+    }
+    let mut bytes = vec![0u8; needed];
+    entry
+        .read_exact(&mut bytes)
+        .map_err(|e| format!("truncated storage: {e}"))?;
+    let data = &bytes[start..];
+    let t = if fortran && !contiguous {
+        let rev: Vec<usize> = dims.iter().rev().copied().collect();
+        let perm: Vec<usize> = (0..dims.len()).rev().collect();
+        Tensor::from_raw_buffer(data, info.dtype, &rev, &Device::Cpu)
+            .and_then(|t| t.permute(perm))
+            .and_then(|t| t.contiguous())
+    } else {
+        Tensor::from_raw_buffer(data, info.dtype, &dims, &Device::Cpu)
+    };
+    t.map_err(|e| e.to_string())
+}
+
+/// A view of [`Weights`] under a key prefix, mirroring the checkpoint's module path
+/// (`scope.pp("blocks").pp(0).get("norm1.weight", &[768])`).
+#[derive(Clone)]
+pub struct Scope<'a> {
+    weights: &'a Weights,
+    prefix: String,
+    device: Device,
+}
+
+impl<'a> Scope<'a> {
+    /// The root scope on `device`.
+    pub fn new(weights: &'a Weights, device: &Device) -> Self {
+        Self {
+            weights,
+            prefix: String::new(),
+            device: device.clone(),
+        }
+    }
+
+    /// A child scope (`prefix.name`).
+    pub fn pp(&self, name: impl fmt::Display) -> Self {
+        Self {
+            weights: self.weights,
+            prefix: self.key(&name.to_string()),
+            device: self.device.clone(),
+        }
+    }
+
+    /// The full key of `name` in this scope.
+    pub fn key(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.prefix)
+        }
+    }
+
+    /// The device tensors are loaded to.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The shape of `name` in this scope, if present.
+    pub fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.weights.shape(&self.key(name))
+    }
+
+    /// True when `name` exists in this scope.
+    pub fn contains(&self, name: &str) -> bool {
+        self.shape(name).is_some()
+    }
+
+    /// The shape of `name`, or a [`WeightsError::Missing`] naming it.
+    pub fn require_shape(&self, name: &str) -> Result<Vec<usize>, WeightsError> {
+        self.shape(name).ok_or_else(|| WeightsError::Missing {
+            name: self.key(name),
+            path: self.weights.path.clone(),
+        })
+    }
+
+    /// Tensor `name` of shape `expected`, f32 on this scope's device.
+    pub fn get(&self, name: &str, expected: &[usize]) -> Result<Tensor, WeightsError> {
+        self.weights.get(&self.key(name), expected, &self.device)
+    }
+
+    /// Tensor `name` of shape `expected`, f32 on the CPU as a flat row-major vector.
+    pub fn get_vec(&self, name: &str, expected: &[usize]) -> Result<Vec<f32>, WeightsError> {
+        let key = self.key(name);
+        let t = self.weights.get(&key, expected, &Device::Cpu)?;
+        t.flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(|e| WeightsError::Corrupt {
+                name: key,
+                reason: e.to_string(),
+                path: self.weights.path.clone(),
+            })
+    }
+
+    /// A wrong-shape error for `name` (for checks that span several tensors).
+    pub fn shape_error(&self, name: &str, expected: Vec<usize>, got: Vec<usize>) -> WeightsError {
+        WeightsError::Shape {
+            name: self.key(name),
+            expected,
+            got,
+            path: self.weights.path.clone(),
+        }
+    }
+}

@@ -1,0 +1,394 @@
+//! `segattn segment` end to end through the real binary, and its handling of bad input: every
+//! case must end with a one-line error and a non-zero exit, never a panic.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use candle_core::Device;
+use common::{fixture, load_tensors};
+use segattn::model::sam::config::{EncoderConfig, SamConfig, VitConfig};
+
+/// A temp folder with the small ViT (detweights seed 2) as safetensors, made once per run.
+fn workdir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = SamConfig::with_encoder(EncoderConfig::Vit(VitConfig::official(
+            96,
+            4,
+            4,
+            vec![1, 3],
+        )));
+        let weights = segattn::model::sam::detweights_sam(&config, 2).expect("weights");
+        let tensors: std::collections::HashMap<String, candle_core::Tensor> = weights
+            .names()
+            .into_iter()
+            .map(|n| {
+                let t = weights.load_any(&n, &Device::Cpu).expect("tensor");
+                (n, t)
+            })
+            .collect();
+        candle_core::safetensors::save(&tensors, dir.path().join("sam_small.safetensors"))
+            .expect("save");
+        dir
+    })
+    .path()
+}
+
+fn weights() -> PathBuf {
+    workdir().join("sam_small.safetensors")
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn segattn(args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_segattn"))
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("binary runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn segment(weights: &Path, image: &Path, extra: &[&str]) -> Run {
+    let out = workdir().join(format!("out-{}.png", std::process::id()));
+    let mut args = vec![
+        "segment",
+        "--weights",
+        weights.to_str().expect("utf8"),
+        "--image",
+        image.to_str().expect("utf8"),
+        "--out",
+        out.to_str().expect("utf8"),
+    ];
+    args.extend_from_slice(extra);
+    segattn(&args)
+}
+
+/// A clean failure: non-zero exit, one line on stderr that contains `needle`, no panic.
+fn assert_clean_error(run: &Run, needle: &str) {
+    assert_ne!(run.code, 0, "expected failure, stdout: {}", run.stdout);
+    assert_eq!(run.code, 1, "stderr: {}", run.stderr);
+    assert!(!run.stderr.contains("panicked"), "panic: {}", run.stderr);
+    assert_eq!(
+        run.stderr.trim().lines().count(),
+        1,
+        "not one line: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.to_lowercase().contains(&needle.to_lowercase()),
+        "`{needle}` not in: {}",
+        run.stderr
+    );
+}
+
+fn write(name: &str, bytes: &[u8]) -> PathBuf {
+    let p = workdir().join(name);
+    std::fs::write(&p, bytes).expect("write");
+    p
+}
+
+fn chelsea() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/chelsea.png")
+}
+
+#[test]
+fn segments_chelsea_like_pytorch() {
+    let out = workdir().join("cat.png");
+    let logits = workdir().join("cat.safetensors");
+    let run = segattn(&[
+        "segment",
+        "--weights",
+        weights().to_str().expect("utf8"),
+        "--image",
+        chelsea().to_str().expect("utf8"),
+        "--point",
+        "250,130",
+        "--multimask",
+        "--json",
+        "--out",
+        out.to_str().expect("utf8"),
+        "--logits-out",
+        logits.to_str().expect("utf8"),
+        "--device",
+        "cpu",
+    ]);
+    assert_eq!(run.code, 0, "stderr: {}", run.stderr);
+    let summary: serde_json::Value = serde_json::from_str(&run.stdout).expect("json on stdout");
+    assert_eq!(summary["model"]["kind"], "vit");
+    assert_eq!(summary["model"]["embed_dim"], 96);
+    assert_eq!(summary["masks"].as_array().expect("masks").len(), 3);
+    let reference = load_tensors("sam/sam_vit_small.safetensors");
+    let ref_masks: Vec<u8> = reference["p0.masks"]
+        .flatten_all()
+        .and_then(|t| t.to_vec1())
+        .expect("u8");
+    let plane = 300 * 451;
+    for i in 0..3 {
+        let png = image::open(workdir().join(format!("cat-{i}.png")))
+            .expect("mask png")
+            .into_luma8();
+        assert_eq!(png.dimensions(), (451, 300));
+        assert!(png.pixels().all(|p| p.0[0] == 0 || p.0[0] == 255));
+        let ours: Vec<u8> = png.pixels().map(|p| u8::from(p.0[0] == 255)).collect();
+        let differ = ours
+            .iter()
+            .zip(&ref_masks[i * plane..(i + 1) * plane])
+            .filter(|(a, b)| a != b)
+            .count();
+        assert!(
+            differ as f64 / plane as f64 <= 0.002,
+            "mask {i}: {differ} pixels differ"
+        );
+        assert_eq!(
+            summary["masks"][i]["area"].as_u64(),
+            Some(ours.iter().filter(|&&v| v == 1).count() as u64)
+        );
+    }
+    let saved = candle_core::safetensors::load(&logits, &Device::Cpu).expect("logits file");
+    assert_eq!(saved["low_res_masks"].dims(), &[3, 256, 256]);
+    assert_eq!(saved["iou_predictions"].dims(), &[3]);
+    assert_eq!(saved["image_embeddings"].dims(), &[256, 64, 64]);
+}
+
+#[test]
+fn converts_grey_alpha_palette_cmyk_and_16_bit_images() {
+    let rgb16 = image::ImageBuffer::<image::Rgb<u16>, _>::from_fn(64, 48, |x, y| {
+        image::Rgb([(x * 1000) as u16, (y * 1000) as u16, 40000])
+    });
+    let p16 = workdir().join("rgb16.png");
+    rgb16.save(&p16).expect("save 16-bit");
+    let rgba = image::RgbaImage::from_fn(64, 48, |x, y| {
+        image::Rgba([x as u8 * 3, y as u8 * 4, 9, 128])
+    });
+    let prgba = workdir().join("rgba.png");
+    rgba.save(&prgba).expect("save rgba");
+    for (path, w, h) in [
+        (p16, 64, 48),
+        (prgba, 64, 48),
+        (fixture("images/cmyk.jpg"), 90, 60),
+        (fixture("images/palette.png"), 90, 60),
+        (fixture("images/grey_alpha.png"), 90, 60),
+        (fixture("images/grey16.png"), 90, 60),
+    ] {
+        let img = segattn::image_io::load_rgb8(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!((img.width, img.height), (w, h), "{}", path.display());
+        assert_eq!(img.data.len(), w * h * 3);
+    }
+    // CMYK is converted to RGB, not misread: the cat photo stays mostly warm-toned.
+    let cmyk = segattn::image_io::load_rgb8(fixture("images/cmyk.jpg")).expect("cmyk");
+    let (r, b) = cmyk.data.chunks(3).fold((0u64, 0u64), |(r, b), p| {
+        (r + u64::from(p[0]), b + u64::from(p[2]))
+    });
+    assert!(r > b, "CMYK conversion looks wrong (R {r}, B {b})");
+    // And a converted image segments.
+    let run = segment(
+        &weights(),
+        &fixture("images/palette.png"),
+        &["--point", "40,30"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[test]
+fn fifty_megapixel_photo_works() {
+    let (w, h) = (8660u32, 5780u32); // 50.05 MP
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x / 40) as u8, (y / 30) as u8, 128])
+    });
+    let path = workdir().join("big.png");
+    let file = std::io::BufWriter::new(std::fs::File::create(&path).expect("create"));
+    let enc = image::codecs::png::PngEncoder::new_with_quality(
+        file,
+        image::codecs::png::CompressionType::Fast,
+        image::codecs::png::FilterType::NoFilter,
+    );
+    image::ImageEncoder::write_image(enc, img.as_raw(), w, h, image::ExtendedColorType::Rgb8)
+        .expect("encode");
+    drop(img);
+    let out = workdir().join("big-mask.png");
+    let run = segattn(&[
+        "segment",
+        "--weights",
+        weights().to_str().expect("utf8"),
+        "--image",
+        path.to_str().expect("utf8"),
+        "--box",
+        "100,100,6000,5000",
+        "--out",
+        out.to_str().expect("utf8"),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(image::image_dimensions(&out).expect("mask"), (w, h));
+}
+
+/// A PNG whose header claims `w × h` pixels, followed by a token IDAT.
+fn png_header_only(w: u32, h: u32) -> Vec<u8> {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&crc32(&body).to_be_bytes());
+    }
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(
+        &mut out,
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    );
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn bad_images_fail_cleanly() {
+    let w = weights();
+    let p = ["--point", "10,10"];
+    assert_clean_error(
+        &segment(&w, &write("notes.png", b"this is not an image"), &p),
+        "not a supported image",
+    );
+    let png = std::fs::read(chelsea()).expect("png");
+    assert_clean_error(
+        &segment(&w, &write("truncated.png", &png[..png.len() / 3]), &p),
+        "cannot decode image",
+    );
+    assert_clean_error(
+        &segment(&w, &write("huge.png", &png_header_only(60000, 60000)), &p),
+        "too large",
+    );
+    assert_clean_error(
+        &segment(&w, &write("zero.png", &png_header_only(0, 10)), &p),
+        "image",
+    );
+    assert_clean_error(
+        &segment(&w, Path::new("/nonexistent/cat.png"), &p),
+        "cannot read image",
+    );
+}
+
+#[test]
+fn bad_prompts_fail_cleanly() {
+    let (w, img) = (weights(), chelsea());
+    assert_clean_error(&segment(&w, &img, &[]), "no prompt");
+    assert_clean_error(
+        &segment(&w, &img, &["--point", "500,10"]),
+        "outside the 451x300 image",
+    );
+    assert_clean_error(&segment(&w, &img, &["--point", "-3,10"]), "outside");
+    assert_clean_error(&segment(&w, &img, &["--box", "10,10,400,900"]), "outside");
+    assert_clean_error(&segment(&w, &img, &["--box", "300,10,100,200"]), "empty");
+    let bad_label = segment(&w, &img, &["--point", "10,10,maybe"]);
+    assert_ne!(bad_label.code, 0);
+    assert!(bad_label.stderr.contains("fg or bg") && !bad_label.stderr.contains("panicked"));
+}
+
+/// Rewrites the small-ViT checkpoint with `edit` applied to its tensors.
+fn edited_weights(
+    name: &str,
+    edit: impl FnOnce(&mut std::collections::HashMap<String, candle_core::Tensor>),
+) -> PathBuf {
+    let mut tensors = candle_core::safetensors::load(weights(), &Device::Cpu).expect("load");
+    edit(&mut tensors);
+    let p = workdir().join(name);
+    candle_core::safetensors::save(&tensors, &p).expect("save");
+    p
+}
+
+#[test]
+fn bad_weights_fail_cleanly_naming_tensor_and_file() {
+    let img = chelsea();
+    let p = ["--point", "10,10"];
+    let bytes = std::fs::read(weights()).expect("weights");
+    let truncated = write("truncated.safetensors", &bytes[..bytes.len() / 2]);
+    let run = segment(&truncated, &img, &p);
+    assert_clean_error(&run, "truncated");
+    assert!(run.stderr.contains("truncated.safetensors"));
+
+    assert_clean_error(
+        &segment(&write("readme.safetensors", b"# not weights\n"), &img, &p),
+        "not a usable checkpoint",
+    );
+
+    let missing = edited_weights("missing.safetensors", |t| {
+        t.remove("image_encoder.blocks.2.mlp.lin1.weight");
+    });
+    let run = segment(&missing, &img, &p);
+    assert_clean_error(&run, "image_encoder.blocks.2.mlp.lin1.weight");
+    assert!(run.stderr.contains("missing.safetensors"), "{}", run.stderr);
+
+    let misshaped = edited_weights("misshaped.safetensors", |t| {
+        t.insert(
+            "mask_decoder.transformer.layers.1.norm2.weight".into(),
+            candle_core::Tensor::zeros(255, candle_core::DType::F32, &Device::Cpu).expect("zeros"),
+        );
+    });
+    let run = segment(&misshaped, &img, &p);
+    assert_clean_error(&run, "mask_decoder.transformer.layers.1.norm2.weight");
+    assert!(
+        run.stderr.contains("[255]") && run.stderr.contains("misshaped.safetensors"),
+        "{}",
+        run.stderr
+    );
+
+    let text_model = edited_weights("not_sam.safetensors", |t| {
+        t.retain(|k, _| k.starts_with("mask_decoder"))
+    });
+    assert_clean_error(&segment(&text_model, &img, &p), "not a SAM checkpoint");
+}
+
+#[test]
+fn pickles_with_code_are_refused_and_never_run() {
+    let _ = std::fs::remove_file("/tmp/segattn-pwned");
+    let img = chelsea();
+    let p = ["--point", "10,10"];
+    let run = segment(&fixture("weights/evil_zip.pth"), &img, &p);
+    assert_clean_error(&run, "posix.system");
+    assert!(run.stderr.contains("evil_zip.pth"));
+    assert_clean_error(
+        &segment(&fixture("weights/evil_raw.pth"), &img, &p),
+        "raw pickle",
+    );
+    assert!(
+        !Path::new("/tmp/segattn-pwned").exists(),
+        "the pickle's code ran"
+    );
+    // A truncated real torch.save file.
+    let pth = std::fs::read(fixture("sam/sam_vit_small_image_encoder.pth")).expect("pth");
+    let cut = write("cut.pth", &pth[..pth.len() - 5000]);
+    assert_clean_error(&segment(&cut, &img, &p), "cut.pth");
+}

@@ -1,0 +1,54 @@
+//! Helpers shared by the integration tests: fixture paths and comparisons.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use candle_core::{DType, Device, Tensor};
+
+/// `tests/fixtures/<rel>`.
+pub fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+/// All tensors of a fixture safetensors file, on the CPU.
+pub fn load_tensors(rel: &str) -> HashMap<String, Tensor> {
+    candle_core::safetensors::load(fixture(rel), &Device::Cpu).expect("fixture readable")
+}
+
+/// A fixture tensor as flat f32 data.
+pub fn f32s(map: &HashMap<String, Tensor>, key: &str) -> Vec<f32> {
+    map.get(key)
+        .unwrap_or_else(|| panic!("fixture lacks {key}"))
+        .to_dtype(DType::F32)
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.to_vec1())
+        .expect("f32 data")
+}
+
+/// A fixture JSON file.
+pub fn json(rel: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture(rel)).expect("fixture json"))
+        .expect("valid json")
+}
+
+/// max |a − b| / max |b|, asserting equal lengths.
+pub fn rel_err(ours: &[f32], reference: &[f32]) -> f32 {
+    assert_eq!(ours.len(), reference.len(), "length mismatch");
+    let max_ref = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let max_diff = ours
+        .iter()
+        .zip(reference)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    max_diff / max_ref.max(f32::MIN_POSITIVE)
+}
+
+/// max |a − b|.
+pub fn max_abs(ours: &[f32], reference: &[f32]) -> f32 {
+    assert_eq!(ours.len(), reference.len(), "length mismatch");
+    ours.iter()
+        .zip(reference)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
+}

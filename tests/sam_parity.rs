@@ -1,0 +1,318 @@
+//! SAM / MobileSAM against the official PyTorch code.
+//!
+//! Reference outputs in `tests/fixtures/sam/` were produced by `segment_anything` 1.0 and
+//! `mobilesam-mirror` 1.0.0 (torch 2.15, CPU, f32) with detweights (see
+//! `tests/fixtures/WEIGHTS_SPEC.md`); `tools/reference/make_sam_fixtures.py` regenerates them.
+//! Tolerances are those of `tests/fixtures/sam/manifest.json`.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use candle_core::{Device, Tensor};
+use common::{f32s, fixture, json, load_tensors, max_abs, rel_err};
+use segattn::model::sam::config::{EncoderConfig, SamConfig, TinyVitConfig, VitConfig};
+use segattn::model::sam::transforms::{resize_longest_side, upscale_logits};
+use segattn::model::sam::{
+    BoxPrompt, ImageEmbedding, PointLabel, PointPrompt, Prompts, Rgb8, SamModel, LOW_RES,
+};
+use segattn::weights::Weights;
+use sha2::{Digest, Sha256};
+
+fn mobile_sam_config() -> SamConfig {
+    SamConfig::with_encoder(EncoderConfig::TinyVit(TinyVitConfig::mobile_sam()))
+}
+
+fn small_vit_config() -> SamConfig {
+    SamConfig::with_encoder(EncoderConfig::Vit(VitConfig::official(
+        96,
+        4,
+        4,
+        vec![1, 3],
+    )))
+}
+
+fn fixture_image(key: &str) -> Rgb8 {
+    let t = load_tensors("sam/image.safetensors");
+    let img = t.get(key).expect("image tensor");
+    let (h, w, _) = img.dims3().expect("hwc");
+    Rgb8 {
+        width: w,
+        height: h,
+        data: img
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<u8>())
+            .expect("u8"),
+    }
+}
+
+/// A model built from detweights and its embedding of the fixture's official resized image.
+struct Case {
+    model: SamModel,
+    emb: ImageEmbedding,
+    reference: HashMap<String, Tensor>,
+    meta: serde_json::Value,
+}
+
+fn case(name: &str) -> &'static Case {
+    static MOBILE: OnceLock<Case> = OnceLock::new();
+    static VIT: OnceLock<Case> = OnceLock::new();
+    let (cell, config, seed) = match name {
+        "mobilesam_vit_t" => (&MOBILE, mobile_sam_config(), 1),
+        _ => (&VIT, small_vit_config(), 2),
+    };
+    cell.get_or_init(|| {
+        let model = SamModel::detweights(config, seed, &Device::Cpu).expect("model builds");
+        let resized = fixture_image("resized");
+        let emb = model.embed_resized(&resized, (300, 451)).expect("encodes");
+        Case {
+            model,
+            emb,
+            reference: load_tensors(&format!("sam/{name}.safetensors")),
+            meta: json(&format!("sam/{name}.json")),
+        }
+    })
+}
+
+fn prompts_of(p: &serde_json::Value) -> (Prompts, bool) {
+    let mut prompts = Prompts::default();
+    if let Some(points) = p["points"].as_array() {
+        for (pt, label) in points.iter().zip(p["labels"].as_array().expect("labels")) {
+            prompts.points.push(PointPrompt {
+                pos_in_image: [
+                    pt[0].as_f64().expect("x") as f32,
+                    pt[1].as_f64().expect("y") as f32,
+                ],
+                label: if label.as_i64() == Some(1) {
+                    PointLabel::Foreground
+                } else {
+                    PointLabel::Background
+                },
+            });
+        }
+    }
+    if let Some(b) = p["box"].as_array() {
+        let v: Vec<f32> = b.iter().map(|x| x.as_f64().expect("box") as f32).collect();
+        prompts.bbox = Some(BoxPrompt {
+            corners_in_image: [v[0], v[1], v[2], v[3]],
+        });
+    }
+    (prompts, p["multimask"].as_bool().expect("multimask"))
+}
+
+fn check_embeddings(name: &str) {
+    let c = case(name);
+    let ours = c.emb.to_vec().expect("embedding data");
+    let err = rel_err(&ours, &f32s(&c.reference, "image_embeddings"));
+    assert!(
+        err <= 1e-4,
+        "{name} image embeddings: rel err {err:e} > 1e-4"
+    );
+}
+
+fn check_decoder(name: &str) {
+    let c = case(name);
+    for p in c.meta["prompts"].as_array().expect("prompts") {
+        let id = p["id"].as_str().expect("id");
+        let (prompts, multimask) = prompts_of(p);
+        let pred = c
+            .model
+            .predict_low_res(&c.emb, &prompts, multimask)
+            .expect("predicts");
+        let logits: Vec<f32> = pred.low_res_logits.concat();
+        let err = rel_err(
+            &logits,
+            &f32s(&c.reference, &format!("{id}.low_res_logits")),
+        );
+        assert!(err <= 1e-4, "{name} {id} low-res logits: rel err {err:e}");
+        let iou = max_abs(
+            &pred.iou_predictions,
+            &f32s(&c.reference, &format!("{id}.iou_predictions")),
+        );
+        assert!(iou <= 1e-5, "{name} {id} IoU: abs err {iou:e}");
+        if p["attention_saved"].as_bool() == Some(true) {
+            let att = &pred.decoder_attention;
+            let mut pairs: Vec<(String, &Vec<f32>)> = Vec::new();
+            for (i, l) in att.layers.iter().enumerate() {
+                pairs.push((format!("{id}.attn.layer{i}.self_attn"), &l.self_attn));
+                pairs.push((
+                    format!("{id}.attn.layer{i}.token_to_image"),
+                    &l.token_to_image,
+                ));
+            }
+            pairs.push((
+                format!("{id}.attn.final.token_to_image"),
+                &att.final_token_to_image,
+            ));
+            for (key, ours) in pairs {
+                let reference = f32s(&c.reference, &key);
+                assert_eq!(ours.len(), reference.len(), "{name} {key} size");
+                for (i, (a, r)) in ours.iter().zip(&reference).enumerate() {
+                    assert!(
+                        (a - r).abs() <= 2e-3 * r.abs() + 1e-7,
+                        "{name} {key}[{i}]: ours {a}, reference {r}"
+                    );
+                }
+            }
+            assert_eq!(
+                att.tokens.len(),
+                p["num_sparse_tokens"].as_u64().expect("n") as usize + 5
+            );
+        }
+    }
+}
+
+/// End to end from the original image: our resize, encoder, decoder and upscale.
+fn check_end_to_end(name: &str) {
+    let c = case(name);
+    let emb = c.model.embed(&fixture_image("image")).expect("encodes");
+    for p in c.meta["prompts"].as_array().expect("prompts") {
+        let id = p["id"].as_str().expect("id");
+        let (prompts, multimask) = prompts_of(p);
+        let pred = c
+            .model
+            .predict(&emb, &prompts, multimask)
+            .expect("predicts");
+        let reference: Vec<u8> = c.reference[&format!("{id}.masks")]
+            .flatten_all()
+            .and_then(|t| t.to_vec1())
+            .expect("mask data");
+        let ours: Vec<u8> = pred
+            .masks
+            .iter()
+            .flat_map(|m| m.data.iter().copied())
+            .collect();
+        assert_eq!(ours.len(), reference.len(), "{name} {id} mask size");
+        let mismatched = ours.iter().zip(&reference).filter(|(a, b)| a != b).count();
+        let frac = mismatched as f64 / ours.len() as f64;
+        assert!(
+            frac <= 0.002,
+            "{name} {id}: {frac:.5} of mask pixels differ"
+        );
+        if p["mask_logits_saved"].as_bool() == Some(true) {
+            let up: Vec<f32> = pred
+                .low_res_logits
+                .iter()
+                .flat_map(|l| upscale_logits(l, (LOW_RES, LOW_RES), emb.input_hw, emb.original_hw))
+                .collect();
+            let err = rel_err(&up, &f32s(&c.reference, &format!("{id}.mask_logits")));
+            assert!(err <= 1e-4, "{name} {id} upscaled logits: rel err {err:e}");
+        }
+    }
+}
+
+#[test]
+fn mobilesam_image_embeddings_match_pytorch() {
+    check_embeddings("mobilesam_vit_t");
+}
+
+#[test]
+fn mobilesam_decoder_matches_pytorch() {
+    check_decoder("mobilesam_vit_t");
+}
+
+#[test]
+fn mobilesam_end_to_end_masks_match_pytorch() {
+    check_end_to_end("mobilesam_vit_t");
+}
+
+#[test]
+fn vit_image_embeddings_match_pytorch() {
+    check_embeddings("sam_vit_small");
+}
+
+#[test]
+fn vit_decoder_matches_pytorch() {
+    check_decoder("sam_vit_small");
+}
+
+#[test]
+fn vit_end_to_end_masks_match_pytorch() {
+    check_end_to_end("sam_vit_small");
+}
+
+#[test]
+fn resize_matches_pillow_pixel_for_pixel() {
+    let ours = resize_longest_side(&fixture_image("image"));
+    let reference = fixture_image("resized");
+    assert_eq!(
+        (ours.width, ours.height),
+        (reference.width, reference.height)
+    );
+    let differing = ours
+        .data
+        .iter()
+        .zip(&reference.data)
+        .filter(|(a, b)| a != b)
+        .count();
+    assert_eq!(
+        differing, 0,
+        "{differing} bytes differ from Pillow's resize"
+    );
+}
+
+/// Our key enumeration equals the official state dict, and detweights are bit-exact.
+#[test]
+fn detweights_match_checksums() {
+    let sums = json("weights_checksums.json");
+    for (name, config) in [
+        ("mobilesam_vit_t", mobile_sam_config()),
+        ("sam_vit_small", small_vit_config()),
+    ] {
+        let model = &sums["models"][name];
+        let seed = model["seed"].as_u64().expect("seed");
+        let expected = model["tensors"].as_object().expect("tensors");
+        let ours = config.state_dict_shapes();
+        let our_keys: Vec<&String> = ours.iter().map(|(k, _)| k).collect();
+        let mut their_keys: Vec<&String> = expected.keys().collect();
+        their_keys.sort();
+        assert_eq!(our_keys, their_keys, "{name}: state-dict keys differ");
+        for (key, shape) in &ours {
+            let e = &expected[key];
+            let eshape: Vec<usize> = e["shape"]
+                .as_array()
+                .expect("shape")
+                .iter()
+                .map(|v| v.as_u64().expect("dim") as usize)
+                .collect();
+            assert_eq!(shape, &eshape, "{name} {key} shape");
+            let data = segattn::model::detweights::generate(seed, key, shape);
+            let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let digest = format!("{:x}", Sha256::digest(&bytes));
+            assert_eq!(
+                digest,
+                e["sha256_f32le"].as_str().expect("sha"),
+                "{name} {key} checksum"
+            );
+        }
+    }
+}
+
+/// The architecture is detected from the tensors alone.
+#[test]
+fn architecture_is_detected_from_tensors() {
+    for config in [mobile_sam_config(), small_vit_config()] {
+        let weights = segattn::model::sam::detweights_sam(&config, 3).expect("weights");
+        let root = segattn::weights::Scope::new(&weights, &Device::Cpu);
+        assert_eq!(SamConfig::detect(&root).expect("detects"), config);
+    }
+}
+
+/// The `torch.save` file of the small ViT's encoder loads with the official names and values.
+#[test]
+fn pth_checkpoint_loads_same_tensors_as_detweights() {
+    let weights = Weights::open(fixture("sam/sam_vit_small_image_encoder.pth")).expect("pth opens");
+    let names = weights.names();
+    assert_eq!(names.len(), 65);
+    for name in names {
+        let shape = weights.shape(&name).expect("shape");
+        let t = weights.get(&name, &shape, &Device::Cpu).expect("tensor");
+        let ours: Vec<f32> = t.flatten_all().and_then(|t| t.to_vec1()).expect("data");
+        assert_eq!(
+            ours,
+            segattn::model::detweights::generate(2, &name, &shape),
+            "{name}"
+        );
+    }
+}
