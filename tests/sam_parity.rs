@@ -105,6 +105,7 @@ fn check_embeddings(name: &str) {
     let c = case(name);
     let ours = c.emb.to_vec().expect("embedding data");
     let err = rel_err(&ours, &f32s(&c.reference, "image_embeddings"));
+    eprintln!("{name} image embeddings: rel err {err:.2e}");
     assert!(
         err <= 1e-4,
         "{name} image embeddings: rel err {err:e} > 1e-4"
@@ -131,6 +132,7 @@ fn check_decoder(name: &str) {
             &f32s(&c.reference, &format!("{id}.iou_predictions")),
         );
         assert!(iou <= 1e-5, "{name} {id} IoU: abs err {iou:e}");
+        eprintln!("{name} {id}: low-res logits rel err {err:.2e}, IoU abs err {iou:.2e}");
         if p["attention_saved"].as_bool() == Some(true) {
             let att = &pred.decoder_attention;
             let mut pairs: Vec<(String, &Vec<f32>)> = Vec::new();
@@ -186,6 +188,7 @@ fn check_end_to_end(name: &str) {
         assert_eq!(ours.len(), reference.len(), "{name} {id} mask size");
         let mismatched = ours.iter().zip(&reference).filter(|(a, b)| a != b).count();
         let frac = mismatched as f64 / ours.len() as f64;
+        eprintln!("{name} {id}: {mismatched} of {} mask pixels differ", ours.len());
         assert!(
             frac <= 0.002,
             "{name} {id}: {frac:.5} of mask pixels differ"

@@ -6,57 +6,222 @@ use anyhow::Result;
 use candle_core::{Module, Tensor};
 
 use super::config::{SamConfig, DECODER_HEADS, PROMPT_EMBED_DIM};
-use crate::model::ops::{gelu, LayerNorm, LayerNorm2d, Linear};
+use crate::model::ops::{gelu, LayerNorm, Linear};
 use crate::weights::Scope;
 
 /// Attention of the decoder (`Attention` in `transformer.py`), optionally with a narrower
 /// internal width (`downsample_rate` 2 for the cross attentions).
+///
+/// PERF: the cross attentions between T ≈ 7 tokens and 4096 image positions are re-associated
+/// so that no 4096 × 256 × 128 projection runs per click: the per-head token-side products are
+/// formed first (`q_h·W_k,h`, `v_h·W_out,h`), then one GEMM of width `heads·T` against the image.
+/// The probabilities are mathematically identical; only f32 summation order changes.
 struct DecoderAttention {
     q_proj: Linear,
     k_proj: Linear,
     v_proj: Linear,
     out_proj: Linear,
     num_heads: usize,
+    /// Raw weights `[internal, D]` and biases `[internal]` for the re-associated forms.
+    wq: Tensor,
+    bq: Tensor,
+    wk: Tensor,
+    bk: Tensor,
+    wv: Tensor,
+    bv: Tensor,
+    /// `[D, internal]`
+    wo: Tensor,
+}
+
+/// Image-side projections of one attention, split into heads: `[heads, 4096, c]`.
+#[derive(Clone)]
+pub struct ProjectedImage {
+    k: Tensor,
+    v: Tensor,
 }
 
 impl DecoderAttention {
     fn load(s: &Scope, dim: usize, internal: usize) -> Result<Self> {
+        let get = |name: &str, shape: &[usize]| s.get(name, shape);
         Ok(Self {
             q_proj: Linear::load(&s.pp("q_proj"), dim, internal, true)?,
             k_proj: Linear::load(&s.pp("k_proj"), dim, internal, true)?,
             v_proj: Linear::load(&s.pp("v_proj"), dim, internal, true)?,
             out_proj: Linear::load(&s.pp("out_proj"), internal, dim, true)?,
             num_heads: DECODER_HEADS,
+            wq: get("q_proj.weight", &[internal, dim])?,
+            bq: get("q_proj.bias", &[internal])?,
+            wk: get("k_proj.weight", &[internal, dim])?,
+            bk: get("k_proj.bias", &[internal])?,
+            wv: get("v_proj.weight", &[internal, dim])?,
+            bv: get("v_proj.bias", &[internal])?,
+            wo: get("out_proj.weight", &[dim, internal])?,
         })
     }
 
-    /// `q [1, Nq, D]`, `k, v [1, Nk, D]` → (`[1, Nq, D]`, probabilities `[1, heads, Nq, Nk]`).
+    fn internal(&self) -> usize {
+        self.wq.dims()[0]
+    }
+
+    fn head_dim(&self) -> usize {
+        self.internal() / self.num_heads
+    }
+
+    /// `[N, internal]` → `[heads, N, c]`
+    fn split_heads(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let n = x.dim(0)?;
+        x.reshape((n, self.num_heads, self.head_dim()))?
+            .transpose(0, 1)?
+            .contiguous()
+    }
+
+    /// `[heads, N, c]` → `[N, internal]`
+    fn merge_heads(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let n = x.dim(1)?;
+        x.transpose(0, 1)?.reshape((n, self.internal()))
+    }
+
+    /// `W[h·c .. (h+1)·c, :]` per head: `[internal, D]` → `[heads, c, D]`
+    fn per_head(&self, w: &Tensor) -> candle_core::Result<Tensor> {
+        let d = w.dim(1)?;
+        w.reshape((self.num_heads, self.head_dim(), d))
+    }
+
+    fn scale(&self) -> f64 {
+        (self.head_dim() as f64).sqrt()
+    }
+
+    /// Plain attention among few tokens: `q, k, v [N, D]` → (`[Nq, D]`, probs `[heads, Nq, Nk]`).
     fn forward(&self, q: &Tensor, k: &Tensor, v: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
-        let split = |x: Tensor| -> candle_core::Result<Tensor> {
-            let (b, n, c) = x.dims3()?;
-            x.reshape((b, n, self.num_heads, c / self.num_heads))?
-                .transpose(1, 2)?
-                .contiguous()
-        };
-        let q = split(self.q_proj.forward(q)?)?;
-        let k = split(self.k_proj.forward(k)?)?;
-        let v = split(self.v_proj.forward(v)?)?;
-        let c_per_head = q.dim(3)?;
-        let attn = (q.matmul(&k.t()?)? / (c_per_head as f64).sqrt())?;
-        let probs = candle_nn::ops::softmax_last_dim(&attn)?; // [1, heads, Nq, Nk]
-        let out = probs.matmul(&v)?; // [1, heads, Nq, c]
-        let (b, h, n, c) = out.dims4()?;
-        let out = out.transpose(1, 2)?.reshape((b, n, h * c))?;
+        let q = self.split_heads(&self.q_proj.forward(q)?)?;
+        let k = self.split_heads(&self.k_proj.forward(k)?)?;
+        let v = self.split_heads(&self.v_proj.forward(v)?)?;
+        let attn = (q.matmul(&k.t()?)? / self.scale())?;
+        let probs = candle_nn::ops::softmax_last_dim(&attn)?;
+        let out = self.merge_heads(&probs.matmul(&v)?)?;
         Ok((self.out_proj.forward(&out)?, probs))
+    }
+
+    /// Projects the image side once (for a cache): `k_in`, `v_in` `[4096, D]`.
+    fn project_image(&self, k_in: &Tensor, v_in: &Tensor) -> candle_core::Result<ProjectedImage> {
+        Ok(ProjectedImage {
+            k: self.split_heads(&self.k_proj.forward(k_in)?)?,
+            v: self.split_heads(&self.v_proj.forward(v_in)?)?,
+        })
+    }
+
+    /// Tokens attend to the image.
+    ///
+    /// # Shapes
+    /// `q [T, D]`, `image_k` (keys + PE) and `image_v` (keys) `[P, D]` →
+    /// (`[T, D]`, probs `[heads, T, P]`).
+    fn tokens_to_image(
+        &self,
+        q: &Tensor,
+        image_k: &Tensor,
+        image_v: &Tensor,
+        cached: Option<&ProjectedImage>,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        let (t, d) = q.dims2()?;
+        let (nh, c) = (self.num_heads, self.head_dim());
+        let qh = self.split_heads(&self.q_proj.forward(q)?)?; // [heads, T, c]
+        let (probs, heads_out) = match cached {
+            Some(p) => {
+                let probs =
+                    candle_nn::ops::softmax_last_dim(&(qh.matmul(&p.k.t()?)? / self.scale())?)?;
+                let out = probs.matmul(&p.v)?; // [heads, T, c]
+                (probs, out)
+            }
+            None => {
+                // scores_h = (q_h·W_k,h)·Kᵀ + q_h·b_k,h
+                let qk = qh.matmul(&self.per_head(&self.wk)?)?; // [heads, T, D]
+                let bias = qh
+                    .broadcast_mul(&self.bk.reshape((nh, 1, c))?)?
+                    .sum_keepdim(2)?; // [heads, T, 1]
+                let scores = qk.reshape((nh * t, d))?.matmul(&image_k.t()?)?; // [heads·T, P]
+                let p_len = scores.dim(1)?;
+                let scores = scores.reshape((nh, t, p_len))?.broadcast_add(&bias)?;
+                let probs = candle_nn::ops::softmax_last_dim(&(scores / self.scale())?)?;
+                // out_h = (A_h·V)·W_v,hᵀ + b_v,h (rows of A sum to 1)
+                let av = probs
+                    .reshape((nh * t, p_len))?
+                    .matmul(image_v)?
+                    .reshape((nh, t, d))?;
+                let out = av
+                    .matmul(&self.per_head(&self.wv)?.transpose(1, 2)?)? // [heads, T, c]
+                    .broadcast_add(&self.bv.reshape((nh, 1, c))?)?;
+                (probs, out)
+            }
+        };
+        let out = self.merge_heads(&heads_out)?;
+        Ok((self.out_proj.forward(&out)?, probs))
+    }
+
+    /// The image attends to the tokens: `image_q` (keys + PE) `[P, D]`, `k`, `v` `[T, D]` →
+    /// `[P, D]`. `cached_q` is `image_q` already projected, `[heads, P, c]`.
+    fn image_to_tokens(
+        &self,
+        image_q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        cached_q: Option<&Tensor>,
+    ) -> candle_core::Result<Tensor> {
+        let (t, d) = k.dims2()?;
+        let (nh, c) = (self.num_heads, self.head_dim());
+        let p_len = image_q.dim(0)?;
+        let kh = self.split_heads(&self.k_proj.forward(k)?)?; // [heads, T, c]
+        let vh = self.split_heads(&self.v_proj.forward(v)?)?; // [heads, T, c]
+        let scores = match cached_q {
+            Some(qh) => qh.matmul(&kh.t()?)?.transpose(0, 1)?, // [P, heads, T]
+            None => {
+                // scores_h = Q·(k_h·W_q,h)ᵀ + b_q,h·k_hᵀ, all heads in one GEMM.
+                let m = kh.matmul(&self.per_head(&self.wq)?)?.reshape((nh * t, d))?; // [heads·T, D]
+                let bias = kh
+                    .broadcast_mul(&self.bq.reshape((nh, 1, c))?)?
+                    .sum(2)?
+                    .reshape(nh * t)?;
+                image_q
+                    .matmul(&m.t()?)?
+                    .broadcast_add(&bias)?
+                    .reshape((p_len, nh, t))?
+            }
+        };
+        let probs = candle_nn::ops::softmax_last_dim(&(scores.contiguous()? / self.scale())?)?;
+        // out = Σ_h A_h·(v_h·W_out,hᵀ) + b_out, all heads in one GEMM.
+        let wo_h = self.wo.reshape((d, nh, c))?.permute((1, 2, 0))?; // [heads, c, D]
+        let n = vh.matmul(&wo_h)?.reshape((nh * t, d))?; // [heads·T, D]
+        let out = probs.reshape((p_len, nh * t))?.matmul(&n)?;
+        out.broadcast_add(&self.out_proj_bias()?)
+    }
+
+    fn out_proj_bias(&self) -> candle_core::Result<Tensor> {
+        self.out_proj
+            .bias()
+            .cloned()
+            .ok_or_else(|| candle_core::Error::Msg("out_proj has no bias".into()))
     }
 }
 
 /// Token-side attention probabilities of one two-way block.
 pub struct BlockAttention {
-    /// Token self-attention `[1, heads, T, T]`.
+    /// Token self-attention `[heads, T, T]`.
     pub self_attn: Tensor,
-    /// Token → image cross attention `[1, heads, T, 4096]`.
+    /// Token → image cross attention `[heads, T, 4096]`.
     pub token_to_image: Tensor,
+}
+
+/// Per-image work of the decoder that does not depend on the prompt (valid when the dense
+/// prompt is the no-mask embedding): the first block's image-side projections.
+#[derive(Clone)]
+pub struct DecoderImageCache {
+    /// `image_embeddings + no_mask_embed`, `[4096, D]`
+    keys: Tensor,
+    /// `keys + image_pe`, `[4096, D]`
+    keys_pe: Tensor,
+    /// Block 0 token → image, projected from keys + PE and keys.
+    t2i: ProjectedImage,
+    /// Block 0 image → token queries, projected from keys + PE: `[heads, 4096, c]`.
+    i2t_q: Tensor,
 }
 
 struct TwoWayBlock {
@@ -97,13 +262,14 @@ impl TwoWayBlock {
         })
     }
 
-    /// Returns the new `(queries [1, T, D], keys [1, 4096, D])` and the token-side attention.
+    /// Returns the new `(queries [T, D], keys [P, D])` and the token-side attention.
     fn forward(
         &self,
         queries: &Tensor,
         keys: &Tensor,
         query_pe: &Tensor,
         key_pe: &Tensor,
+        cache: Option<&DecoderImageCache>,
     ) -> candle_core::Result<(Tensor, Tensor, BlockAttention)> {
         let (queries, self_attn) = if self.skip_first_layer_pe {
             self.self_attn.forward(queries, queries, queries)?
@@ -114,13 +280,20 @@ impl TwoWayBlock {
         };
         let queries = self.norm1.forward(&queries)?;
         let q = (&queries + query_pe)?;
-        let k = (keys + key_pe)?;
-        let (out, token_to_image) = self.cross_token_to_image.forward(&q, &k, keys)?;
+        let k = match cache {
+            Some(c) => c.keys_pe.clone(),
+            None => (keys + key_pe)?,
+        };
+        let (out, token_to_image) =
+            self.cross_token_to_image
+                .tokens_to_image(&q, &k, keys, cache.map(|c| &c.t2i))?;
         let queries = self.norm2.forward(&(queries + out)?)?;
         let mlp = self.lin2.forward(&self.lin1.forward(&queries)?.relu()?)?;
         let queries = self.norm3.forward(&(queries + mlp)?)?;
         let q = (&queries + query_pe)?;
-        let (out, _) = self.cross_image_to_token.forward(&k, &q, &queries)?;
+        let out =
+            self.cross_image_to_token
+                .image_to_tokens(&k, &q, &queries, cache.map(|c| &c.i2t_q))?;
         let keys = self.norm4.forward(&(keys + out)?)?;
         Ok((
             queries,
@@ -158,12 +331,12 @@ impl Mlp {
     }
 }
 
-/// A 2×2, stride-2 transposed convolution written as one GEMM plus a pixel shuffle (the windows
-/// do not overlap, so this is exact).
+/// A 2×2, stride-2 transposed convolution on channels-last data, written as one GEMM plus a
+/// pixel shuffle (the 2×2 windows do not overlap, so this is exact).
 struct Upsample2x {
     /// `[Cin, Cout·4]`
     weight: Tensor,
-    /// `[1, Cout, 1, 1]`
+    /// `[Cout]`
     bias: Tensor,
     cout: usize,
 }
@@ -174,22 +347,20 @@ impl Upsample2x {
             weight: s
                 .get("weight", &[cin, cout, 2, 2])?
                 .reshape((cin, cout * 4))?,
-            bias: s.get("bias", &[cout])?.reshape((1, cout, 1, 1))?,
+            bias: s.get("bias", &[cout])?,
             cout,
         })
     }
 
-    /// `[1, Cin, H, W]` → `[1, Cout, 2H, 2W]`
+    /// `[H, W, Cin]` → `[2H, 2W, Cout]`
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let (_, cin, h, w) = x.dims4()?;
-        let y = x
-            .reshape((cin, h * w))?
-            .t()?
+        let (h, w, cin) = x.dims3()?;
+        x.reshape((h * w, cin))?
             .matmul(&self.weight)? // [H·W, Cout·4]
             .reshape((h, w, self.cout, 2, 2))?
-            .permute((2, 0, 3, 1, 4))? // [Cout, H, 2, W, 2]
-            .reshape((1, self.cout, 2 * h, 2 * w))?;
-        y.broadcast_add(&self.bias)
+            .permute((0, 3, 1, 4, 2))? // [H, 2, W, 2, Cout]
+            .reshape((2 * h, 2 * w, self.cout))?
+            .broadcast_add(&self.bias)
     }
 }
 
@@ -201,7 +372,7 @@ pub struct DecoderOutput {
     pub iou: Tensor,
     /// Per two-way block.
     pub blocks: Vec<BlockAttention>,
-    /// Final token → image attention `[1, heads, T, 4096]`.
+    /// Final token → image attention `[heads, T, 4096]`.
     pub final_token_to_image: Tensor,
 }
 
@@ -213,7 +384,8 @@ pub struct MaskDecoder {
     final_attn: DecoderAttention,
     norm_final: LayerNorm,
     up1: Upsample2x,
-    up_norm: LayerNorm2d,
+    /// `output_upscaling.1`, a LayerNorm2d, applied channels-last (same arithmetic).
+    up_norm: LayerNorm,
     up2: Upsample2x,
     hypernetworks: Vec<Mlp>,
     iou_head: Mlp,
@@ -237,7 +409,7 @@ impl MaskDecoder {
             final_attn: DecoderAttention::load(&t.pp("final_attn_token_to_image"), d, d / 2)?,
             norm_final: LayerNorm::load(&t.pp("norm_final_attn"), d, 1e-5)?,
             up1: Upsample2x::load(&up.pp(0), d, d / 4)?,
-            up_norm: LayerNorm2d::load(&up.pp(1), d / 4, 1e-6)?,
+            up_norm: LayerNorm::load(&up.pp(1), d / 4, 1e-6)?,
             up2: Upsample2x::load(&up.pp(3), d / 4, d / 8)?,
             hypernetworks: (0..n)
                 .map(|i| Mlp::load(&s.pp("output_hypernetworks_mlps").pp(i), &[d, d, d, d / 8]))
@@ -246,51 +418,81 @@ impl MaskDecoder {
         })
     }
 
+    /// Precomputes the prompt-independent part of the decoder for an image (used when the
+    /// dense prompt is the no-mask embedding).
+    ///
+    /// # Shapes
+    /// `image_embeddings`, `dense`: `[1, 256, 64, 64]`; `key_pe`: `[4096, 256]`
+    /// ([`image_pe_rows`]).
+    pub fn image_cache(
+        &self,
+        image_embeddings: &Tensor,
+        key_pe: &Tensor,
+        dense: &Tensor,
+    ) -> candle_core::Result<DecoderImageCache> {
+        let keys = flatten_grid(&(image_embeddings + dense)?)?;
+        let keys_pe = (&keys + key_pe)?;
+        let first = &self.blocks[0];
+        let t2i = first.cross_token_to_image.project_image(&keys_pe, &keys)?;
+        let i2t = &first.cross_image_to_token;
+        let i2t_q = i2t.split_heads(&i2t.q_proj.forward(&keys_pe)?)?;
+        Ok(DecoderImageCache {
+            keys,
+            keys_pe,
+            t2i,
+            i2t_q,
+        })
+    }
+
     /// Runs the decoder for one prompt.
     ///
     /// # Shapes
-    /// `image_embeddings`, `image_pe`, `dense`: `[1, 256, 64, 64]`; `sparse`: `[1, S, 256]`.
+    /// `image_embeddings`, `dense`: `[1, 256, 64, 64]`; `key_pe`: `[4096, 256]`;
+    /// `sparse`: `[1, S, 256]`. `cache` must come from [`Self::image_cache`] with the same
+    /// embeddings and dense prompt.
     pub fn forward(
         &self,
         image_embeddings: &Tensor,
-        image_pe: &Tensor,
+        key_pe: &Tensor,
         sparse: &Tensor,
         dense: &Tensor,
+        cache: Option<&DecoderImageCache>,
     ) -> candle_core::Result<DecoderOutput> {
-        let tokens = Tensor::cat(&[self.output_tokens.unsqueeze(0)?, sparse.clone()], 1)?; // [1, T, D]
-        let src = (image_embeddings + dense)?;
-        let (_, c, h, w) = src.dims4()?;
-        // [1, HW, C]
-        let keys0 = src.flatten_from(2)?.transpose(1, 2)?.contiguous()?;
-        let key_pe = image_pe.flatten_from(2)?.transpose(1, 2)?.contiguous()?;
-        let (mut queries, mut keys) = (tokens.clone(), keys0);
+        let tokens = Tensor::cat(&[self.output_tokens.clone(), sparse.squeeze(0)?], 0)?; // [T, D]
+        let (_, c, h, w) = image_embeddings.dims4()?;
+        let mut keys = match cache {
+            Some(cache) => cache.keys.clone(),
+            None => flatten_grid(&(image_embeddings + dense)?)?,
+        };
+        let mut queries = tokens.clone();
         let mut blocks = Vec::with_capacity(self.blocks.len());
-        for b in &self.blocks {
-            let (q, k, a) = b.forward(&queries, &keys, &tokens, &key_pe)?;
+        for (i, b) in self.blocks.iter().enumerate() {
+            let block_cache = if i == 0 { cache } else { None };
+            let (q, k, a) = b.forward(&queries, &keys, &tokens, key_pe, block_cache)?;
             queries = q;
             keys = k;
             blocks.push(a);
         }
         let q = (&queries + &tokens)?;
-        let k = (&keys + &key_pe)?;
-        let (out, final_token_to_image) = self.final_attn.forward(&q, &k, &keys)?;
-        let hs = self.norm_final.forward(&(queries + out)?)?;
+        let k = (&keys + key_pe)?;
+        let (out, final_token_to_image) = self.final_attn.tokens_to_image(&q, &k, &keys, None)?;
+        let hs = self.norm_final.forward(&(queries + out)?)?; // [T, D]
 
-        let n = self.hypernetworks.len();
-        let iou_out = hs.narrow(1, 0, 1)?.squeeze(1)?; // [1, D]
-        let src = keys.transpose(1, 2)?.reshape((1, c, h, w))?;
+        let iou_out = hs.narrow(0, 0, 1)?; // [1, D]
+        let src = keys.reshape((h, w, c))?;
         let up = gelu(&self.up_norm.forward(&self.up1.forward(&src)?)?)?;
-        let up = gelu(&self.up2.forward(&up)?)?; // [1, 32, 256, 256]
+        let up = gelu(&self.up2.forward(&up)?)?; // [256, 256, 32]
         let hyper = self
             .hypernetworks
             .iter()
             .enumerate()
-            .map(|(i, mlp)| mlp.forward(&hs.narrow(1, 1 + i, 1)?.squeeze(1)?))
+            .map(|(i, mlp)| mlp.forward(&hs.narrow(0, 1 + i, 1)?))
             .collect::<candle_core::Result<Vec<_>>>()?;
-        let hyper = Tensor::stack(&hyper, 1)?; // [1, n, 32]
-        let (_, uc, uh, uw) = up.dims4()?;
+        let n = hyper.len();
+        let hyper = Tensor::cat(&hyper, 0)?; // [n, 32]
+        let (uh, uw, uc) = up.dims3()?;
         let masks = hyper
-            .matmul(&up.reshape((1, uc, uh * uw))?)?
+            .matmul(&up.reshape((uh * uw, uc))?.t()?)?
             .reshape((1, n, uh, uw))?;
         let iou = self.iou_head.forward(&iou_out)?;
         Ok(DecoderOutput {
@@ -300,4 +502,14 @@ impl MaskDecoder {
             final_token_to_image,
         })
     }
+}
+
+/// The dense positional encoding `[1, C, H, W]` as rows `[H·W, C]`, computed once per model.
+pub fn image_pe_rows(image_pe: &Tensor) -> candle_core::Result<Tensor> {
+    flatten_grid(image_pe)
+}
+
+/// `[1, C, H, W]` → `[H·W, C]`
+fn flatten_grid(x: &Tensor) -> candle_core::Result<Tensor> {
+    x.squeeze(0)?.flatten_from(1)?.t()?.contiguous()
 }

@@ -21,7 +21,7 @@ use crate::model::ops::to_vec_f32;
 use crate::weights::{Scope, Weights};
 use config::{EncoderConfig, SamConfig, EMBED_GRID, IMG_SIZE};
 use image_encoder::ImageEncoderVit;
-use mask_decoder::MaskDecoder;
+use mask_decoder::{DecoderImageCache, MaskDecoder};
 pub use prompt_encoder::SparseToken;
 use prompt_encoder::{EncodedPrompt, PromptEncoder};
 use tiny_vit::TinyVit;
@@ -81,6 +81,8 @@ pub struct ImageEmbedding {
     pub original_hw: (usize, usize),
     /// Resized image inside the 1024 frame `(height, width)`.
     pub input_hw: (usize, usize),
+    /// Prompt-independent decoder work for this image.
+    decoder_cache: DecoderImageCache,
 }
 
 impl ImageEmbedding {
@@ -174,6 +176,8 @@ pub struct SamModel {
     encoder: Encoder,
     prompt_encoder: PromptEncoder,
     mask_decoder: MaskDecoder,
+    /// The dense positional encoding as rows `[4096, 256]`.
+    image_pe_rows: Tensor,
     device: Device,
 }
 
@@ -194,8 +198,10 @@ impl SamModel {
             EncoderConfig::Vit(c) => Encoder::Vit(ImageEncoderVit::load(&enc, c)?),
             EncoderConfig::TinyVit(c) => Encoder::TinyVit(TinyVit::load(&enc, c)?),
         };
+        let prompt_encoder = PromptEncoder::load(&root.pp("prompt_encoder"))?;
         Ok(Self {
-            prompt_encoder: PromptEncoder::load(&root.pp("prompt_encoder"))?,
+            image_pe_rows: mask_decoder::image_pe_rows(prompt_encoder.dense_pe())?,
+            prompt_encoder,
             mask_decoder: MaskDecoder::load(&root.pp("mask_decoder"), &config)?,
             encoder,
             config,
@@ -244,8 +250,15 @@ impl SamModel {
             Encoder::Vit(e) => e.forward(&x)?,
             Encoder::TinyVit(e) => e.forward(&x)?,
         };
+        let no_mask = self
+            .prompt_encoder
+            .dense(&EncodedPrompt::default(), &self.device)?;
+        let decoder_cache =
+            self.mask_decoder
+                .image_cache(&features, &self.image_pe_rows, &no_mask)?;
         Ok(ImageEmbedding {
             features,
+            decoder_cache,
             original_hw,
             input_hw: (resized.height, resized.width),
         })
@@ -354,11 +367,14 @@ impl SamModel {
         let encoded = self.encode_prompts(emb, prompts)?;
         let (sparse, sparse_kinds) = self.prompt_encoder.sparse(&encoded, &self.device)?;
         let dense = self.prompt_encoder.dense(&encoded, &self.device)?;
+        // The cached image-side projections assume the no-mask dense embedding.
+        let cache = encoded.mask_input.is_none().then_some(&emb.decoder_cache);
         let out = self.mask_decoder.forward(
             &emb.features,
-            self.prompt_encoder.dense_pe(),
+            &self.image_pe_rows,
             &sparse,
             &dense,
+            cache,
         )?;
         let n = self.config.num_mask_tokens;
         let range = if multimask { 1..n } else { 0..1 };
