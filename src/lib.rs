@@ -1,11 +1,15 @@
 //! segattn: see inside Segment Anything and small text transformers.
 //!
-//! - [`model`]: the networks on candle (SAM, MobileSAM), with their official pre/post-processing.
+//! - [`model`]: the networks on candle (SAM, MobileSAM, BERT, GPT-2), positional encodings.
+//! - [`analysis`]: pure functions over attention maps (rollout, head statistics, word merging).
+//! - [`viz`]: colormaps and heatmap rasters shared by the CLI and the app.
 //! - [`weights`]: safe loading of `.safetensors` and PyTorch checkpoints.
 //! - [`image_io`]: image decoding with size limits and format conversion.
 //! - [`cli`]: the command-line interface.
 
+pub mod analysis;
 pub mod cli;
 pub mod image_io;
 pub mod model;
+pub mod viz;
 pub mod weights;

@@ -188,7 +188,10 @@ fn check_end_to_end(name: &str) {
         assert_eq!(ours.len(), reference.len(), "{name} {id} mask size");
         let mismatched = ours.iter().zip(&reference).filter(|(a, b)| a != b).count();
         let frac = mismatched as f64 / ours.len() as f64;
-        eprintln!("{name} {id}: {mismatched} of {} mask pixels differ", ours.len());
+        eprintln!(
+            "{name} {id}: {mismatched} of {} mask pixels differ",
+            ours.len()
+        );
         assert!(
             frac <= 0.002,
             "{name} {id}: {frac:.5} of mask pixels differ"

@@ -8,6 +8,7 @@ use anyhow::{bail, Result};
 use super::{device_name, peak_rss_bytes, select_device, DeviceChoice};
 use crate::model::sam::config::{EncoderConfig, SamConfig, TinyVitConfig, VitConfig};
 use crate::model::sam::{PointLabel, PointPrompt, Prompts, Rgb8, SamModel};
+use crate::model::text::TextModel;
 use crate::weights::Weights;
 
 /// What to time.
@@ -117,12 +118,67 @@ fn synthetic_image(width: usize, height: usize) -> Rgb8 {
 
 /// Runs `segattn bench`.
 pub fn run(args: &BenchArgs) -> Result<()> {
-    match args.target {
-        BenchTarget::Sam | BenchTarget::All => bench_sam(args)?,
-        BenchTarget::Text => {}
+    if matches!(args.target, BenchTarget::Sam | BenchTarget::All) {
+        bench_sam(args)?;
     }
     if matches!(args.target, BenchTarget::Text | BenchTarget::All) {
-        bail!("`bench text` needs the text models, which this build does not have yet");
+        bench_text(args)?;
+    }
+    Ok(())
+}
+
+fn bench_text(args: &BenchArgs) -> Result<()> {
+    let Some(dir) = &args.model else {
+        bail!("`bench text` needs --model DIR (e.g. all-MiniLM-L6-v2; see weights/README.md)");
+    };
+    let device = select_device(args.device)?;
+    let model = TextModel::load_dir(dir, &device)?;
+    let cfg = model.config().clone();
+    let runs = args.runs.max(20);
+    let mut medians = Vec::new();
+    for n in [16usize, 128] {
+        let n = n.min(cfg.max_positions);
+        // Deterministic ids away from the special tokens, as the reference timed random ids.
+        let ids: Vec<u32> = (0..n)
+            .map(|i| (1000 + (i * 7919) % (cfg.vocab_size - 1000)) as u32)
+            .collect();
+        let mut run_once = || -> Result<()> {
+            let out = model.forward_ids(&ids, None)?;
+            // Attention capture: the probabilities leave the model as plain data.
+            crate::model::text::attention_maps(&out.attentions, vec![String::new(); n], false)?;
+            Ok(())
+        };
+        for _ in 0..3 {
+            run_once()?;
+        }
+        let mut t = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            t.push(time_ms(&mut run_once)?);
+        }
+        medians.push(median(t));
+    }
+    let threads = rayon::current_num_threads();
+    let dev = device_name(&device);
+    let name = dir.file_name().map_or_else(
+        || dir.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "forward_ms_16": medians[0], "forward_ms_128": medians[1], "threads": threads,
+                "device": dev, "dtype": "f32", "model": name, "runs": runs,
+            })
+        );
+    } else {
+        println!("| model | device | dtype | threads | 16 tokens (ms) | 128 tokens (ms) |");
+        println!("| --- | --- | --- | --- | --- | --- |");
+        println!(
+            "| {name} | {dev} | f32 | {threads} | {:.2} | {:.2} |",
+            medians[0], medians[1]
+        );
+        println!("(forward with attention capture, medians of {runs} runs after a warm-up)");
     }
     Ok(())
 }

@@ -1,6 +1,9 @@
-//! The command line: `segattn segment`, `segattn bench`, as specified in DESIGN.md.
+//! The command line: `segattn segment`, `attend`, `encodings` and `bench`, as specified in
+//! DESIGN.md.
 
+mod attend;
 mod bench;
+mod encodings;
 mod segment;
 
 use std::path::PathBuf;
@@ -28,6 +31,10 @@ pub struct Cli {
 pub enum Command {
     /// Segment an image with SAM / MobileSAM from point and box prompts.
     Segment(segment::SegmentArgs),
+    /// Every layer's and head's attention of a text model for a sentence.
+    Attend(attend::AttendArgs),
+    /// Positional encodings (sinusoidal, learned, rotary) as a heatmap PNG.
+    Encodings(encodings::EncodingsArgs),
     /// Time the models (median of repeated runs after a warm-up).
     Bench(bench::BenchArgs),
 }
@@ -92,6 +99,8 @@ pub fn device_name(device: &candle_core::Device) -> String {
 pub fn run(command: Command) -> Result<()> {
     match command {
         Command::Segment(args) => segment::run(&args),
+        Command::Attend(args) => attend::run(&args),
+        Command::Encodings(args) => encodings::run(&args),
         Command::Bench(args) => bench::run(&args),
     }
 }

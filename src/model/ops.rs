@@ -58,14 +58,120 @@ impl Module for Linear {
         let in_dim = dims[dims.len() - 1];
         let rows = x.elem_count() / in_dim.max(1);
         let x2 = x.reshape((rows, in_dim))?;
-        let mut y = x2.matmul(&self.weight.t()?)?;
-        if let Some(b) = &self.bias {
-            y = y.broadcast_add(b)?;
-        }
+        let y = if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 {
+            let op = LinearOp {
+                bias: self.bias.as_ref().map(|b| b.to_vec1()).transpose()?,
+            };
+            x2.contiguous()?.apply_op2_no_bwd(&self.weight, &op)?
+        } else {
+            let y = x2.matmul(&self.weight.t()?)?;
+            match &self.bias {
+                Some(b) => y.broadcast_add(b)?,
+                None => y,
+            }
+        };
         let mut out_dims = dims;
         let last = out_dims.len() - 1;
         out_dims[last] = self.out_dim();
         y.reshape(out_dims)
+    }
+}
+
+/// Products below this many multiply-adds run on one thread: waking the pool costs more.
+const PARALLEL_GEMM_MIN_MACS: usize = 1 << 21;
+
+/// `dst[m×n] = bias + a[m×k] · bᵀ` with `b` row-major `[n×k]` (a weight matrix), row-major
+/// output.
+pub fn gemm_abt(
+    a: &[f32],
+    b: &[f32],
+    bias: Option<&[f32]>,
+    m: usize,
+    n: usize,
+    k: usize,
+) -> Vec<f32> {
+    assert!(
+        a.len() >= m * k && b.len() >= n * k,
+        "gemm_abt: operands too short"
+    );
+    let mut dst = match bias {
+        Some(bias) => {
+            assert_eq!(bias.len(), n, "gemm_abt: bias length");
+            let mut d = Vec::with_capacity(m * n);
+            for _ in 0..m {
+                d.extend_from_slice(bias);
+            }
+            d
+        }
+        None => vec![0f32; m * n],
+    };
+    if m == 0 || n == 0 {
+        return dst;
+    }
+    let parallelism = if m * n * k < PARALLEL_GEMM_MIN_MACS {
+        gemm::Parallelism::None
+    } else {
+        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    };
+    // SAFETY: `dst` holds m·n elements written with strides (1, n); `a` holds m·k read with
+    // strides (1, k); `b` holds n·k read as the transposed k×n matrix with strides (k, 1). The
+    // asserts above check the lengths and `dst` does not alias the inputs.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            bias.is_some(),
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            k as isize,
+            1,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+    dst
+}
+
+/// `x · Wᵀ + b` on the CPU with the bias fused into the GEMM.
+///
+/// PERF: candle's matmul always wakes the thread pool and adds the bias in a second pass; for
+/// the small products of a 16-token text model or a mask-decoder click the pool wake-up cost
+/// more than the arithmetic.
+struct LinearOp {
+    bias: Option<Vec<f32>>,
+}
+
+impl candle_core::CustomOp2 for LinearOp {
+    fn name(&self) -> &'static str {
+        "segattn-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(s1, l1)?;
+        let w = contiguous_f32(s2, l2)?;
+        let (m, k) = l1.shape().dims2()?;
+        let (n, k2) = l2.shape().dims2()?;
+        if k != k2 {
+            candle_core::bail!("linear: input has {k} features, weight expects {k2}");
+        }
+        let dst = gemm_abt(x, w, self.bias.as_deref(), m, n, k);
+        Ok((CpuStorage::F32(dst), Shape::from((m, n))))
     }
 }
 

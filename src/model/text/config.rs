@@ -1,0 +1,189 @@
+//! `config.json` of a Hugging Face text model, reduced to what BERT and GPT-2 need.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// The model families we run.
+pub const SUPPORTED_MODEL_TYPES: &[&str] = &["bert", "gpt2"];
+
+/// Which architecture a folder holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelType {
+    /// BERT family (BERT, MiniLM): bidirectional, post-LayerNorm, learned absolute positions.
+    Bert,
+    /// GPT-2: causal, pre-LayerNorm, learned absolute positions.
+    Gpt2,
+}
+
+impl ModelType {
+    /// The `model_type` string of `config.json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bert => "bert",
+            Self::Gpt2 => "gpt2",
+        }
+    }
+}
+
+/// Hidden activation of the MLP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Activation {
+    /// Exact GELU (`"gelu"`).
+    GeluErf,
+    /// Tanh-approximated GELU (`"gelu_new"`, `"gelu_pytorch_tanh"`).
+    GeluTanh,
+    /// ReLU.
+    Relu,
+}
+
+/// The configuration of a supported text model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TextConfig {
+    /// Architecture.
+    pub model_type: ModelType,
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Model width.
+    pub hidden_size: usize,
+    /// Transformer blocks.
+    pub num_layers: usize,
+    /// Attention heads per block.
+    pub num_heads: usize,
+    /// MLP width.
+    pub intermediate_size: usize,
+    /// Learned positions available (the longest input).
+    pub max_positions: usize,
+    /// Token types (BERT segment embeddings), 0 for GPT-2.
+    pub type_vocab_size: usize,
+    /// LayerNorm epsilon.
+    pub layer_norm_eps: f64,
+    /// MLP activation.
+    pub activation: Activation,
+}
+
+fn get_usize(v: &serde_json::Value, keys: &[&str]) -> Option<usize> {
+    keys.iter()
+        .find_map(|k| v.get(*k).and_then(serde_json::Value::as_u64))
+        .map(|x| x as usize)
+}
+
+impl TextConfig {
+    /// Parses `config.json` at `path`.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Self::from_json(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    /// Parses the text of a `config.json`.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let v: serde_json::Value = serde_json::from_str(text).context("not valid JSON")?;
+        let model_type = match v.get("model_type").and_then(|m| m.as_str()) {
+            Some("bert") => ModelType::Bert,
+            Some("gpt2") => ModelType::Gpt2,
+            Some(other) => bail!(
+                "unsupported model_type `{other}`; supported: {}",
+                SUPPORTED_MODEL_TYPES.join(", ")
+            ),
+            None => bail!(
+                "no `model_type`; supported: {}",
+                SUPPORTED_MODEL_TYPES.join(", ")
+            ),
+        };
+        let need = |keys: &[&str]| {
+            get_usize(&v, keys).with_context(|| format!("`{}` is missing", keys[0]))
+        };
+        let cfg = match model_type {
+            ModelType::Bert => {
+                let act = v
+                    .get("hidden_act")
+                    .and_then(|a| a.as_str())
+                    .unwrap_or("gelu");
+                Self {
+                    model_type,
+                    vocab_size: need(&["vocab_size"])?,
+                    hidden_size: need(&["hidden_size"])?,
+                    num_layers: need(&["num_hidden_layers"])?,
+                    num_heads: need(&["num_attention_heads"])?,
+                    intermediate_size: need(&["intermediate_size"])?,
+                    max_positions: need(&["max_position_embeddings"])?,
+                    type_vocab_size: get_usize(&v, &["type_vocab_size"]).unwrap_or(2),
+                    layer_norm_eps: v
+                        .get("layer_norm_eps")
+                        .and_then(|e| e.as_f64())
+                        .unwrap_or(1e-12),
+                    activation: parse_activation(act)?,
+                }
+            }
+            ModelType::Gpt2 => {
+                let hidden = need(&["n_embd", "hidden_size"])?;
+                let act = v
+                    .get("activation_function")
+                    .and_then(|a| a.as_str())
+                    .unwrap_or("gelu_new");
+                Self {
+                    model_type,
+                    vocab_size: need(&["vocab_size"])?,
+                    hidden_size: hidden,
+                    num_layers: need(&["n_layer", "num_hidden_layers"])?,
+                    num_heads: need(&["n_head", "num_attention_heads"])?,
+                    intermediate_size: get_usize(&v, &["n_inner"]).unwrap_or(4 * hidden),
+                    max_positions: need(&["n_positions", "max_position_embeddings"])?,
+                    type_vocab_size: 0,
+                    layer_norm_eps: v
+                        .get("layer_norm_epsilon")
+                        .and_then(|e| e.as_f64())
+                        .unwrap_or(1e-5),
+                    activation: parse_activation(act)?,
+                }
+            }
+        };
+        if cfg.num_heads == 0 || cfg.hidden_size % cfg.num_heads != 0 {
+            bail!(
+                "hidden size {} is not divisible by {} heads",
+                cfg.hidden_size,
+                cfg.num_heads
+            );
+        }
+        Ok(cfg)
+    }
+
+    /// Width of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_heads
+    }
+}
+
+fn parse_activation(name: &str) -> Result<Activation> {
+    Ok(match name {
+        "gelu" => Activation::GeluErf,
+        "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
+        "relu" => Activation::Relu,
+        other => bail!("unsupported activation `{other}`"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsupported_model_type_names_it_and_the_supported_ones() {
+        let err = TextConfig::from_json(r#"{"model_type": "llama"}"#).expect_err("refused");
+        let msg = format!("{err:#}");
+        assert!(msg.contains("llama") && msg.contains("bert, gpt2"), "{msg}");
+    }
+
+    #[test]
+    fn gpt2_defaults_inner_size() {
+        let cfg = TextConfig::from_json(
+            r#"{"model_type":"gpt2","vocab_size":1000,"n_embd":64,"n_layer":2,"n_head":4,"n_positions":128,"n_inner":null}"#,
+        )
+        .expect("parses");
+        assert_eq!(cfg.intermediate_size, 256);
+        assert_eq!(cfg.activation, Activation::GeluTanh);
+    }
+}

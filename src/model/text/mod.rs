@@ -1,0 +1,286 @@
+//! Text transformers with attention capture: BERT family and GPT-2, loaded from a Hugging Face
+//! model folder (`config.json`, `tokenizer.json`, `model.safetensors` or `pytorch_model.bin`).
+
+pub mod bert;
+pub mod config;
+pub mod gpt2;
+pub mod tokenizer;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+
+use crate::analysis::AttentionMaps;
+use crate::model::ops::to_vec_f32;
+use crate::weights::Weights;
+use bert::Bert;
+pub use config::{ModelType, TextConfig};
+use gpt2::Gpt2;
+pub use tokenizer::{Encoded, TextTokenizer, Token};
+
+/// Raw outputs of a forward pass.
+pub struct ForwardOutput {
+    /// Embedding output, then each layer's output: `[n, hidden]` each.
+    pub hidden_states: Vec<Tensor>,
+    /// Per layer: `[heads, n, n]`.
+    pub attentions: Vec<Tensor>,
+    /// `[n, vocab]` for language models.
+    pub logits: Option<Tensor>,
+}
+
+/// Multi-head scaled dot-product attention returning the probabilities.
+///
+/// # Shapes
+/// `q, k, v`: `[n, hidden]`; `additive_mask`: broadcastable to `[n, n]` (added to the scores
+/// before the softmax). Returns the context `[n, hidden]` and probabilities `[heads, n, n]`.
+pub fn multi_head_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+    additive_mask: Option<&Tensor>,
+) -> candle_core::Result<(Tensor, Tensor)> {
+    let (n, d) = q.dims2()?;
+    let hd = d / heads;
+    let split = |x: &Tensor| -> candle_core::Result<Tensor> {
+        x.reshape((x.dim(0)?, heads, hd))?
+            .transpose(0, 1)?
+            .contiguous()
+    };
+    let (qh, kh, vh) = (split(q)?, split(k)?, split(v)?); // [heads, n, hd]
+    let mut scores = (qh.matmul(&kh.t()?)? * (hd as f64).powf(-0.5))?; // [heads, n, n]
+    if let Some(m) = additive_mask {
+        scores = scores.broadcast_add(m)?;
+    }
+    let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+    let ctx = probs.matmul(&vh)?.transpose(0, 1)?.reshape((n, d))?;
+    Ok((ctx, probs))
+}
+
+enum Net {
+    Bert(Bert),
+    Gpt2(Gpt2),
+}
+
+/// A loaded text model with its tokenizer.
+pub struct TextModel {
+    config: TextConfig,
+    tokenizer: TextTokenizer,
+    net: Net,
+    dir: PathBuf,
+}
+
+/// Everything the views and the CLI show for one text.
+#[derive(Debug, Clone)]
+pub struct TextOutput {
+    /// The tokens (and a truncation notice, if any).
+    pub encoded: Encoded,
+    /// Every layer's attention.
+    pub attentions: AttentionMaps,
+    /// Embedding output then each layer's output, `[n × hidden]` each.
+    pub hidden_states: Vec<Vec<f32>>,
+    /// `[n × vocab]` for language models.
+    pub logits: Option<Vec<f32>>,
+}
+
+impl TextModel {
+    /// Loads a model folder.
+    pub fn load_dir(dir: &Path, device: &Device) -> Result<Self> {
+        if !dir.is_dir() {
+            bail!("not a model folder: {}", dir.display());
+        }
+        let config = TextConfig::from_file(&tokenizer::require_file(dir, "config.json")?)?;
+        let tokenizer = TextTokenizer::from_file(&tokenizer::require_file(dir, "tokenizer.json")?)?;
+        let weights_path = ["model.safetensors", "pytorch_model.bin"]
+            .iter()
+            .map(|f| dir.join(f))
+            .find(|p| p.is_file())
+            .with_context(|| {
+                format!(
+                    "the model folder lacks model.safetensors or pytorch_model.bin: {}",
+                    dir.display()
+                )
+            })?;
+        let weights = Weights::open(&weights_path)?;
+        Self::from_parts(config, tokenizer, &weights, device, dir)
+    }
+
+    /// Builds a model from its parts (used by tests with generated weights).
+    pub fn from_parts(
+        config: TextConfig,
+        tokenizer: TextTokenizer,
+        weights: &Weights,
+        device: &Device,
+        dir: &Path,
+    ) -> Result<Self> {
+        let net = match config.model_type {
+            ModelType::Bert => Net::Bert(Bert::load(weights, &config, device)?),
+            ModelType::Gpt2 => Net::Gpt2(Gpt2::load(weights, &config, device)?),
+        };
+        Ok(Self {
+            config,
+            tokenizer,
+            net,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The model's configuration.
+    pub fn config(&self) -> &TextConfig {
+        &self.config
+    }
+
+    /// The folder it was loaded from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.tokenizer
+    }
+
+    /// Tokenizes `text`, truncating to the model's positions.
+    pub fn encode(&self, text: &str) -> Result<Encoded> {
+        self.tokenizer.encode(text, self.config.max_positions)
+    }
+
+    /// Raw forward pass on token ids (no truncation: at most `max_positions` ids).
+    pub fn forward_ids(
+        &self,
+        ids: &[u32],
+        attention_mask: Option<&[u32]>,
+    ) -> Result<ForwardOutput> {
+        if ids.is_empty() {
+            bail!("no tokens");
+        }
+        if ids.len() > self.config.max_positions {
+            bail!(
+                "{} tokens exceed the model's {} positions",
+                ids.len(),
+                self.config.max_positions
+            );
+        }
+        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= self.config.vocab_size) {
+            bail!(
+                "token id {bad} is outside the vocabulary ({})",
+                self.config.vocab_size
+            );
+        }
+        Ok(match &self.net {
+            Net::Bert(m) => m.forward(ids, attention_mask)?,
+            Net::Gpt2(m) => {
+                if attention_mask.is_some() {
+                    bail!("padding masks are supported for BERT models only");
+                }
+                m.forward(ids)?
+            }
+        })
+    }
+
+    /// Tokenizes and runs `text`, returning plain data.
+    pub fn run(&self, text: &str) -> Result<TextOutput> {
+        let encoded = self.encode(text)?;
+        let ids = encoded.ids();
+        let out = self.forward_ids(&ids, None)?;
+        let attentions = attention_maps(
+            &out.attentions,
+            encoded.tokens.iter().map(|t| t.text.clone()).collect(),
+            self.config.model_type == ModelType::Gpt2,
+        )?;
+        let hidden_states = out
+            .hidden_states
+            .iter()
+            .map(to_vec_f32)
+            .collect::<candle_core::Result<_>>()?;
+        let logits = out.logits.as_ref().map(to_vec_f32).transpose()?;
+        Ok(TextOutput {
+            encoded,
+            attentions,
+            hidden_states,
+            logits,
+        })
+    }
+
+    /// The learned position table `[positions, hidden]` as plain data.
+    pub fn position_table(&self) -> Result<(usize, usize, Vec<f32>)> {
+        let t = match &self.net {
+            Net::Bert(m) => m.position_table(),
+            Net::Gpt2(m) => m.position_table(),
+        };
+        let (p, d) = t.dims2()?;
+        Ok((p, d, to_vec_f32(t)?))
+    }
+}
+
+/// Packs per-layer `[heads, n, n]` tensors into [`AttentionMaps`].
+pub fn attention_maps(
+    per_layer: &[Tensor],
+    tokens: Vec<String>,
+    causal: bool,
+) -> Result<AttentionMaps> {
+    let (heads, n, _) = per_layer.first().context("no layers")?.dims3()?;
+    let mut probs = Vec::with_capacity(per_layer.len() * heads * n * n);
+    for t in per_layer {
+        probs.extend(to_vec_f32(t)?);
+    }
+    Ok(AttentionMaps {
+        tokens,
+        layers: per_layer.len(),
+        heads,
+        n,
+        probs,
+        causal,
+    })
+}
+
+/// Groups tokens into words for [`crate::analysis::merge_groups`]: consecutive tokens with the
+/// same word id form one group, each special token its own. Returns the group of each token and
+/// a label per group (the word's text, or the special token).
+pub fn word_groups(tokens: &[Token], text: &str) -> (Vec<usize>, Vec<String>) {
+    let chars: Vec<char> = text.chars().collect();
+    let slice = |s: usize, e: usize| -> String {
+        let (s, e) = (s.min(chars.len()), e.min(chars.len()));
+        chars[s..e.max(s)].iter().collect()
+    };
+    let mut group = Vec::with_capacity(tokens.len());
+    let mut starts: Vec<Option<usize>> = Vec::new();
+    let mut labels: Vec<String> = Vec::new();
+    let mut prev_word: Option<usize> = None;
+    for t in tokens {
+        let continues = !t.special && t.word.is_some() && t.word == prev_word;
+        if let (true, Some(Some(start))) = (continues, starts.last().copied()) {
+            let g = labels.len() - 1;
+            labels[g] = slice(start, t.span.1);
+            group.push(g);
+        } else {
+            group.push(labels.len());
+            if t.special {
+                starts.push(None);
+                labels.push(t.text.clone());
+            } else {
+                starts.push(Some(t.span.0));
+                labels.push(slice(t.span.0, t.span.1));
+            }
+        }
+        prev_word = if t.special { None } else { t.word };
+    }
+    (group, labels)
+}
+
+/// Sentence embedding as sentence-transformers computes it for all-MiniLM-L6-v2: the mean of
+/// the last hidden states over the tokens, L2-normalised. `last_hidden` is `[n × hidden]`.
+pub fn mean_pooled_normalized(last_hidden: &[f32], hidden: usize) -> Vec<f32> {
+    let n = last_hidden.len() / hidden.max(1);
+    let mut out = vec![0f32; hidden];
+    for row in last_hidden.chunks(hidden) {
+        for (o, v) in out.iter_mut().zip(row) {
+            *o += v;
+        }
+    }
+    out.iter_mut().for_each(|v| *v /= n.max(1) as f32);
+    let norm = out.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+    out.iter_mut().for_each(|v| *v /= norm);
+    out
+}

@@ -1,0 +1,131 @@
+//! Tokenization with the `tokenizers` crate from a model's `tokenizer.json`, keeping each token's
+//! text and character span, with truncation to the model's positions reported to the caller.
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Result};
+use serde::Serialize;
+
+/// One token of an encoded text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Token {
+    /// Vocabulary id.
+    pub id: u32,
+    /// The token as the vocabulary spells it (`##ge`, `Ġchat`, `[CLS]`).
+    pub text: String,
+    /// Character span `[start, end)` in the input text; `(0, 0)` for added special tokens.
+    pub span: (usize, usize),
+    /// Index of the word this token belongs to, `None` for special tokens.
+    pub word: Option<usize>,
+    /// True for tokens the tokenizer added (`[CLS]`, `[SEP]`).
+    pub special: bool,
+}
+
+/// An encoded text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Encoded {
+    /// The tokens in order.
+    pub tokens: Vec<Token>,
+    /// Set when the text was cut to fit the model: how many tokens it would have had.
+    pub truncated_from: Option<usize>,
+}
+
+impl Encoded {
+    /// Token ids.
+    pub fn ids(&self) -> Vec<u32> {
+        self.tokens.iter().map(|t| t.id).collect()
+    }
+
+    /// A notice for the user when the text was truncated.
+    pub fn notice(&self) -> Option<String> {
+        self.truncated_from.map(|n| {
+            format!(
+                "the text was truncated to {} of its {n} tokens (the model's maximum)",
+                self.tokens.len()
+            )
+        })
+    }
+}
+
+/// A tokenizer with padding disabled and our own truncation.
+pub struct TextTokenizer {
+    inner: tokenizers::Tokenizer,
+}
+
+impl TextTokenizer {
+    /// Loads `tokenizer.json`. The file's own padding (all-MiniLM ships `Fixed(128)`) and
+    /// truncation are turned off: the views show the real tokens.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let mut inner = tokenizers::Tokenizer::from_file(path)
+            .map_err(|e| anyhow!("cannot load tokenizer ({e}): {}", path.display()))?;
+        inner.with_padding(None);
+        inner
+            .with_truncation(None)
+            .map_err(|e| anyhow!("cannot configure tokenizer: {e}"))?;
+        Ok(Self { inner })
+    }
+
+    /// Encodes `text` with the model's special tokens, keeping at most `max_tokens`.
+    pub fn encode(&self, text: &str, max_tokens: usize) -> Result<Encoded> {
+        if text.trim().is_empty() {
+            bail!("the text is empty: type a sentence");
+        }
+        let enc = self
+            .inner
+            .encode_char_offsets(text, true)
+            .map_err(|e| anyhow!("cannot tokenize: {e}"))?;
+        let total = enc.len();
+        if total == 0 {
+            bail!("the text has no tokens this model knows");
+        }
+        let specials = enc.get_special_tokens_mask();
+        let mut tokens: Vec<Token> = (0..total)
+            .map(|i| Token {
+                id: enc.get_ids()[i],
+                text: enc.get_tokens()[i].clone(),
+                span: enc.get_offsets()[i],
+                word: enc.get_word_ids()[i].map(|w| w as usize),
+                special: specials[i] == 1,
+            })
+            .collect();
+        if total <= max_tokens {
+            return Ok(Encoded {
+                tokens,
+                truncated_from: None,
+            });
+        }
+        // Keep leading specials and the trailing ones ([SEP]); cut the middle's end.
+        let trailing: Vec<Token> = tokens
+            .iter()
+            .rev()
+            .take_while(|t| t.special)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        if trailing.len() >= max_tokens {
+            bail!("the model takes at most {max_tokens} tokens");
+        }
+        tokens.truncate(max_tokens - trailing.len());
+        tokens.extend(trailing);
+        Ok(Encoded {
+            tokens,
+            truncated_from: Some(total),
+        })
+    }
+
+    /// Token text for an id.
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+}
+
+/// `path` must exist, else an error naming the file and the folder.
+pub fn require_file(dir: &Path, name: &str) -> Result<std::path::PathBuf> {
+    let p = dir.join(name);
+    if !p.is_file() {
+        bail!("the model folder lacks {name}: {}", dir.display());
+    }
+    Ok(p)
+}
