@@ -6,10 +6,15 @@
 //! - [`weights`]: safe loading of `.safetensors` and PyTorch checkpoints.
 //! - [`image_io`]: image decoding with size limits and format conversion.
 //! - [`cli`]: the command-line interface.
+//! - [`worker`]: threads owning the models; [`app`] and [`ui`]: the desktop app (egui only).
 
 pub mod analysis;
+pub mod app;
 pub mod cli;
+pub mod error;
 pub mod image_io;
 pub mod model;
+pub mod ui;
 pub mod viz;
 pub mod weights;
+pub mod worker;

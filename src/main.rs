@@ -13,24 +13,10 @@ fn main() {
     let args = Cli::parse();
     let result = match args.command {
         Some(command) => cli::run(command),
-        None => Err(anyhow::anyhow!(
-            "the desktop app is not part of this build yet; use a subcommand (see `segattn --help`)"
-        )),
+        None => cli::run_gui(args.gui),
     };
     if let Err(err) = result {
-        eprintln!("error: {}", one_line(&err));
+        eprintln!("error: {}", segattn::error::one_line(&err));
         std::process::exit(1);
     }
-}
-
-/// The error and its causes on one line.
-fn one_line(err: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in err.chain() {
-        let s = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-    }
-    parts.join(": ").replace('\n', " ")
 }

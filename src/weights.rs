@@ -495,3 +495,85 @@ impl<'a> Scope<'a> {
         }
     }
 }
+
+/// SAM checkpoints we look for, in order of preference (MobileSAM first: it encodes fastest).
+pub const SAM_FILE_NAMES: [&str; 6] = [
+    "mobile_sam-tiny-vitt.safetensors",
+    "mobile_sam.pt",
+    "sam_vit_b_01ec64.safetensors",
+    "sam_vit_b_01ec64.pth",
+    "sam_vit_l_0b3195.pth",
+    "sam_vit_h_4b8939.pth",
+];
+
+/// Text model folders we look for, in order of preference.
+pub const TEXT_MODEL_NAMES: [&str; 2] = ["all-MiniLM-L6-v2", "gpt2"];
+
+/// Folders searched for weights, in order: `weights/` beside the working directory and beside
+/// the executable, the platform data folder (`$XDG_DATA_HOME/segattn` or
+/// `~/.local/share/segattn`).
+pub fn search_dirs() -> Vec<PathBuf> {
+    let mut dirs = vec![PathBuf::from("weights")];
+    if let Some(exe_dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        dirs.push(exe_dir.join("weights"));
+    }
+    if let Some(data) = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+    {
+        dirs.push(data.join("segattn"));
+    }
+    dirs
+}
+
+/// Snapshot folders of a Hugging Face cache repository (`~/.cache/huggingface/hub`).
+fn hf_cache_snapshots(repo: &str) -> Vec<PathBuf> {
+    let hub = std::env::var_os("HF_HUB_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HF_HOME")
+                .map(|h| PathBuf::from(h).join("hub"))
+                .or_else(|| {
+                    std::env::var_os("HOME")
+                        .map(|h| PathBuf::from(h).join(".cache/huggingface/hub"))
+                })
+        });
+    let Some(hub) = hub else { return Vec::new() };
+    let dir = hub
+        .join(format!("models--{}", repo.replace('/', "--")))
+        .join("snapshots");
+    std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default()
+}
+
+/// The first SAM checkpoint found in [`search_dirs`] or the Hugging Face cache.
+pub fn find_sam_checkpoint() -> Option<PathBuf> {
+    let mut dirs = search_dirs();
+    dirs.extend(hf_cache_snapshots("lmz/candle-sam"));
+    SAM_FILE_NAMES
+        .iter()
+        .flat_map(|name| dirs.iter().map(move |d| d.join(name)))
+        .find(|p| p.is_file())
+}
+
+/// The first text model folder found in [`search_dirs`] or the Hugging Face cache.
+pub fn find_text_model() -> Option<PathBuf> {
+    let is_model = |p: &Path| p.join("config.json").is_file() && p.join("tokenizer.json").is_file();
+    let local = TEXT_MODEL_NAMES
+        .iter()
+        .flat_map(|name| search_dirs().into_iter().map(move |d| d.join(name)))
+        .find(|p| is_model(p));
+    local.or_else(|| {
+        [
+            "sentence-transformers/all-MiniLM-L6-v2",
+            "openai-community/gpt2",
+        ]
+        .iter()
+        .flat_map(|r| hf_cache_snapshots(r))
+        .find(|p| is_model(p))
+    })
+}

@@ -24,6 +24,43 @@ pub struct Cli {
     /// A subcommand; none opens the desktop app.
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Options of the desktop app.
+    #[command(flatten)]
+    pub gui: GuiArgs,
+}
+
+/// Options of the desktop app (no subcommand).
+#[derive(Debug, clap::Args)]
+pub struct GuiArgs {
+    /// SAM checkpoint to load (else the last one, else one found in weights/).
+    #[arg(long)]
+    pub sam_weights: Option<PathBuf>,
+    /// Text model folder to load (else the last one, else one found in weights/).
+    #[arg(long)]
+    pub text_model: Option<PathBuf>,
+    /// Image to open.
+    #[arg(long)]
+    pub image: Option<PathBuf>,
+    /// Close the window after this many frames (smoke tests).
+    #[arg(long)]
+    pub exit_after_frames: Option<u64>,
+    /// Where models run.
+    #[arg(long, value_enum, default_value_t)]
+    pub device: DeviceChoice,
+}
+
+/// Opens the desktop app.
+pub fn run_gui(args: GuiArgs) -> Result<()> {
+    let device = select_device(args.device)?;
+    crate::app::run(crate::app::AppOptions {
+        sam_weights: args.sam_weights,
+        text_model: args.text_model,
+        image: args.image,
+        exit_after_frames: args.exit_after_frames,
+        discover: true,
+        device: Some(device),
+        ..Default::default()
+    })
 }
 
 /// The subcommands.

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 
 use super::{indexed_path, select_device, DeviceChoice};
-use crate::model::sam::{BoxPrompt, Mask, PointLabel, PointPrompt, Prompts, SamModel, LOW_RES};
+use crate::model::sam::{BoxPrompt, PointLabel, PointPrompt, Prompts, SamModel, LOW_RES};
 use crate::weights::Weights;
 
 /// Arguments of `segattn segment`.
@@ -93,19 +93,6 @@ impl FromStr for BoxArg {
     }
 }
 
-/// Writes a mask as an 8-bit grey PNG (255 inside, 0 outside).
-pub fn write_mask_png(mask: &Mask, path: &std::path::Path) -> Result<()> {
-    let data: Vec<u8> = mask
-        .data
-        .iter()
-        .map(|&v| if v != 0 { 255 } else { 0 })
-        .collect();
-    let img = image::GrayImage::from_raw(mask.width as u32, mask.height as u32, data)
-        .context("mask buffer has the wrong size")?;
-    img.save_with_format(path, image::ImageFormat::Png)
-        .with_context(|| format!("cannot write {}", path.display()))
-}
-
 /// Runs `segattn segment`.
 pub fn run(args: &SegmentArgs) -> Result<()> {
     let prompts = Prompts {
@@ -136,7 +123,7 @@ pub fn run(args: &SegmentArgs) -> Result<()> {
         } else {
             args.out.clone()
         };
-        write_mask_png(mask, &path)?;
+        crate::viz::mask::save_mask_png(mask, &path)?;
         files.push(path);
     }
     if let Some(path) = &args.logits_out {

@@ -1,6 +1,8 @@
 //! Colormaps, heatmap rasters and mask encodings shared by the CLI and the app (no egui, no
 //! candle): a picture in the app equals the one `segattn` exports.
 
+pub mod mask;
+
 use std::path::Path;
 
 use anyhow::{Context, Result};

@@ -1,0 +1,70 @@
+//! The status bar: device and dtype, loaded models, last timings, the last message.
+
+use std::time::Instant;
+
+/// What the status bar shows.
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    /// Device name ("cpu", "cuda:0").
+    pub device: String,
+    /// Loaded SAM model.
+    pub sam_model: Option<String>,
+    /// Loaded text model.
+    pub text_model: Option<String>,
+    /// Last image encode time.
+    pub encode_ms: Option<f64>,
+    /// Last prompt decode time.
+    pub decode_ms: Option<f64>,
+    /// Last text forward time.
+    pub forward_ms: Option<f64>,
+    /// The last message: `Ok` informs, `Err` is an error.
+    pub message: Option<(Result<String, String>, Instant)>,
+}
+
+impl Status {
+    /// Records a message.
+    pub fn notify(&mut self, m: Result<String, String>) {
+        self.message = Some((m, Instant::now()));
+    }
+
+    /// The last error, if the last message was one.
+    pub fn last_error(&self) -> Option<&str> {
+        match &self.message {
+            Some((Err(e), _)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Draws the bar.
+    pub fn ui(&self, ui: &mut egui::Ui) {
+        ui.horizontal_wrapped(|ui| {
+            ui.label(format!("{} · f32", self.device));
+            ui.separator();
+            ui.label(format!(
+                "SAM: {}",
+                self.sam_model.as_deref().unwrap_or("none")
+            ));
+            ui.separator();
+            ui.label(format!(
+                "text: {}",
+                self.text_model.as_deref().unwrap_or("none")
+            ));
+            let fmt = |v: Option<f64>| v.map_or("–".to_string(), |ms| format!("{ms:.0} ms"));
+            ui.separator();
+            ui.label(format!(
+                "encode {} · click {} · forward {}",
+                fmt(self.encode_ms),
+                self.decode_ms
+                    .map_or("–".to_string(), |ms| format!("{ms:.1} ms")),
+                fmt(self.forward_ms)
+            ));
+            if let Some((m, _)) = &self.message {
+                ui.separator();
+                match m {
+                    Ok(info) => ui.label(info),
+                    Err(e) => ui.colored_label(ui.visuals().error_fg_color, format!("Error: {e}")),
+                };
+            }
+        });
+    }
+}

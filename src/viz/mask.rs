@@ -1,0 +1,192 @@
+//! Mask encodings: grey PNG, RGBA overlay, cut-out with alpha, and COCO run-length encoding.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::Raster;
+use crate::model::sam::{Mask, Rgb8};
+
+/// Distinct colours for objects (Tableau 10).
+pub const OBJECT_COLORS: [[u8; 3]; 10] = [
+    [31, 119, 180],
+    [255, 127, 14],
+    [44, 160, 44],
+    [214, 39, 40],
+    [148, 103, 189],
+    [140, 86, 75],
+    [227, 119, 194],
+    [127, 127, 127],
+    [188, 189, 34],
+    [23, 190, 207],
+];
+
+/// Writes a mask as an 8-bit grey PNG (255 inside, 0 outside).
+pub fn save_mask_png(mask: &Mask, path: &Path) -> Result<()> {
+    let data: Vec<u8> = mask
+        .data
+        .iter()
+        .map(|&v| if v != 0 { 255 } else { 0 })
+        .collect();
+    let img = image::GrayImage::from_raw(mask.width as u32, mask.height as u32, data)
+        .context("mask buffer has the wrong size")?;
+    img.save_with_format(path, image::ImageFormat::Png)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The image's pixels inside the mask, transparent elsewhere.
+pub fn cutout(image: &Rgb8, mask: &Mask) -> Raster {
+    let mut rgba = Vec::with_capacity(image.width * image.height * 4);
+    for (px, &m) in image.data.chunks_exact(3).zip(&mask.data) {
+        rgba.extend_from_slice(&[px[0], px[1], px[2], if m != 0 { 255 } else { 0 }]);
+    }
+    Raster {
+        width: image.width,
+        height: image.height,
+        rgba,
+    }
+}
+
+/// A coloured, translucent overlay of `mask` at `(width, height)` (nearest-neighbour when the
+/// display size differs from the mask size).
+pub fn overlay(mask: &Mask, color: [u8; 3], alpha: u8, width: usize, height: usize) -> Raster {
+    let mut rgba = vec![0u8; width * height * 4];
+    for y in 0..height {
+        let my = y * mask.height / height.max(1);
+        for x in 0..width {
+            let mx = x * mask.width / width.max(1);
+            if mask.data[my * mask.width + mx] != 0 {
+                rgba[(y * width + x) * 4..][..4]
+                    .copy_from_slice(&[color[0], color[1], color[2], alpha]);
+            }
+        }
+    }
+    Raster {
+        width,
+        height,
+        rgba,
+    }
+}
+
+/// COCO's uncompressed run-length encoding: `size` is `[height, width]`, `counts` alternate
+/// runs of 0 and 1 in column-major order, starting with a (possibly empty) run of 0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CocoRle {
+    /// `[height, width]`
+    pub size: [usize; 2],
+    /// Run lengths.
+    pub counts: Vec<u32>,
+}
+
+/// Encodes a mask as COCO RLE.
+pub fn coco_rle(mask: &Mask) -> CocoRle {
+    let mut counts = Vec::new();
+    let mut current = 0u8;
+    let mut run = 0u32;
+    for x in 0..mask.width {
+        for y in 0..mask.height {
+            let v = u8::from(mask.data[y * mask.width + x] != 0);
+            if v != current {
+                counts.push(run);
+                run = 0;
+                current = v;
+            }
+            run += 1;
+        }
+    }
+    counts.push(run);
+    CocoRle {
+        size: [mask.height, mask.width],
+        counts,
+    }
+}
+
+/// Tight bounding box `[x, y, width, height]` of a mask (COCO `bbox`), zeros when empty.
+pub fn bbox(mask: &Mask) -> [usize; 4] {
+    let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
+    for y in 0..mask.height {
+        for x in 0..mask.width {
+            if mask.data[y * mask.width + x] != 0 {
+                x0 = x0.min(x);
+                y0 = y0.min(y);
+                x1 = x1.max(x + 1);
+                y1 = y1.max(y + 1);
+            }
+        }
+    }
+    if x0 == usize::MAX {
+        [0; 4]
+    } else {
+        [x0, y0, x1 - x0, y1 - y0]
+    }
+}
+
+/// A COCO-style annotation file for named masks on one image.
+pub fn coco_json(file_name: &str, masks: &[(&str, &Mask)]) -> serde_json::Value {
+    let (w, h) = masks.first().map_or((0, 0), |(_, m)| (m.width, m.height));
+    let mut categories = Vec::new();
+    let annotations: Vec<_> = masks
+        .iter()
+        .enumerate()
+        .map(|(i, (name, m))| {
+            categories.push(serde_json::json!({"id": i + 1, "name": name}));
+            serde_json::json!({
+                "id": i + 1, "image_id": 1, "category_id": i + 1, "iscrowd": 0,
+                "area": m.area(), "bbox": bbox(m), "segmentation": coco_rle(m),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "images": [{"id": 1, "file_name": file_name, "width": w, "height": h}],
+        "annotations": annotations,
+        "categories": categories,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rle_is_column_major_and_starts_with_zeros() {
+        // 2 rows × 3 columns:
+        // 0 1 1
+        // 1 1 0
+        let m = Mask {
+            width: 3,
+            height: 2,
+            data: vec![0, 1, 1, 1, 1, 0],
+        };
+        let rle = coco_rle(&m);
+        assert_eq!(rle.size, [2, 3]);
+        // Column-major: 0,1 | 1,1 | 1,0 → runs 1×0, 4×1, 1×0.
+        assert_eq!(rle.counts, vec![1, 4, 1]);
+        assert_eq!(rle.counts.iter().sum::<u32>(), 6);
+        let full = Mask {
+            width: 2,
+            height: 1,
+            data: vec![1, 1],
+        };
+        assert_eq!(coco_rle(&full).counts, vec![0, 2]);
+        assert_eq!(bbox(&m), [0, 0, 3, 2]);
+    }
+
+    #[test]
+    fn cutout_and_overlay() {
+        let img = Rgb8 {
+            width: 2,
+            height: 1,
+            data: vec![10, 20, 30, 40, 50, 60],
+        };
+        let m = Mask {
+            width: 2,
+            height: 1,
+            data: vec![0, 1],
+        };
+        assert_eq!(cutout(&img, &m).rgba, vec![10, 20, 30, 0, 40, 50, 60, 255]);
+        let o = overlay(&m, [1, 2, 3], 128, 4, 2);
+        assert_eq!(&o.rgba[0..4], &[0, 0, 0, 0]);
+        assert_eq!(&o.rgba[(4 + 3) * 4..][..4], &[1, 2, 3, 128]);
+    }
+}

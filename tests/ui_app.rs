@@ -1,0 +1,322 @@
+//! The desktop app driven as a person would, headless with egui_kittest: open an image through
+//! the dialog's code path, click on it, see a mask; pick candidates; undo and redo; export; pick
+//! a layer and head in the attention grid.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use candle_core::Device;
+use egui::{Event, Modifiers, PointerButton, Pos2};
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+use segattn::app::{AppOptions, SegattnApp};
+use segattn::model::sam::config::{EncoderConfig, SamConfig, VitConfig};
+use segattn::model::sam::{PointLabel, SamModel};
+use segattn::ui::segment_view::{EncodeState, ImageSource};
+use segattn::ui::View;
+
+fn small_sam() -> SamModel {
+    let config = SamConfig::with_encoder(EncoderConfig::Vit(VitConfig::official(
+        96,
+        4,
+        4,
+        vec![1, 3],
+    )));
+    SamModel::detweights(config, 2, &Device::Cpu).expect("model")
+}
+
+fn app(opts: AppOptions) -> Harness<'static, SegattnApp> {
+    Harness::builder()
+        .with_size([1280.0, 800.0])
+        .build_eframe(move |cc| SegattnApp::new(cc, opts).expect("app starts"))
+}
+
+/// Steps the app (in real time, workers run on their threads) until `cond` holds.
+fn wait_until(
+    h: &mut Harness<'static, SegattnApp>,
+    what: &str,
+    cond: impl Fn(&SegattnApp) -> bool,
+) {
+    let start = Instant::now();
+    loop {
+        h.step();
+        if cond(h.state()) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "timed out waiting for {what}; status: {:?}",
+            h.state().status.message
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A click on the image canvas at image pixel `(x, y)`.
+fn click_image(h: &mut Harness<'static, SegattnApp>, x: f32, y: f32, button: PointerButton) {
+    let (w, ht) = {
+        let img = h.state().segment.image.as_ref().expect("image");
+        (img.rgb.width as f32, img.rgb.height as f32)
+    };
+    let rect = h.get_by_label("Image canvas").rect();
+    let pos = Pos2::new(
+        rect.min.x + x / w * rect.width(),
+        rect.min.y + y / ht * rect.height(),
+    );
+    h.event(Event::PointerMoved(pos));
+    h.step();
+    for pressed in [true, false] {
+        h.event(Event::PointerButton {
+            pos,
+            button,
+            pressed,
+            modifiers: Modifiers::NONE,
+        });
+        h.step();
+    }
+}
+
+fn chelsea() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/chelsea.png")
+}
+
+#[test]
+fn click_shows_a_mask_and_undo_redo_export_work() {
+    let mut h = app(AppOptions {
+        sam_model: Some(small_sam()),
+        ..Default::default()
+    });
+    // Open the image through the same code path as the file dialog.
+    let ctx = h.ctx.clone();
+    h.state_mut()
+        .segment
+        .open(ImageSource::File(chelsea()), &ctx);
+    wait_until(&mut h, "the image to be encoded", |a| {
+        a.segment
+            .image
+            .as_ref()
+            .is_some_and(|i| i.name == "chelsea.png")
+            && matches!(a.segment.encode, EncodeState::Ready { .. })
+    });
+    assert!(h
+        .state()
+        .status
+        .sam_model
+        .as_deref()
+        .is_some_and(|m| m.contains("ViT")));
+
+    click_image(&mut h, 250.0, 130.0, PointerButton::Primary);
+    wait_until(&mut h, "a mask", |a| a.segment.candidates.is_some());
+    {
+        let s = &h.state().segment;
+        assert_eq!(s.prompts.points.len(), 1);
+        let p = s.prompts.points[0];
+        assert_eq!(p.label, PointLabel::Foreground);
+        assert!(
+            (p.pos_in_image[0] - 250.0).abs() < 2.0 && (p.pos_in_image[1] - 130.0).abs() < 2.0,
+            "{p:?}"
+        );
+        let c = s.candidates.as_ref().expect("candidates");
+        assert_eq!(c.masks.len(), 3, "3 candidates by default");
+        assert!(c.masks.iter().all(|m| (m.width, m.height) == (451, 300)));
+        assert!(
+            s.selected_mask().expect("mask").area() > 0,
+            "the chosen mask is not empty"
+        );
+    }
+    // Pick the second candidate by its thumbnail.
+    h.get_by_label_contains("Candidate 2").click();
+    h.step();
+    assert_eq!(h.state().segment.selected, 1);
+
+    // A right click adds a background point.
+    click_image(&mut h, 425.0, 200.0, PointerButton::Secondary);
+    wait_until(&mut h, "the second prompt's masks", |a| {
+        a.segment.prompts.points.len() == 2 && a.segment.awaiting.is_none()
+    });
+    assert_eq!(
+        h.state().segment.prompts.points[1].label,
+        PointLabel::Background
+    );
+
+    // Undo twice, then redo once.
+    h.key_press_modifiers(Modifiers::COMMAND, egui::Key::Z);
+    h.step();
+    assert_eq!(h.state().segment.prompts.points.len(), 1);
+    h.key_press_modifiers(Modifiers::COMMAND, egui::Key::Z);
+    h.step();
+    assert!(h.state().segment.prompts.is_empty());
+    assert!(h.state().segment.candidates.is_none(), "no prompt, no mask");
+    h.key_press_modifiers(Modifiers::COMMAND | Modifiers::SHIFT, egui::Key::Z);
+    wait_until(&mut h, "the redone prompt's mask", |a| {
+        a.segment.candidates.is_some()
+    });
+    assert_eq!(h.state().segment.prompts.points.len(), 1);
+
+    // Export the chosen mask and all masks as COCO.
+    let dir = tempfile::tempdir().expect("tmp");
+    let png = dir.path().join("mask.png");
+    h.state().segment.export_mask_png(&png).expect("png export");
+    let img = image::open(&png).expect("valid png").into_luma8();
+    assert_eq!(img.dimensions(), (451, 300));
+    let area = img.pixels().filter(|p| p.0[0] == 255).count();
+    assert_eq!(
+        area,
+        h.state().segment.selected_mask().expect("mask").area()
+    );
+    h.get_by_label("Add object").click();
+    h.step();
+    assert_eq!(h.state().segment.objects.len(), 1);
+    let json_path = dir.path().join("coco.json");
+    h.state()
+        .segment
+        .export_coco_json(&json_path)
+        .expect("coco export");
+    let coco: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).expect("json"))
+            .expect("valid json");
+    let ann = &coco["annotations"][0];
+    assert_eq!(ann["segmentation"]["size"], serde_json::json!([300, 451]));
+    let total: u64 = ann["segmentation"]["counts"]
+        .as_array()
+        .expect("counts")
+        .iter()
+        .map(|v| v.as_u64().expect("n"))
+        .sum();
+    assert_eq!(total, 300 * 451);
+    assert_eq!(ann["area"].as_u64(), Some(area as u64));
+    let cutout = dir.path().join("cut.png");
+    assert!(
+        h.state().segment.export_cutout_png(&cutout).is_err(),
+        "no current mask after Add object"
+    );
+}
+
+#[test]
+fn drag_draws_a_box_prompt() {
+    let mut h = app(AppOptions {
+        sam_model: Some(small_sam()),
+        ..Default::default()
+    });
+    wait_until(&mut h, "the bundled sample to be encoded", |a| {
+        matches!(a.segment.encode, EncodeState::Ready { .. })
+    });
+    let rect = h.get_by_label("Image canvas").rect();
+    let (a, b) = (
+        rect.min + (rect.size() * 0.2),
+        rect.min + (rect.size() * 0.7),
+    );
+    h.event(Event::PointerMoved(a));
+    h.event(Event::PointerButton {
+        pos: a,
+        button: PointerButton::Primary,
+        pressed: true,
+        modifiers: Modifiers::NONE,
+    });
+    h.step();
+    for i in 1..=10 {
+        h.event(Event::PointerMoved(a + (b - a) * (i as f32 / 10.0)));
+        h.step();
+    }
+    h.event(Event::PointerButton {
+        pos: b,
+        button: PointerButton::Primary,
+        pressed: false,
+        modifiers: Modifiers::NONE,
+    });
+    h.step();
+    wait_until(&mut h, "the box's mask", |a| a.segment.candidates.is_some());
+    let bbox = h.state().segment.prompts.bbox.expect("a box");
+    assert!(h.state().segment.prompts.points.is_empty());
+    let [x0, y0, x1, y1] = bbox.corners_in_image;
+    assert!(
+        (x0 - 0.2 * 451.0).abs() < 3.0 && (y1 - 0.7 * 300.0).abs() < 3.0 && x1 > x0 && y1 > y0,
+        "{bbox:?}"
+    );
+}
+
+#[test]
+fn bad_image_keeps_the_previous_state_and_says_why() {
+    let mut h = app(AppOptions {
+        sam_model: Some(small_sam()),
+        ..Default::default()
+    });
+    wait_until(&mut h, "the sample", |a| {
+        matches!(a.segment.encode, EncodeState::Ready { .. })
+    });
+    let dir = tempfile::tempdir().expect("tmp");
+    let bad = dir.path().join("notes.png");
+    std::fs::write(&bad, b"not an image at all").expect("write");
+    let ctx = h.ctx.clone();
+    h.state_mut().segment.open(ImageSource::File(bad), &ctx);
+    wait_until(&mut h, "the error", |a| a.status.last_error().is_some());
+    assert!(h
+        .state()
+        .status
+        .last_error()
+        .expect("error")
+        .contains("not a supported image"));
+    assert_eq!(
+        h.state().segment.image.as_ref().expect("image kept").name,
+        "chelsea.png"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(has_minilm),
+    ignore = "needs .testdata/all-MiniLM-L6-v2 (scripts/fetch-test-models.sh)"
+)]
+fn attention_grid_picks_layer_2_head_3() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".testdata/all-MiniLM-L6-v2");
+    let mut h = app(AppOptions {
+        text_model: Some(dir),
+        ..Default::default()
+    });
+    h.state_mut().settings.view = View::Attention;
+    wait_until(&mut h, "attention for the default text", |a| {
+        a.attention.output.is_some() && a.attention.shown.is_some()
+    });
+    h.get_by_label("Layer 2 head 3").click();
+    h.step();
+    h.step();
+    let s = h.state();
+    assert_eq!(
+        (s.settings.attention.layer, s.settings.attention.head),
+        (2, 3)
+    );
+    let out = s.attention.output.as_ref().expect("output");
+    let shown = s.attention.shown.as_ref().expect("heatmap");
+    assert_eq!(
+        shown.values,
+        out.attentions.head(2, 3),
+        "the heatmap shows layer 2 head 3"
+    );
+    assert_eq!(shown.labels[0], "[CLS]");
+    // The PNG and CSV exports carry the same numbers.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let csv = tmp.path().join("a.csv");
+    s.attention.export_csv(&csv).expect("csv");
+    let text = std::fs::read_to_string(&csv).expect("read");
+    let second: Vec<&str> = text.lines().nth(1).expect("row").split(',').collect();
+    assert_eq!(second[1].parse::<f32>().expect("value"), shown.values[0]);
+    s.attention
+        .export_png(&tmp.path().join("a.png"))
+        .expect("png");
+}
+
+#[test]
+fn encodings_view_draws_sinusoids() {
+    let mut h = app(AppOptions::default());
+    h.get_by_label("Positional encodings").click();
+    h.run_steps(3);
+    assert_eq!(h.state().settings.view, View::Encodings);
+    let m = h
+        .state()
+        .encodings
+        .matrix(&h.state().settings.encodings)
+        .expect("matrix");
+    assert_eq!((m.rows, m.cols), (128, 128));
+}
