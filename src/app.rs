@@ -61,6 +61,8 @@ pub struct AppOptions {
     pub image: Option<PathBuf>,
     /// Close after this many frames (smoke tests).
     pub exit_after_frames: Option<u64>,
+    /// The view to open (else the last one).
+    pub view: Option<View>,
     /// Look for weights on disk and restore settings (off in tests).
     pub discover: bool,
     /// An already built SAM model (tests).
@@ -121,6 +123,9 @@ impl SegattnApp {
             show_models: false,
         };
         app.segment.multimask = app.settings.segment.multimask;
+        if let Some(v) = opts.view {
+            app.settings.view = v;
+        }
         let remembered = |p: &Option<PathBuf>| p.clone().filter(|p| p.exists());
         if let Some(m) = opts.sam_model {
             app.send_sam(SamRequest::UseModel(Box::new(m)));
@@ -323,8 +328,12 @@ impl eframe::App for SegattnApp {
         self.poll(ctx);
         self.shortcuts(ctx);
         self.frames += 1;
-        if self.exit_after_frames.is_some_and(|n| self.frames >= n) {
-            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        if let Some(n) = self.exit_after_frames {
+            if self.frames >= n {
+                ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            } else {
+                ctx.request_repaint(); // keep drawing until the count is reached
+            }
         }
     }
 

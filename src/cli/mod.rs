@@ -44,6 +44,9 @@ pub struct GuiArgs {
     /// Close the window after this many frames (smoke tests).
     #[arg(long)]
     pub exit_after_frames: Option<u64>,
+    /// The view to open.
+    #[arg(long, value_enum)]
+    pub view: Option<crate::ui::View>,
     /// Where models run.
     #[arg(long, value_enum, default_value_t)]
     pub device: DeviceChoice,
@@ -57,6 +60,7 @@ pub fn run_gui(args: GuiArgs) -> Result<()> {
         text_model: args.text_model,
         image: args.image,
         exit_after_frames: args.exit_after_frames,
+        view: args.view,
         discover: true,
         device: Some(device),
         ..Default::default()

@@ -80,6 +80,11 @@ impl Default for AttentionSettings {
     }
 }
 
+/// Colour range from 0 to the largest value.
+fn zero_to_max(values: &[f32]) -> ValueRange {
+    ValueRange::Fixed(0.0, values.iter().copied().fold(0f32, f32::max).max(1e-6))
+}
+
 /// The key of a displayed heatmap: a texture is rebuilt only when it changes.
 #[derive(Debug, Clone, PartialEq)]
 struct ViewKey {
@@ -193,14 +198,11 @@ impl AttentionState {
             labels = words;
             causal = false;
         }
-        let raster = heatmap(
-            &values,
-            n,
-            n,
-            ValueRange::Fixed(0.0, 1.0),
-            key.colormap,
-            |r, c| causal && c > r,
-        );
+        // Colours span 0 … the map's largest value (attention rarely nears 1 away from [CLS]);
+        // the hover tooltip gives the exact number.
+        let raster = heatmap(&values, n, n, zero_to_max(&values), key.colormap, |r, c| {
+            causal && c > r
+        });
         let texture = texture(ctx, "attention", &raster, true);
         self.shown = Some(ShownMap {
             key,
@@ -364,11 +366,12 @@ impl AttentionState {
             let causal = maps.causal;
             let textures = (0..maps.layers * maps.heads)
                 .map(|i| {
+                    let head = maps.head(i / maps.heads, i % maps.heads);
                     let r = heatmap(
-                        maps.head(i / maps.heads, i % maps.heads),
+                        head,
                         maps.n,
                         maps.n,
-                        ValueRange::Fixed(0.0, 1.0),
+                        zero_to_max(head),
                         s.colormap,
                         |r, c| causal && c > r,
                     );
@@ -380,10 +383,12 @@ impl AttentionState {
         let Some((_, _, textures)) = &self.grid else {
             return;
         };
-        let cell = ((ui.available_width() - 8.0) / maps.heads as f32).clamp(14.0, 48.0);
+        let gap = 2.0;
+        let cell = ((ui.available_width() - gap * maps.heads as f32) / maps.heads as f32)
+            .clamp(10.0, 48.0);
         for l in 0..maps.layers {
             ui.horizontal(|ui| {
-                ui.spacing_mut().item_spacing = Vec2::splat(2.0);
+                ui.spacing_mut().item_spacing = Vec2::splat(gap);
                 for h in 0..maps.heads {
                     let (resp, painter) = ui.allocate_painter(Vec2::splat(cell), Sense::click());
                     painter.image(

@@ -8,7 +8,17 @@ pub mod status_bar;
 pub mod widgets;
 
 /// The three views.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
 pub enum View {
     /// SAM: click, see the mask.
     #[default]

@@ -96,8 +96,8 @@ pub enum EncodeState {
         /// Encoder time in milliseconds.
         ms: f64,
     },
-    /// The encoder failed (message in the status bar).
-    Failed,
+    /// The encoder could not run (the message says why).
+    Failed(String),
 }
 
 /// The candidate masks answering the current prompt.
@@ -294,8 +294,8 @@ impl SegmentState {
                 }
                 self.set_candidates(ctx, prediction, settings);
             }
-            SamResponse::Error { during, .. } if during.contains("encoding") => {
-                self.encode = EncodeState::Failed
+            SamResponse::Error { during, message } if during.contains("encoding") => {
+                self.encode = EncodeState::Failed(message.clone())
             }
             SamResponse::ModelLoaded { .. } => {
                 // A new model needs a new embedding of the current image.
@@ -602,11 +602,8 @@ impl SegmentState {
             EncodeState::Ready { ms } => {
                 ui.label(format!("image encoded in {ms:.0} ms: click to segment"));
             }
-            EncodeState::Failed => {
-                ui.colored_label(
-                    ui.visuals().error_fg_color,
-                    "encoding failed (see status bar)",
-                );
+            EncodeState::Failed(why) => {
+                ui.colored_label(ui.visuals().error_fg_color, format!("not encoded: {why}"));
             }
             EncodeState::Idle => {}
         }
