@@ -227,6 +227,9 @@ impl SegattnApp {
                     self.status.notify(Err(format!("{during}: {message}")));
                 }
                 SamResponse::Encoding { .. } => {}
+                SamResponse::Cancelled { .. } => {
+                    self.status.notify(Ok("encoding cancelled".into()))
+                }
             }
         }
         while let Some(r) = self.text.try_recv() {

@@ -322,3 +322,15 @@ fn pth_checkpoint_loads_same_tensors_as_detweights() {
         );
     }
 }
+
+/// The encoder stops between blocks when asked, with a typed error.
+#[test]
+fn encoding_can_be_cancelled() {
+    let c = case("sam_vit_small");
+    let err = c
+        .model
+        .embed_cancellable(&fixture_image("image"), &|| true)
+        .err()
+        .expect("cancelled");
+    assert!(err.is::<segattn::model::sam::Cancelled>(), "{err}");
+}

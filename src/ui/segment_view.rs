@@ -280,6 +280,9 @@ impl SegmentState {
                     since: Instant::now(),
                 };
             }
+            SamResponse::Cancelled { image_id } if self.is_current(*image_id) => {
+                self.encode = EncodeState::Failed("cancelled".into());
+            }
             SamResponse::Encoded { image_id, ms } if self.is_current(*image_id) => {
                 self.encode = EncodeState::Ready { ms: *ms };
             }
@@ -595,6 +598,9 @@ impl SegmentState {
                 ui.horizontal(|ui| {
                     ui.spinner();
                     ui.label(format!("encoding… {:.1} s", since.elapsed().as_secs_f32()));
+                    if ui.button("Cancel").clicked() {
+                        sam.cancel_encoding();
+                    }
                 });
                 ui.ctx()
                     .request_repaint_after(std::time::Duration::from_millis(100));

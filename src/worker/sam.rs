@@ -1,6 +1,7 @@
 //! The SAM worker: owns the model, the current image's embedding and the decoder cache.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::Instant;
@@ -67,6 +68,11 @@ pub enum SamResponse {
         /// Encoder time in milliseconds.
         ms: f64,
     },
+    /// The encoder was stopped on request.
+    Cancelled {
+        /// The image.
+        image_id: u64,
+    },
     /// Masks for a prompt.
     Prediction {
         /// The image.
@@ -91,9 +97,11 @@ pub enum SamResponse {
 pub struct SamWorker {
     tx: SyncSender<SamRequest>,
     rx: Receiver<SamResponse>,
+    cancel: Arc<AtomicBool>,
 }
 
 struct State {
+    cancel: Arc<AtomicBool>,
     device: Device,
     model: Option<SamModel>,
     embedding: Option<(u64, ImageEmbedding)>,
@@ -139,13 +147,18 @@ impl State {
                 };
                 self.send(SamResponse::Encoding { image_id });
                 let t = Instant::now();
-                match model.embed(&image) {
+                self.cancel.store(false, Ordering::SeqCst);
+                let cancel = self.cancel.clone();
+                match model.embed_cancellable(&image, &|| cancel.load(Ordering::SeqCst)) {
                     Ok(emb) => {
                         self.embedding = Some((image_id, emb));
                         self.send(SamResponse::Encoded {
                             image_id,
                             ms: t.elapsed().as_secs_f64() * 1e3,
                         });
+                    }
+                    Err(e) if e.is::<crate::model::sam::Cancelled>() => {
+                        self.send(SamResponse::Cancelled { image_id });
                     }
                     Err(e) => self.error("encoding the image", &e),
                 }
@@ -217,10 +230,13 @@ impl SamWorker {
     pub fn spawn(device: Device, repaint: Repaint) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel::<SamRequest>(CHANNEL_CAPACITY);
         let (out, responses) = sync_channel::<SamResponse>(CHANNEL_CAPACITY);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let worker_cancel = cancel.clone();
         std::thread::Builder::new()
             .name("sam-worker".into())
             .spawn(move || {
                 let mut state = State {
+                    cancel: worker_cancel,
                     device,
                     model: None,
                     embedding: None,
@@ -233,12 +249,24 @@ impl SamWorker {
                     }
                 }
             })?;
-        Ok(Self { tx, rx: responses })
+        Ok(Self {
+            tx,
+            rx: responses,
+            cancel,
+        })
     }
 
-    /// Queues a request without blocking.
+    /// Queues a request without blocking. A new image cancels the encoding in progress.
     pub fn send(&self, req: SamRequest) -> Result<(), SendError> {
+        if matches!(req, SamRequest::SetImage { .. }) {
+            self.cancel_encoding();
+        }
         Ok(self.tx.try_send(req)?)
+    }
+
+    /// Stops the image encoder at its next block (it answers [`SamResponse::Cancelled`]).
+    pub fn cancel_encoding(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
     }
 
     /// The next response, if any (never blocks).

@@ -241,13 +241,17 @@ impl ImageEncoderVit {
         })
     }
 
-    /// `[1, 3, 1024, 1024]` normalised image → `[1, 256, 64, 64]` embedding.
-    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    /// `[1, 3, 1024, 1024]` normalised image → `[1, 256, 64, 64]` embedding. `cancelled` is
+    /// asked between blocks; when it answers true the forward stops with an error.
+    pub fn forward(&self, x: &Tensor, cancelled: &dyn Fn() -> bool) -> candle_core::Result<Tensor> {
         let x = x
             .conv2d(&self.patch_weight, 0, self.patch_size, 1, 1)?
             .broadcast_add(&self.patch_bias)?;
         let mut x = x.permute((0, 2, 3, 1))?.broadcast_add(&self.pos_embed)?;
         for blk in &self.blocks {
+            if cancelled() {
+                candle_core::bail!("cancelled");
+            }
             x = blk.forward(&x)?;
         }
         self.neck.forward(&x)

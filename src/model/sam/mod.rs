@@ -27,6 +27,11 @@ use prompt_encoder::{EncodedPrompt, PromptEncoder};
 use tiny_vit::TinyVit;
 pub use transforms::Rgb8;
 
+/// The image encoder was stopped on request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("encoding cancelled")]
+pub struct Cancelled;
+
 /// Side of the low-resolution mask logits (`256 × 256`).
 pub const LOW_RES: usize = 4 * EMBED_GRID;
 
@@ -237,6 +242,17 @@ impl SamModel {
         resized: &Rgb8,
         original_hw: (usize, usize),
     ) -> Result<ImageEmbedding> {
+        self.embed_resized_cancellable(resized, original_hw, &|| false)
+    }
+
+    /// [`Self::embed_resized`] that stops with [`Cancelled`] when `cancelled()` turns true
+    /// (asked between encoder blocks).
+    pub fn embed_resized_cancellable(
+        &self,
+        resized: &Rgb8,
+        original_hw: (usize, usize),
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<ImageEmbedding> {
         if resized.width > IMG_SIZE || resized.height > IMG_SIZE {
             bail!(
                 "resized image {}x{} exceeds {IMG_SIZE}",
@@ -247,8 +263,12 @@ impl SamModel {
         let input = transforms::normalize_and_pad(resized);
         let x = Tensor::from_vec(input, (1, 3, IMG_SIZE, IMG_SIZE), &self.device)?;
         let features = match &self.encoder {
-            Encoder::Vit(e) => e.forward(&x)?,
-            Encoder::TinyVit(e) => e.forward(&x)?,
+            Encoder::Vit(e) => e.forward(&x, cancelled),
+            Encoder::TinyVit(e) => e.forward(&x, cancelled),
+        };
+        let features = match features {
+            Err(_) if cancelled() => return Err(Cancelled.into()),
+            f => f?,
         };
         let no_mask = self
             .prompt_encoder
@@ -266,11 +286,20 @@ impl SamModel {
 
     /// Resizes, normalises and encodes `image` (the official `SamPredictor.set_image`).
     pub fn embed(&self, image: &Rgb8) -> Result<ImageEmbedding> {
+        self.embed_cancellable(image, &|| false)
+    }
+
+    /// [`Self::embed`] that stops with [`Cancelled`] when `cancelled()` turns true.
+    pub fn embed_cancellable(
+        &self,
+        image: &Rgb8,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<ImageEmbedding> {
         if image.width == 0 || image.height == 0 {
             bail!("the image is empty (0 pixels)");
         }
         let resized = transforms::resize_longest_side(image);
-        self.embed_resized(&resized, (image.height, image.width))
+        self.embed_resized_cancellable(&resized, (image.height, image.width), cancelled)
     }
 
     /// Maps prompts from original-image pixels into the model's input frame.

@@ -293,8 +293,9 @@ impl TinyVit {
         })
     }
 
-    /// `[1, 3, 1024, 1024]` normalised image → `[1, 256, 64, 64]` embedding.
-    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    /// `[1, 3, 1024, 1024]` normalised image → `[1, 256, 64, 64]` embedding. `cancelled` is
+    /// asked between blocks; when it answers true the forward stops with an error.
+    pub fn forward(&self, x: &Tensor, cancelled: &dyn Fn() -> bool) -> candle_core::Result<Tensor> {
         let x = gelu(&self.patch_embed.0.forward(x)?)?;
         let x = self.patch_embed.1.forward(&x)?;
         let mut x = x.permute((0, 2, 3, 1))?.contiguous()?; // [1, H, W, C]
@@ -302,11 +303,17 @@ impl TinyVit {
             match stage {
                 Stage::Conv(blocks) => {
                     for b in blocks {
+                        if cancelled() {
+                            candle_core::bail!("cancelled");
+                        }
                         x = b.forward(&x)?;
                     }
                 }
                 Stage::Attn(blocks) => {
                     for b in blocks {
+                        if cancelled() {
+                            candle_core::bail!("cancelled");
+                        }
                         x = b.forward(&x)?;
                     }
                 }
