@@ -6,7 +6,7 @@ use anyhow::Result;
 use candle_core::{Module, Tensor};
 
 use super::config::{SamConfig, DECODER_HEADS, PROMPT_EMBED_DIM};
-use crate::model::ops::{gelu, LayerNorm, Linear};
+use crate::model::ops::{erf_f32, gelu, gemm_abt, LayerNorm, Linear};
 use crate::weights::Scope;
 
 /// Attention of the decoder (`Attention` in `transformer.py`), optionally with a narrower
@@ -331,36 +331,125 @@ impl Mlp {
     }
 }
 
-/// A 2×2, stride-2 transposed convolution on channels-last data, written as one GEMM plus a
-/// pixel shuffle (the 2×2 windows do not overlap, so this is exact).
+/// A 2×2, stride-2 transposed convolution on channels-last data, followed by an optional
+/// LayerNorm over channels and GELU: one GEMM, then a pixel shuffle (the 2×2 windows do not
+/// overlap, so this is exact).
+///
+/// PERF: on the CPU the shuffle, bias, norm and GELU happen in one pass over the GEMM output
+/// instead of four full-size tensor passes (a permute copy, a bias add, the norm, the GELU).
 struct Upsample2x {
     /// `[Cin, Cout·4]`
     weight: Tensor,
+    /// `[Cout·4, Cin]`, row-major, for the CPU GEMM.
+    weight_t: Vec<f32>,
     /// `[Cout]`
     bias: Tensor,
+    bias_v: Vec<f32>,
+    /// LayerNorm2d `(weight, bias, eps)` applied after the bias.
+    norm: Option<(Vec<f32>, Vec<f32>, f32)>,
+    norm_t: Option<LayerNorm>,
     cout: usize,
 }
 
 impl Upsample2x {
-    fn load(s: &Scope, cin: usize, cout: usize) -> Result<Self> {
+    fn load(s: &Scope, cin: usize, cout: usize, norm: Option<&Scope>) -> Result<Self> {
+        let weight = s
+            .get("weight", &[cin, cout, 2, 2])?
+            .reshape((cin, cout * 4))?;
+        let weight_t = weight.t()?.contiguous()?.flatten_all()?.to_vec1()?;
+        let bias = s.get("bias", &[cout])?;
+        let (norm, norm_t) = match norm {
+            Some(n) => (
+                Some((
+                    n.get_vec("weight", &[cout])?,
+                    n.get_vec("bias", &[cout])?,
+                    1e-6,
+                )),
+                Some(LayerNorm::load(n, cout, 1e-6)?),
+            ),
+            None => (None, None),
+        };
         Ok(Self {
-            weight: s
-                .get("weight", &[cin, cout, 2, 2])?
-                .reshape((cin, cout * 4))?,
-            bias: s.get("bias", &[cout])?,
+            bias_v: bias.to_vec1()?,
+            weight,
+            weight_t,
+            bias,
+            norm,
+            norm_t,
             cout,
         })
     }
 
-    /// `[H, W, Cin]` → `[2H, 2W, Cout]`
+    /// `[H, W, Cin]` → GELU(norm(upsample(x))) `[2H, 2W, Cout]`
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if matches!(x.device(), candle_core::Device::Cpu) && x.dtype() == candle_core::DType::F32 {
+            return x.contiguous()?.apply_op1_no_bwd(self);
+        }
         let (h, w, cin) = x.dims3()?;
-        x.reshape((h * w, cin))?
+        let y = x
+            .reshape((h * w, cin))?
             .matmul(&self.weight)? // [H·W, Cout·4]
             .reshape((h, w, self.cout, 2, 2))?
             .permute((0, 3, 1, 4, 2))? // [H, 2, W, 2, Cout]
             .reshape((2 * h, 2 * w, self.cout))?
-            .broadcast_add(&self.bias)
+            .broadcast_add(&self.bias)?;
+        let y = match &self.norm_t {
+            Some(n) => n.forward(&y)?,
+            None => y,
+        };
+        gelu(&y)
+    }
+}
+
+impl candle_core::CustomOp1 for Upsample2x {
+    fn name(&self) -> &'static str {
+        "segattn-upsample2x"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use rayon::prelude::*;
+        let candle_core::CpuStorage::F32(data) = storage else {
+            candle_core::bail!("upsample2x: expected f32");
+        };
+        let Some((a, b)) = layout.contiguous_offsets() else {
+            candle_core::bail!("upsample2x: expected a contiguous input");
+        };
+        let (h, w, cin) = layout.shape().dims3()?;
+        let c = self.cout;
+        let y = gemm_abt(&data[a..b], &self.weight_t, None, h * w, 4 * c, cin); // [H·W, Cout·4]
+        let mut out = vec![0f32; 4 * h * w * c];
+        out.par_chunks_mut(2 * w * c)
+            .enumerate()
+            .for_each(|(oy, row)| {
+                let (iy, dy) = (oy / 2, oy % 2);
+                let mut v = vec![0f32; c];
+                for (ox, px) in row.chunks_mut(c).enumerate() {
+                    let (ix, dx) = (ox / 2, ox % 2);
+                    let src = &y[(iy * w + ix) * 4 * c..][..4 * c];
+                    for (o, val) in v.iter_mut().enumerate() {
+                        *val = src[o * 4 + dy * 2 + dx] + self.bias_v[o];
+                    }
+                    if let Some((nw, nb, eps)) = &self.norm {
+                        let mean = v.iter().sum::<f32>() / c as f32;
+                        let var = v.iter().map(|t| (t - mean) * (t - mean)).sum::<f32>() / c as f32;
+                        let inv = 1.0 / (var + eps).sqrt();
+                        for ((t, g), bb) in v.iter_mut().zip(nw).zip(nb) {
+                            *t = (*t - mean) * inv * g + bb;
+                        }
+                    }
+                    for (o, t) in px.iter_mut().zip(&v) {
+                        *o = t * 0.5 * (1.0 + erf_f32(t * std::f32::consts::FRAC_1_SQRT_2));
+                    }
+                }
+            });
+        Ok((
+            candle_core::CpuStorage::F32(out),
+            candle_core::Shape::from((2 * h, 2 * w, c)),
+        ))
     }
 }
 
@@ -383,9 +472,9 @@ pub struct MaskDecoder {
     blocks: Vec<TwoWayBlock>,
     final_attn: DecoderAttention,
     norm_final: LayerNorm,
+    /// `output_upscaling.0..=2`: transposed conv, LayerNorm2d (channels-last), GELU.
     up1: Upsample2x,
-    /// `output_upscaling.1`, a LayerNorm2d, applied channels-last (same arithmetic).
-    up_norm: LayerNorm,
+    /// `output_upscaling.3..=4`: transposed conv, GELU.
     up2: Upsample2x,
     hypernetworks: Vec<Mlp>,
     iou_head: Mlp,
@@ -408,9 +497,8 @@ impl MaskDecoder {
             blocks,
             final_attn: DecoderAttention::load(&t.pp("final_attn_token_to_image"), d, d / 2)?,
             norm_final: LayerNorm::load(&t.pp("norm_final_attn"), d, 1e-5)?,
-            up1: Upsample2x::load(&up.pp(0), d, d / 4)?,
-            up_norm: LayerNorm::load(&up.pp(1), d / 4, 1e-6)?,
-            up2: Upsample2x::load(&up.pp(3), d / 4, d / 8)?,
+            up1: Upsample2x::load(&up.pp(0), d, d / 4, Some(&up.pp(1)))?,
+            up2: Upsample2x::load(&up.pp(3), d / 4, d / 8, None)?,
             hypernetworks: (0..n)
                 .map(|i| Mlp::load(&s.pp("output_hypernetworks_mlps").pp(i), &[d, d, d, d / 8]))
                 .collect::<Result<_>>()?,
@@ -480,8 +568,8 @@ impl MaskDecoder {
 
         let iou_out = hs.narrow(0, 0, 1)?; // [1, D]
         let src = keys.reshape((h, w, c))?;
-        let up = gelu(&self.up_norm.forward(&self.up1.forward(&src)?)?)?;
-        let up = gelu(&self.up2.forward(&up)?)?; // [256, 256, 32]
+        let up = self.up1.forward(&src)?;
+        let up = self.up2.forward(&up)?; // [256, 256, 32]
         let hyper = self
             .hypernetworks
             .iter()
