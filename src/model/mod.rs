@@ -5,4 +5,5 @@ pub mod detweights;
 pub mod ops;
 pub mod positional;
 pub mod sam;
+pub mod simd;
 pub mod text;

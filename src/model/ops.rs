@@ -142,6 +142,44 @@ pub fn gemm_abt(
     dst
 }
 
+/// Row counts up to which [`small_m_abt`] beats the packed GEMM.
+const SMALL_M: usize = 24;
+
+/// `bias + a[m×k] · bᵀ` for few rows `m`: one dot product per output, weights streamed once.
+///
+/// PERF: the packed GEMM re-packs the whole weight matrix on every call, which for a handful
+/// of rows (a 16-token sentence, the decoder's prompt tokens) costs more than the arithmetic.
+pub fn small_m_abt(
+    a: &[f32],
+    b: &[f32],
+    bias: Option<&[f32]>,
+    m: usize,
+    n: usize,
+    k: usize,
+) -> Vec<f32> {
+    use crate::model::simd::dot;
+    let mut out_t = vec![0f32; n * m]; // [n, m]: each task owns whole weight rows
+    let work = |(j, col): (usize, &mut [f32])| {
+        let w = &b[j * k..(j + 1) * k];
+        let b0 = bias.map_or(0.0, |bb| bb[j]);
+        for (i, o) in col.iter_mut().enumerate() {
+            *o = b0 + dot(&a[i * k..(i + 1) * k], w);
+        }
+    };
+    if m * n * k >= PARALLEL_GEMM_MIN_MACS {
+        out_t.par_chunks_mut(m.max(1)).enumerate().for_each(work);
+    } else {
+        out_t.chunks_mut(m.max(1)).enumerate().for_each(work);
+    }
+    let mut out = vec![0f32; m * n];
+    for j in 0..n {
+        for i in 0..m {
+            out[i * n + j] = out_t[j * m + i];
+        }
+    }
+    out
+}
+
 /// `x · Wᵀ + b` on the CPU with the bias fused into the GEMM.
 ///
 /// PERF: candle's matmul always wakes the thread pool and adds the bias in a second pass; for
@@ -170,7 +208,11 @@ impl candle_core::CustomOp2 for LinearOp {
         if k != k2 {
             candle_core::bail!("linear: input has {k} features, weight expects {k2}");
         }
-        let dst = gemm_abt(x, w, self.bias.as_deref(), m, n, k);
+        let dst = if m <= SMALL_M {
+            small_m_abt(x, w, self.bias.as_deref(), m, n, k)
+        } else {
+            gemm_abt(x, w, self.bias.as_deref(), m, n, k)
+        };
         Ok((CpuStorage::F32(dst), Shape::from((m, n))))
     }
 }

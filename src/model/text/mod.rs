@@ -12,7 +12,8 @@ use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 
 use crate::analysis::AttentionMaps;
-use crate::model::ops::to_vec_f32;
+use crate::model::ops::{gemm_abt, to_vec_f32};
+use crate::model::simd::{axpy, dot};
 use crate::weights::Weights;
 use bert::Bert;
 pub use config::{ModelType, TextConfig};
@@ -96,17 +97,30 @@ fn attention_cpu(
     use rayon::prelude::*;
     let hd = d / heads;
     let scale = (hd as f32).powf(-0.5);
+    // Columns h·hd .. (h+1)·hd of a [n, d] matrix, as a contiguous [n, hd] one.
+    let cols = |x: &[f32], h: usize| -> Vec<f32> {
+        (0..n)
+            .flat_map(|i| x[i * d + h * hd..][..hd].iter().copied())
+            .collect()
+    };
     let head = |h: usize| -> (Vec<f32>, Vec<f32>) {
-        let mut probs = vec![0f32; n * n];
-        let mut ctx = vec![0f32; n * hd];
-        for i in 0..n {
-            let qi = &q[i * d + h * hd..][..hd];
-            let row = &mut probs[i * n..(i + 1) * n];
+        let (qh, kh) = (cols(q, h), cols(k, h));
+        let small = n <= 48; // tiny products: plain dot products beat GEMM packing
+        let mut probs = if small {
+            let mut p = vec![0f32; n * n];
+            for i in 0..n {
+                for j in 0..n {
+                    p[i * n + j] = dot(&qh[i * hd..(i + 1) * hd], &kh[j * hd..(j + 1) * hd]);
+                }
+            }
+            p
+        } else {
+            gemm_abt(&qh, &kh, None, n, n, hd) // [n, n]
+        };
+        for (i, row) in probs.chunks_mut(n).enumerate() {
             for (j, r) in row.iter_mut().enumerate() {
-                let kj = &k[j * d + h * hd..][..hd];
-                let dot: f32 = qi.iter().zip(kj).map(|(a, b)| a * b).sum();
                 let m = mask.map_or(0.0, |(m, rows)| m[if rows == 1 { j } else { i * n + j }]);
-                *r = dot * scale + m;
+                *r = *r * scale + m;
             }
             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let mut sum = 0f32;
@@ -114,15 +128,27 @@ fn attention_cpu(
                 *r = (*r - max).exp();
                 sum += *r;
             }
-            let out = &mut ctx[i * hd..(i + 1) * hd];
-            for (j, r) in row.iter_mut().enumerate() {
-                *r /= sum;
-                let vj = &v[j * d + h * hd..][..hd];
-                for (o, x) in out.iter_mut().zip(vj) {
-                    *o += *r * x;
+            row.iter_mut().for_each(|r| *r /= sum);
+        }
+        let ctx = if small {
+            let mut c = vec![0f32; n * hd];
+            for i in 0..n {
+                let out = &mut c[i * hd..(i + 1) * hd];
+                for j in 0..n {
+                    axpy(probs[i * n + j], &v[j * d + h * hd..][..hd], out);
                 }
             }
-        }
+            c
+        } else {
+            // vᵀ_h [hd, n] so that probs · v_h is an a·bᵀ product.
+            let mut vt = vec![0f32; hd * n];
+            for i in 0..n {
+                for c in 0..hd {
+                    vt[c * n + i] = v[i * d + h * hd + c];
+                }
+            }
+            gemm_abt(&probs, &vt, None, n, hd, n) // [n, hd]
+        };
         (ctx, probs)
     };
     let per_head: Vec<(Vec<f32>, Vec<f32>)> = if n * n * d >= 1 << 20 {
