@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-use crate::model::positional::{cosine_similarity, rope_angles, sinusoidal, Matrix};
+use crate::model::positional::{cosine_similarity, rope_cos, sinusoidal, Matrix};
 use crate::model::text::TextModel;
 use crate::viz::{heatmap, Colormap, ValueRange};
 
@@ -58,25 +58,14 @@ pub fn encoding_matrix(args: &EncodingsArgs) -> Result<Matrix> {
     }
     Ok(match args.kind {
         EncodingKind::Sinusoidal => sinusoidal(args.positions, args.dims, args.base),
-        EncodingKind::Rope => {
-            let a = rope_angles(args.positions, args.dims, args.base);
-            Matrix {
-                data: a.data.iter().map(|t| t.cos()).collect(),
-                ..a
-            }
-        }
+        EncodingKind::Rope => rope_cos(args.positions, args.dims, args.base),
         EncodingKind::Learned => {
             let Some(dir) = &args.model else {
                 bail!("--kind learned needs --model DIR (a BERT or GPT-2 folder)");
             };
             let model = TextModel::load_dir(dir, &candle_core::Device::Cpu)?;
-            let (p, d, table) = model.position_table()?;
-            let (rows, cols) = (args.positions.min(p), args.dims.min(d));
-            let mut data = Vec::with_capacity(rows * cols);
-            for r in 0..rows {
-                data.extend_from_slice(&table[r * d..r * d + cols]);
-            }
-            Matrix { rows, cols, data }
+            let (rows, cols, data) = model.position_table()?;
+            Matrix { rows, cols, data }.top_left(args.positions, args.dims)
         }
     })
 }

@@ -226,11 +226,16 @@ pub struct LayerNorm {
 }
 
 impl LayerNorm {
-    /// Loads `weight` and `bias` of size `dim`.
+    /// Loads `weight` and `bias` (or the older `gamma` and `beta`) of size `dim`.
     pub fn load(scope: &Scope, dim: usize, eps: f32) -> std::result::Result<Self, WeightsError> {
+        let (w, b) = if scope.contains("gamma") {
+            ("gamma", "beta")
+        } else {
+            ("weight", "bias")
+        };
         Ok(Self {
-            weight: scope.get("weight", &[dim])?,
-            bias: scope.get("bias", &[dim])?,
+            weight: scope.get(w, &[dim])?,
+            bias: scope.get(b, &[dim])?,
             eps,
         })
     }
@@ -352,7 +357,7 @@ impl Module for LayerNorm2d {
 }
 
 /// Borrow the contiguous f32 data of a CPU storage.
-fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+pub(crate) fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
     let CpuStorage::F32(data) = storage else {
         candle_core::bail!("expected f32 storage")
     };

@@ -21,6 +21,16 @@ impl Matrix {
         &self.data[r * self.cols..(r + 1) * self.cols]
     }
 
+    /// The top-left `rows × cols` block (clamped to the matrix).
+    pub fn top_left(&self, rows: usize, cols: usize) -> Matrix {
+        let (rows, cols) = (rows.min(self.rows), cols.min(self.cols));
+        let mut data = Vec::with_capacity(rows * cols);
+        for r in 0..rows {
+            data.extend_from_slice(&self.row(r)[..cols]);
+        }
+        Matrix { rows, cols, data }
+    }
+
     /// Column `c` as a vector (a curve over positions).
     pub fn column(&self, c: usize) -> Vec<f32> {
         (0..self.rows)
@@ -61,6 +71,15 @@ pub fn rope_angles(positions: usize, head_dim: usize, base: f64) -> Matrix {
         rows: positions,
         cols: pairs,
         data,
+    }
+}
+
+/// `cos θ[p, i]` of [`rope_angles`]: the rotation each dimension pair applies at each position.
+pub fn rope_cos(positions: usize, head_dim: usize, base: f64) -> Matrix {
+    let a = rope_angles(positions, head_dim, base);
+    Matrix {
+        data: a.data.iter().map(|t| t.cos()).collect(),
+        ..a
     }
 }
 

@@ -7,7 +7,7 @@ use egui_plot::{Legend, Line, Plot, PlotPoints};
 
 use super::widgets::texture;
 use crate::model::positional::{
-    cosine_similarity, rope_angles, rope_decay, sam_point_encoding, sinusoidal, Matrix,
+    cosine_similarity, rope_cos, rope_decay, sam_point_encoding, sinusoidal, Matrix,
 };
 use crate::model::sam::prompt_encoder::RandomFourierEncoding;
 use crate::viz::{heatmap, Colormap, ValueRange};
@@ -97,21 +97,10 @@ impl EncodingsState {
     pub fn matrix(&self, s: &EncodingsSettings) -> Option<Matrix> {
         Some(match s.kind {
             EncodingKind::Sinusoidal => sinusoidal(s.positions, s.dims, s.base),
-            EncodingKind::Rotary => {
-                let a = rope_angles(s.positions, s.dims, s.base);
-                Matrix {
-                    data: a.data.iter().map(|t| t.cos()).collect(),
-                    ..a
-                }
-            }
+            EncodingKind::Rotary => rope_cos(s.positions, s.dims, s.base),
             EncodingKind::Learned => {
                 let (_, m) = self.learned.as_ref()?;
-                let rows = s.positions.min(m.rows);
-                Matrix {
-                    rows,
-                    cols: m.cols,
-                    data: m.data[..rows * m.cols].to_vec(),
-                }
+                m.top_left(s.positions, m.cols)
             }
             EncodingKind::SamPoints => sam_point_encoding(self.sam_pe.as_ref()?, 64, 64),
         })

@@ -366,22 +366,7 @@ impl SegmentState {
     }
 
     fn set_candidates(&mut self, ctx: &egui::Context, p: &Prediction, settings: &SegmentSettings) {
-        let alpha = (settings.opacity.clamp(0.0, 1.0) * 255.0) as u8;
-        let color = OBJECT_COLORS[self.objects.len() % OBJECT_COLORS.len()];
-        let (dw, dh) = self.display_size();
-        let overlays = p
-            .masks
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                texture(
-                    ctx,
-                    &format!("candidate-{i}"),
-                    &overlay(m, color, alpha, dw, dh),
-                    false,
-                )
-            })
-            .collect();
+        let overlays = self.candidate_overlays(ctx, &p.masks, settings);
         // Keep the user's pick when the number of candidates is unchanged; else take SAM's best.
         if self
             .candidates
@@ -787,24 +772,38 @@ impl SegmentState {
         }
     }
 
-    fn refresh_overlays(&mut self, ctx: &egui::Context, settings: &SegmentSettings) {
-        let alpha = (settings.opacity * 255.0) as u8;
+    /// Overlay textures of candidate masks in the next object's colour (built once per answer).
+    fn candidate_overlays(
+        &self,
+        ctx: &egui::Context,
+        masks: &[Mask],
+        settings: &SegmentSettings,
+    ) -> Vec<TextureHandle> {
+        let alpha = (settings.opacity.clamp(0.0, 1.0) * 255.0) as u8;
+        let color = OBJECT_COLORS[self.objects.len() % OBJECT_COLORS.len()];
         let (dw, dh) = self.display_size();
-        let ccolor = OBJECT_COLORS[self.objects.len() % OBJECT_COLORS.len()];
-        if let Some(c) = &mut self.candidates {
-            c.overlays = c
-                .masks
-                .iter()
-                .enumerate()
-                .map(|(i, m)| {
-                    texture(
-                        ctx,
-                        &format!("candidate-{i}"),
-                        &overlay(m, ccolor, alpha, dw, dh),
-                        false,
-                    )
-                })
-                .collect();
+        masks
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                texture(
+                    ctx,
+                    &format!("candidate-{i}"),
+                    &overlay(m, color, alpha, dw, dh),
+                    false,
+                )
+            })
+            .collect()
+    }
+
+    fn refresh_overlays(&mut self, ctx: &egui::Context, settings: &SegmentSettings) {
+        let alpha = (settings.opacity.clamp(0.0, 1.0) * 255.0) as u8;
+        let (dw, dh) = self.display_size();
+        if let Some(masks) = self.candidates.as_ref().map(|c| c.masks.clone()) {
+            let overlays = self.candidate_overlays(ctx, &masks, settings);
+            if let Some(c) = &mut self.candidates {
+                c.overlays = overlays;
+            }
         }
         for (i, o) in self.objects.iter_mut().enumerate() {
             o.overlay = texture(

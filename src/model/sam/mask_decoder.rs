@@ -6,7 +6,7 @@ use anyhow::Result;
 use candle_core::{Module, Tensor};
 
 use super::config::{SamConfig, DECODER_HEADS, PROMPT_EMBED_DIM};
-use crate::model::ops::{erf_f32, gelu, gemm_abt, LayerNorm, Linear};
+use crate::model::ops::{contiguous_f32, erf_f32, gelu, gemm_abt, LayerNorm, Linear};
 use crate::weights::Scope;
 
 /// Attention of the decoder (`Attention` in `transformer.py`), optionally with a narrower
@@ -412,15 +412,10 @@ impl candle_core::CustomOp1 for Upsample2x {
         layout: &candle_core::Layout,
     ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
         use rayon::prelude::*;
-        let candle_core::CpuStorage::F32(data) = storage else {
-            candle_core::bail!("upsample2x: expected f32");
-        };
-        let Some((a, b)) = layout.contiguous_offsets() else {
-            candle_core::bail!("upsample2x: expected a contiguous input");
-        };
+        let data = contiguous_f32(storage, layout)?;
         let (h, w, cin) = layout.shape().dims3()?;
         let c = self.cout;
-        let y = gemm_abt(&data[a..b], &self.weight_t, None, h * w, 4 * c, cin); // [H·W, Cout·4]
+        let y = gemm_abt(data, &self.weight_t, None, h * w, 4 * c, cin); // [H·W, Cout·4]
         let mut out = vec![0f32; 4 * h * w * c];
         out.par_chunks_mut(2 * w * c)
             .enumerate()

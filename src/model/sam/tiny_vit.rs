@@ -10,7 +10,8 @@ use candle_core::{Module, Tensor};
 
 use super::config::TinyVitConfig;
 use super::image_encoder::{window_partition, window_unpartition, Neck};
-use crate::model::ops::{gelu, DepthwiseConv, LayerNorm, Linear};
+use crate::model::ops::{contiguous_f32, gelu, DepthwiseConv, LayerNorm, Linear};
+use crate::model::simd::dot;
 use crate::weights::Scope;
 
 /// BatchNorm eps of `Conv2d_BN` (PyTorch default).
@@ -227,13 +228,7 @@ impl candle_core::CustomOp1 for WindowAttentionOp<'_> {
         layout: &candle_core::Layout,
     ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
         use rayon::prelude::*;
-        let candle_core::CpuStorage::F32(data) = storage else {
-            candle_core::bail!("window attention: expected f32");
-        };
-        let Some((a, b)) = layout.contiguous_offsets() else {
-            candle_core::bail!("window attention: expected a contiguous input");
-        };
-        let qkv = &data[a..b];
+        let qkv = contiguous_f32(storage, layout)?;
         let (nw, n, nh, three_kd) = layout.shape().dims4()?;
         let kd = self.key_dim;
         if nh != self.heads || three_kd != 3 * kd || self.bias.len() != nh * n * n {
@@ -281,24 +276,6 @@ impl candle_core::CustomOp1 for WindowAttentionOp<'_> {
             candle_core::Shape::from((nw, n, c)),
         ))
     }
-}
-
-/// Dot product with 8 independent partial sums (so it vectorises).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 /// TinyViT transformer block: window attention, depthwise "local" conv, MLP.

@@ -7,44 +7,18 @@ use candle_core::{Device, Module, Tensor};
 
 use super::config::{Activation, TextConfig};
 use super::{multi_head_attention, ForwardOutput};
-use crate::model::ops::{gelu, layer_norm, Linear};
+use crate::model::ops::{gelu, LayerNorm, Linear};
 use crate::weights::{Scope, Weights};
-
-/// A LayerNorm under either naming (`weight`/`bias` or the older `gamma`/`beta`).
-struct Norm {
-    weight: Tensor,
-    bias: Tensor,
-    eps: f32,
-}
-
-impl Norm {
-    fn load(s: &Scope, dim: usize, eps: f64) -> Result<Self> {
-        let (w, b) = if s.contains("gamma") {
-            ("gamma", "beta")
-        } else {
-            ("weight", "bias")
-        };
-        Ok(Self {
-            weight: s.get(w, &[dim])?,
-            bias: s.get(b, &[dim])?,
-            eps: eps as f32,
-        })
-    }
-
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        layer_norm(x, &self.weight, &self.bias, self.eps)
-    }
-}
 
 struct BertLayer {
     query: Linear,
     key: Linear,
     value: Linear,
     attn_out: Linear,
-    attn_norm: Norm,
+    attn_norm: LayerNorm,
     intermediate: Linear,
     output: Linear,
-    out_norm: Norm,
+    out_norm: LayerNorm,
 }
 
 impl BertLayer {
@@ -56,10 +30,10 @@ impl BertLayer {
             key: Linear::load(&a.pp("self.key"), d, d, true)?,
             value: Linear::load(&a.pp("self.value"), d, d, true)?,
             attn_out: Linear::load(&a.pp("output.dense"), d, d, true)?,
-            attn_norm: Norm::load(&a.pp("output.LayerNorm"), d, cfg.layer_norm_eps)?,
+            attn_norm: LayerNorm::load(&a.pp("output.LayerNorm"), d, cfg.layer_norm_eps as f32)?,
             intermediate: Linear::load(&s.pp("intermediate.dense"), d, i, true)?,
             output: Linear::load(&s.pp("output.dense"), i, d, true)?,
-            out_norm: Norm::load(&s.pp("output.LayerNorm"), d, cfg.layer_norm_eps)?,
+            out_norm: LayerNorm::load(&s.pp("output.LayerNorm"), d, cfg.layer_norm_eps as f32)?,
         })
     }
 }
@@ -69,7 +43,7 @@ pub struct Bert {
     word: Tensor,
     position: Tensor,
     token_type: Tensor,
-    emb_norm: Norm,
+    emb_norm: LayerNorm,
     layers: Vec<BertLayer>,
     cfg: TextConfig,
 }
@@ -92,7 +66,7 @@ impl Bert {
             word: e.get("word_embeddings.weight", &[cfg.vocab_size, d])?,
             position: e.get("position_embeddings.weight", &[cfg.max_positions, d])?,
             token_type: e.get("token_type_embeddings.weight", &[cfg.type_vocab_size, d])?,
-            emb_norm: Norm::load(&e.pp("LayerNorm"), d, cfg.layer_norm_eps)?,
+            emb_norm: LayerNorm::load(&e.pp("LayerNorm"), d, cfg.layer_norm_eps as f32)?,
             layers,
             cfg: cfg.clone(),
         })

@@ -7,7 +7,7 @@ use candle_core::{Device, Module, Tensor};
 
 use super::config::{Activation, TextConfig};
 use super::{multi_head_attention, ForwardOutput};
-use crate::model::ops::{gelu, layer_norm, Linear};
+use crate::model::ops::{gelu, LayerNorm, Linear};
 use crate::weights::{Scope, Weights};
 
 /// `Conv1D`: `y = x·W + b` with `W` stored `[in, out]`; held as a [`Linear`] on `Wᵀ`.
@@ -16,27 +16,11 @@ fn conv1d(s: &Scope, i: usize, o: usize) -> Result<Linear> {
     Ok(Linear::from_tensors(w, Some(s.get("bias", &[o])?)))
 }
 
-struct Norm(Tensor, Tensor, f32);
-
-impl Norm {
-    fn load(s: &Scope, d: usize, eps: f64) -> Result<Self> {
-        Ok(Self(
-            s.get("weight", &[d])?,
-            s.get("bias", &[d])?,
-            eps as f32,
-        ))
-    }
-
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        layer_norm(x, &self.0, &self.1, self.2)
-    }
-}
-
 struct Block {
-    ln_1: Norm,
+    ln_1: LayerNorm,
     c_attn: Linear,
     c_proj: Linear,
-    ln_2: Norm,
+    ln_2: LayerNorm,
     c_fc: Linear,
     mlp_proj: Linear,
 }
@@ -46,7 +30,7 @@ pub struct Gpt2 {
     wte: Tensor,
     wpe: Tensor,
     blocks: Vec<Block>,
-    ln_f: Norm,
+    ln_f: LayerNorm,
     cfg: TextConfig,
 }
 
@@ -64,10 +48,10 @@ impl Gpt2 {
             .map(|i| {
                 let b = root.pp("h").pp(i);
                 Ok(Block {
-                    ln_1: Norm::load(&b.pp("ln_1"), d, cfg.layer_norm_eps)?,
+                    ln_1: LayerNorm::load(&b.pp("ln_1"), d, cfg.layer_norm_eps as f32)?,
                     c_attn: conv1d(&b.pp("attn.c_attn"), d, 3 * d)?,
                     c_proj: conv1d(&b.pp("attn.c_proj"), d, d)?,
-                    ln_2: Norm::load(&b.pp("ln_2"), d, cfg.layer_norm_eps)?,
+                    ln_2: LayerNorm::load(&b.pp("ln_2"), d, cfg.layer_norm_eps as f32)?,
                     c_fc: conv1d(&b.pp("mlp.c_fc"), d, inner)?,
                     mlp_proj: conv1d(&b.pp("mlp.c_proj"), inner, d)?,
                 })
@@ -77,7 +61,7 @@ impl Gpt2 {
             wte: root.get("wte.weight", &[cfg.vocab_size, d])?,
             wpe: root.get("wpe.weight", &[cfg.max_positions, d])?,
             blocks,
-            ln_f: Norm::load(&root.pp("ln_f"), d, cfg.layer_norm_eps)?,
+            ln_f: LayerNorm::load(&root.pp("ln_f"), d, cfg.layer_norm_eps as f32)?,
             cfg: cfg.clone(),
         })
     }
