@@ -305,6 +305,16 @@ fn attention_grid_picks_layer_2_head_3() {
     s.attention
         .export_png(&tmp.path().join("a.png"))
         .expect("png");
+
+    // The head view: hovering the third token on the left selects its row of lines.
+    h.get_by_label("head view (lines)").click();
+    h.run_steps(2);
+    let rect = h.get_by_label("Head view").rect();
+    let n = h.state().attention.shown.as_ref().expect("map").n as f32;
+    let pos = Pos2::new(rect.min.x + 20.0, rect.min.y + rect.height() * (2.5 / n));
+    h.event(Event::PointerMoved(pos));
+    h.run_steps(2);
+    assert_eq!(h.state().attention.head_view_hover, Some(2));
 }
 
 #[test]

@@ -63,6 +63,8 @@ pub struct AttentionSettings {
     pub mode: AttnMode,
     /// Merge subword pieces into words.
     pub merge_words: bool,
+    /// Show the BertViz-style head view (lines) instead of the heatmap.
+    pub head_view: bool,
     /// Heatmap colours.
     pub colormap: Colormap,
 }
@@ -75,6 +77,7 @@ impl Default for AttentionSettings {
             head: 0,
             mode: AttnMode::Head,
             merge_words: false,
+            head_view: false,
             colormap: Colormap::Viridis,
         }
     }
@@ -129,6 +132,8 @@ pub struct AttentionState {
     grid: Option<(u64, Colormap, Vec<TextureHandle>)>,
     /// Last forward time.
     pub forward_ms: Option<f64>,
+    /// The query token under the pointer in the head view (kept while the pointer is away).
+    pub head_view_hover: Option<usize>,
 }
 
 impl AttentionState {
@@ -298,6 +303,7 @@ impl AttentionState {
                     }
                 });
             ui.checkbox(&mut s.merge_words, "merge subwords into words");
+            ui.checkbox(&mut s.head_view, "head view (lines)");
             egui::ComboBox::from_label("colormap")
                 .selected_text(s.colormap.name())
                 .show_ui(ui, |ui| {
@@ -337,7 +343,9 @@ impl AttentionState {
             let side = (ui.available_height() - 90.0)
                 .min(ui.available_width() * 0.55)
                 .max(120.0);
-            if let Some(m) = &self.shown {
+            if let (true, Some(m)) = (s.head_view, &self.shown) {
+                self.head_view_hover = head_view_ui(ui, m, side, self.head_view_hover);
+            } else if let Some(m) = &self.shown {
                 let (vals, n, causal, labels) = (&m.values, m.n, m.causal, &m.labels);
                 heatmap_ui(ui, &m.texture, (n, n), labels, labels, side, |r, c| {
                     if causal && c > r {
@@ -419,4 +427,72 @@ impl AttentionState {
             });
         }
     }
+}
+
+/// The BertViz-style head view: tokens in two columns (queries left, keys right) and, from the
+/// hovered query token (or every token when none is hovered), a line to each key with width
+/// and opacity by weight. Returns the hovered query row.
+fn head_view_ui(
+    ui: &mut egui::Ui,
+    m: &ShownMap,
+    height: f32,
+    previous: Option<usize>,
+) -> Option<usize> {
+    let n = m.n.max(1);
+    let row_h = (height / n as f32).clamp(6.0, 22.0);
+    let width = 420.0f32.min(ui.available_width() * 0.55).max(200.0);
+    let (resp, painter) = ui.allocate_painter(Vec2::new(width, row_h * n as f32), Sense::hover());
+    resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, "Head view"));
+    let rect = resp.rect;
+    let (left_x, right_x) = (rect.min.x + 110.0, rect.max.x - 110.0);
+    let y = |i: usize| rect.min.y + (i as f32 + 0.5) * row_h;
+    let hovered = resp
+        .hover_pos()
+        .filter(|p| p.x < left_x)
+        .map(|p| (((p.y - rect.min.y) / row_h) as usize).min(n - 1))
+        .or(previous.filter(|&r| r < n));
+    let text = ui.visuals().text_color();
+    let accent = ui.visuals().selection.bg_fill;
+    let font = egui::FontId::proportional((row_h - 2.0).clamp(6.0, 14.0));
+    for (i, l) in m.labels.iter().enumerate() {
+        let strong = hovered == Some(i);
+        let c = if strong { accent } else { text };
+        painter.text(
+            Pos2::new(left_x - 6.0, y(i)),
+            egui::Align2::RIGHT_CENTER,
+            l,
+            font.clone(),
+            c,
+        );
+        painter.text(
+            Pos2::new(right_x + 6.0, y(i)),
+            egui::Align2::LEFT_CENTER,
+            l,
+            font.clone(),
+            text,
+        );
+    }
+    let max = m.values.iter().copied().fold(0f32, f32::max).max(1e-6);
+    let rows: Vec<usize> = match hovered {
+        Some(r) => vec![r],
+        None => (0..n).collect(),
+    };
+    for &r in &rows {
+        for c in 0..n {
+            if m.causal && c > r {
+                continue;
+            }
+            let w = m.values[r * n + c] / max;
+            if w < 0.02 {
+                continue;
+            }
+            let alpha = (w * if hovered.is_some() { 255.0 } else { 120.0 }) as u8;
+            let color = Color32::from_rgba_unmultiplied(accent.r(), accent.g(), accent.b(), alpha);
+            painter.line_segment(
+                [Pos2::new(left_x, y(r)), Pos2::new(right_x, y(c))],
+                egui::Stroke::new(0.5 + 4.0 * w, color),
+            );
+        }
+    }
+    hovered
 }
