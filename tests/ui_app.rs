@@ -330,3 +330,91 @@ fn encodings_view_draws_sinusoids() {
         .expect("matrix");
     assert_eq!((m.rows, m.cols), (128, 128));
 }
+
+#[test]
+fn scroll_zooms_around_the_pointer_and_clicks_follow() {
+    let mut h = app(AppOptions {
+        sam_model: Some(small_sam()),
+        ..Default::default()
+    });
+    wait_until(&mut h, "the sample", |a| {
+        matches!(a.segment.encode, EncodeState::Ready { .. })
+    });
+    let rect = h.get_by_label("Image canvas").rect();
+    // Zoom in around the image centre.
+    h.event(Event::PointerMoved(rect.center()));
+    h.step();
+    for _ in 0..5 {
+        h.event(Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Point,
+            delta: egui::vec2(0.0, 120.0),
+            phase: egui::TouchPhase::Move,
+            source: egui::MouseWheelSource::Wheel,
+            modifiers: Modifiers::NONE,
+        });
+        h.step();
+    }
+    h.run_steps(10);
+    let view = h.state().segment.view;
+    assert!(view.zoom > 1.2, "zoomed in: {view:?}");
+    assert!(
+        (view.center[0] - 0.5).abs() < 0.01 && (view.center[1] - 0.5).abs() < 0.01,
+        "{view:?}"
+    );
+    // A click at the canvas centre still lands at the image centre.
+    h.event(Event::PointerButton {
+        pos: rect.center(),
+        button: PointerButton::Primary,
+        pressed: true,
+        modifiers: Modifiers::NONE,
+    });
+    h.step();
+    h.event(Event::PointerButton {
+        pos: rect.center(),
+        button: PointerButton::Primary,
+        pressed: false,
+        modifiers: Modifiers::NONE,
+    });
+    h.step();
+    let p = h
+        .state()
+        .segment
+        .prompts
+        .points
+        .first()
+        .expect("a point")
+        .pos_in_image;
+    assert!(
+        (p[0] - 225.5).abs() < 2.0 && (p[1] - 150.0).abs() < 2.0,
+        "{p:?}"
+    );
+    // And off-centre: a quarter of the way in, at zoom z the image point is 0.5 − 0.25/z.
+    let z = h.state().segment.view.zoom;
+    let pos = rect.min + rect.size() * 0.25;
+    h.event(Event::PointerMoved(pos));
+    h.step();
+    h.event(Event::PointerButton {
+        pos,
+        button: PointerButton::Secondary,
+        pressed: true,
+        modifiers: Modifiers::NONE,
+    });
+    h.step();
+    h.event(Event::PointerButton {
+        pos,
+        button: PointerButton::Secondary,
+        pressed: false,
+        modifiers: Modifiers::NONE,
+    });
+    h.step();
+    let q = h
+        .state()
+        .segment
+        .prompts
+        .points
+        .get(1)
+        .expect("a second point")
+        .pos_in_image;
+    let expect_x = (0.5 - 0.25 / z) * 451.0;
+    assert!((q[0] - expect_x).abs() < 2.0, "{q:?} vs {expect_x}");
+}

@@ -168,6 +168,57 @@ pub struct SegmentState {
     pub loading: Option<String>,
     /// Ask for 3 candidates (mirrors the setting).
     pub multimask: bool,
+    /// Zoom and pan of the canvas.
+    pub view: ImageView,
+}
+
+/// The visible part of the image: zoom ≥ 1 around a centre in normalised image coordinates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ImageView {
+    /// 1 = the whole image.
+    pub zoom: f32,
+    /// Centre of the view, `[0, 1]²` of the image.
+    pub center: [f32; 2],
+}
+
+impl Default for ImageView {
+    fn default() -> Self {
+        Self {
+            zoom: 1.0,
+            center: [0.5, 0.5],
+        }
+    }
+}
+
+impl ImageView {
+    /// Largest zoom (a 16× close-up).
+    pub const MAX_ZOOM: f32 = 16.0;
+
+    /// The visible window of the image in texture coordinates.
+    pub fn uv(&self) -> Rect {
+        let half = 0.5 / self.zoom;
+        let c = |v: f32| v.clamp(half, 1.0 - half);
+        let (cx, cy) = (c(self.center[0]), c(self.center[1]));
+        Rect::from_min_max(
+            Pos2::new(cx - half, cy - half),
+            Pos2::new(cx + half, cy + half),
+        )
+    }
+
+    /// Zooms by `factor`, keeping the texture point `anchor` under the pointer.
+    pub fn zoom_at(&mut self, factor: f32, anchor: Pos2) {
+        let uv = self.uv();
+        let new_zoom = (self.zoom * factor).clamp(1.0, Self::MAX_ZOOM);
+        let k = self.zoom / new_zoom;
+        let c = Pos2::new(uv.center().x, uv.center().y);
+        self.center = [
+            anchor.x + (c.x - anchor.x) * k,
+            anchor.y + (c.y - anchor.y) * k,
+        ];
+        self.zoom = new_zoom;
+        let uv = self.uv();
+        self.center = [uv.center().x, uv.center().y];
+    }
 }
 
 impl Default for SegmentState {
@@ -195,6 +246,7 @@ impl Default for SegmentState {
             loader: std::sync::mpsc::sync_channel(4),
             loading: None,
             multimask: true,
+            view: ImageView::default(),
         }
     }
 }
@@ -337,6 +389,7 @@ impl SegmentState {
             texture: tex,
         });
         self.prompts = Prompts::default();
+        self.view = ImageView::default();
         self.undo.clear();
         self.redo.clear();
         self.candidates = None;
@@ -524,12 +577,22 @@ impl SegmentState {
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
     }
 
-    /// Maps a screen position inside `rect` (where the image is drawn) to image pixels.
+    /// Maps a screen position inside `rect` (where the visible part of the image is drawn) to
+    /// image pixels.
     fn image_from_screen(&self, rect: Rect, pos: Pos2) -> Option<[f32; 2]> {
         let img = self.image.as_ref()?;
+        let uv = self.view.uv();
         let rel = (pos - rect.min) / rect.size();
-        let (x, y) = (rel.x * img.rgb.width as f32, rel.y * img.rgb.height as f32);
-        (x >= 0.0 && y >= 0.0 && x <= img.rgb.width as f32 && y <= img.rgb.height as f32)
+        let (u, v) = (
+            uv.min.x + rel.x * uv.width(),
+            uv.min.y + rel.y * uv.height(),
+        );
+        let (x, y) = (u * img.rgb.width as f32, v * img.rgb.height as f32);
+        (rect.contains(pos)
+            && x >= 0.0
+            && y >= 0.0
+            && x <= img.rgb.width as f32
+            && y <= img.rgb.height as f32)
             .then_some([x, y])
     }
 
@@ -538,10 +601,12 @@ impl SegmentState {
             .image
             .as_ref()
             .map_or((1, 1), |i| (i.rgb.width, i.rgb.height));
+        let uv = self.view.uv();
+        let (u, v) = (p[0] / w as f32, p[1] / h as f32);
         rect.min
             + Vec2::new(
-                p[0] / w as f32 * rect.width(),
-                p[1] / h as f32 * rect.height(),
+                (u - uv.min.x) / uv.width() * rect.width(),
+                (v - uv.min.y) / uv.height() * rect.height(),
             )
     }
 
@@ -601,6 +666,18 @@ impl SegmentState {
         ui.separator();
         ui.heading("Prompt");
         ui.label("Left click: foreground point. Right click: background point. Drag: box.");
+        ui.horizontal(|ui| {
+            ui.label(format!(
+                "Zoom {:.0}% (scroll; middle-drag pans)",
+                self.view.zoom * 100.0
+            ));
+            if ui
+                .add_enabled(self.view.zoom > 1.0, egui::Button::new("Fit"))
+                .clicked()
+            {
+                self.view = ImageView::default();
+            }
+        });
         ui.horizontal(|ui| {
             if ui
                 .add_enabled(!self.undo.is_empty(), egui::Button::new("Undo"))
@@ -838,13 +915,36 @@ impl SegmentState {
         let (resp, painter) = ui.allocate_painter(size, Sense::click_and_drag());
         resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, "Image canvas"));
         let rect = resp.rect;
-        painter.image(img_tex, rect, unit_uv(), Color32::WHITE);
+        // Zoom: scroll or pinch over the image (around the pointer); pan: middle-button drag.
+        if let Some(p) = resp.hover_pos() {
+            let (scroll, pinch) = ui.input(|i| (i.smooth_scroll_delta.y, i.zoom_delta()));
+            let factor = pinch * (scroll * 0.002).exp();
+            if (factor - 1.0).abs() > 1e-4 {
+                let uv = self.view.uv();
+                let rel = (p - rect.min) / rect.size();
+                self.view.zoom_at(
+                    factor,
+                    Pos2::new(
+                        uv.min.x + rel.x * uv.width(),
+                        uv.min.y + rel.y * uv.height(),
+                    ),
+                );
+            }
+        }
+        if resp.dragged_by(egui::PointerButton::Middle) {
+            let d = resp.drag_delta() / rect.size() / self.view.zoom;
+            self.view.center = [self.view.center[0] - d.x, self.view.center[1] - d.y];
+            let uv = self.view.uv();
+            self.view.center = [uv.center().x, uv.center().y];
+        }
+        let uv = self.view.uv();
+        painter.image(img_tex, rect, uv, Color32::WHITE);
         for o in self.objects.iter().filter(|o| o.visible) {
-            painter.image(o.overlay.id(), rect, unit_uv(), Color32::WHITE);
+            painter.image(o.overlay.id(), rect, uv, Color32::WHITE);
         }
         if let Some(c) = &self.candidates {
             if let Some(t) = c.overlays.get(self.selected) {
-                painter.image(t.id(), rect, unit_uv(), Color32::WHITE);
+                painter.image(t.id(), rect, uv, Color32::WHITE);
             }
         }
         if self.show_attention {
@@ -853,6 +953,9 @@ impl SegmentState {
         // Prompts.
         for p in &self.prompts.points {
             let pos = self.screen_from_image(rect, p.pos_in_image);
+            if !rect.contains(pos) {
+                continue;
+            }
             let fill = match p.label {
                 PointLabel::Foreground => Color32::from_rgb(40, 200, 60),
                 PointLabel::Background => Color32::from_rgb(220, 50, 50),
@@ -891,7 +994,7 @@ impl SegmentState {
                 );
             }
         }
-        if resp.drag_stopped() {
+        if resp.drag_stopped_by(egui::PointerButton::Primary) {
             if let (Some(from), Some(to)) = (
                 self.drag_from.take(),
                 resp.interact_pointer_pos()
@@ -967,9 +1070,11 @@ impl SegmentState {
         if let Some((_, tex)) = &self.attention_texture {
             // The 64×64 grid covers the padded 1024² frame; show the part over the image.
             let (ih, iw) = preprocess_shape(img.rgb.height, img.rgb.width, 1024);
+            let (sx, sy) = (iw as f32 / 1024.0, ih as f32 / 1024.0);
+            let v = self.view.uv();
             let uv = Rect::from_min_max(
-                Pos2::ZERO,
-                Pos2::new(iw as f32 / 1024.0, ih as f32 / 1024.0),
+                Pos2::new(v.min.x * sx, v.min.y * sy),
+                Pos2::new(v.max.x * sx, v.max.y * sy),
             );
             painter.image(tex.id(), rect, uv, Color32::WHITE);
         }
