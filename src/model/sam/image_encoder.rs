@@ -136,10 +136,44 @@ impl VitAttention {
             .contiguous()?
             .reshape((3, b * nh, n, hd))?;
         let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
-        let scale = (hd as f64).powf(-0.5);
-        // [B·heads, N, N]
-        let attn = (q.clone() * scale)?.matmul(&k.t()?)?;
+        // Global attention materialises [N, N] scores per head (64 MB at N = 4096): take the
+        // heads one at a time there, so the peak is one head's scores, not all of them.
         let bh = b * nh;
+        let out = if n >= 1024 {
+            let parts = (0..bh)
+                .map(|i| {
+                    self.attend(
+                        &q.narrow(0, i, 1)?,
+                        &k.narrow(0, i, 1)?,
+                        &v.narrow(0, i, 1)?,
+                        (h, w),
+                    )
+                })
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            Tensor::cat(&parts, 0)?
+        } else {
+            self.attend(&q, &k, &v, (h, w))?
+        };
+        let out = out // [Bh, N, hd]
+            .reshape((b, nh, h, w, hd))?
+            .permute((0, 2, 3, 1, 4))?
+            .reshape((b, h, w, c))?;
+        self.proj.forward(&out)
+    }
+
+    /// Softmax attention with decomposed relative positions for `q, k, v` `[Bh, N, hd]` on an
+    /// `h × w` grid; returns `[Bh, N, hd]`.
+    fn attend(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        (h, w): (usize, usize),
+    ) -> candle_core::Result<Tensor> {
+        let (bh, n, hd) = q.dims3()?;
+        let scale = (hd as f64).powf(-0.5);
+        // [Bh, N, N]
+        let attn = (q.clone() * scale)?.matmul(&k.t()?)?;
         // rel_h[b, y, x, ky] = Σc q[b, y, x, c] · Rh[y, ky, c]
         let r_q = q.reshape((bh, h, w, hd))?;
         let rel_h = r_q
@@ -160,13 +194,7 @@ impl VitAttention {
             .broadcast_add(&rel_h.unsqueeze(4)?)?
             .broadcast_add(&rel_w.unsqueeze(3)?)?
             .reshape((bh, n, n))?;
-        let attn = candle_nn::ops::softmax_last_dim(&attn)?;
-        let out = attn
-            .matmul(&v)? // [Bh, N, hd]
-            .reshape((b, nh, h, w, hd))?
-            .permute((0, 2, 3, 1, 4))?
-            .reshape((b, h, w, c))?;
-        self.proj.forward(&out)
+        candle_nn::ops::softmax_last_dim(&attn)?.matmul(v)
     }
 }
 
