@@ -4,12 +4,16 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use candle_core::Device;
-use common::{fixture, load_tensors};
+use common::{assert_clean_error, fixture, load_tensors, segattn, Run};
 use segattn::model::sam::config::{EncoderConfig, SamConfig, VitConfig};
+
+/// A clean failure mentioning `needle`.
+fn fails_with(run: &Run, needle: &str) {
+    assert_clean_error(run, &[needle]);
+}
 
 /// A temp folder with the small ViT (detweights seed 2) as safetensors, made once per run.
 fn workdir() -> &'static Path {
@@ -42,25 +46,6 @@ fn weights() -> PathBuf {
     workdir().join("sam_small.safetensors")
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn segattn(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_segattn"))
-        .args(args)
-        .env("RUST_BACKTRACE", "1")
-        .output()
-        .expect("binary runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 fn segment(weights: &Path, image: &Path, extra: &[&str]) -> Run {
     let out = workdir().join(format!("out-{}.png", std::process::id()));
     let mut args = vec![
@@ -74,24 +59,6 @@ fn segment(weights: &Path, image: &Path, extra: &[&str]) -> Run {
     ];
     args.extend_from_slice(extra);
     segattn(&args)
-}
-
-/// A clean failure: non-zero exit, one line on stderr that contains `needle`, no panic.
-fn assert_clean_error(run: &Run, needle: &str) {
-    assert_ne!(run.code, 0, "expected failure, stdout: {}", run.stdout);
-    assert_eq!(run.code, 1, "stderr: {}", run.stderr);
-    assert!(!run.stderr.contains("panicked"), "panic: {}", run.stderr);
-    assert_eq!(
-        run.stderr.trim().lines().count(),
-        1,
-        "not one line: {}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.to_lowercase().contains(&needle.to_lowercase()),
-        "`{needle}` not in: {}",
-        run.stderr
-    );
 }
 
 fn write(name: &str, bytes: &[u8]) -> PathBuf {
@@ -278,24 +245,24 @@ fn crc32(data: &[u8]) -> u32 {
 fn bad_images_fail_cleanly() {
     let w = weights();
     let p = ["--point", "10,10"];
-    assert_clean_error(
+    fails_with(
         &segment(&w, &write("notes.png", b"this is not an image"), &p),
         "not a supported image",
     );
     let png = std::fs::read(chelsea()).expect("png");
-    assert_clean_error(
+    fails_with(
         &segment(&w, &write("truncated.png", &png[..png.len() / 3]), &p),
         "cannot decode image",
     );
-    assert_clean_error(
+    fails_with(
         &segment(&w, &write("huge.png", &png_header_only(60000, 60000)), &p),
         "too large",
     );
-    assert_clean_error(
+    fails_with(
         &segment(&w, &write("zero.png", &png_header_only(0, 10)), &p),
         "image",
     );
-    assert_clean_error(
+    fails_with(
         &segment(&w, Path::new("/nonexistent/cat.png"), &p),
         "cannot read image",
     );
@@ -304,14 +271,14 @@ fn bad_images_fail_cleanly() {
 #[test]
 fn bad_prompts_fail_cleanly() {
     let (w, img) = (weights(), chelsea());
-    assert_clean_error(&segment(&w, &img, &[]), "no prompt");
-    assert_clean_error(
+    fails_with(&segment(&w, &img, &[]), "no prompt");
+    fails_with(
         &segment(&w, &img, &["--point", "500,10"]),
         "outside the 451x300 image",
     );
-    assert_clean_error(&segment(&w, &img, &["--point", "-3,10"]), "outside");
-    assert_clean_error(&segment(&w, &img, &["--box", "10,10,400,900"]), "outside");
-    assert_clean_error(&segment(&w, &img, &["--box", "300,10,100,200"]), "empty");
+    fails_with(&segment(&w, &img, &["--point", "-3,10"]), "outside");
+    fails_with(&segment(&w, &img, &["--box", "10,10,400,900"]), "outside");
+    fails_with(&segment(&w, &img, &["--box", "300,10,100,200"]), "empty");
     let bad_label = segment(&w, &img, &["--point", "10,10,maybe"]);
     assert_ne!(bad_label.code, 0);
     assert!(bad_label.stderr.contains("fg or bg") && !bad_label.stderr.contains("panicked"));
@@ -336,10 +303,10 @@ fn bad_weights_fail_cleanly_naming_tensor_and_file() {
     let bytes = std::fs::read(weights()).expect("weights");
     let truncated = write("truncated.safetensors", &bytes[..bytes.len() / 2]);
     let run = segment(&truncated, &img, &p);
-    assert_clean_error(&run, "truncated");
+    fails_with(&run, "truncated");
     assert!(run.stderr.contains("truncated.safetensors"));
 
-    assert_clean_error(
+    fails_with(
         &segment(&write("readme.safetensors", b"# not weights\n"), &img, &p),
         "not a usable checkpoint",
     );
@@ -348,7 +315,7 @@ fn bad_weights_fail_cleanly_naming_tensor_and_file() {
         t.remove("image_encoder.blocks.2.mlp.lin1.weight");
     });
     let run = segment(&missing, &img, &p);
-    assert_clean_error(&run, "image_encoder.blocks.2.mlp.lin1.weight");
+    fails_with(&run, "image_encoder.blocks.2.mlp.lin1.weight");
     assert!(run.stderr.contains("missing.safetensors"), "{}", run.stderr);
 
     let misshaped = edited_weights("misshaped.safetensors", |t| {
@@ -358,7 +325,7 @@ fn bad_weights_fail_cleanly_naming_tensor_and_file() {
         );
     });
     let run = segment(&misshaped, &img, &p);
-    assert_clean_error(&run, "mask_decoder.transformer.layers.1.norm2.weight");
+    fails_with(&run, "mask_decoder.transformer.layers.1.norm2.weight");
     assert!(
         run.stderr.contains("[255]") && run.stderr.contains("misshaped.safetensors"),
         "{}",
@@ -368,7 +335,7 @@ fn bad_weights_fail_cleanly_naming_tensor_and_file() {
     let text_model = edited_weights("not_sam.safetensors", |t| {
         t.retain(|k, _| k.starts_with("mask_decoder"))
     });
-    assert_clean_error(&segment(&text_model, &img, &p), "not a SAM checkpoint");
+    fails_with(&segment(&text_model, &img, &p), "not a SAM checkpoint");
 }
 
 #[test]
@@ -377,9 +344,9 @@ fn pickles_with_code_are_refused_and_never_run() {
     let img = chelsea();
     let p = ["--point", "10,10"];
     let run = segment(&fixture("weights/evil_zip.pth"), &img, &p);
-    assert_clean_error(&run, "posix.system");
+    fails_with(&run, "posix.system");
     assert!(run.stderr.contains("evil_zip.pth"));
-    assert_clean_error(
+    fails_with(
         &segment(&fixture("weights/evil_raw.pth"), &img, &p),
         "raw pickle",
     );
@@ -390,5 +357,5 @@ fn pickles_with_code_are_refused_and_never_run() {
     // A truncated real torch.save file.
     let pth = std::fs::read(fixture("sam/sam_vit_small_image_encoder.pth")).expect("pth");
     let cut = write("cut.pth", &pth[..pth.len() - 5000]);
-    assert_clean_error(&segment(&cut, &img, &p), "cut.pth");
+    fails_with(&segment(&cut, &img, &p), "cut.pth");
 }

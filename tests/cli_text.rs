@@ -1,34 +1,10 @@
 //! `segattn attend` and `segattn encodings` through the real binary, and bad model folders.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn segattn(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_segattn"))
-        .args(args)
-        .output()
-        .expect("binary runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn assert_clean_error(run: &Run, needles: &[&str]) {
-    assert_eq!(run.code, 1, "stdout: {} stderr: {}", run.stdout, run.stderr);
-    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
-    assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.stderr);
-    for n in needles {
-        assert!(run.stderr.contains(n), "`{n}` not in {}", run.stderr);
-    }
-}
+use common::{assert_clean_error, segattn};
 
 fn minilm() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".testdata/all-MiniLM-L6-v2")

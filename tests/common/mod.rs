@@ -52,3 +52,47 @@ pub fn max_abs(ours: &[f32], reference: &[f32]) -> f32 {
         .zip(reference)
         .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
 }
+
+/// What a run of the `segattn` binary printed.
+pub struct Run {
+    /// Exit code (-1 when killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs the real `segattn` binary with `args`.
+pub fn segattn(args: &[&str]) -> Run {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_segattn"))
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("binary runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A clean failure: exit code 1, one line on stderr containing every needle
+/// (case-insensitive), no panic.
+pub fn assert_clean_error(run: &Run, needles: &[&str]) {
+    assert_eq!(run.code, 1, "stdout: {} stderr: {}", run.stdout, run.stderr);
+    assert!(!run.stderr.contains("panicked"), "panic: {}", run.stderr);
+    assert_eq!(
+        run.stderr.trim().lines().count(),
+        1,
+        "not one line: {}",
+        run.stderr
+    );
+    for n in needles {
+        assert!(
+            run.stderr.to_lowercase().contains(&n.to_lowercase()),
+            "`{n}` not in: {}",
+            run.stderr
+        );
+    }
+}
