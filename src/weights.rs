@@ -71,8 +71,20 @@ pub enum WeightsError {
     },
 }
 
+/// One tensor of a `.safetensors` file: dtype, shape, byte range in the data section.
+struct StEntry {
+    dtype: DType,
+    shape: Vec<usize>,
+    range: (usize, usize),
+}
+
 enum Backend {
-    Safetensors(candle_core::safetensors::MmapedSafetensors),
+    /// A memory-mapped `.safetensors` file; `data_start` is where the data section begins.
+    Safetensors {
+        mmap: memmap2::Mmap,
+        data_start: usize,
+        entries: HashMap<String, StEntry>,
+    },
     Pth {
         zip: Mutex<zip::ZipArchive<BufReader<File>>>,
         infos: HashMap<String, TensorInfo>,
@@ -163,18 +175,55 @@ impl Weights {
     }
 
     fn open_safetensors(path: PathBuf) -> Result<Self, WeightsError> {
-        // SAFETY: the file is mapped read-only; like every mmap it must not be modified
-        // while the app runs, which weights files are not.
-        let st =
-            unsafe { candle_core::safetensors::MmapedSafetensors::new(&path) }.map_err(|e| {
-                WeightsError::NotACheckpoint {
-                    reason: format!("not a valid safetensors file, truncated or corrupt: {e}"),
-                    path: path.clone(),
-                }
-            })?;
+        let file = File::open(&path).map_err(|source| WeightsError::Io {
+            source,
+            path: path.clone(),
+        })?;
+        // SAFETY: the file is mapped read-only; like every mmap it must not be modified while
+        // the app runs, which weights files are not.
+        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| WeightsError::Io {
+            source,
+            path: path.clone(),
+        })?;
+        let not_ckpt = |reason: String| WeightsError::NotACheckpoint {
+            reason,
+            path: path.clone(),
+        };
+        let (n, metadata) = safetensors::SafeTensors::read_metadata(&mmap).map_err(|e| {
+            not_ckpt(format!(
+                "not a valid safetensors file, truncated or corrupt: {e}"
+            ))
+        })?;
+        let mut entries = HashMap::new();
+        for (name, info) in metadata.tensors() {
+            use safetensors::Dtype as D;
+            let dtype = match info.dtype {
+                D::F32 => DType::F32,
+                D::F16 => DType::F16,
+                D::BF16 => DType::BF16,
+                D::F64 => DType::F64,
+                D::U8 => DType::U8,
+                D::U32 => DType::U32,
+                D::I64 => DType::I64,
+                // Other dtypes (bool, int8, fp8, …) are never model weights here.
+                _ => continue,
+            };
+            entries.insert(
+                name,
+                StEntry {
+                    dtype,
+                    shape: info.shape.clone(),
+                    range: info.data_offsets,
+                },
+            );
+        }
         Ok(Self {
             path,
-            backend: Backend::Safetensors(st),
+            backend: Backend::Safetensors {
+                mmap,
+                data_start: 8 + n,
+                entries,
+            },
         })
     }
 
@@ -253,7 +302,7 @@ impl Weights {
     /// Number of tensors.
     pub fn len(&self) -> usize {
         match &self.backend {
-            Backend::Safetensors(st) => st.tensors().len(),
+            Backend::Safetensors { entries, .. } => entries.len(),
             Backend::Pth { infos, .. } => infos.len(),
             Backend::Memory(m) => m.len(),
         }
@@ -267,7 +316,7 @@ impl Weights {
     /// All tensor names, sorted.
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = match &self.backend {
-            Backend::Safetensors(st) => st.tensors().into_iter().map(|(n, _)| n).collect(),
+            Backend::Safetensors { entries, .. } => entries.keys().cloned().collect(),
             Backend::Pth { infos, .. } => infos.keys().cloned().collect(),
             Backend::Memory(m) => m.keys().cloned().collect(),
         };
@@ -278,7 +327,7 @@ impl Weights {
     /// The shape of tensor `name` without reading its data.
     pub fn shape(&self, name: &str) -> Option<Vec<usize>> {
         match &self.backend {
-            Backend::Safetensors(st) => st.get(name).ok().map(|v| v.shape().to_vec()),
+            Backend::Safetensors { entries, .. } => entries.get(name).map(|e| e.shape.clone()),
             Backend::Pth { infos, .. } => infos.get(name).map(|i| i.layout.dims().to_vec()),
             Backend::Memory(m) => m.get(name).map(|t| t.dims().to_vec()),
         }
@@ -323,12 +372,27 @@ impl Weights {
             path: self.path.clone(),
         };
         let t = match &self.backend {
-            Backend::Safetensors(st) => {
-                if st.get(name).is_err() {
-                    return Err(missing());
-                }
-                st.load(name, &Device::Cpu)
-                    .map_err(|e| corrupt(e.to_string()))?
+            Backend::Safetensors {
+                mmap,
+                data_start,
+                entries,
+            } => {
+                let e = entries.get(name).ok_or_else(missing)?;
+                let (start, end) = (data_start + e.range.0, data_start + e.range.1);
+                let t = Tensor::from_raw_buffer(&mmap[start..end], e.dtype, &e.shape, &Device::Cpu)
+                    .map_err(|err| corrupt(err.to_string()))?;
+                // The bytes are copied: let the kernel drop the mapped pages, so a large
+                // checkpoint is not resident twice while the model loads.
+                // SAFETY: the mapping is a read-only view of the file; dropped pages are read
+                // again from the file if touched.
+                let _ = unsafe {
+                    mmap.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        start,
+                        end - start,
+                    )
+                };
+                t
             }
             Backend::Memory(m) => m.get(name).cloned().ok_or_else(missing)?,
             Backend::Pth { zip, infos } => {
