@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 
-use candle_core::Device;
-
 use crate::model::positional::Matrix;
 use crate::model::sam::SamModel;
 use crate::model::text::TextModel;
@@ -70,7 +68,7 @@ pub struct AppOptions {
     /// An already built text model (tests).
     pub text_model_built: Option<TextModel>,
     /// Where models run.
-    pub device: Option<Device>,
+    pub device: crate::cli::DeviceChoice,
 }
 
 /// The app.
@@ -104,7 +102,7 @@ impl SegattnApp {
         };
         let ctx = cc.egui_ctx.clone();
         let repaint: Repaint = std::sync::Arc::new(move || ctx.request_repaint());
-        let device = opts.device.unwrap_or(Device::Cpu);
+        let device = crate::cli::select_device(opts.device)?;
         let sam = SamWorker::spawn(device.clone(), repaint.clone())?;
         let text = TextWorker::spawn(device.clone(), repaint)?;
         let mut app = Self {

@@ -54,7 +54,6 @@ pub struct GuiArgs {
 
 /// Opens the desktop app.
 pub fn run_gui(args: GuiArgs) -> Result<()> {
-    let device = select_device(args.device)?;
     crate::app::run(crate::app::AppOptions {
         sam_weights: args.sam_weights,
         text_model: args.text_model,
@@ -62,7 +61,7 @@ pub fn run_gui(args: GuiArgs) -> Result<()> {
         exit_after_frames: args.exit_after_frames,
         view: args.view,
         discover: true,
-        device: Some(device),
+        device: args.device,
         ..Default::default()
     })
 }
