@@ -199,8 +199,9 @@ impl SegattnApp {
         let mut notify = |m: Result<String, String>| status.notify(m);
         self.segment
             .poll(ctx, &self.sam, &mut self.settings.segment, &mut notify);
-        while let Some(r) = self.sam.try_recv() {
-            self.segment.on_response(ctx, &r, &self.settings.segment);
+        while let Some(mut r) = self.sam.try_recv() {
+            self.segment
+                .on_response(ctx, &mut r, &self.settings.segment);
             match &r {
                 SamResponse::ModelLoaded {
                     name,
@@ -231,7 +232,6 @@ impl SegattnApp {
             }
         }
         while let Some(r) = self.text.try_recv() {
-            self.attention.on_response(&r);
             match &r {
                 TextResponse::ModelLoaded {
                     name,
@@ -253,6 +253,8 @@ impl SegattnApp {
                     self.status.notify(Err(format!("{during}: {message}")));
                 }
             }
+            // Last: the view takes ownership of the (possibly large) output, no copy.
+            self.attention.on_response(r);
         }
         let dropped: Vec<PathBuf> = ctx.input(|i| {
             i.raw

@@ -17,6 +17,17 @@ use segattn::model::text::gpt2::Gpt2;
 use segattn::model::text::{mean_pooled_normalized, TextConfig, TextModel};
 use segattn::weights::Weights;
 
+/// Every tensor's values, concatenated.
+fn flat_all(ts: &[Tensor]) -> Vec<f32> {
+    ts.iter()
+        .flat_map(|t| {
+            t.flatten_all()
+                .and_then(|t| t.to_vec1::<f32>())
+                .expect("data")
+        })
+        .collect()
+}
+
 fn gpt2_tiny() -> (Gpt2, HashMap<String, Tensor>) {
     let meta = json("text/gpt2_tiny.json");
     let mut config = meta["config"].clone();
@@ -56,27 +67,11 @@ fn gpt2_logits_attentions_and_hidden_states_match_transformers() {
     let err = max_abs(&logits, &f32s(&reference, "logits"));
     eprintln!("gpt2 logits max abs err {err:.2e}");
     assert!(err <= 1e-4, "logits: {err:e}");
-    let att: Vec<f32> = out
-        .attentions
-        .iter()
-        .flat_map(|t| {
-            t.flatten_all()
-                .and_then(|t| t.to_vec1::<f32>())
-                .expect("data")
-        })
-        .collect();
+    let att = flat_all(&out.attentions);
     let err = max_abs(&att, &f32s(&reference, "attentions"));
     eprintln!("gpt2 attentions max abs err {err:.2e}");
     assert!(err <= 1e-5, "attentions: {err:e}");
-    let hidden: Vec<f32> = out
-        .hidden_states
-        .iter()
-        .flat_map(|t| {
-            t.flatten_all()
-                .and_then(|t| t.to_vec1::<f32>())
-                .expect("data")
-        })
-        .collect();
+    let hidden = flat_all(&out.hidden_states);
     let err = max_abs(&hidden, &f32s(&reference, "hidden_states"));
     assert!(err <= 1e-4, "hidden states: {err:e}");
     // Causal rows: exact zeros above the diagonal.
@@ -175,15 +170,7 @@ fn minilm_padded_batch_matches_transformers() {
         .map(|&v| v as u32)
         .collect();
     let out = model.forward_ids(&ids, Some(&mask)).expect("forward");
-    let att: Vec<f32> = out
-        .attentions
-        .iter()
-        .flat_map(|t| {
-            t.flatten_all()
-                .and_then(|t| t.to_vec1::<f32>())
-                .expect("data")
-        })
-        .collect();
+    let att = flat_all(&out.attentions);
     let err = max_abs(&att, &f32s(&reference, "pad.attentions"));
     assert!(err <= 1e-5, "padded attentions: {err:e}");
     let last: Vec<f32> = out

@@ -138,17 +138,17 @@ pub struct AttentionState {
 
 impl AttentionState {
     /// Handles a text worker response.
-    pub fn on_response(&mut self, r: &TextResponse) {
+    pub fn on_response(&mut self, r: TextResponse) {
         match r {
             TextResponse::ModelLoaded { name, .. } => {
-                self.model_name = Some(name.clone());
+                self.model_name = Some(name);
                 self.last_sent = None; // re-run the text on the new model
             }
             TextResponse::Output { output, ms, .. } => {
                 self.awaiting = false;
                 self.result_id += 1;
-                self.output = Some(Arc::new((**output).clone()));
-                self.forward_ms = Some(*ms);
+                self.output = Some(Arc::new(*output));
+                self.forward_ms = Some(ms);
                 self.shown = None;
             }
             TextResponse::Error { .. } => self.awaiting = false,

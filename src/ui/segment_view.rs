@@ -320,7 +320,7 @@ impl SegmentState {
     pub fn on_response(
         &mut self,
         ctx: &egui::Context,
-        r: &SamResponse,
+        r: &mut SamResponse,
         settings: &SegmentSettings,
     ) {
         match r {
@@ -347,7 +347,23 @@ impl SegmentState {
                 if self.awaiting == Some(*request_id) {
                     self.awaiting = None;
                 }
-                self.set_candidates(ctx, prediction, settings);
+                // Take the masks: they can be large (full image size), so no copy.
+                let p = std::mem::replace(
+                    &mut **prediction,
+                    Prediction {
+                        masks: Vec::new(),
+                        iou_predictions: Vec::new(),
+                        low_res_logits: Vec::new(),
+                        decoder_attention: DecoderAttention {
+                            num_heads: 0,
+                            tokens: Vec::new(),
+                            grid_hw: (0, 0),
+                            layers: Vec::new(),
+                            final_token_to_image: Vec::new(),
+                        },
+                    },
+                );
+                self.set_candidates(ctx, p, settings);
             }
             SamResponse::Error { during, message } if during.contains("encoding") => {
                 self.encode = EncodeState::Failed(message.clone())
@@ -418,7 +434,7 @@ impl SegmentState {
         }
     }
 
-    fn set_candidates(&mut self, ctx: &egui::Context, p: &Prediction, settings: &SegmentSettings) {
+    fn set_candidates(&mut self, ctx: &egui::Context, p: Prediction, settings: &SegmentSettings) {
         let overlays = self.candidate_overlays(ctx, &p.masks, settings);
         // Keep the user's pick when the number of candidates is unchanged; else take SAM's best.
         if self
@@ -430,10 +446,10 @@ impl SegmentState {
             self.selected = best(&p.iou_predictions);
         }
         self.candidates = Some(Candidates {
-            masks: p.masks.clone(),
-            iou: p.iou_predictions.clone(),
-            low_res: p.low_res_logits.clone(),
-            attention: p.decoder_attention.clone(),
+            masks: p.masks,
+            iou: p.iou_predictions,
+            low_res: p.low_res_logits,
+            attention: p.decoder_attention,
             overlays,
         });
         self.attention_texture = None;
@@ -458,16 +474,12 @@ impl SegmentState {
             image_id: img.id,
             request_id,
             prompts: self.prompts.clone(),
-            multimask: self.multimask_for_request(),
+            multimask: self.multimask,
         };
         match sam.send(req) {
             Ok(()) => self.awaiting = Some(request_id),
             Err(e) => notify(Err(e.to_string())),
         }
-    }
-
-    fn multimask_for_request(&self) -> bool {
-        self.multimask
     }
 
     /// Replaces the prompts (recording undo) and asks SAM.
