@@ -5,9 +5,10 @@
 //! - [`viz`]: colormaps and heatmap rasters shared by the CLI and the app.
 //! - [`weights`]: safe loading of `.safetensors` and PyTorch checkpoints.
 //! - [`image_io`]: image decoding with size limits and format conversion.
-//! - [`cli`]: the command-line interface.
+//! - [`cli`]: the command-line interface; [`alloc`]: allocator tuning for inference.
 //! - [`worker`]: threads owning the models; [`app`] and [`ui`]: the desktop app (egui only).
 
+pub mod alloc;
 pub mod analysis;
 pub mod app;
 pub mod cli;

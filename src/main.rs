@@ -10,6 +10,7 @@ fn main() {
         let n = std::thread::available_parallelism().map_or(1, |n| n.get());
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
+    segattn::alloc::tune_for_inference();
     let args = Cli::parse();
     let result = match args.command {
         Some(command) => cli::run(command),

@@ -16,6 +16,45 @@ pub struct Linear {
     weight: Tensor,
     /// `[out]`
     bias: Option<Tensor>,
+    /// The bias as host data for the CPU kernel (read once, not per call).
+    bias_host: Option<Vec<f32>>,
+}
+
+/// What runs on each block of output rows of a GEMM right after it is written, while the block
+/// is still in cache.
+///
+/// PERF: a separate GELU or residual pass re-reads a whole activation from memory (up to 67 MB
+/// in MobileSAM's first stage); fused here it costs no extra memory traffic.
+#[derive(Debug, Clone, Copy)]
+pub enum Epilogue<'a> {
+    /// Nothing.
+    None,
+    /// Exact GELU.
+    Gelu,
+    /// `y + residual` with `residual` `[m, n]`.
+    Add(&'a [f32]),
+    /// `gelu(y + residual)` with `residual` `[m, n]`.
+    AddGelu(&'a [f32]),
+}
+
+impl Epilogue<'_> {
+    /// Applies the epilogue to `block`, which holds output rows starting at `row0` of width `n`.
+    fn apply(self, row0: usize, n: usize, block: &mut [f32]) {
+        let residual = |r: &[f32], block: &mut [f32]| {
+            for (y, x) in block.iter_mut().zip(&r[row0 * n..]) {
+                *y += x;
+            }
+        };
+        match self {
+            Self::None => {}
+            Self::Gelu => crate::model::simd::gelu_inplace(block),
+            Self::Add(r) => residual(r, block),
+            Self::AddGelu(r) => {
+                residual(r, block);
+                crate::model::simd::gelu_inplace(block);
+            }
+        }
+    }
 }
 
 impl Linear {
@@ -32,12 +71,21 @@ impl Linear {
         } else {
             None
         };
-        Ok(Self { weight, bias })
+        Ok(Self::from_tensors(weight, bias))
     }
 
     /// Builds a layer from tensors (`weight` `[out, in]`, `bias` `[out]`).
     pub fn from_tensors(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Self { weight, bias }
+        let bias_host = bias.as_ref().and_then(|b| {
+            (matches!(b.device(), Device::Cpu) && b.dtype() == DType::F32)
+                .then(|| b.to_vec1().ok())
+                .flatten()
+        });
+        Self {
+            weight,
+            bias,
+            bias_host,
+        }
     }
 
     /// The bias, if any.
@@ -49,31 +97,66 @@ impl Linear {
     pub fn out_dim(&self) -> usize {
         self.weight.dims()[0]
     }
+
+    /// `gelu(x Wᵀ + b)`, fused on the CPU.
+    pub fn forward_gelu(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_with(x, None, true)
+    }
+
+    /// `x Wᵀ + b + residual` (`residual` of the output's shape), then GELU when `gelu` is set;
+    /// fused on the CPU.
+    pub fn forward_add(&self, x: &Tensor, residual: &Tensor, gelu_after: bool) -> Result<Tensor> {
+        self.forward_with(x, Some(residual), gelu_after)
+    }
+
+    fn forward_with(
+        &self,
+        x: &Tensor,
+        residual: Option<&Tensor>,
+        gelu_after: bool,
+    ) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let in_dim = dims[dims.len() - 1];
+        let rows = x.elem_count() / in_dim.max(1);
+        let mut out_dims = dims;
+        let last = out_dims.len() - 1;
+        out_dims[last] = self.out_dim();
+        let x2 = x.reshape((rows, in_dim))?;
+        let on_cpu = matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32;
+        if on_cpu && (self.bias.is_none() || self.bias_host.is_some()) {
+            let op = LinearOp {
+                bias: self.bias_host.as_deref(),
+                gelu: gelu_after,
+            };
+            let y = match residual {
+                None => x2.contiguous()?.apply_op2_no_bwd(&self.weight, &op)?,
+                Some(r) => {
+                    let r = r.reshape((rows, self.out_dim()))?.contiguous()?;
+                    let op3 = LinearResidualOp(op);
+                    x2.contiguous()?.apply_op3_no_bwd(&self.weight, &r, &op3)?
+                }
+            };
+            return y.reshape(out_dims);
+        }
+        let mut y = x2.matmul(&self.weight.t()?)?;
+        if let Some(b) = &self.bias {
+            y = y.broadcast_add(b)?;
+        }
+        let mut y = y.reshape(out_dims)?;
+        if let Some(r) = residual {
+            y = (y + r)?;
+        }
+        if gelu_after {
+            y = gelu(&y)?;
+        }
+        Ok(y)
+    }
 }
 
 impl Module for Linear {
     /// `[..., in]` → `[..., out]`; leading dimensions are flattened into one GEMM.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let dims = x.dims().to_vec();
-        let in_dim = dims[dims.len() - 1];
-        let rows = x.elem_count() / in_dim.max(1);
-        let x2 = x.reshape((rows, in_dim))?;
-        let y = if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 {
-            let op = LinearOp {
-                bias: self.bias.as_ref().map(|b| b.to_vec1()).transpose()?,
-            };
-            x2.contiguous()?.apply_op2_no_bwd(&self.weight, &op)?
-        } else {
-            let y = x2.matmul(&self.weight.t()?)?;
-            match &self.bias {
-                Some(b) => y.broadcast_add(b)?,
-                None => y,
-            }
-        };
-        let mut out_dims = dims;
-        let last = out_dims.len() - 1;
-        out_dims[last] = self.out_dim();
-        y.reshape(out_dims)
+        self.forward_with(x, None, false)
     }
 }
 
@@ -90,41 +173,129 @@ pub fn gemm_abt(
     n: usize,
     k: usize,
 ) -> Vec<f32> {
+    gemm_abt_then(a, b, bias, m, n, k, Epilogue::None)
+}
+
+/// [`gemm_abt`] followed by `epilogue` on each block of rows.
+///
+/// Large products with a small weight matrix are split into blocks of rows, one
+/// single-threaded GEMM per block in parallel, each block's epilogue run right after its GEMM;
+/// with a large weight matrix gemm's own threads share one packed copy of it and the epilogue
+/// is a second parallel pass.
+pub fn gemm_abt_then(
+    a: &[f32],
+    b: &[f32],
+    bias: Option<&[f32]>,
+    m: usize,
+    n: usize,
+    k: usize,
+    epilogue: Epilogue<'_>,
+) -> Vec<f32> {
     assert!(
         a.len() >= m * k && b.len() >= n * k,
         "gemm_abt: operands too short"
     );
-    let mut dst = match bias {
-        Some(bias) => {
-            assert_eq!(bias.len(), n, "gemm_abt: bias length");
-            let mut d = Vec::with_capacity(m * n);
-            for _ in 0..m {
-                d.extend_from_slice(bias);
-            }
-            d
-        }
-        None => vec![0f32; m * n],
-    };
+    if let Some(bias) = bias {
+        assert_eq!(bias.len(), n, "gemm_abt: bias length");
+    }
+    if let Epilogue::Add(r) | Epilogue::AddGelu(r) = epilogue {
+        assert!(r.len() >= m * n, "gemm_abt: residual too short");
+    }
+    let mut dst = vec![0f32; m * n];
     if m == 0 || n == 0 {
         return dst;
     }
-    let parallelism = if m * n * k < PARALLEL_GEMM_MIN_MACS {
-        gemm::Parallelism::None
-    } else {
-        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    let fill_bias = |out: &mut [f32]| {
+        if let Some(bias) = bias {
+            for row in out.chunks_exact_mut(n) {
+                row.copy_from_slice(bias);
+            }
+        }
     };
-    // SAFETY: `dst` holds m·n elements written with strides (1, n); `a` holds m·k read with
+    let threads = rayon::current_num_threads();
+    if m * n * k < PARALLEL_GEMM_MIN_MACS || threads < 2 {
+        fill_bias(&mut dst);
+        gemm_rows(
+            a,
+            b,
+            &mut dst,
+            m,
+            n,
+            k,
+            bias.is_some(),
+            gemm::Parallelism::None,
+        );
+        epilogue.apply(0, n, &mut dst);
+    } else if n * k > SPLIT_MAX_WEIGHTS {
+        // A large weight matrix: gemm packs it once and shares it between the threads; the
+        // epilogue is a second (parallel, vectorised) pass.
+        fill_bias(&mut dst);
+        let par = gemm::Parallelism::Rayon(threads);
+        gemm_rows(a, b, &mut dst, m, n, k, bias.is_some(), par);
+        if !matches!(epilogue, Epilogue::None) {
+            let rows = (16_384 / n).max(1);
+            dst.par_chunks_mut(rows * n)
+                .enumerate()
+                .for_each(|(i, out)| epilogue.apply(i * rows, n, out));
+        }
+    } else {
+        // A small weight matrix (cheap to pack per block): blocks of about 64 KB of output,
+        // each GEMM'd on one thread and its epilogue applied while it is in cache; at least 4
+        // blocks per thread so the threads stay balanced; rows in multiples of 8.
+        let rows = (16_384 / n)
+            .clamp(8, m.div_ceil(4 * threads).max(8))
+            .next_multiple_of(8);
+        dst.par_chunks_mut(rows * n)
+            .enumerate()
+            .for_each(|(i, out)| {
+                let (row0, len) = (i * rows, out.len() / n);
+                fill_bias(out);
+                let a = &a[row0 * k..(row0 + len) * k];
+                gemm_rows(
+                    a,
+                    b,
+                    out,
+                    len,
+                    n,
+                    k,
+                    bias.is_some(),
+                    gemm::Parallelism::None,
+                );
+                epilogue.apply(row0, n, out);
+            });
+    }
+    dst
+}
+
+/// Weight matrices up to this many values are re-packed per block of rows by
+/// [`gemm_abt_then`] (256 K values, 1 MB: about the L2 cache).
+const SPLIT_MAX_WEIGHTS: usize = 1 << 18;
+
+/// `out[rows×n] (+)= a[rows×k] · bᵀ` on the calling thread.
+#[allow(clippy::too_many_arguments)] // the GEMM's own parameter list, minus strides
+fn gemm_rows(
+    a: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    acc: bool,
+    parallelism: gemm::Parallelism,
+) {
+    assert!(a.len() >= m * k && b.len() >= n * k && out.len() >= m * n);
+    // SAFETY: `out` holds m·n elements written with strides (1, n); `a` holds m·k read with
     // strides (1, k); `b` holds n·k read as the transposed k×n matrix with strides (k, 1). The
-    // asserts above check the lengths and `dst` does not alias the inputs.
+    // assert above checks the lengths and `out` is a unique borrow, so it aliases nothing.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            out.as_mut_ptr(),
             1,
             n as isize,
-            bias.is_some(),
+            acc,
             a.as_ptr(),
             1,
             k as isize,
@@ -139,7 +310,6 @@ pub fn gemm_abt(
             parallelism,
         );
     }
-    dst
 }
 
 /// Row counts up to which [`small_m_abt`] beats the packed GEMM.
@@ -180,16 +350,67 @@ pub fn small_m_abt(
     out
 }
 
-/// `x · Wᵀ + b` on the CPU with the bias fused into the GEMM.
+/// `x · Wᵀ + b` on the CPU with the bias (and optionally GELU) fused into the GEMM.
 ///
 /// PERF: candle's matmul always wakes the thread pool and adds the bias in a second pass; for
 /// the small products of a 16-token text model or a mask-decoder click the pool wake-up cost
 /// more than the arithmetic.
-struct LinearOp {
-    bias: Option<Vec<f32>>,
+struct LinearOp<'a> {
+    bias: Option<&'a [f32]>,
+    gelu: bool,
 }
 
-impl candle_core::CustomOp2 for LinearOp {
+impl LinearOp<'_> {
+    fn run(
+        &self,
+        x: &[f32],
+        w: &[f32],
+        m: usize,
+        n: usize,
+        k: usize,
+        residual: Option<&[f32]>,
+    ) -> Vec<f32> {
+        let epilogue = match (residual, self.gelu) {
+            (None, false) => Epilogue::None,
+            (None, true) => Epilogue::Gelu,
+            (Some(r), false) => Epilogue::Add(r),
+            (Some(r), true) => Epilogue::AddGelu(r),
+        };
+        if m <= SMALL_M {
+            let mut y = small_m_abt(x, w, self.bias, m, n, k);
+            epilogue.apply(0, n, &mut y);
+            y
+        } else {
+            gemm_abt_then(x, w, self.bias, m, n, k, epilogue)
+        }
+    }
+}
+
+fn linear_dims(l1: &Layout, l2: &Layout) -> Result<(usize, usize, usize)> {
+    let (m, k) = l1.shape().dims2()?;
+    let (n, k2) = l2.shape().dims2()?;
+    if k != k2 {
+        candle_core::bail!("linear: input has {k} features, weight expects {k2}");
+    }
+    Ok((m, n, k))
+}
+
+impl LinearOp<'_> {
+    /// `x [m, k]`, `w [n, k]` → `[m, n]`.
+    fn run_storages(
+        &self,
+        (s1, l1): (&CpuStorage, &Layout),
+        (s2, l2): (&CpuStorage, &Layout),
+        residual: Option<&[f32]>,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (m, n, k) = linear_dims(l1, l2)?;
+        let (x, w) = (contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?);
+        let dst = self.run(x, w, m, n, k, residual);
+        Ok((CpuStorage::F32(dst), Shape::from((m, n))))
+    }
+}
+
+impl candle_core::CustomOp2 for LinearOp<'_> {
     fn name(&self) -> &'static str {
         "segattn-linear"
     }
@@ -201,19 +422,33 @@ impl candle_core::CustomOp2 for LinearOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous_f32(s1, l1)?;
-        let w = contiguous_f32(s2, l2)?;
-        let (m, k) = l1.shape().dims2()?;
-        let (n, k2) = l2.shape().dims2()?;
-        if k != k2 {
-            candle_core::bail!("linear: input has {k} features, weight expects {k2}");
+        self.run_storages((s1, l1), (s2, l2), None)
+    }
+}
+
+/// [`LinearOp`] with a residual `[m, n]` added (before the optional GELU).
+struct LinearResidualOp<'a>(LinearOp<'a>);
+
+impl candle_core::CustomOp3 for LinearResidualOp<'_> {
+    fn name(&self) -> &'static str {
+        "segattn-linear-residual"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (m, n, _) = linear_dims(l1, l2)?;
+        if l3.shape().dims() != [m, n] {
+            candle_core::bail!("linear: residual {:?}, output [{m}, {n}]", l3.dims());
         }
-        let dst = if m <= SMALL_M {
-            small_m_abt(x, w, self.bias.as_deref(), m, n, k)
-        } else {
-            gemm_abt(x, w, self.bias.as_deref(), m, n, k)
-        };
-        Ok((CpuStorage::F32(dst), Shape::from((m, n))))
+        self.0
+            .run_storages((s1, l1), (s2, l2), Some(contiguous_f32(s3, l3)?))
     }
 }
 
@@ -384,9 +619,8 @@ impl CustomOp1 for GeluErf {
         dst.par_chunks_mut(1 << 14)
             .zip(src.par_chunks(1 << 14))
             .for_each(|(d, s)| {
-                for (d, &x) in d.iter_mut().zip(s) {
-                    *d = x * 0.5 * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2));
-                }
+                d.copy_from_slice(s);
+                crate::model::simd::gelu_inplace(d);
             });
         Ok((CpuStorage::F32(dst), layout.shape().clone()))
     }
@@ -395,7 +629,7 @@ impl CustomOp1 for GeluErf {
 /// `erf(x)` in f32 as a branch-free rational approximation that vectorises (the form Eigen and
 /// XLA use): within 5e-7 of the true value everywhere (worst near |x| = 3.5, where erf ≈ 1), on a
 /// par with PyTorch's own vectorised erf (Abramowitz–Stegun 7.1.26, 1.5e-7 absolute).
-#[inline]
+#[inline(always)]
 pub fn erf_f32(x: f32) -> f32 {
     let x = x.clamp(-4.0, 4.0);
     let x2 = x * x;
@@ -474,8 +708,23 @@ impl DepthwiseConv {
 
     /// `[B, H, W, C]` → `[B, Ho, Wo, C]`.
     pub fn forward_nhwc(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_impl(x, false)
+    }
+
+    /// `gelu(conv(x))`, `[B, H, W, C]` → `[B, Ho, Wo, C]`; on the CPU the GELU runs on each
+    /// output row while it is in cache.
+    pub fn forward_nhwc_gelu(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_impl(x, true)
+    }
+
+    fn forward_impl(&self, x: &Tensor, gelu_after: bool) -> Result<Tensor> {
         if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 {
-            x.contiguous()?.apply_op1_no_bwd(self)
+            x.contiguous()?.apply_op1_no_bwd(&DepthwiseOp {
+                conv: self,
+                gelu: gelu_after,
+            })
+        } else if gelu_after {
+            gelu(&self.forward_impl(x, false)?)
         } else {
             let y = x.permute((0, 3, 1, 2))?.conv2d(
                 &self.weight_nchw,
@@ -494,49 +743,69 @@ impl DepthwiseConv {
     }
 }
 
-impl CustomOp1 for DepthwiseConv {
+/// [`DepthwiseConv`] on the CPU, optionally followed by GELU.
+struct DepthwiseOp<'a> {
+    conv: &'a DepthwiseConv,
+    gelu: bool,
+}
+
+impl CustomOp1 for DepthwiseOp<'_> {
     fn name(&self) -> &'static str {
         "segattn-depthwise-conv"
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let conv = self.conv;
         let src = contiguous_f32(storage, layout)?;
         let (b, h, w, c) = layout.shape().dims4()?;
-        if c != self.channels {
-            candle_core::bail!("depthwise conv: {c} channels, filter has {}", self.channels);
+        if c != conv.channels {
+            candle_core::bail!("depthwise conv: {c} channels, filter has {}", conv.channels);
         }
-        let (ho, wo) = (self.out_size(h), self.out_size(w));
-        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        let (ho, wo) = (conv.out_size(h), conv.out_size(w));
         let mut dst = vec![0f32; b * ho * wo * c];
         dst.par_chunks_mut(wo * c)
             .enumerate()
             .for_each(|(row, out)| {
                 let (bi, oy) = (row / ho, row % ho);
-                for px in out.chunks_mut(c) {
-                    px.copy_from_slice(&self.bias);
-                }
-                for ky in 0..k {
-                    let iy = (oy * s + ky) as isize - p as isize;
-                    if iy < 0 || iy >= h as isize {
-                        continue;
-                    }
-                    let in_row = &src[(bi * h + iy as usize) * w * c..][..w * c];
-                    for kx in 0..k {
-                        let wt = &self.weight_hwc[(ky * k + kx) * c..][..c];
-                        for (ox, px) in out.chunks_mut(c).enumerate() {
-                            let ix = (ox * s + kx) as isize - p as isize;
-                            if ix < 0 || ix >= w as isize {
-                                continue;
-                            }
-                            let inp = &in_row[ix as usize * c..][..c];
-                            for ((o, i), wv) in px.iter_mut().zip(inp).zip(wt) {
-                                *o += i * wv;
-                            }
-                        }
-                    }
+                let image = &src[bi * h * w * c..][..h * w * c];
+                depthwise_row(conv, image, (h, w), oy, out);
+                if self.gelu {
+                    crate::model::simd::gelu_inplace(out);
                 }
             });
         Ok((CpuStorage::F32(dst), Shape::from((b, ho, wo, c))))
+    }
+}
+
+crate::model::simd::multiversion! {
+    /// One output row `oy` (`[Wo, C]`) of a depthwise convolution of `image` `[H, W, C]`.
+    fn depthwise_row(conv: &DepthwiseConv, image: &[f32], hw: (usize, usize), oy: usize, out: &mut [f32]) {
+        let (h, w) = hw;
+        let c = conv.channels;
+        let (k, s, p) = (conv.kernel, conv.stride, conv.padding);
+        for px in out.chunks_exact_mut(c) {
+            px.copy_from_slice(&conv.bias);
+        }
+        for ky in 0..k {
+            let iy = (oy * s + ky) as isize - p as isize;
+            if iy < 0 || iy >= h as isize {
+                continue;
+            }
+            let in_row = &image[iy as usize * w * c..][..w * c];
+            for kx in 0..k {
+                let wt = &conv.weight_hwc[(ky * k + kx) * c..][..c];
+                for (ox, px) in out.chunks_exact_mut(c).enumerate() {
+                    let ix = (ox * s + kx) as isize - p as isize;
+                    if ix < 0 || ix >= w as isize {
+                        continue;
+                    }
+                    let inp = &in_row[ix as usize * c..][..c];
+                    for ((o, i), wv) in px.iter_mut().zip(inp).zip(wt) {
+                        *o += i * wv;
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use candle_core::{Module, Tensor};
 
 use super::config::{VitConfig, EMBED_GRID, PROMPT_EMBED_DIM};
-use crate::model::ops::{gelu, LayerNorm, LayerNorm2d, Linear};
+use crate::model::ops::{LayerNorm, LayerNorm2d, Linear};
 use crate::weights::Scope;
 
 /// Splits `[B, H, W, C]` into zero-padded `[B·nH·nW, ws, ws, C]` windows; also returns the padded
@@ -220,10 +220,8 @@ impl VitBlock {
             self.attn.forward(&y)?
         };
         let x = (x + y)?;
-        let m = self
-            .lin2
-            .forward(&gelu(&self.lin1.forward(&self.norm2.forward(&x)?)?)?)?;
-        x + m
+        let hidden = self.lin1.forward_gelu(&self.norm2.forward(&x)?)?;
+        self.lin2.forward_add(&hidden, &x, false)
     }
 }
 

@@ -1,0 +1,111 @@
+"""Times the official PyTorch SAM / MobileSAM and onnxruntime on the same deterministic weights
+that `segattn bench sam` synthesises, so the three can be compared in one run
+(`scripts/bench-vs-peers.sh` runs both and prints the ratios).
+
+    pip install torch torchvision segment-anything==1.0 mobilesam-mirror==1.0.0 timm \
+        onnx onnxscript onnxruntime numpy
+    python tools/reference/bench_peers.py --arch mobile-sam --threads 2 --runs 5
+
+Prints one JSON object: medians in milliseconds of the image encoder (a 1x3x1024x1024 input,
+as `SamPredictor.set_image` feeds it) for PyTorch and, for MobileSAM, onnxruntime (the encoder
+exported with `torch.onnx.export`, checked against PyTorch's output), and of one click
+(`SamPredictor.predict` with one foreground point, 3 masks, upscaled to a 451x300 image: the
+prompt encoder, mask decoder and postprocessing).
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+import detweights  # noqa: E402
+
+
+def build(arch):
+    if arch == "mobile-sam":
+        import mobile_sam
+
+        return mobile_sam.sam_model_registry["vit_t"](checkpoint=None), mobile_sam.SamPredictor
+    from segment_anything import SamPredictor, sam_model_registry
+
+    return sam_model_registry[arch.replace("-", "_")](checkpoint=None), SamPredictor
+
+
+def timed(fn, runs, warmup=1):
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(out), out
+
+
+def synthetic_image(width=451, height=300):
+    """The same smooth image as `segattn bench`'s synthetic one."""
+    x = np.arange(width)[None, :]
+    y = np.arange(height)[:, None]
+    r = np.broadcast_to(x * 255 // width, (height, width))
+    g = np.broadcast_to(y * 255 // height, (height, width))
+    b = (x + y) % 256
+    return np.stack([r, g, b], axis=-1).astype(np.uint8)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--arch", default="mobile-sam", choices=["mobile-sam", "vit-b", "vit-l", "vit-h"])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--clicks", type=int, default=20)
+    ap.add_argument("--no-onnx", action="store_true")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.set_grad_enabled(False)
+    model, Predictor = build(args.arch)
+    model.eval()
+    detweights.apply(model, 1)
+    model.eval()
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 3, 1024, 1024)).astype(np.float32))
+    result = {"arch": args.arch, "threads": args.threads, "torch": torch.__version__}
+
+    enc = model.image_encoder
+    result["torch_encode_ms"], result["torch_encode_runs_ms"] = timed(lambda: enc(x), args.runs)
+
+    image = synthetic_image()
+    predictor = Predictor(model)
+    predictor.set_image(image)
+    pts = np.array([[image.shape[1] * 0.55, image.shape[0] * 0.43]])
+    lbl = np.array([1])
+    result["torch_click_ms"], _ = timed(lambda: predictor.predict(pts, lbl, multimask_output=True), args.clicks, warmup=3)
+
+    if not args.no_onnx:
+        import onnxruntime as ort
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "encoder.onnx")
+            torch.onnx.export(enc, (x,), path, input_names=["image"], output_names=["embeddings"], opset_version=17, dynamo=False)
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = args.threads
+            opts.inter_op_num_threads = 1
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+            feed = {"image": x.numpy()}
+            got = sess.run(None, feed)[0]
+            ref = enc(x).numpy()
+            result["onnx_max_abs_diff_vs_torch"] = float(np.abs(got - ref).max())
+            result["onnxruntime"] = ort.__version__
+            result["onnx_encode_ms"], result["onnx_encode_runs_ms"] = timed(lambda: sess.run(None, feed), args.runs)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
