@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use candle_core::{Module, Tensor};
 
 use super::config::{VitConfig, EMBED_GRID, PROMPT_EMBED_DIM};
-use crate::model::ops::{LayerNorm, LayerNorm2d, Linear};
+use crate::model::ops::{Conv2d, ImageLayout, LayerNorm, Linear};
 use crate::weights::Scope;
 
 /// Splits `[B, H, W, C]` into zero-padded `[B·nH·nW, ws, ws, C]` windows; also returns the padded
@@ -55,8 +55,9 @@ pub struct Neck {
     conv0: Linear,
     /// The first LayerNorm2d, applied channels-last (same arithmetic).
     norm1: LayerNorm,
-    conv2: Tensor,
-    norm3: LayerNorm2d,
+    conv2: Conv2d,
+    /// The second LayerNorm2d, applied channels-last (same arithmetic).
+    norm3: LayerNorm,
 }
 
 impl Neck {
@@ -67,17 +68,16 @@ impl Neck {
         Ok(Self {
             conv0: Linear::from_tensors(w0, None),
             norm1: LayerNorm::load(&s.pp(1), d, 1e-6)?,
-            conv2: s.get("2.weight", &[d, d, 3, 3])?,
-            norm3: LayerNorm2d::load(&s.pp(3), d, 1e-6)?,
+            conv2: Conv2d::new(&s.get("2.weight", &[d, d, 3, 3])?, None, 1, 1)?,
+            norm3: LayerNorm::load(&s.pp(3), d, 1e-6)?,
         })
     }
 
     /// `[1, 64, 64, C]` → `[1, 256, 64, 64]`
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let x = self.norm1.forward(&self.conv0.forward(x)?)?;
-        let x = x.permute((0, 3, 1, 2))?.contiguous()?;
-        let x = x.conv2d(&self.conv2, 1, 1, 1, 1)?;
-        self.norm3.forward(&x)
+        let x = self.conv2.forward(&x, ImageLayout::Nhwc, false)?;
+        self.norm3.forward(&x)?.permute((0, 3, 1, 2))?.contiguous()
     }
 }
 
@@ -227,13 +227,12 @@ impl VitBlock {
 
 /// SAM's ViT image encoder.
 pub struct ImageEncoderVit {
-    patch_weight: Tensor,
-    patch_bias: Tensor,
+    /// `[1, 3, 1024, 1024]` → `[1, 64, 64, C]`
+    patch_embed: Conv2d,
     /// `[1, 64, 64, C]`
     pos_embed: Tensor,
     blocks: Vec<VitBlock>,
     neck: Neck,
-    patch_size: usize,
 }
 
 impl ImageEncoderVit {
@@ -256,24 +255,23 @@ impl ImageEncoderVit {
             })
             .collect::<Result<_>>()?;
         Ok(Self {
-            patch_weight: s.get("patch_embed.proj.weight", &[d, 3, p, p])?,
-            patch_bias: s
-                .get("patch_embed.proj.bias", &[d])?
-                .reshape((1, d, 1, 1))?,
+            patch_embed: Conv2d::new(
+                &s.get("patch_embed.proj.weight", &[d, 3, p, p])?,
+                Some(&s.get("patch_embed.proj.bias", &[d])?),
+                p,
+                0,
+            )?,
             pos_embed: s.get("pos_embed", &[1, g, g, d])?,
             blocks,
             neck: Neck::load(&s.pp("neck"), d)?,
-            patch_size: p,
         })
     }
 
     /// `[1, 3, 1024, 1024]` normalised image → `[1, 256, 64, 64]` embedding. `cancelled` is
     /// asked between blocks; when it answers true the forward stops with an error.
     pub fn forward(&self, x: &Tensor, cancelled: &dyn Fn() -> bool) -> candle_core::Result<Tensor> {
-        let x = x
-            .conv2d(&self.patch_weight, 0, self.patch_size, 1, 1)?
-            .broadcast_add(&self.patch_bias)?;
-        let mut x = x.permute((0, 2, 3, 1))?.broadcast_add(&self.pos_embed)?;
+        let x = self.patch_embed.forward(x, ImageLayout::Nchw, false)?;
+        let mut x = x.broadcast_add(&self.pos_embed)?;
         for blk in &self.blocks {
             if cancelled() {
                 candle_core::bail!("cancelled");

@@ -10,7 +10,7 @@ use candle_core::{Module, Tensor};
 
 use super::config::TinyVitConfig;
 use super::image_encoder::{window_partition, window_unpartition, Neck};
-use crate::model::ops::{contiguous_f32, gelu, DepthwiseConv, LayerNorm, Linear};
+use crate::model::ops::{contiguous_f32, Conv2d, DepthwiseConv, ImageLayout, LayerNorm, Linear};
 use crate::model::simd::softmax_inplace;
 use crate::weights::Scope;
 
@@ -55,30 +55,10 @@ fn load_depthwise(s: &Scope, c: usize, k: usize, stride: usize) -> Result<Depthw
     Ok(DepthwiseConv::new(&w, &b, stride, k / 2)?)
 }
 
-/// A dense `Conv2d_BN` (the patch embedding), NCHW.
-struct DenseConvBn {
-    weight: Tensor,
-    bias: Tensor,
-    stride: usize,
-    padding: usize,
-}
-
-impl DenseConvBn {
-    fn load(s: &Scope, cin: usize, cout: usize, k: usize, stride: usize) -> Result<Self> {
-        let (weight, bias) = load_conv_bn(s, cin, cout, k)?;
-        Ok(Self {
-            weight,
-            bias: bias.reshape((1, cout, 1, 1))?,
-            stride,
-            padding: k / 2,
-        })
-    }
-
-    /// `[B, Cin, H, W]` → `[B, Cout, H/s, W/s]`
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?
-            .broadcast_add(&self.bias)
-    }
+/// A dense `Conv2d_BN` (the patch embedding), channels-last output.
+fn load_dense(s: &Scope, cin: usize, cout: usize, k: usize, stride: usize) -> Result<Conv2d> {
+    let (weight, bias) = load_conv_bn(s, cin, cout, k)?;
+    Ok(Conv2d::new(&weight, Some(&bias), stride, k / 2)?)
 }
 
 /// Inverted-residual block of stage 0.
@@ -364,7 +344,7 @@ enum Stage {
 
 /// MobileSAM's image encoder.
 pub struct TinyVit {
-    patch_embed: (DenseConvBn, DenseConvBn),
+    patch_embed: (Conv2d, Conv2d),
     stages: Vec<(Stage, Option<PatchMerging>)>,
     neck: Neck,
 }
@@ -375,8 +355,8 @@ impl TinyVit {
         let d0 = cfg.embed_dims[0];
         let pe = s.pp("patch_embed.seq");
         let patch_embed = (
-            DenseConvBn::load(&pe.pp(0), 3, d0 / 2, 3, 2)?,
-            DenseConvBn::load(&pe.pp(2), d0 / 2, d0, 3, 2)?,
+            load_dense(&pe.pp(0), 3, d0 / 2, 3, 2)?,
+            load_dense(&pe.pp(2), d0 / 2, d0, 3, 2)?,
         );
         let mut stages = Vec::new();
         for (i, &dim) in cfg.embed_dims.iter().enumerate() {
@@ -419,9 +399,8 @@ impl TinyVit {
     /// `[1, 3, 1024, 1024]` normalised image → `[1, 256, 64, 64]` embedding. `cancelled` is
     /// asked between blocks; when it answers true the forward stops with an error.
     pub fn forward(&self, x: &Tensor, cancelled: &dyn Fn() -> bool) -> candle_core::Result<Tensor> {
-        let x = gelu(&self.patch_embed.0.forward(x)?)?;
-        let x = self.patch_embed.1.forward(&x)?;
-        let mut x = x.permute((0, 2, 3, 1))?.contiguous()?; // [1, H, W, C]
+        let x = self.patch_embed.0.forward(x, ImageLayout::Nchw, true)?;
+        let mut x = self.patch_embed.1.forward(&x, ImageLayout::Nhwc, false)?; // [1, H, W, C]
         for (stage, down) in &self.stages {
             match stage {
                 Stage::Conv(blocks) => {

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Times segattn, the official PyTorch code and onnxruntime on the same deterministic weights,
+# one after the other in one run, and prints a table with the ratios.
+#
+#   PYTHON=/path/to/venv/bin/python scripts/bench-vs-peers.sh [mobile-sam|vit-b|vit-l|vit-h]...
+#
+# The venv needs the packages listed in tools/reference/bench_peers.py. Threads: 2 (set
+# THREADS to change). onnxruntime is timed for MobileSAM only (exporting ViT-B's encoder to
+# ONNX takes minutes).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+THREADS=${THREADS:-2}
+ARCHS=("$@")
+[ ${#ARCHS[@]} -eq 0 ] && ARCHS=(mobile-sam)
+cargo build --release --quiet
+out=$(mktemp -d)
+for arch in "${ARCHS[@]}"; do
+    onnx=()
+    [ "$arch" = mobile-sam ] || onnx=(--no-onnx)
+    RAYON_NUM_THREADS=$THREADS target/release/segattn bench sam --arch "$arch" --json >"$out/$arch.segattn.json"
+    "$PYTHON" tools/reference/bench_peers.py --arch "$arch" --threads "$THREADS" "${onnx[@]}" \
+        2>/dev/null >"$out/$arch.peers.json"
+done
+python3 - "$out" "${ARCHS[@]}" <<'PY'
+import json, sys
+out, archs = sys.argv[1], sys.argv[2:]
+print("| model | task | segattn | PyTorch | onnxruntime | segattn / PyTorch | segattn / onnxruntime |")
+print("| --- | --- | --- | --- | --- | --- | --- |")
+for arch in archs:
+    ours = json.load(open(f"{out}/{arch}.segattn.json"))
+    peer = json.load(open(f"{out}/{arch}.peers.json"))
+    rows = [("encoder", ours["encode_ms"], peer["torch_encode_ms"], peer.get("onnx_encode_ms")),
+            ("click", ours["decode_ms"], peer["torch_click_ms"], None)]
+    for task, s, t, o in rows:
+        fmt = lambda v: "" if v is None else f"{v:.1f} ms"
+        ratio = lambda a, b: "" if b is None else f"{a / b:.2f}x"
+        print(f"| {ours['model']} | {task} | {fmt(s)} | {fmt(t)} | {fmt(o)} | {ratio(s, t)} | {ratio(s, o)} |")
+    print(f"| {ours['model']} | peak RSS | {ours['peak_rss_mb']:.0f} MiB | | | | |")
+PY
