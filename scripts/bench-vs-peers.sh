@@ -2,8 +2,10 @@
 # Times segattn, the official PyTorch code and onnxruntime on the same deterministic weights,
 # one after the other in one run, and prints a table with the ratios.
 #
-#   PYTHON=/path/to/venv/bin/python scripts/bench-vs-peers.sh [mobile-sam|vit-b|vit-l|vit-h]...
+#   PYTHON=/path/to/venv/bin/python scripts/bench-vs-peers.sh [mobile-sam|vit-b|vit-l|vit-h|text]...
 #
+# `text` times all-MiniLM-L6-v2 from .testdata/ (scripts/fetch-test-models.sh; TEXT_MODEL to
+# change) against transformers' eager BertModel.
 # The venv needs the packages listed in tools/reference/bench_peers.py. Threads: 2 (set
 # THREADS to change). onnxruntime is timed for MobileSAM only (exporting ViT-B's encoder to
 # ONNX takes minutes).
@@ -15,7 +17,13 @@ ARCHS=("$@")
 [ ${#ARCHS[@]} -eq 0 ] && ARCHS=(mobile-sam)
 cargo build --release --quiet
 out=$(mktemp -d)
+TEXT_MODEL=${TEXT_MODEL:-.testdata/all-MiniLM-L6-v2}
 for arch in "${ARCHS[@]}"; do
+    if [ "$arch" = text ]; then
+        RAYON_NUM_THREADS=$THREADS target/release/segattn bench text --model "$TEXT_MODEL" --json >"$out/text.segattn.json"
+        "$PYTHON" tools/reference/bench_peers.py --text "$TEXT_MODEL" --threads "$THREADS" 2>/dev/null >"$out/text.peers.json"
+        continue
+    fi
     onnx=()
     [ "$arch" = mobile-sam ] || onnx=(--no-onnx)
     RAYON_NUM_THREADS=$THREADS target/release/segattn bench sam --arch "$arch" --json >"$out/$arch.segattn.json"
@@ -27,14 +35,19 @@ import json, sys
 out, archs = sys.argv[1], sys.argv[2:]
 print("| model | task | segattn | PyTorch | onnxruntime | segattn / PyTorch | segattn / onnxruntime |")
 print("| --- | --- | --- | --- | --- | --- | --- |")
+fmt = lambda v: "" if v is None else f"{v:.1f} ms"
+ratio = lambda a, b: "" if b is None else f"{a / b:.2f}x"
 for arch in archs:
     ours = json.load(open(f"{out}/{arch}.segattn.json"))
     peer = json.load(open(f"{out}/{arch}.peers.json"))
+    if arch == "text":
+        for n in (16, 128):
+            s, t = ours[f"forward_ms_{n}"], peer[f"torch_forward_ms_{n}"]
+            print(f"| {ours['model']} | forward + attentions, {n} tokens | {s:.2f} ms | {t:.2f} ms | | {ratio(s, t)} | |")
+        continue
     rows = [("encoder", ours["encode_ms"], peer["torch_encode_ms"], peer.get("onnx_encode_ms")),
             ("click", ours["decode_ms"], peer["torch_click_ms"], None)]
     for task, s, t, o in rows:
-        fmt = lambda v: "" if v is None else f"{v:.1f} ms"
-        ratio = lambda a, b: "" if b is None else f"{a / b:.2f}x"
         print(f"| {ours['model']} | {task} | {fmt(s)} | {fmt(t)} | {fmt(o)} | {ratio(s, t)} | {ratio(s, o)} |")
     print(f"| {ours['model']} | peak RSS | {ours['peak_rss_mb']:.0f} MiB | | | | |")
 PY

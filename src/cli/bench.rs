@@ -73,6 +73,9 @@ pub struct BenchArgs {
     /// Where to run.
     #[arg(long, value_enum, default_value_t)]
     pub device: DeviceChoice,
+    /// Sentence lengths (tokens) for `text`.
+    #[arg(long, value_delimiter = ',', default_values_t = [16usize, 128])]
+    pub tokens: Vec<usize>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -136,8 +139,8 @@ fn bench_text(args: &BenchArgs) -> Result<()> {
     let cfg = model.config().clone();
     let runs = args.runs.max(20);
     let mut medians = Vec::new();
-    for n in [16usize, 128] {
-        let n = n.min(cfg.max_positions);
+    for &n in &args.tokens {
+        let n = n.clamp(1, cfg.max_positions);
         // Deterministic ids away from the special tokens, as the reference timed random ids.
         let ids: Vec<u32> = (0..n)
             .map(|i| (1000 + (i * 7919) % (cfg.vocab_size - 1000)) as u32)
@@ -164,19 +167,28 @@ fn bench_text(args: &BenchArgs) -> Result<()> {
         |n| n.to_string_lossy().into_owned(),
     );
     if args.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "forward_ms_16": medians[0], "forward_ms_128": medians[1], "threads": threads,
-                "device": dev, "dtype": "f32", "model": name, "runs": runs,
-            })
-        );
+        let mut out = serde_json::json!({
+            "threads": threads, "device": dev, "dtype": "f32", "model": name, "runs": runs,
+        });
+        for (n, ms) in args.tokens.iter().zip(&medians) {
+            out[format!("forward_ms_{n}")] = serde_json::json!(ms);
+        }
+        println!("{out}");
     } else {
-        println!("| model | device | dtype | threads | 16 tokens (ms) | 128 tokens (ms) |");
-        println!("| --- | --- | --- | --- | --- | --- |");
+        let cols: Vec<String> = args
+            .tokens
+            .iter()
+            .map(|n| format!("{n} tokens (ms)"))
+            .collect();
         println!(
-            "| {name} | {dev} | f32 | {threads} | {:.2} | {:.2} |",
-            medians[0], medians[1]
+            "| model | device | dtype | threads | {} |",
+            cols.join(" | ")
+        );
+        println!("| --- | --- | --- | --- |{}", " --- |".repeat(cols.len()));
+        let vals: Vec<String> = medians.iter().map(|m| format!("{m:.2}")).collect();
+        println!(
+            "| {name} | {dev} | f32 | {threads} | {} |",
+            vals.join(" | ")
         );
         println!("(forward with attention capture, medians of {runs} runs after a warm-up)");
     }

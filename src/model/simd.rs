@@ -41,7 +41,8 @@ pub(crate) use multiversion;
 
 multiversion! {
     /// `Σ a[i]·b[i]` over the shorter slice, with 16 independent partial sums so the compiler
-    /// can keep them in vector registers.
+    /// can keep them in vector registers. (Measured: 64 partial sums, or eight rows against
+    /// one weight row at once, were slower for MiniLM's 16-token linears.)
     pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         let n = a.len().min(b.len());
         let (a, b) = (&a[..n], &b[..n]);

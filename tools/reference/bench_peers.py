@@ -5,12 +5,15 @@ that `segattn bench sam` synthesises, so the three can be compared in one run
     pip install torch torchvision segment-anything==1.0 mobilesam-mirror==1.0.0 timm \
         onnx onnxscript onnxruntime numpy
     python tools/reference/bench_peers.py --arch mobile-sam --threads 2 --runs 5
+    python tools/reference/bench_peers.py --text .testdata/all-MiniLM-L6-v2   # needs transformers
 
 Prints one JSON object: medians in milliseconds of the image encoder (a 1x3x1024x1024 input,
 as `SamPredictor.set_image` feeds it) for PyTorch and, for MobileSAM, onnxruntime (the encoder
 exported with `torch.onnx.export`, checked against PyTorch's output), and of one click
 (`SamPredictor.predict` with one foreground point, 3 masks, upscaled to a 451x300 image: the
-prompt encoder, mask decoder and postprocessing).
+prompt encoder, mask decoder and postprocessing). With `--text DIR`: a `transformers` BertModel
+forward with eager attention and `output_attentions=True` at 16 and 128 tokens, the same ids
+`segattn bench text` uses.
 """
 
 import argparse
@@ -59,14 +62,32 @@ def synthetic_image(width=451, height=300):
     return np.stack([r, g, b], axis=-1).astype(np.uint8)
 
 
+def bench_text(folder, threads, runs):
+    from transformers import AutoModel
+
+    torch.set_num_threads(threads)
+    torch.set_grad_enabled(False)
+    model = AutoModel.from_pretrained(folder, attn_implementation="eager").eval()
+    vocab = model.config.vocab_size
+    result = {"model": os.path.basename(os.path.normpath(folder)), "threads": threads, "torch": torch.__version__}
+    for n in (16, 128):
+        ids = torch.tensor([[1000 + (i * 7919) % (vocab - 1000) for i in range(n)]])
+        mask = torch.ones_like(ids)
+        result[f"torch_forward_ms_{n}"], _ = timed(lambda: model(input_ids=ids, attention_mask=mask, output_attentions=True), runs, warmup=3)
+    print(json.dumps(result))
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--text", help="a BERT-family model folder: time the text forward instead")
     ap.add_argument("--arch", default="mobile-sam", choices=["mobile-sam", "vit-b", "vit-l", "vit-h"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--clicks", type=int, default=20)
     ap.add_argument("--no-onnx", action="store_true")
     args = ap.parse_args()
+    if args.text:
+        return bench_text(args.text, args.threads, max(args.runs, 20))
 
     torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)

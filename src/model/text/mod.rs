@@ -13,7 +13,7 @@ use candle_core::{Device, Tensor};
 
 use crate::analysis::AttentionMaps;
 use crate::model::ops::{gemm_abt, to_vec_f32};
-use crate::model::simd::{axpy, dot};
+use crate::model::simd::{axpy, dot, softmax_inplace};
 use crate::weights::Weights;
 use bert::Bert;
 pub use config::{ModelType, TextConfig};
@@ -122,13 +122,7 @@ fn attention_cpu(
                 let m = mask.map_or(0.0, |(m, rows)| m[if rows == 1 { j } else { i * n + j }]);
                 *r = *r * scale + m;
             }
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0f32;
-            for r in row.iter_mut() {
-                *r = (*r - max).exp();
-                sum += *r;
-            }
-            row.iter_mut().for_each(|r| *r /= sum);
+            softmax_inplace(row);
         }
         let ctx = if small {
             let mut c = vec![0f32; n * hd];
