@@ -532,20 +532,22 @@ impl MaskDecoder {
     /// # Shapes
     /// `image_embeddings`, `dense`: `[1, 256, 64, 64]`; `key_pe`: `[4096, 256]`;
     /// `sparse`: `[1, S, 256]`. `cache` must come from [`Self::image_cache`] with the same
-    /// embeddings and dense prompt.
+    /// embeddings and the no-mask dense prompt; with it `dense` is not needed (pass `None`),
+    /// without it `dense` is required.
     pub fn forward(
         &self,
         image_embeddings: &Tensor,
         key_pe: &Tensor,
         sparse: &Tensor,
-        dense: &Tensor,
+        dense: Option<&Tensor>,
         cache: Option<&DecoderImageCache>,
     ) -> candle_core::Result<DecoderOutput> {
         let tokens = Tensor::cat(&[self.output_tokens.clone(), sparse.squeeze(0)?], 0)?; // [T, D]
         let (_, c, h, w) = image_embeddings.dims4()?;
-        let mut keys = match cache {
-            Some(cache) => cache.keys.clone(),
-            None => flatten_grid(&(image_embeddings + dense)?)?,
+        let mut keys = match (cache, dense) {
+            (Some(cache), _) => cache.keys.clone(),
+            (None, Some(dense)) => flatten_grid(&(image_embeddings + dense)?)?,
+            (None, None) => candle_core::bail!("mask decoder: no dense prompt and no image cache"),
         };
         let mut queries = tokens.clone();
         let mut blocks = Vec::with_capacity(self.blocks.len());

@@ -395,14 +395,18 @@ impl SamModel {
         }
         let encoded = self.encode_prompts(emb, prompts)?;
         let (sparse, sparse_kinds) = self.prompt_encoder.sparse(&encoded, &self.device)?;
-        let dense = self.prompt_encoder.dense(&encoded, &self.device)?;
-        // The cached image-side projections assume the no-mask dense embedding.
+        // The cached image-side projections assume the no-mask dense embedding (which they
+        // include); a mask input needs its own dense embedding and the uncached path.
         let cache = encoded.mask_input.is_none().then_some(&emb.decoder_cache);
+        let dense = match cache {
+            Some(_) => None,
+            None => Some(self.prompt_encoder.dense(&encoded, &self.device)?),
+        };
         let out = self.mask_decoder.forward(
             &emb.features,
             &self.image_pe_rows,
             &sparse,
-            &dense,
+            dense.as_ref(),
             cache,
         )?;
         let n = self.config.num_mask_tokens;
