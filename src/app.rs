@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::download::{Download, DownloadEvent, DownloadOptions, DownloadSpec, ModelKind};
 use crate::model::positional::Matrix;
 use crate::model::sam::SamModel;
 use crate::model::text::TextModel;
@@ -69,6 +70,8 @@ pub struct AppOptions {
     pub text_model_built: Option<TextModel>,
     /// Where models run.
     pub device: crate::cli::DeviceChoice,
+    /// Where model downloads come from and go (default: the Hub and its standard cache).
+    pub downloads: DownloadOptions,
 }
 
 /// The app.
@@ -88,7 +91,14 @@ pub struct SegattnApp {
     frames: u64,
     exit_after_frames: Option<u64>,
     show_models: bool,
+    repaint: Repaint,
+    downloads: DownloadOptions,
+    /// The running download and its last progress.
+    download: Option<(Download, Option<FileProgress>)>,
 }
+
+/// Progress of one file of a download: name, position in the list, bytes done, bytes in all.
+type FileProgress = (String, usize, u64, u64);
 
 impl SegattnApp {
     /// Builds the app: restores settings, starts the workers, loads models and the first image.
@@ -104,7 +114,7 @@ impl SegattnApp {
         let repaint: Repaint = std::sync::Arc::new(move || ctx.request_repaint());
         let device = crate::cli::select_device(opts.device)?;
         let sam = SamWorker::spawn(device.clone(), repaint.clone())?;
-        let text = TextWorker::spawn(device.clone(), repaint)?;
+        let text = TextWorker::spawn(device.clone(), repaint.clone())?;
         let mut app = Self {
             settings,
             segment: SegmentState::default(),
@@ -119,6 +129,9 @@ impl SegattnApp {
             frames: 0,
             exit_after_frames: opts.exit_after_frames,
             show_models: false,
+            repaint,
+            downloads: opts.downloads,
+            download: None,
         };
         app.segment.multimask = app.settings.segment.multimask;
         if let Some(v) = opts.view {
@@ -188,6 +201,68 @@ impl SegattnApp {
         self.send_text(TextRequest::LoadModel { dir });
     }
 
+    /// Starts downloading `spec` (one download at a time); the model loads when it is done.
+    pub fn start_download(&mut self, spec: DownloadSpec) {
+        if self.download.is_some() {
+            self.status
+                .notify(Err("a download is already running".into()));
+            return;
+        }
+        let label = spec.label.clone();
+        match Download::start(spec, self.downloads.clone(), self.repaint.clone()) {
+            Ok(d) => {
+                self.status.notify(Ok(format!("downloading {label}…")));
+                self.download = Some((d, None));
+            }
+            Err(e) => self.status.notify(Err(format!("download {label}: {e}"))),
+        }
+    }
+
+    /// Whether a download is running.
+    pub fn downloading(&self) -> bool {
+        self.download.is_some()
+    }
+
+    fn poll_download(&mut self) {
+        let Some((d, progress)) = &mut self.download else {
+            return;
+        };
+        let mut finished = None;
+        while let Some(event) = d.try_recv() {
+            match event {
+                DownloadEvent::Progress {
+                    file,
+                    index,
+                    done,
+                    total,
+                } => *progress = Some((file, index, done, total)),
+                end => {
+                    finished = Some((d.spec.clone(), end));
+                    break;
+                }
+            }
+        }
+        let Some((spec, end)) = finished else {
+            return;
+        };
+        self.download = None;
+        match end {
+            DownloadEvent::Finished(path) => match spec.kind {
+                ModelKind::Sam => self.load_sam(path),
+                ModelKind::Text => self.load_text(path),
+            },
+            DownloadEvent::Failed(message) => self.status.notify(Err(format!(
+                "download {}: {message} (without a network, see weights/README.md for where to put the files)",
+                spec.label
+            ))),
+            DownloadEvent::Cancelled => self.status.notify(Ok(format!(
+                "download of {} cancelled; it resumes where it stopped next time",
+                spec.label
+            ))),
+            DownloadEvent::Progress { .. } => {}
+        }
+    }
+
     /// The SAM worker (tests drive it directly too).
     pub fn sam_worker(&self) -> &SamWorker {
         &self.sam
@@ -195,6 +270,7 @@ impl SegattnApp {
 
     /// Applies worker responses, decoded images and dropped files.
     pub fn poll(&mut self, ctx: &egui::Context) {
+        self.poll_download();
         let status = &mut self.status;
         let mut notify = |m: Result<String, String>| status.notify(m);
         self.segment
@@ -290,6 +366,7 @@ impl SegattnApp {
         let mut open = self.show_models;
         let mut load_sam = None;
         let mut load_text = None;
+        let mut download = None;
         egui::Window::new("Models").open(&mut open).show(ctx, |ui| {
             ui.heading("Segment Anything");
             ui.label(format!("loaded: {}", self.status.sam_model.as_deref().unwrap_or("none")));
@@ -309,9 +386,45 @@ impl SegattnApp {
             }
             ui.label("A Hugging Face folder with config.json, tokenizer.json and model.safetensors, e.g. weights/all-MiniLM-L6-v2 or weights/gpt2.");
             ui.separator();
-            ui.label("Downloads are not built into this version: see weights/README.md for where to get each file and where to put it.");
+            ui.heading("Download from the Hugging Face Hub");
+            match &self.download {
+                Some((d, progress)) => {
+                    ui.label(format!("{} ({})", d.spec.label, d.spec.repo));
+                    let (text, fraction) = match progress {
+                        Some((file, index, done, total)) => (
+                            format!(
+                                "{file} ({}/{}): {:.1} / {:.1} MB",
+                                index + 1,
+                                d.spec.files.len(),
+                                *done as f64 / 1e6,
+                                *total as f64 / 1e6
+                            ),
+                            *done as f32 / (*total).max(1) as f32,
+                        ),
+                        None => ("connecting…".to_string(), 0.0),
+                    };
+                    ui.add(egui::ProgressBar::new(fraction).text(text));
+                    if ui.button("Cancel download").clicked() {
+                        d.cancel();
+                    }
+                }
+                None => {
+                    for spec in crate::download::defaults() {
+                        ui.horizontal(|ui| {
+                            if ui.button(format!("Download {}", spec.label)).clicked() {
+                                download = Some(spec.clone());
+                            }
+                            ui.label(format!("{}, about {} MB", spec.repo, spec.approx_mb));
+                        });
+                    }
+                }
+            }
+            ui.label("Files go to the Hugging Face cache (HF_HOME), where segattn also looks. Without a network, weights/README.md says which files to put where.");
         });
         self.show_models = open;
+        if let Some(spec) = download {
+            self.start_download(spec);
+        }
         if let Some(p) = load_sam {
             self.load_sam(p);
         }

@@ -3,7 +3,8 @@
 //! - [`model`]: the networks on candle (SAM, MobileSAM, BERT, GPT-2), positional encodings.
 //! - [`analysis`]: pure functions over attention maps (rollout, head statistics, word merging).
 //! - [`viz`]: colormaps and heatmap rasters shared by the CLI and the app.
-//! - [`weights`]: safe loading of `.safetensors` and PyTorch checkpoints.
+//! - [`weights`]: safe loading of `.safetensors` and PyTorch checkpoints; [`download`]: fetching
+//!   them from the Hugging Face Hub.
 //! - [`image_io`]: image decoding with size limits and format conversion.
 //! - [`cli`]: the command-line interface; [`alloc`]: allocator tuning for inference.
 //! - [`worker`]: threads owning the models; [`app`] and [`ui`]: the desktop app (egui only).
@@ -12,6 +13,7 @@ pub mod alloc;
 pub mod analysis;
 pub mod app;
 pub mod cli;
+pub mod download;
 pub mod error;
 pub mod image_io;
 pub mod model;

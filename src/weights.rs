@@ -593,19 +593,22 @@ pub fn search_dirs() -> Vec<PathBuf> {
     dirs
 }
 
+/// The Hugging Face hub cache: `HF_HUB_CACHE`, else `HF_HOME/hub`, else
+/// `~/.cache/huggingface/hub` (where the app's downloads go, as the Python tools do).
+pub fn hf_hub_cache_dir() -> Option<PathBuf> {
+    std::env::var_os("HF_HUB_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HF_HOME").map(|h| PathBuf::from(h).join("hub")))
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/huggingface/hub"))
+        })
+}
+
 /// Snapshot folders of a Hugging Face cache repository (`~/.cache/huggingface/hub`).
 fn hf_cache_snapshots(repo: &str) -> Vec<PathBuf> {
-    let hub = std::env::var_os("HF_HUB_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HF_HOME")
-                .map(|h| PathBuf::from(h).join("hub"))
-                .or_else(|| {
-                    std::env::var_os("HOME")
-                        .map(|h| PathBuf::from(h).join(".cache/huggingface/hub"))
-                })
-        });
-    let Some(hub) = hub else { return Vec::new() };
+    let Some(hub) = hf_hub_cache_dir() else {
+        return Vec::new();
+    };
     let dir = hub
         .join(format!("models--{}", repo.replace('/', "--")))
         .join("snapshots");

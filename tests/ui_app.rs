@@ -418,3 +418,30 @@ fn scroll_zooms_around_the_pointer_and_clicks_follow() {
     let expect_x = (0.5 - 0.25 / z) * 451.0;
     assert!((q[0] - expect_x).abs() < 2.0, "{q:?} vs {expect_x}");
 }
+
+#[test]
+fn model_download_without_network_says_what_to_do() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let mut h = app(AppOptions {
+        downloads: segattn::download::DownloadOptions {
+            endpoint: Some("http://127.0.0.1:9".into()), // nothing listens there
+            cache_dir: Some(cache.path().to_path_buf()),
+        },
+        ..Default::default()
+    });
+    h.get_by_label("Models…").click();
+    h.run_steps(2);
+    h.get_by_label("Download all-MiniLM-L6-v2").click();
+    h.run_steps(1);
+    wait_until(&mut h, "the download to fail", |a| {
+        !a.downloading() && a.status.last_error().is_some()
+    });
+    let err = h.state().status.last_error().expect("error").to_string();
+    assert!(
+        err.contains("all-MiniLM-L6-v2") && err.contains("weights/README.md"),
+        "{err}"
+    );
+    // The app goes on: the buttons are back.
+    h.run_steps(2);
+    h.get_by_label("Download GPT-2");
+}
