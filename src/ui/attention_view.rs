@@ -278,7 +278,7 @@ impl AttentionState {
         let Some(out) = self.output.clone() else {
             match &self.model_name {
                 None => ui.label(
-                    "Open a text model folder (Models menu): e.g. all-MiniLM-L6-v2 or GPT-2.",
+                    "Open a text model folder (Models window): e.g. all-MiniLM-L6-v2 or GPT-2.",
                 ),
                 Some(_) if self.awaiting => ui.spinner(),
                 Some(_) => ui.label("Type a sentence."),

@@ -131,9 +131,9 @@ impl EncodingsState {
         let Some(m) = self.cached(ui.ctx(), s) else {
             ui.label(match s.kind {
                 EncodingKind::Learned => {
-                    "Load a text model (Models menu) to see its learned position table."
+                    "Load a text model (Models window) to see its learned position table."
                 }
-                _ => "Load a SAM model (Models menu) to see its point encoding.",
+                _ => "Load a SAM model (Models window) to see its point encoding.",
             });
             return;
         };

@@ -140,8 +140,9 @@ impl State {
                 let Some(model) = &self.model else {
                     self.send(SamResponse::Error {
                         during: "encoding the image",
-                        message: "no SAM model is loaded: open a checkpoint in the Models menu"
-                            .into(),
+                        message:
+                            "no SAM model is loaded: open or download one in the Models window"
+                                .into(),
                     });
                     return;
                 };

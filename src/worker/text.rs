@@ -100,7 +100,7 @@ impl TextWorker {
                             let Some(m) = &model else {
                                 send(TextResponse::Error {
                                     during: "running the text model",
-                                    message: "no text model is loaded: open a model folder in the Models menu".into(),
+                                    message: "no text model is loaded: open a model folder in the Models window".into(),
                                 });
                                 continue;
                             };
