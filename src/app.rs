@@ -502,6 +502,9 @@ impl eframe::App for SegattnApp {
                     self.attention
                         .ui(ui, &self.text, &mut self.settings.attention, &mut notify);
                 });
+                if let Some(dir) = self.attention.take_model_request() {
+                    self.load_text(dir);
+                }
             }
             View::Encodings => {
                 egui::CentralPanel::default_margins().show(ui, |ui| {

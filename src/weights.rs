@@ -627,20 +627,53 @@ pub fn find_sam_checkpoint() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// A model folder's name for display: the folder name, or for a Hugging Face cache snapshot
+/// (`models--owner--name/snapshots/<commit>`) the repository name.
+pub fn model_folder_label(dir: &Path) -> String {
+    let name = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let snapshots = dir.parent().filter(|p| name(p) == "snapshots");
+    match snapshots.and_then(|p| p.parent()).map(name) {
+        Some(repo) => repo.rsplit("--").next().unwrap_or(&repo).to_string(),
+        None => name(dir),
+    }
+}
+
 /// The first text model folder found in [`search_dirs`] or the Hugging Face cache.
 pub fn find_text_model() -> Option<PathBuf> {
+    find_text_models().into_iter().next()
+}
+
+/// Every text model folder found in [`search_dirs`] (`all-MiniLM-L6-v2`, `gpt2`) and the
+/// Hugging Face cache (`sentence-transformers/all-MiniLM-L6-v2`, `openai-community/gpt2`).
+pub fn find_text_models() -> Vec<PathBuf> {
     let is_model = |p: &Path| p.join("config.json").is_file() && p.join("tokenizer.json").is_file();
     let local = TEXT_MODEL_NAMES
         .iter()
-        .flat_map(|name| search_dirs().into_iter().map(move |d| d.join(name)))
-        .find(|p| is_model(p));
-    local.or_else(|| {
-        [
-            "sentence-transformers/all-MiniLM-L6-v2",
-            "openai-community/gpt2",
-        ]
-        .iter()
-        .flat_map(|r| hf_cache_snapshots(r))
-        .find(|p| is_model(p))
-    })
+        .flat_map(|name| search_dirs().into_iter().map(move |d| d.join(name)));
+    let cached = [
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "openai-community/gpt2",
+    ]
+    .iter()
+    .flat_map(|r| hf_cache_snapshots(r));
+    local.chain(cached).filter(|p| is_model(p)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_folders_are_named_by_folder_or_hub_repository() {
+        assert_eq!(
+            model_folder_label(Path::new("weights/all-MiniLM-L6-v2")),
+            "all-MiniLM-L6-v2"
+        );
+        let snap = Path::new("/c/hub/models--openai-community--gpt2/snapshots/607a30d783df");
+        assert_eq!(model_folder_label(snap), "gpt2");
+    }
 }

@@ -433,8 +433,12 @@ fn model_download_without_network_says_what_to_do() {
     h.run_steps(2);
     h.get_by_label("Download all-MiniLM-L6-v2").click();
     h.run_steps(1);
+    // (The SAM worker also reports that no SAM model is loaded; wait for the download's error.)
     wait_until(&mut h, "the download to fail", |a| {
-        !a.downloading() && a.status.last_error().is_some()
+        !a.downloading()
+            && a.status
+                .last_error()
+                .is_some_and(|e| e.contains("download"))
     });
     let err = h.state().status.last_error().expect("error").to_string();
     assert!(

@@ -122,6 +122,10 @@ pub struct AttentionState {
     pub output: Option<Arc<TextOutput>>,
     result_id: u64,
     last_sent: Option<String>,
+    /// A model folder picked in the view, for the app to load.
+    model_request: Option<std::path::PathBuf>,
+    /// Text model folders found on disk (looked up when the picker first opens).
+    known_models: Option<Vec<std::path::PathBuf>>,
     next_request: u64,
     /// A request is in flight.
     pub awaiting: bool,
@@ -142,6 +146,7 @@ impl AttentionState {
         match r {
             TextResponse::ModelLoaded { name, .. } => {
                 self.model_name = Some(name);
+                self.known_models = None; // look again next time the picker opens
                 self.last_sent = None; // re-run the text on the new model
             }
             TextResponse::Output { output, ms, .. } => {
@@ -257,6 +262,30 @@ impl AttentionState {
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
     }
 
+    /// A text model folder the user picked in the view's model list; the app loads it.
+    pub fn take_model_request(&mut self) -> Option<std::path::PathBuf> {
+        self.model_request.take()
+    }
+
+    /// The model picker: the loaded model and every other text model found on disk.
+    fn model_picker(&mut self, ui: &mut egui::Ui) {
+        let current = self.model_name.clone().unwrap_or_else(|| "none".into());
+        egui::ComboBox::from_label("model")
+            .selected_text(&current)
+            .show_ui(ui, |ui| {
+                if self.known_models.is_none() {
+                    self.known_models = Some(crate::weights::find_text_models());
+                }
+                for dir in self.known_models.iter().flatten() {
+                    let name = crate::weights::model_folder_label(dir);
+                    if ui.selectable_label(name == current, &name).clicked() {
+                        self.model_request = Some(dir.clone());
+                    }
+                }
+                ui.label("More: Models window (open a folder or download).");
+            });
+    }
+
     /// Draws the view.
     pub fn ui(
         &mut self,
@@ -265,6 +294,7 @@ impl AttentionState {
         s: &mut AttentionSettings,
         notify: &mut dyn FnMut(Result<String, String>),
     ) {
+        self.model_picker(ui);
         ui.horizontal(|ui| {
             ui.label("Text:");
             ui.add(

@@ -136,10 +136,7 @@ impl TextWorker {
 }
 
 fn loaded(m: &TextModel) -> TextResponse {
-    let name = m.dir().file_name().map_or_else(
-        || m.dir().display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+    let name = crate::weights::model_folder_label(m.dir());
     TextResponse::ModelLoaded {
         name,
         config: m.config().clone(),
