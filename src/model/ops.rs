@@ -541,7 +541,7 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f32) -> Resul
     if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 {
         let op = LayerNormOp {
             weight: weight.to_vec1()?,
-            bias: bias.to_vec1()?,
+            bias: bias.to_dtype(DType::F32)?.to_vec1()?,
             eps,
         };
         x.contiguous()?.apply_op1_no_bwd(&op)
@@ -904,7 +904,7 @@ impl DepthwiseConv {
                 weight.dims()
             );
         }
-        let w: Vec<f32> = weight.flatten_all()?.to_vec1()?;
+        let w: Vec<f32> = weight.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
         let mut weight_hwc = vec![0f32; c * k * k];
         for ch in 0..c {
             for t in 0..k * k {
@@ -913,7 +913,7 @@ impl DepthwiseConv {
         }
         Ok(Self {
             weight_hwc,
-            bias: bias.to_vec1()?,
+            bias: bias.to_dtype(DType::F32)?.to_vec1()?,
             weight_nchw: weight.clone(),
             bias_tensor: bias.clone(),
             channels: c,
@@ -1076,6 +1076,85 @@ pub fn to_vec_f32(t: &Tensor) -> Result<Vec<f32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The candle fallbacks (taken on GPUs, exercised here with f64 tensors on the CPU) agree
+    /// with the CPU kernels.
+    #[test]
+    fn fallback_paths_match_the_cpu_kernels() {
+        let dev = Device::Cpu;
+        let vals = |n: usize, seed: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| (((i * 37 + seed * 11) % 97) as f32 / 48.0 - 1.0) * 0.7)
+                .collect()
+        };
+        let t = |v: Vec<f32>, shape: &[usize]| Tensor::from_vec(v, shape, &dev).expect("tensor");
+        let close = |a: &Tensor, b: &Tensor, what: &str| {
+            let a: Vec<f32> = a.flatten_all().and_then(|x| x.to_vec1()).expect(what);
+            let b: Vec<f32> = b
+                .to_dtype(DType::F32)
+                .and_then(|x| x.flatten_all())
+                .and_then(|x| x.to_vec1())
+                .expect(what);
+            assert_eq!(a.len(), b.len(), "{what}");
+            let worst = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-5, "{what}: max diff {worst}");
+        };
+        let f64_of = |x: &Tensor| x.to_dtype(DType::F64).expect("f64");
+
+        // Linear with fused GELU and residual.
+        let lin = Linear::from_tensors(t(vals(24 * 16, 1), &[24, 16]), Some(t(vals(24, 2), &[24])));
+        let lin64 = Linear::from_tensors(f64_of(&lin.weight), lin.bias.as_ref().map(&f64_of));
+        let x = t(vals(40 * 16, 3), &[2, 20, 16]);
+        let r = t(vals(40 * 24, 4), &[2, 20, 24]);
+        close(
+            &lin.forward_add(&x, &r, true).expect("cpu"),
+            &lin64
+                .forward_add(&f64_of(&x), &f64_of(&r), true)
+                .expect("fallback"),
+            "linear + residual + gelu",
+        );
+
+        // Dense convolution, NCHW and NHWC input, with GELU.
+        let w = t(vals(8 * 3 * 9, 5), &[8, 3, 3, 3]);
+        let b = t(vals(8, 6), &[8]);
+        let conv = Conv2d::new(&w, Some(&b), 2, 1).expect("conv");
+        let conv64 = Conv2d::new(&f64_of(&w), Some(&f64_of(&b)), 2, 1).expect("conv");
+        let img = t(vals(3 * 11 * 9, 7), &[1, 3, 11, 9]);
+        close(
+            &conv.forward(&img, ImageLayout::Nchw, true).expect("cpu"),
+            &conv64
+                .forward(&f64_of(&img), ImageLayout::Nchw, true)
+                .expect("fallback"),
+            "conv nchw",
+        );
+        let nhwc = img
+            .permute((0, 2, 3, 1))
+            .and_then(|x| x.contiguous())
+            .expect("nhwc");
+        close(
+            &conv.forward(&nhwc, ImageLayout::Nhwc, false).expect("cpu"),
+            &conv64
+                .forward(&f64_of(&nhwc), ImageLayout::Nhwc, false)
+                .expect("fallback"),
+            "conv nhwc",
+        );
+
+        // Depthwise convolution with GELU.
+        let dw_w = t(vals(6 * 9, 8), &[6, 1, 3, 3]);
+        let dw_b = t(vals(6, 9), &[6]);
+        let dw = DepthwiseConv::new(&dw_w, &dw_b, 2, 1).expect("dw");
+        let dw64 = DepthwiseConv::new(&f64_of(&dw_w), &f64_of(&dw_b), 2, 1).expect("dw");
+        let x = t(vals(7 * 5 * 6, 10), &[1, 7, 5, 6]);
+        close(
+            &dw.forward_nhwc_gelu(&x).expect("cpu"),
+            &dw64.forward_nhwc_gelu(&f64_of(&x)).expect("fallback"),
+            "depthwise + gelu",
+        );
+    }
 
     #[test]
     fn erf_f32_is_accurate() {
