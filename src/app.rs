@@ -227,25 +227,21 @@ impl SegattnApp {
         let Some((d, progress)) = &mut self.download else {
             return;
         };
-        let mut finished = None;
-        while let Some(event) = d.try_recv() {
-            match event {
-                DownloadEvent::Progress {
+        let end = loop {
+            match d.try_recv() {
+                None => return,
+                Some(DownloadEvent::Progress {
                     file,
                     index,
                     done,
                     total,
-                } => *progress = Some((file, index, done, total)),
-                end => {
-                    finished = Some((d.spec.clone(), end));
-                    break;
-                }
+                }) => *progress = Some((file, index, done, total)),
+                Some(end) => break end,
             }
-        }
-        let Some((spec, end)) = finished else {
+        };
+        let Some((Download { spec, .. }, _)) = self.download.take() else {
             return;
         };
-        self.download = None;
         match end {
             DownloadEvent::Finished(path) => match spec.kind {
                 ModelKind::Sam => self.load_sam(path),

@@ -43,32 +43,33 @@ pub fn defaults() -> Vec<DownloadSpec> {
         kind,
         approx_mb,
     };
+    use crate::weights::{HUB_SAM_REPO, HUB_TEXT_REPOS, SAM_FILE_NAMES};
     let text_files = ["config.json", "tokenizer.json", "model.safetensors"];
     vec![
         spec(
             "MobileSAM",
-            "lmz/candle-sam",
-            &["mobile_sam-tiny-vitt.safetensors"],
+            HUB_SAM_REPO,
+            &[SAM_FILE_NAMES[0]],
             ModelKind::Sam,
             40,
         ),
         spec(
             "SAM ViT-B",
-            "lmz/candle-sam",
-            &["sam_vit_b_01ec64.safetensors"],
+            HUB_SAM_REPO,
+            &[SAM_FILE_NAMES[2]],
             ModelKind::Sam,
             375,
         ),
         spec(
             "all-MiniLM-L6-v2",
-            "sentence-transformers/all-MiniLM-L6-v2",
+            HUB_TEXT_REPOS[0],
             &text_files,
             ModelKind::Text,
             91,
         ),
         spec(
             "GPT-2",
-            "openai-community/gpt2",
+            HUB_TEXT_REPOS[1],
             &text_files,
             ModelKind::Text,
             550,

@@ -573,6 +573,15 @@ pub const SAM_FILE_NAMES: [&str; 6] = [
 /// Text model folders we look for, in order of preference.
 pub const TEXT_MODEL_NAMES: [&str; 2] = ["all-MiniLM-L6-v2", "gpt2"];
 
+/// The Hugging Face Hub repository of the SAM safetensors checkpoints (downloads and cache).
+pub const HUB_SAM_REPO: &str = "lmz/candle-sam";
+
+/// The Hub repositories of [`TEXT_MODEL_NAMES`], in the same order.
+pub const HUB_TEXT_REPOS: [&str; 2] = [
+    "sentence-transformers/all-MiniLM-L6-v2",
+    "openai-community/gpt2",
+];
+
 /// Folders searched for weights, in order: `weights/` beside the working directory and beside
 /// the executable, the platform data folder (`$XDG_DATA_HOME/segattn` or
 /// `~/.local/share/segattn`).
@@ -620,7 +629,7 @@ fn hf_cache_snapshots(repo: &str) -> Vec<PathBuf> {
 /// The first SAM checkpoint found in [`search_dirs`] or the Hugging Face cache.
 pub fn find_sam_checkpoint() -> Option<PathBuf> {
     let mut dirs = search_dirs();
-    dirs.extend(hf_cache_snapshots("lmz/candle-sam"));
+    dirs.extend(hf_cache_snapshots(HUB_SAM_REPO));
     SAM_FILE_NAMES
         .iter()
         .flat_map(|name| dirs.iter().map(move |d| d.join(name)))
@@ -628,7 +637,8 @@ pub fn find_sam_checkpoint() -> Option<PathBuf> {
 }
 
 /// A model folder's name for display: the folder name, or for a Hugging Face cache snapshot
-/// (`models--owner--name/snapshots/<commit>`) the repository name.
+/// (`models--owner--name/snapshots/<commit>`) the repository name; the whole path when it has
+/// no name (`.`).
 pub fn model_folder_label(dir: &Path) -> String {
     let name = |p: &Path| {
         p.file_name()
@@ -638,6 +648,7 @@ pub fn model_folder_label(dir: &Path) -> String {
     let snapshots = dir.parent().filter(|p| name(p) == "snapshots");
     match snapshots.and_then(|p| p.parent()).map(name) {
         Some(repo) => repo.rsplit("--").next().unwrap_or(&repo).to_string(),
+        None if name(dir).is_empty() => dir.display().to_string(),
         None => name(dir),
     }
 }
@@ -648,18 +659,13 @@ pub fn find_text_model() -> Option<PathBuf> {
 }
 
 /// Every text model folder found in [`search_dirs`] (`all-MiniLM-L6-v2`, `gpt2`) and the
-/// Hugging Face cache (`sentence-transformers/all-MiniLM-L6-v2`, `openai-community/gpt2`).
+/// Hugging Face cache ([`HUB_TEXT_REPOS`]).
 pub fn find_text_models() -> Vec<PathBuf> {
     let is_model = |p: &Path| p.join("config.json").is_file() && p.join("tokenizer.json").is_file();
     let local = TEXT_MODEL_NAMES
         .iter()
         .flat_map(|name| search_dirs().into_iter().map(move |d| d.join(name)));
-    let cached = [
-        "sentence-transformers/all-MiniLM-L6-v2",
-        "openai-community/gpt2",
-    ]
-    .iter()
-    .flat_map(|r| hf_cache_snapshots(r));
+    let cached = HUB_TEXT_REPOS.iter().flat_map(|r| hf_cache_snapshots(r));
     local.chain(cached).filter(|p| is_model(p)).collect()
 }
 

@@ -162,10 +162,7 @@ fn bench_text(args: &BenchArgs) -> Result<()> {
     }
     let threads = rayon::current_num_threads();
     let dev = device_name(&device);
-    let name = dir.file_name().map_or_else(
-        || dir.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+    let name = crate::weights::model_folder_label(dir);
     if args.json {
         let mut out = serde_json::json!({
             "threads": threads, "device": dev, "dtype": "f32", "model": name, "runs": runs,

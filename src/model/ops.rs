@@ -205,33 +205,15 @@ pub fn gemm_abt_then(
     if m == 0 || n == 0 {
         return dst;
     }
-    let fill_bias = |out: &mut [f32]| {
-        if let Some(bias) = bias {
-            for row in out.chunks_exact_mut(n) {
-                row.copy_from_slice(bias);
-            }
-        }
-    };
     let threads = rayon::current_num_threads();
+    let one_thread = gemm::Parallelism::None;
     if m * n * k < PARALLEL_GEMM_MIN_MACS || threads < 2 {
-        fill_bias(&mut dst);
-        gemm_rows(
-            a,
-            b,
-            &mut dst,
-            m,
-            n,
-            k,
-            bias.is_some(),
-            gemm::Parallelism::None,
-        );
-        epilogue.apply(0, n, &mut dst);
+        gemm_block(a, b, bias, (&mut dst, 0), n, k, epilogue, one_thread);
     } else if n * k > SPLIT_MAX_WEIGHTS {
         // A large weight matrix: gemm packs it once and shares it between the threads; the
         // epilogue is a second (parallel, vectorised) pass.
-        fill_bias(&mut dst);
         let par = gemm::Parallelism::Rayon(threads);
-        gemm_rows(a, b, &mut dst, m, n, k, bias.is_some(), par);
+        gemm_block(a, b, bias, (&mut dst, 0), n, k, Epilogue::None, par);
         if !matches!(epilogue, Epilogue::None) {
             let rows = (16_384 / n).max(1);
             dst.par_chunks_mut(rows * n)
@@ -248,20 +230,9 @@ pub fn gemm_abt_then(
         dst.par_chunks_mut(rows * n)
             .enumerate()
             .for_each(|(i, out)| {
-                let (row0, len) = (i * rows, out.len() / n);
-                fill_bias(out);
-                let a = &a[row0 * k..(row0 + len) * k];
-                gemm_rows(
-                    a,
-                    b,
-                    out,
-                    len,
-                    n,
-                    k,
-                    bias.is_some(),
-                    gemm::Parallelism::None,
-                );
-                epilogue.apply(row0, n, out);
+                let row0 = i * rows;
+                let a = &a[row0 * k..];
+                gemm_block(a, b, bias, (out, row0), n, k, epilogue, one_thread);
             });
     }
     dst
@@ -271,19 +242,26 @@ pub fn gemm_abt_then(
 /// [`gemm_abt_then`] (256 K values, 1 MB: about the L2 cache).
 const SPLIT_MAX_WEIGHTS: usize = 1 << 18;
 
-/// `out[rows×n] (+)= a[rows×k] · bᵀ` on the calling thread.
+/// One block of output rows: `out[rows×n] = bias + a[rows×k] · bᵀ` (rows = `out.len() / n`),
+/// then `epilogue` for rows starting at `row0` (the block's first row in the whole product).
 #[allow(clippy::too_many_arguments)] // the GEMM's own parameter list, minus strides
-fn gemm_rows(
+fn gemm_block(
     a: &[f32],
     b: &[f32],
-    out: &mut [f32],
-    m: usize,
+    bias: Option<&[f32]>,
+    (out, row0): (&mut [f32], usize),
     n: usize,
     k: usize,
-    acc: bool,
+    epilogue: Epilogue<'_>,
     parallelism: gemm::Parallelism,
 ) {
-    assert!(a.len() >= m * k && b.len() >= n * k && out.len() >= m * n);
+    let m = out.len() / n.max(1);
+    assert!(a.len() >= m * k && b.len() >= n * k);
+    if let Some(bias) = bias {
+        for row in out.chunks_exact_mut(n) {
+            row.copy_from_slice(bias);
+        }
+    }
     // SAFETY: `out` holds m·n elements written with strides (1, n); `a` holds m·k read with
     // strides (1, k); `b` holds n·k read as the transposed k×n matrix with strides (k, 1). The
     // assert above checks the lengths and `out` is a unique borrow, so it aliases nothing.
@@ -295,7 +273,7 @@ fn gemm_rows(
             out.as_mut_ptr(),
             1,
             n as isize,
-            acc,
+            bias.is_some(),
             a.as_ptr(),
             1,
             k as isize,
@@ -310,6 +288,7 @@ fn gemm_rows(
             parallelism,
         );
     }
+    epilogue.apply(row0, n, out);
 }
 
 /// Row counts up to which [`small_m_abt`] beats the packed GEMM.
@@ -360,32 +339,6 @@ struct LinearOp<'a> {
     gelu: bool,
 }
 
-impl LinearOp<'_> {
-    fn run(
-        &self,
-        x: &[f32],
-        w: &[f32],
-        m: usize,
-        n: usize,
-        k: usize,
-        residual: Option<&[f32]>,
-    ) -> Vec<f32> {
-        let epilogue = match (residual, self.gelu) {
-            (None, false) => Epilogue::None,
-            (None, true) => Epilogue::Gelu,
-            (Some(r), false) => Epilogue::Add(r),
-            (Some(r), true) => Epilogue::AddGelu(r),
-        };
-        if m <= SMALL_M {
-            let mut y = small_m_abt(x, w, self.bias, m, n, k);
-            epilogue.apply(0, n, &mut y);
-            y
-        } else {
-            gemm_abt_then(x, w, self.bias, m, n, k, epilogue)
-        }
-    }
-}
-
 fn linear_dims(l1: &Layout, l2: &Layout) -> Result<(usize, usize, usize)> {
     let (m, k) = l1.shape().dims2()?;
     let (n, k2) = l2.shape().dims2()?;
@@ -396,7 +349,7 @@ fn linear_dims(l1: &Layout, l2: &Layout) -> Result<(usize, usize, usize)> {
 }
 
 impl LinearOp<'_> {
-    /// `x [m, k]`, `w [n, k]` → `[m, n]`.
+    /// `x [m, k]`, `w [n, k]` (and `residual [m, n]`) → `[m, n]`.
     fn run_storages(
         &self,
         (s1, l1): (&CpuStorage, &Layout),
@@ -405,7 +358,19 @@ impl LinearOp<'_> {
     ) -> Result<(CpuStorage, Shape)> {
         let (m, n, k) = linear_dims(l1, l2)?;
         let (x, w) = (contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?);
-        let dst = self.run(x, w, m, n, k, residual);
+        let epilogue = match (residual, self.gelu) {
+            (None, false) => Epilogue::None,
+            (None, true) => Epilogue::Gelu,
+            (Some(r), false) => Epilogue::Add(r),
+            (Some(r), true) => Epilogue::AddGelu(r),
+        };
+        let dst = if m <= SMALL_M {
+            let mut y = small_m_abt(x, w, self.bias, m, n, k);
+            epilogue.apply(0, n, &mut y);
+            y
+        } else {
+            gemm_abt_then(x, w, self.bias, m, n, k, epilogue)
+        };
         Ok((CpuStorage::F32(dst), Shape::from((m, n))))
     }
 }
@@ -541,7 +506,7 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f32) -> Resul
     if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 {
         let op = LayerNormOp {
             weight: weight.to_vec1()?,
-            bias: bias.to_dtype(DType::F32)?.to_vec1()?,
+            bias: bias.to_vec1()?,
             eps,
         };
         x.contiguous()?.apply_op1_no_bwd(&op)
@@ -553,6 +518,11 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f32) -> Resul
             .broadcast_mul(weight)?
             .broadcast_add(bias)
     }
+}
+
+/// Output length of a convolution over `n` inputs (PyTorch's formula, dilation 1).
+fn conv_out_size(n: usize, kernel: usize, stride: usize, padding: usize) -> usize {
+    (n + 2 * padding).saturating_sub(kernel) / stride + 1
 }
 
 /// Memory order of a 4-D image tensor.
@@ -642,7 +612,7 @@ impl Conv2d {
     }
 
     fn out_size(&self, n: usize) -> usize {
-        (n + 2 * self.padding).saturating_sub(self.kernel) / self.stride + 1
+        conv_out_size(n, self.kernel, self.stride, self.padding)
     }
 
     /// Writes the unfolded patches of output rows `oy0..oy0 + rows.len() / (wo·K)` into `rows`
@@ -745,20 +715,9 @@ impl CustomOp1 for Conv2dOp<'_> {
                         let pixels = out.len() / n;
                         let mut cols = vec![0f32; pixels * kk];
                         conv.unfold(img, strides, (h, w), i * block, &mut cols);
-                        for row in out.chunks_exact_mut(n) {
-                            row.copy_from_slice(&conv.bias);
-                        }
-                        gemm_rows(
-                            &cols,
-                            &conv.weight,
-                            out,
-                            pixels,
-                            n,
-                            kk,
-                            true,
-                            gemm::Parallelism::None,
-                        );
-                        epilogue.apply(0, n, out);
+                        let (w, bias) = (&conv.weight, Some(conv.bias.as_slice()));
+                        let one_thread = gemm::Parallelism::None;
+                        gemm_block(&cols, w, bias, (out, 0), n, kk, epilogue, one_thread);
                     });
                 out
             };
@@ -956,7 +915,7 @@ impl DepthwiseConv {
     }
 
     fn out_size(&self, n: usize) -> usize {
-        (n + 2 * self.padding - self.kernel) / self.stride + 1
+        conv_out_size(n, self.kernel, self.stride, self.padding)
     }
 }
 
