@@ -90,7 +90,16 @@ enum Backend {
         infos: HashMap<String, TensorInfo>,
     },
     Memory(HashMap<String, Tensor>),
+    /// Tensors made on request by a generator (shape known up front), so generated weights
+    /// are resident once, in the model, as a file's are.
+    Generated {
+        shapes: HashMap<String, Vec<usize>>,
+        generate: Box<Generator>,
+    },
 }
+
+/// Makes the f32 values of tensor `name` of shape `shape`, row-major.
+pub type Generator = dyn Fn(&str, &[usize]) -> Vec<f32> + Send + Sync;
 
 /// A set of named tensors from one source, loaded lazily and converted to f32 on request.
 pub struct Weights {
@@ -294,6 +303,22 @@ impl Weights {
         }
     }
 
+    /// Tensors of the given names and shapes whose values `generate` makes each time one is
+    /// read (e.g. detweights); `label` stands for the path.
+    pub fn generated(
+        shapes: impl IntoIterator<Item = (String, Vec<usize>)>,
+        generate: Box<Generator>,
+        label: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            path: label.into(),
+            backend: Backend::Generated {
+                shapes: shapes.into_iter().collect(),
+                generate,
+            },
+        }
+    }
+
     /// The file (or label) these weights come from.
     pub fn path(&self) -> &Path {
         &self.path
@@ -305,6 +330,7 @@ impl Weights {
             Backend::Safetensors { entries, .. } => entries.len(),
             Backend::Pth { infos, .. } => infos.len(),
             Backend::Memory(m) => m.len(),
+            Backend::Generated { shapes, .. } => shapes.len(),
         }
     }
 
@@ -319,6 +345,7 @@ impl Weights {
             Backend::Safetensors { entries, .. } => entries.keys().cloned().collect(),
             Backend::Pth { infos, .. } => infos.keys().cloned().collect(),
             Backend::Memory(m) => m.keys().cloned().collect(),
+            Backend::Generated { shapes, .. } => shapes.keys().cloned().collect(),
         };
         names.sort();
         names
@@ -330,6 +357,7 @@ impl Weights {
             Backend::Safetensors { entries, .. } => entries.get(name).map(|e| e.shape.clone()),
             Backend::Pth { infos, .. } => infos.get(name).map(|i| i.layout.dims().to_vec()),
             Backend::Memory(m) => m.get(name).map(|t| t.dims().to_vec()),
+            Backend::Generated { shapes, .. } => shapes.get(name).cloned(),
         }
     }
 
@@ -395,6 +423,11 @@ impl Weights {
                 t
             }
             Backend::Memory(m) => m.get(name).cloned().ok_or_else(missing)?,
+            Backend::Generated { shapes, generate } => {
+                let shape = shapes.get(name).ok_or_else(missing)?;
+                Tensor::from_vec(generate(name, shape), shape.as_slice(), &Device::Cpu)
+                    .map_err(|err| corrupt(err.to_string()))?
+            }
             Backend::Pth { zip, infos } => {
                 let info = infos.get(name).ok_or_else(missing)?;
                 read_pth_tensor(zip, info).map_err(corrupt)?
@@ -542,11 +575,16 @@ impl<'a> Scope<'a> {
         let t = self.weights.get(&key, expected, &Device::Cpu)?;
         t.flatten_all()
             .and_then(|t| t.to_vec1::<f32>())
-            .map_err(|e| WeightsError::Corrupt {
-                name: key,
-                reason: e.to_string(),
-                path: self.weights.path.clone(),
-            })
+            .map_err(|e| self.error(name, e))
+    }
+
+    /// A [`WeightsError::Corrupt`] for `name` (a tensor that loaded but could not be used).
+    pub fn error(&self, name: &str, reason: impl fmt::Display) -> WeightsError {
+        WeightsError::Corrupt {
+            name: self.key(name),
+            reason: reason.to_string(),
+            path: self.weights.path.clone(),
+        }
     }
 
     /// A wrong-shape error for `name` (for checks that span several tensors).

@@ -12,8 +12,9 @@ use crate::weights::{Scope, WeightsError};
 /// A fully connected layer `y = x Wᵀ + b` over the last dimension.
 #[derive(Debug, Clone)]
 pub struct Linear {
-    /// `[out, in]`
-    weight: Tensor,
+    /// `Wᵀ`, `[in, out]`: the layout in which the CPU GEMM reads the weights without
+    /// re-packing them (see [`linear_gemm`]).
+    weight_t: Tensor,
     /// `[out]`
     bias: Option<Tensor>,
     /// The bias as host data for the CPU kernel (read once, not per call).
@@ -38,10 +39,11 @@ pub enum Epilogue<'a> {
 }
 
 impl Epilogue<'_> {
-    /// Applies the epilogue to `block`, which holds output rows starting at `row0` of width `n`.
-    fn apply(self, row0: usize, n: usize, block: &mut [f32]) {
+    /// Applies the epilogue to `block`, which holds consecutive outputs starting at flat index
+    /// `offset` of the `[m, n]` result.
+    fn apply(self, offset: usize, block: &mut [f32]) {
         let residual = |r: &[f32], block: &mut [f32]| {
-            for (y, x) in block.iter_mut().zip(&r[row0 * n..]) {
+            for (y, x) in block.iter_mut().zip(&r[offset..]) {
                 *y += x;
             }
         };
@@ -71,18 +73,23 @@ impl Linear {
         } else {
             None
         };
-        Ok(Self::from_tensors(weight, bias))
+        Self::from_tensors(weight, bias).map_err(|e| scope.error("weight", e))
     }
 
     /// Builds a layer from tensors (`weight` `[out, in]`, `bias` `[out]`).
-    pub fn from_tensors(weight: Tensor, bias: Option<Tensor>) -> Self {
+    pub fn from_tensors(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
+        Ok(Self::from_transposed(transpose_2d(&weight)?, bias))
+    }
+
+    /// Builds a layer from `Wᵀ` `[in, out]` (the layout of GPT-2's `Conv1D`) and `bias` `[out]`.
+    pub fn from_transposed(weight_t: Tensor, bias: Option<Tensor>) -> Self {
         let bias_host = bias.as_ref().and_then(|b| {
             (matches!(b.device(), Device::Cpu) && b.dtype() == DType::F32)
                 .then(|| b.to_vec1().ok())
                 .flatten()
         });
         Self {
-            weight,
+            weight_t,
             bias,
             bias_host,
         }
@@ -95,7 +102,7 @@ impl Linear {
 
     /// Output features.
     pub fn out_dim(&self) -> usize {
-        self.weight.dims()[0]
+        self.weight_t.dims()[1]
     }
 
     /// `gelu(x Wᵀ + b)`, fused on the CPU.
@@ -129,16 +136,17 @@ impl Linear {
                 gelu: gelu_after,
             };
             let y = match residual {
-                None => x2.contiguous()?.apply_op2_no_bwd(&self.weight, &op)?,
+                None => x2.contiguous()?.apply_op2_no_bwd(&self.weight_t, &op)?,
                 Some(r) => {
                     let r = r.reshape((rows, self.out_dim()))?.contiguous()?;
                     let op3 = LinearResidualOp(op);
-                    x2.contiguous()?.apply_op3_no_bwd(&self.weight, &r, &op3)?
+                    x2.contiguous()?
+                        .apply_op3_no_bwd(&self.weight_t, &r, &op3)?
                 }
             };
             return y.reshape(out_dims);
         }
-        let mut y = x2.matmul(&self.weight.t()?)?;
+        let mut y = x2.matmul(&self.weight_t)?;
         if let Some(b) = &self.bias {
             y = y.broadcast_add(b)?;
         }
@@ -173,34 +181,7 @@ pub fn gemm_abt(
     n: usize,
     k: usize,
 ) -> Vec<f32> {
-    gemm_abt_then(a, b, bias, m, n, k, Epilogue::None)
-}
-
-/// [`gemm_abt`] followed by `epilogue` on each block of rows.
-///
-/// Large products with a small weight matrix are split into blocks of rows, one
-/// single-threaded GEMM per block in parallel, each block's epilogue run right after its GEMM;
-/// with a large weight matrix gemm's own threads share one packed copy of it and the epilogue
-/// is a second parallel pass.
-pub fn gemm_abt_then(
-    a: &[f32],
-    b: &[f32],
-    bias: Option<&[f32]>,
-    m: usize,
-    n: usize,
-    k: usize,
-    epilogue: Epilogue<'_>,
-) -> Vec<f32> {
-    assert!(
-        a.len() >= m * k && b.len() >= n * k,
-        "gemm_abt: operands too short"
-    );
-    if let Some(bias) = bias {
-        assert_eq!(bias.len(), n, "gemm_abt: bias length");
-    }
-    if let Epilogue::Add(r) | Epilogue::AddGelu(r) = epilogue {
-        assert!(r.len() >= m * n, "gemm_abt: residual too short");
-    }
+    check_operands(a, b, bias, Epilogue::None, (m, n, k));
     let mut dst = vec![0f32; m * n];
     if m == 0 || n == 0 {
         return dst;
@@ -208,51 +189,67 @@ pub fn gemm_abt_then(
     let threads = rayon::current_num_threads();
     let one_thread = gemm::Parallelism::None;
     if m * n * k < PARALLEL_GEMM_MIN_MACS || threads < 2 {
-        gemm_block(a, b, bias, (&mut dst, 0), n, k, epilogue, one_thread);
+        gemm_block(a, b, bias, &mut dst, n, k, one_thread);
     } else if n * k > SPLIT_MAX_WEIGHTS {
-        // A large weight matrix: gemm packs it once and shares it between the threads; the
-        // epilogue is a second (parallel, vectorised) pass.
-        let par = gemm::Parallelism::Rayon(threads);
-        gemm_block(a, b, bias, (&mut dst, 0), n, k, Epilogue::None, par);
-        if !matches!(epilogue, Epilogue::None) {
-            let rows = (16_384 / n).max(1);
-            dst.par_chunks_mut(rows * n)
-                .enumerate()
-                .for_each(|(i, out)| epilogue.apply(i * rows, n, out));
-        }
+        // A large `b`: gemm packs it once and shares it between the threads.
+        gemm_block(
+            a,
+            b,
+            bias,
+            &mut dst,
+            n,
+            k,
+            gemm::Parallelism::Rayon(threads),
+        );
     } else {
-        // A small weight matrix (cheap to pack per block): blocks of about 64 KB of output,
-        // each GEMM'd on one thread and its epilogue applied while it is in cache; at least 4
-        // blocks per thread so the threads stay balanced; rows in multiples of 8.
+        // A small `b` (cheap to pack per block): blocks of about 64 KB of output, at least 4
+        // per thread so the threads stay balanced; rows in multiples of 8.
         let rows = (16_384 / n)
             .clamp(8, m.div_ceil(4 * threads).max(8))
             .next_multiple_of(8);
         dst.par_chunks_mut(rows * n)
             .enumerate()
             .for_each(|(i, out)| {
-                let row0 = i * rows;
-                let a = &a[row0 * k..];
-                gemm_block(a, b, bias, (out, row0), n, k, epilogue, one_thread);
+                let a = &a[i * rows * k..];
+                gemm_block(a, b, bias, out, n, k, one_thread);
             });
     }
     dst
 }
 
-/// Weight matrices up to this many values are re-packed per block of rows by
-/// [`gemm_abt_then`] (256 K values, 1 MB: about the L2 cache).
+/// Panics unless `a` holds `[m, k]`, `b` `[n, k]` (either layout), `bias` `[n]` and the
+/// epilogue's residual `[m, n]`.
+fn check_operands(
+    a: &[f32],
+    b: &[f32],
+    bias: Option<&[f32]>,
+    epilogue: Epilogue<'_>,
+    (m, n, k): (usize, usize, usize),
+) {
+    assert!(
+        a.len() >= m * k && b.len() >= n * k,
+        "gemm: operands too short"
+    );
+    if let Some(bias) = bias {
+        assert_eq!(bias.len(), n, "gemm: bias length");
+    }
+    if let Epilogue::Add(r) | Epilogue::AddGelu(r) = epilogue {
+        assert!(r.len() >= m * n, "gemm: residual too short");
+    }
+}
+
+/// Weight matrices up to this many values (256 K values, 1 MB: about the L2 cache) are
+/// re-packed per block of rows by [`gemm_abt`] and form one feature range of [`linear_gemm`].
 const SPLIT_MAX_WEIGHTS: usize = 1 << 18;
 
-/// One block of output rows: `out[rows×n] = bias + a[rows×k] · bᵀ` (rows = `out.len() / n`),
-/// then `epilogue` for rows starting at `row0` (the block's first row in the whole product).
-#[allow(clippy::too_many_arguments)] // the GEMM's own parameter list, minus strides
+/// One block of output rows: `out[rows×n] = bias + a[rows×k] · bᵀ` (rows = `out.len() / n`).
 fn gemm_block(
     a: &[f32],
     b: &[f32],
     bias: Option<&[f32]>,
-    (out, row0): (&mut [f32], usize),
+    out: &mut [f32],
     n: usize,
     k: usize,
-    epilogue: Epilogue<'_>,
     parallelism: gemm::Parallelism,
 ) {
     let m = out.len() / n.max(1);
@@ -266,67 +263,194 @@ fn gemm_block(
     // strides (1, k); `b` holds n·k read as the transposed k×n matrix with strides (k, 1). The
     // assert above checks the lengths and `out` is a unique borrow, so it aliases nothing.
     unsafe {
+        sgemm(
+            (m, n, k),
+            (out.as_mut_ptr(), 1, n as isize),
+            bias.is_some(),
+            (a.as_ptr(), 1, k as isize),
+            (b.as_ptr(), k as isize, 1),
+            1.0,
+            parallelism,
+        );
+    }
+}
+
+/// `dst = dst + scale · lhs · rhs` (or `scale · lhs · rhs` unless `accumulate`) with
+/// `dst [m×n]`, `lhs [m×k]` and `rhs [k×n]`, each given as (pointer, column stride, row stride)
+/// in elements: gemm's own call with the arguments this crate always passes left out.
+///
+/// # Safety
+/// Every element the strides reach must lie in its allocation; `dst` must alias nothing.
+pub(crate) unsafe fn sgemm(
+    (m, n, k): (usize, usize, usize),
+    (dst, dst_cs, dst_rs): (*mut f32, isize, isize),
+    accumulate: bool,
+    (lhs, lhs_cs, lhs_rs): (*const f32, isize, isize),
+    (rhs, rhs_cs, rhs_rs): (*const f32, isize, isize),
+    scale: f32,
+    parallelism: gemm::Parallelism,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            bias.is_some(),
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            k as isize,
-            1,
+            dst,
+            dst_cs,
+            dst_rs,
+            accumulate,
+            lhs,
+            lhs_cs,
+            lhs_rs,
+            rhs,
+            rhs_cs,
+            rhs_rs,
             1.0,
-            1.0,
+            scale,
             false,
             false,
             false,
             parallelism,
         );
     }
-    epilogue.apply(row0, n, out);
 }
 
-/// Row counts up to which [`small_m_abt`] beats the packed GEMM.
-const SMALL_M: usize = 24;
+/// Tokens per GEMM call of [`linear_gemm`]: gemm reads the weights in place (no packing) as
+/// long as a single-threaded call has at most 8 × its 6-column microkernel width of them.
+const TOKEN_BLOCK: usize = 48;
 
-/// `bias + a[m×k] · bᵀ` for few rows `m`: one dot product per output, weights streamed once.
+/// `dst[m×n] = bias + x[m×k] · w_t[k×n]`, then `epilogue`, with `w_t` a weight matrix stored
+/// transposed (`Wᵀ`, row-major `[in, out]`) and `dst` row-major.
 ///
-/// PERF: the packed GEMM re-packs the whole weight matrix on every call, which for a handful
-/// of rows (a 16-token sentence, the decoder's prompt tokens) costs more than the arithmetic.
-pub fn small_m_abt(
-    a: &[f32],
-    b: &[f32],
+/// PERF: gemm computes this as `dstᵀ = W · xᵀ` and, with `W` in this layout, its microkernel
+/// reads the weights where they are; with `W` stored `[out, in]` it re-packed the whole matrix
+/// on every call, which took a third of a text model's forward. The work is cut into tiles of
+/// at most [`TOKEN_BLOCK`] tokens by a range of output features, one single-threaded GEMM per
+/// tile, each tile's epilogue run while it is in cache. Feature ranges hold at most
+/// [`SPLIT_MAX_WEIGHTS`] weights (about the L2 cache) and are split further when there are too
+/// few token blocks to keep every thread busy.
+pub fn linear_gemm(
+    x: &[f32],
+    w_t: &[f32],
     bias: Option<&[f32]>,
-    m: usize,
-    n: usize,
-    k: usize,
+    (m, n, k): (usize, usize, usize),
+    epilogue: Epilogue<'_>,
 ) -> Vec<f32> {
-    use crate::model::simd::dot;
-    let mut out_t = vec![0f32; n * m]; // [n, m]: each task owns whole weight rows
-    let work = |(j, col): (usize, &mut [f32])| {
-        let w = &b[j * k..(j + 1) * k];
-        let b0 = bias.map_or(0.0, |bb| bb[j]);
-        for (i, o) in col.iter_mut().enumerate() {
-            *o = b0 + dot(&a[i * k..(i + 1) * k], w);
+    let threads = rayon::current_num_threads();
+    let parallel = m * n * k >= PARALLEL_GEMM_MIN_MACS && threads >= 2;
+    let mut dst = vec![0f32; m * n];
+    linear_gemm_into(x, w_t, bias, (m, n, k), epilogue, &mut dst, parallel);
+    dst
+}
+
+/// [`linear_gemm`] into `dst` `[m, n]`, on the calling thread unless `parallel`.
+fn linear_gemm_into(
+    x: &[f32],
+    w_t: &[f32],
+    bias: Option<&[f32]>,
+    (m, n, k): (usize, usize, usize),
+    epilogue: Epilogue<'_>,
+    dst: &mut [f32],
+    parallel: bool,
+) {
+    check_operands(x, w_t, bias, epilogue, (m, n, k));
+    assert!(dst.len() >= m * n, "gemm: output too short");
+    if m == 0 || n == 0 {
+        return;
+    }
+    let threads = rayon::current_num_threads();
+    let token_blocks = m.div_ceil(TOKEN_BLOCK);
+    let ranges = if !parallel {
+        (n * k).div_ceil(SPLIT_MAX_WEIGHTS)
+    } else {
+        (n * k)
+            .div_ceil(SPLIT_MAX_WEIGHTS)
+            .max((4 * threads).div_ceil(token_blocks))
+    };
+    // Whole 16-lane vectors per range where the width allows.
+    let width = n
+        .div_ceil(ranges.clamp(1, n.div_ceil(16)))
+        .next_multiple_of(16)
+        .min(n);
+    let ranges = n.div_ceil(width);
+    let out = SharedOut(dst.as_mut_ptr());
+    let tile = |job: usize| {
+        let (r, b) = (job / token_blocks, job % token_blocks);
+        let (f0, t0) = (r * width, b * TOKEN_BLOCK);
+        let (nf, nt) = (width.min(n - f0), TOKEN_BLOCK.min(m - t0));
+        // SAFETY: tiles cover disjoint (token, feature) ranges of the m·n output, which
+        // outlives this call; every segment below lies inside this tile's ranges.
+        let row = |t: usize| unsafe { std::slice::from_raw_parts_mut(out.at(t * n + f0), nf) };
+        if let Some(bias) = bias {
+            for t in t0..t0 + nt {
+                row(t).copy_from_slice(&bias[f0..f0 + nf]);
+            }
+        }
+        // SAFETY: dst `[nf features × nt tokens]` at strides (1, n) inside this tile; lhs
+        // `Wᵀ[.., f0..f0+nf]` read as `[nf × k]` with strides (1, n); rhs `x[t0..t0+nt, ..]`
+        // read as `[k × nt]` with strides (1, k); the assert above checks the lengths.
+        unsafe {
+            sgemm(
+                (nf, nt, k),
+                (out.at(t0 * n + f0), n as isize, 1),
+                bias.is_some(),
+                (w_t.as_ptr().add(f0), n as isize, 1),
+                (x.as_ptr().add(t0 * k), k as isize, 1),
+                1.0,
+                gemm::Parallelism::None,
+            );
+        }
+        if !matches!(epilogue, Epilogue::None) {
+            for t in t0..t0 + nt {
+                epilogue.apply(t * n + f0, row(t));
+            }
         }
     };
-    if m * n * k >= PARALLEL_GEMM_MIN_MACS {
-        out_t.par_chunks_mut(m.max(1)).enumerate().for_each(work);
+    let jobs = ranges * token_blocks;
+    if parallel {
+        (0..jobs).into_par_iter().for_each(tile);
     } else {
-        out_t.chunks_mut(m.max(1)).enumerate().for_each(work);
+        (0..jobs).for_each(tile);
     }
-    let mut out = vec![0f32; m * n];
-    for j in 0..n {
-        for i in 0..m {
-            out[i * n + j] = out_t[j * m + i];
+}
+
+/// The output of [`linear_gemm_into`], written by several threads at disjoint places.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+
+// SAFETY: only used by `linear_gemm_into`, whose tiles write disjoint elements.
+unsafe impl Send for SharedOut {}
+// SAFETY: as above.
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// The pointer to element `i`.
+    fn at(self, i: usize) -> *mut f32 {
+        self.0.wrapping_add(i)
+    }
+}
+
+/// `xᵀ` of a 2-D tensor, contiguous (blocked on the CPU: candle's strided copy walks the
+/// source one element at a time).
+pub fn transpose_2d(x: &Tensor) -> Result<Tensor> {
+    let (r, c) = x.dims2()?;
+    if !(matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32) {
+        return x.t()?.contiguous();
+    }
+    let src = x.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+    let mut dst = vec![0f32; r * c];
+    const B: usize = 32;
+    for i0 in (0..r).step_by(B) {
+        for j0 in (0..c).step_by(B) {
+            for i in i0..(i0 + B).min(r) {
+                for j in j0..(j0 + B).min(c) {
+                    dst[j * r + i] = src[i * c + j];
+                }
+            }
         }
     }
-    out
+    Tensor::from_vec(dst, (c, r), x.device())
 }
 
 /// `x · Wᵀ + b` on the CPU with the bias (and optionally GELU) fused into the GEMM.
@@ -341,7 +465,7 @@ struct LinearOp<'a> {
 
 fn linear_dims(l1: &Layout, l2: &Layout) -> Result<(usize, usize, usize)> {
     let (m, k) = l1.shape().dims2()?;
-    let (n, k2) = l2.shape().dims2()?;
+    let (k2, n) = l2.shape().dims2()?;
     if k != k2 {
         candle_core::bail!("linear: input has {k} features, weight expects {k2}");
     }
@@ -349,7 +473,7 @@ fn linear_dims(l1: &Layout, l2: &Layout) -> Result<(usize, usize, usize)> {
 }
 
 impl LinearOp<'_> {
-    /// `x [m, k]`, `w [n, k]` (and `residual [m, n]`) → `[m, n]`.
+    /// `x [m, k]`, `wᵀ [k, n]` (and `residual [m, n]`) → `[m, n]`.
     fn run_storages(
         &self,
         (s1, l1): (&CpuStorage, &Layout),
@@ -364,13 +488,7 @@ impl LinearOp<'_> {
             (Some(r), false) => Epilogue::Add(r),
             (Some(r), true) => Epilogue::AddGelu(r),
         };
-        let dst = if m <= SMALL_M {
-            let mut y = small_m_abt(x, w, self.bias, m, n, k);
-            epilogue.apply(0, n, &mut y);
-            y
-        } else {
-            gemm_abt_then(x, w, self.bias, m, n, k, epilogue)
-        };
+        let dst = linear_gemm(x, w, self.bias, (m, n, k), epilogue);
         Ok((CpuStorage::F32(dst), Shape::from((m, n))))
     }
 }
@@ -543,8 +661,9 @@ pub enum ImageLayout {
 /// weight matrix the whole image is unfolded and gemm's threads share one packed weight copy.
 #[derive(Debug, Clone)]
 pub struct Conv2d {
-    /// `[Cout, Cin·k·k]`, PyTorch's `[Cout, Cin, k, k]` flattened.
-    weight: Vec<f32>,
+    /// `[Cin·k·k, Cout]`: PyTorch's `[Cout, Cin, k, k]` flattened and transposed, the layout
+    /// [`linear_gemm`] reads without packing.
+    weight_kn: Vec<f32>,
     /// `[Cout]`
     bias: Vec<f32>,
     /// The PyTorch-layout weight and bias for other devices.
@@ -574,7 +693,9 @@ impl Conv2d {
             None => Tensor::zeros(cout, weight.dtype(), weight.device())?,
         };
         Ok(Self {
-            weight: weight.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?,
+            weight_kn: transpose_2d(&weight.reshape((cout, cin * k * k))?.to_dtype(DType::F32)?)?
+                .flatten_all()?
+                .to_vec1()?,
             bias: bias_t.to_dtype(DType::F32)?.to_vec1()?,
             weight_t: weight.clone(),
             bias_t,
@@ -696,15 +817,8 @@ impl CustomOp1 for Conv2dOp<'_> {
                 cols.par_chunks_mut(wo * kk)
                     .enumerate()
                     .for_each(|(oy, r)| conv.unfold(img, strides, (h, w), oy, r));
-                gemm_abt_then(
-                    &cols,
-                    &conv.weight,
-                    Some(&conv.bias),
-                    ho * wo,
-                    n,
-                    kk,
-                    epilogue,
-                )
+                let (w, bias) = (&conv.weight_kn, Some(conv.bias.as_slice()));
+                linear_gemm(&cols, w, bias, (ho * wo, n, kk), epilogue)
             } else {
                 // Output rows per block: about 256 KB of unfolded patches.
                 let block = (65_536 / (wo * kk).max(1)).clamp(1, ho);
@@ -715,9 +829,9 @@ impl CustomOp1 for Conv2dOp<'_> {
                         let pixels = out.len() / n;
                         let mut cols = vec![0f32; pixels * kk];
                         conv.unfold(img, strides, (h, w), i * block, &mut cols);
-                        let (w, bias) = (&conv.weight, Some(conv.bias.as_slice()));
-                        let one_thread = gemm::Parallelism::None;
-                        gemm_block(&cols, w, bias, (out, 0), n, kk, epilogue, one_thread);
+                        let (w, bias) = (&conv.weight_kn, Some(conv.bias.as_slice()));
+                        let dims = (pixels, n, kk);
+                        linear_gemm_into(&cols, w, bias, dims, epilogue, out, false);
                     });
                 out
             };
@@ -1065,8 +1179,9 @@ mod tests {
         let f64_of = |x: &Tensor| x.to_dtype(DType::F64).expect("f64");
 
         // Linear with fused GELU and residual.
-        let lin = Linear::from_tensors(t(vals(24 * 16, 1), &[24, 16]), Some(t(vals(24, 2), &[24])));
-        let lin64 = Linear::from_tensors(f64_of(&lin.weight), lin.bias.as_ref().map(&f64_of));
+        let lin = Linear::from_tensors(t(vals(24 * 16, 1), &[24, 16]), Some(t(vals(24, 2), &[24])))
+            .expect("linear");
+        let lin64 = Linear::from_transposed(f64_of(&lin.weight_t), lin.bias.as_ref().map(&f64_of));
         let x = t(vals(40 * 16, 3), &[2, 20, 16]);
         let r = t(vals(40 * 24, 4), &[2, 20, 24]);
         close(
@@ -1113,6 +1228,60 @@ mod tests {
             &dw64.forward_nhwc_gelu(&f64_of(&x)).expect("fallback"),
             "depthwise + gelu",
         );
+    }
+
+    /// Every tile of the blocked linear GEMM, including partial token blocks and feature
+    /// ranges, on one thread and on several, equals an f64 reference with bias and epilogues.
+    #[test]
+    fn linear_gemm_matches_f64_reference() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .expect("pool");
+        let val = |i: usize, seed: usize| ((i * 7919 + seed * 104_729) % 211) as f32 / 105.0 - 1.0;
+        // (m, n, k): tiny, one partial token block, several blocks, weights above the split size.
+        for (m, n, k) in [
+            (1, 3, 5),
+            (7, 24, 16),
+            (49, 100, 33),
+            (130, 1000, 70),
+            (97, 700, 400),
+        ] {
+            let x: Vec<f32> = (0..m * k).map(|i| val(i, 1)).collect();
+            let w_t: Vec<f32> = (0..k * n).map(|i| val(i, 2)).collect();
+            let bias: Vec<f32> = (0..n).map(|i| val(i, 3)).collect();
+            let res: Vec<f32> = (0..m * n).map(|i| val(i, 4)).collect();
+            let gelu64 = |v: f64| 0.5 * v * (1.0 + libm::erf(v / std::f64::consts::SQRT_2));
+            let cases = [
+                (Epilogue::None, false, false),
+                (Epilogue::Gelu, true, false),
+                (Epilogue::Add(&res), false, true),
+                (Epilogue::AddGelu(&res), true, true),
+            ];
+            for (epilogue, gelu_after, add) in cases {
+                let seq = linear_gemm(&x, &w_t, Some(&bias), (m, n, k), epilogue);
+                let par = pool.install(|| linear_gemm(&x, &w_t, Some(&bias), (m, n, k), epilogue));
+                for i in 0..m {
+                    for j in 0..n {
+                        let mut e = f64::from(bias[j]);
+                        for c in 0..k {
+                            e += f64::from(x[i * k + c]) * f64::from(w_t[c * n + j]);
+                        }
+                        if add {
+                            e += f64::from(res[i * n + j]);
+                        }
+                        if gelu_after {
+                            e = gelu64(e);
+                        }
+                        let tol = 1e-5 * (k as f64).sqrt() * 4.0;
+                        for (what, got) in [("one thread", &seq), ("three threads", &par)] {
+                            let d = (f64::from(got[i * n + j]) - e).abs();
+                            assert!(d < tol, "{what} {m}x{n}x{k} [{i},{j}]: {d:e}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -66,7 +66,7 @@ impl Neck {
         let d = PROMPT_EMBED_DIM;
         let w0 = s.get("0.weight", &[d, dim, 1, 1])?.reshape((d, dim))?;
         Ok(Self {
-            conv0: Linear::from_tensors(w0, None),
+            conv0: Linear::from_tensors(w0, None)?,
             norm1: LayerNorm::load(&s.pp(1), d, 1e-6)?,
             conv2: Conv2d::new(&s.get("2.weight", &[d, d, 3, 3])?, None, 1, 1)?,
             norm3: LayerNorm::load(&s.pp(3), d, 1e-6)?,

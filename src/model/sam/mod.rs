@@ -11,8 +11,6 @@ pub mod prompt_encoder;
 pub mod tiny_vit;
 pub mod transforms;
 
-use std::collections::HashMap;
-
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 
@@ -453,13 +451,9 @@ impl SamModel {
 
 /// Detweights for every tensor of `config`'s official state dict.
 pub fn detweights_sam(config: &SamConfig, seed: u64) -> Result<Weights> {
-    let mut map = HashMap::new();
-    for (key, shape) in config.state_dict_shapes() {
-        let data = detweights::generate(seed, &key, &shape);
-        map.insert(key, Tensor::from_vec(data, shape, &Device::Cpu)?);
-    }
-    Ok(Weights::from_tensors(
-        map,
+    Ok(Weights::generated(
+        config.state_dict_shapes(),
+        Box::new(move |key, shape| detweights::generate(seed, key, shape)),
         format!("<detweights seed {seed}>"),
     ))
 }

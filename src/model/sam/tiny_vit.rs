@@ -10,7 +10,9 @@ use candle_core::{Module, Tensor};
 
 use super::config::TinyVitConfig;
 use super::image_encoder::{window_partition, window_unpartition, Neck};
-use crate::model::ops::{contiguous_f32, Conv2d, DepthwiseConv, ImageLayout, LayerNorm, Linear};
+use crate::model::ops::{
+    contiguous_f32, sgemm, Conv2d, DepthwiseConv, ImageLayout, LayerNorm, Linear,
+};
 use crate::model::simd::softmax_inplace;
 use crate::weights::Scope;
 
@@ -46,7 +48,7 @@ fn load_conv_bn(s: &Scope, cin: usize, cout: usize, k: usize) -> Result<(Tensor,
 /// A 1×1 `Conv2d_BN` as a channels-last linear layer.
 fn load_pointwise(s: &Scope, cin: usize, cout: usize) -> Result<Linear> {
     let (w, b) = load_conv_bn(s, cin, cout, 1)?;
-    Ok(Linear::from_tensors(w.reshape((cout, cin))?, Some(b)))
+    Ok(Linear::from_tensors(w.reshape((cout, cin))?, Some(b))?)
 }
 
 /// A depthwise `Conv2d_BN`.
@@ -239,25 +241,13 @@ impl candle_core::CustomOp1 for WindowAttentionOp<'_> {
                     // h·kd..(h+1)·kd. `out_w` and `scores` are unique borrows.
                     unsafe {
                         // scores = bias + scale · q kᵀ   [N, N]
-                        gemm::gemm(
-                            n,
-                            n,
-                            kd,
-                            scores.as_mut_ptr(),
-                            1,
-                            n as isize,
+                        sgemm(
+                            (n, n, kd),
+                            (scores.as_mut_ptr(), 1, n as isize),
                             true,
-                            q.as_ptr(),
-                            1,
-                            token_stride,
-                            k.as_ptr(),
-                            token_stride,
-                            1,
-                            1.0,
+                            (q.as_ptr(), 1, token_stride),
+                            (k.as_ptr(), token_stride, 1),
                             scale,
-                            false,
-                            false,
-                            false,
                             gemm::Parallelism::None,
                         );
                     }
@@ -267,25 +257,13 @@ impl candle_core::CustomOp1 for WindowAttentionOp<'_> {
                     // SAFETY: as above.
                     unsafe {
                         // out[:, h] = p v   [N, kd]
-                        gemm::gemm(
-                            n,
-                            kd,
-                            n,
-                            out_w.as_mut_ptr().add(h * kd),
-                            1,
-                            c as isize,
+                        sgemm(
+                            (n, kd, n),
+                            (out_w.as_mut_ptr().add(h * kd), 1, c as isize),
                             false,
-                            scores.as_ptr(),
-                            1,
-                            n as isize,
-                            v.as_ptr(),
-                            1,
-                            token_stride,
-                            0.0,
+                            (scores.as_ptr(), 1, n as isize),
+                            (v.as_ptr(), 1, token_stride),
                             1.0,
-                            false,
-                            false,
-                            false,
                             gemm::Parallelism::None,
                         );
                     }

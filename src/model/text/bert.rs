@@ -7,7 +7,7 @@ use candle_core::{Device, Module, Tensor};
 
 use super::config::{Activation, TextConfig};
 use super::{multi_head_attention, ForwardOutput};
-use crate::model::ops::{gelu, LayerNorm, Linear};
+use crate::model::ops::{LayerNorm, Linear};
 use crate::weights::{Scope, Weights};
 
 struct BertLayer {
@@ -110,14 +110,15 @@ impl Bert {
             let k = l.key.forward(&x)?;
             let v = l.value.forward(&x)?;
             let (ctx, probs) = multi_head_attention(&q, &k, &v, self.cfg.num_heads, mask.as_ref())?;
-            let a = l.attn_norm.forward(&(l.attn_out.forward(&ctx)? + &x)?)?;
-            let h = l.intermediate.forward(&a)?;
+            let a = l
+                .attn_norm
+                .forward(&l.attn_out.forward_add(&ctx, &x, false)?)?;
             let h = match self.cfg.activation {
-                Activation::GeluErf => gelu(&h)?,
-                Activation::GeluTanh => h.gelu()?,
-                Activation::Relu => h.relu()?,
+                Activation::GeluErf => l.intermediate.forward_gelu(&a)?,
+                Activation::GeluTanh => l.intermediate.forward(&a)?.gelu()?,
+                Activation::Relu => l.intermediate.forward(&a)?.relu()?,
             };
-            x = l.out_norm.forward(&(l.output.forward(&h)? + a)?)?;
+            x = l.out_norm.forward(&l.output.forward_add(&h, &a, false)?)?;
             hidden.push(x.clone());
             attentions.push(probs);
         }

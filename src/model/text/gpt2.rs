@@ -7,13 +7,13 @@ use candle_core::{Device, Module, Tensor};
 
 use super::config::{Activation, TextConfig};
 use super::{multi_head_attention, ForwardOutput};
-use crate::model::ops::{gelu, LayerNorm, Linear};
+use crate::model::ops::{LayerNorm, Linear};
 use crate::weights::{Scope, Weights};
 
-/// `Conv1D`: `y = x·W + b` with `W` stored `[in, out]`; held as a [`Linear`] on `Wᵀ`.
+/// `Conv1D`: `y = x·W + b` with `W` stored `[in, out]`, which is the layout [`Linear`] keeps.
 fn conv1d(s: &Scope, i: usize, o: usize) -> Result<Linear> {
-    let w = s.get("weight", &[i, o])?.t()?.contiguous()?;
-    Ok(Linear::from_tensors(w, Some(s.get("bias", &[o])?)))
+    let w = s.get("weight", &[i, o])?;
+    Ok(Linear::from_transposed(w, Some(s.get("bias", &[o])?)))
 }
 
 struct Block {
@@ -96,14 +96,14 @@ impl Gpt2 {
                 qkv.narrow(1, 2 * d, d)?,
             );
             let (ctx, probs) = multi_head_attention(&q, &k, &v, self.cfg.num_heads, Some(&causal))?;
-            x = (x + b.c_proj.forward(&ctx)?)?;
-            let h = b.c_fc.forward(&b.ln_2.forward(&x)?)?;
+            x = b.c_proj.forward_add(&ctx, &x, false)?;
+            let n2 = b.ln_2.forward(&x)?;
             let h = match self.cfg.activation {
-                Activation::GeluTanh => h.gelu()?,
-                Activation::GeluErf => gelu(&h)?,
-                Activation::Relu => h.relu()?,
+                Activation::GeluTanh => b.c_fc.forward(&n2)?.gelu()?,
+                Activation::GeluErf => b.c_fc.forward_gelu(&n2)?,
+                Activation::Relu => b.c_fc.forward(&n2)?.relu()?,
             };
-            x = (x + b.mlp_proj.forward(&h)?)?;
+            x = b.mlp_proj.forward_add(&h, &x, false)?;
             attentions.push(probs);
             if i + 1 < self.blocks.len() {
                 hidden.push(x.clone());
