@@ -70,6 +70,9 @@ pub struct BenchArgs {
     /// Timed encoder runs after the warm-up (at least 5).
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
+    /// Timed clicks after the warm-up (at least 20).
+    #[arg(long, default_value_t = 20)]
+    pub clicks: usize,
     /// Where to run.
     #[arg(long, value_enum, default_value_t)]
     pub device: DeviceChoice,
@@ -222,7 +225,7 @@ fn bench_sam(args: &BenchArgs) -> Result<()> {
         model.predict(&emb, &prompts, true)?;
     }
     let mut dec = Vec::new();
-    for _ in 0..runs.max(20) {
+    for _ in 0..args.clicks.max(20) {
         dec.push(time_ms(&mut || {
             model.predict(&emb, &prompts, true)?;
             Ok(())
@@ -237,7 +240,7 @@ fn bench_sam(args: &BenchArgs) -> Result<()> {
         let out = serde_json::json!({
             "encode_ms": encode_ms, "decode_ms": decode_ms, "threads": threads,
             "device": dev, "dtype": "f32", "model": name, "peak_rss_mb": rss_mb,
-            "encode_runs": runs, "decode_runs": runs.max(20),
+            "encode_runs": runs, "decode_runs": args.clicks.max(20),
         });
         println!("{out}");
     } else {
@@ -249,7 +252,7 @@ fn bench_sam(args: &BenchArgs) -> Result<()> {
             "| {name} | {dev} | f32 | {threads} | {encode_ms:.1} | {decode_ms:.2} | {} |",
             rss_mb.map_or("?".into(), |m| format!("{m:.0}"))
         );
-        println!("(medians of {runs} encodes and {} clicks after a warm-up; click = one foreground point, 3 masks, upscaled to {}x{})", runs.max(20), image.width, image.height);
+        println!("(medians of {runs} encodes and {} clicks after a warm-up; click = one foreground point, 3 masks, upscaled to {}x{})", args.clicks.max(20), image.width, image.height);
     }
     Ok(())
 }

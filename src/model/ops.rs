@@ -431,26 +431,58 @@ impl SharedOut {
     }
 }
 
-/// `xᵀ` of a 2-D tensor, contiguous (blocked on the CPU: candle's strided copy walks the
-/// source one element at a time).
+/// `xᵀ` of a 2-D tensor, contiguous.
+///
+/// PERF: candle's strided copy walks the source one element at a time through an index
+/// iterator; on the CPU this copies in parallel blocks of 16 columns.
 pub fn transpose_2d(x: &Tensor) -> Result<Tensor> {
-    let (r, c) = x.dims2()?;
-    if !(matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32) {
-        return x.t()?.contiguous();
+    if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 && x.rank() == 2 {
+        x.contiguous()?.apply_op1_no_bwd(&TransposeOp)
+    } else {
+        x.t()?.contiguous()
     }
-    let src = x.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-    let mut dst = vec![0f32; r * c];
-    const B: usize = 32;
-    for i0 in (0..r).step_by(B) {
-        for j0 in (0..c).step_by(B) {
-            for i in i0..(i0 + B).min(r) {
-                for j in j0..(j0 + B).min(c) {
-                    dst[j * r + i] = src[i * c + j];
+}
+
+struct TransposeOp;
+
+impl CustomOp1 for TransposeOp {
+    fn name(&self) -> &'static str {
+        "segattn-transpose"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let src = contiguous_f32(storage, layout)?;
+        let (r, c) = layout.shape().dims2()?;
+        let mut dst = vec![0f32; r * c];
+        const B: usize = 16;
+        // `out` holds destination rows j0.. (source columns), `r` values each, written one
+        // 16 × 16 tile at a time: whole cache lines, so destination rows a power-of-two apart
+        // do not evict each other.
+        let work = |(jb, out): (usize, &mut [f32])| {
+            let j0 = jb * B;
+            let width = out.len() / r.max(1);
+            let mut tile = [[0f32; B]; B];
+            for i0 in (0..r).step_by(B) {
+                let rows = B.min(r - i0);
+                for (ii, row) in src[i0 * c..].chunks_exact(c).take(rows).enumerate() {
+                    for (jj, &v) in row[j0..j0 + width].iter().enumerate() {
+                        tile[jj][ii] = v;
+                    }
+                }
+                for (jj, t) in tile.iter().enumerate().take(width) {
+                    out[jj * r + i0..][..rows].copy_from_slice(&t[..rows]);
                 }
             }
+        };
+        if r * c > 0 {
+            if r * c >= 1 << 16 {
+                dst.par_chunks_mut(B * r).enumerate().for_each(work);
+            } else {
+                dst.chunks_mut(B * r).enumerate().for_each(work);
+            }
         }
+        Ok((CpuStorage::F32(dst), Shape::from((c, r))))
     }
-    Tensor::from_vec(dst, (c, r), x.device())
 }
 
 /// `x · Wᵀ + b` on the CPU with the bias (and optionally GELU) fused into the GEMM.
@@ -535,6 +567,131 @@ impl candle_core::CustomOp3 for LinearResidualOp<'_> {
     }
 }
 
+/// `a · b` for `a [m, k]` and `b [k, n]`, or batched `a [B, m, k]` and `b [B, k, n]`.
+///
+/// PERF: candle's matmul wakes the whole thread pool for each product and packs a transposed
+/// right-hand side on every call; on the CPU this runs [`linear_gemm`] (one product, tiled
+/// over the threads) or one single-threaded GEMM per batch entry in parallel. Callers pass `b`
+/// in the `[k, n]` layout that [`linear_gemm`] reads in place.
+pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if !(matches!(a.device(), Device::Cpu) && a.dtype() == DType::F32 && b.dtype() == DType::F32) {
+        return a.matmul(b);
+    }
+    let (a, b) = (a.contiguous()?, b.contiguous()?);
+    match (a.rank(), b.rank()) {
+        (2, 2) => a.apply_op2_no_bwd(
+            &b,
+            &LinearOp {
+                bias: None,
+                gelu: false,
+            },
+        ),
+        (3, 3) => a.apply_op2_no_bwd(&b, &BatchedMatmul),
+        _ => a.matmul(&b),
+    }
+}
+
+/// `a · b + bias + residual` for `a [m, k]`, `b [k, n]`, `bias [n]` and `residual [m, n]`, with
+/// the bias and the residual added as the GEMM's epilogue on the CPU (see [`matmul`]).
+pub fn matmul_add(
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    residual: &Tensor,
+) -> Result<Tensor> {
+    let cpu = |t: &Tensor| matches!(t.device(), Device::Cpu) && t.dtype() == DType::F32;
+    if cpu(a) && cpu(b) && cpu(residual) && a.rank() == 2 && b.rank() == 2 {
+        let bias_host = bias.map(|t| t.to_vec1::<f32>()).transpose()?;
+        let op = LinearResidualOp(LinearOp {
+            bias: bias_host.as_deref(),
+            gelu: false,
+        });
+        return a
+            .contiguous()?
+            .apply_op3_no_bwd(&b.contiguous()?, &residual.contiguous()?, &op);
+    }
+    let y = a.matmul(b)?;
+    let y = match bias {
+        Some(bias) => y.broadcast_add(bias)?,
+        None => y,
+    };
+    y + residual
+}
+
+/// `[B, m, k] · [B, k, n]` on the CPU: see [`matmul`].
+struct BatchedMatmul;
+
+impl candle_core::CustomOp2 for BatchedMatmul {
+    fn name(&self) -> &'static str {
+        "segattn-batched-matmul"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (batch, m, k) = l1.shape().dims3()?;
+        let (b2, k2, n) = l2.shape().dims3()?;
+        if (batch, k) != (b2, k2) {
+            candle_core::bail!("matmul: {:?} · {:?}", l1.dims(), l2.dims());
+        }
+        let (a, b) = (contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?);
+        let mut dst = vec![0f32; batch * m * n];
+        if m * n > 0 {
+            let one = |(i, out): (usize, &mut [f32])| {
+                let (a, b) = (&a[i * m * k..][..m * k], &b[i * k * n..][..k * n]);
+                linear_gemm_into(a, b, None, (m, n, k), Epilogue::None, out, false);
+            };
+            if batch * m * n * k >= PARALLEL_GEMM_MIN_MACS {
+                dst.par_chunks_mut(m * n).enumerate().for_each(one);
+            } else {
+                dst.chunks_mut(m * n).enumerate().for_each(one);
+            }
+        }
+        Ok((CpuStorage::F32(dst), Shape::from((batch, m, n))))
+    }
+}
+
+/// Softmax over the last dimension.
+///
+/// PERF: candle's CPU softmax calls libm's scalar `expf` per element; this one runs the
+/// vectorised [`crate::model::simd::softmax_inplace`] on rows in parallel.
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 {
+        x.contiguous()?.apply_op1_no_bwd(&SoftmaxOp)
+    } else {
+        candle_nn::ops::softmax_last_dim(x)
+    }
+}
+
+struct SoftmaxOp;
+
+impl CustomOp1 for SoftmaxOp {
+    fn name(&self) -> &'static str {
+        "segattn-softmax"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let mut dst = contiguous_f32(storage, layout)?.to_vec();
+        let n = layout.dims().last().copied().unwrap_or(1).max(1);
+        let rows = (16_384 / n).max(1) * n;
+        let run = |chunk: &mut [f32]| {
+            chunk
+                .chunks_mut(n)
+                .for_each(crate::model::simd::softmax_inplace)
+        };
+        if dst.len() >= 1 << 16 {
+            dst.par_chunks_mut(rows).for_each(run);
+        } else {
+            run(&mut dst);
+        }
+        Ok((CpuStorage::F32(dst), layout.shape().clone()))
+    }
+}
+
 /// Layer normalisation over the last dimension (PyTorch `nn.LayerNorm`).
 #[derive(Debug, Clone)]
 pub struct LayerNorm {
@@ -603,7 +760,7 @@ impl CustomOp1 for LayerNormOp {
 
 /// Σ f(x) over a slice with 8 independent partial sums, so the loop vectorises (a single
 /// running f32 sum is one long dependency chain).
-fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+pub(crate) fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [0f32; 8];
     let chunks = xs.chunks_exact(8);
     let tail = chunks.remainder();
@@ -1110,14 +1267,34 @@ pub fn resize_bilinear_window(
 ) -> Vec<f32> {
     let xs = linear_taps(src_w, full_w, out_w);
     let ys = linear_taps(src_h, full_h, out_h);
+    // PERF: separable: each source row the output reads is resampled along x once
+    // (`lx0·r[x0] + lx1·r[x1]`), then output rows are `ly0·h[y0] + ly1·h[y1]`, contiguous and
+    // vectorised. The same products and sums in the same order as the 4-tap formula, so the
+    // result is bit-identical, with a quarter of the gathers when upscaling.
+    let mut used = vec![false; src_h];
+    for &(y0, y1, _, _) in &ys {
+        used[y0] = true;
+        used[y1] = true;
+    }
+    let mut rows_x = vec![0f32; src_h * out_w];
+    rows_x
+        .par_chunks_mut(out_w.max(1))
+        .enumerate()
+        .filter(|(y, _)| used[*y])
+        .for_each(|(y, h)| {
+            let r = &src[y * src_w..][..src_w];
+            for (d, &(x0, x1, lx0, lx1)) in h.iter_mut().zip(&xs) {
+                *d = lx0 * r[x0] + lx1 * r[x1];
+            }
+        });
     let mut dst = vec![0f32; out_h * out_w];
     dst.par_chunks_mut(out_w.max(1))
         .zip(ys.par_iter())
         .for_each(|(row, &(y0, y1, ly0, ly1))| {
-            let r0 = &src[y0 * src_w..][..src_w];
-            let r1 = &src[y1 * src_w..][..src_w];
-            for (d, &(x0, x1, lx0, lx1)) in row.iter_mut().zip(&xs) {
-                *d = ly0 * (lx0 * r0[x0] + lx1 * r0[x1]) + ly1 * (lx0 * r1[x0] + lx1 * r1[x1]);
+            let h0 = &rows_x[y0 * out_w..][..out_w];
+            let h1 = &rows_x[y1 * out_w..][..out_w];
+            for ((d, a), b) in row.iter_mut().zip(h0).zip(h1) {
+                *d = ly0 * a + ly1 * b;
             }
         });
     dst
@@ -1279,6 +1456,34 @@ mod tests {
                             assert!(d < tol, "{what} {m}x{n}x{k} [{i},{j}]: {d:e}");
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// The separable resize gives exactly the 4-tap bilinear formula, upscaling (a window of
+    /// the output, as SAM's padded upscale) and downscaling.
+    #[test]
+    fn separable_resize_is_the_four_tap_formula() {
+        let src: Vec<f32> = (0..37 * 23)
+            .map(|i| ((i * 7919) % 211) as f32 * 0.01 - 1.0)
+            .collect();
+        for (full, out) in [((120, 80), (100, 80)), ((9, 31), (9, 31)), ((5, 4), (5, 4))] {
+            let got = resize_bilinear_window(&src, (37, 23), full, out);
+            let (xs, ys) = (
+                linear_taps(23, full.1, out.1),
+                linear_taps(37, full.0, out.0),
+            );
+            for (i, &(y0, y1, ly0, ly1)) in ys.iter().enumerate() {
+                for (j, &(x0, x1, lx0, lx1)) in xs.iter().enumerate() {
+                    let (r0, r1) = (&src[y0 * 23..], &src[y1 * 23..]);
+                    let want =
+                        ly0 * (lx0 * r0[x0] + lx1 * r0[x1]) + ly1 * (lx0 * r1[x0] + lx1 * r1[x1]);
+                    assert_eq!(
+                        got[i * out.1 + j].to_bits(),
+                        want.to_bits(),
+                        "{full:?} [{i},{j}]"
+                    );
                 }
             }
         }

@@ -6,7 +6,11 @@ use anyhow::Result;
 use candle_core::{Module, Tensor};
 
 use super::config::{SamConfig, DECODER_HEADS, PROMPT_EMBED_DIM};
-use crate::model::ops::{contiguous_f32, erf_f32, gelu, gemm_abt, LayerNorm, Linear};
+use crate::model::ops::{
+    contiguous_f32, gelu, lane_sum, linear_gemm, matmul, matmul_add, softmax_last_dim,
+    transpose_2d, Epilogue, LayerNorm, Linear,
+};
+use crate::model::simd::gelu_inplace;
 use crate::weights::Scope;
 
 /// Attention of the decoder (`Attention` in `transformer.py`), optionally with a narrower
@@ -33,10 +37,12 @@ struct DecoderAttention {
     wo: Tensor,
 }
 
-/// Image-side projections of one attention, split into heads: `[heads, 4096, c]`.
+/// Image-side projections of one attention, split into heads.
 #[derive(Clone)]
 pub struct ProjectedImage {
-    k: Tensor,
+    /// Keys, transposed per head: `[heads, c, 4096]`.
+    k_t: Tensor,
+    /// Values: `[heads, 4096, c]`.
     v: Tensor,
 }
 
@@ -96,16 +102,19 @@ impl DecoderAttention {
         let q = self.split_heads(&self.q_proj.forward(q)?)?;
         let k = self.split_heads(&self.k_proj.forward(k)?)?;
         let v = self.split_heads(&self.v_proj.forward(v)?)?;
-        let attn = (q.matmul(&k.t()?)? / self.scale())?;
-        let probs = candle_nn::ops::softmax_last_dim(&attn)?;
-        let out = self.merge_heads(&probs.matmul(&v)?)?;
+        let attn = (matmul(&q, &k.t()?)? / self.scale())?;
+        let probs = softmax_last_dim(&attn)?;
+        let out = self.merge_heads(&matmul(&probs, &v)?)?;
         Ok((self.out_proj.forward(&out)?, probs))
     }
 
     /// Projects the image side once (for a cache): `k_in`, `v_in` `[4096, D]`.
     fn project_image(&self, k_in: &Tensor, v_in: &Tensor) -> candle_core::Result<ProjectedImage> {
         Ok(ProjectedImage {
-            k: self.split_heads(&self.k_proj.forward(k_in)?)?,
+            k_t: self
+                .split_heads(&self.k_proj.forward(k_in)?)?
+                .t()?
+                .contiguous()?,
             v: self.split_heads(&self.v_proj.forward(v_in)?)?,
         })
     }
@@ -113,12 +122,12 @@ impl DecoderAttention {
     /// Tokens attend to the image.
     ///
     /// # Shapes
-    /// `q [T, D]`, `image_k` (keys + PE) and `image_v` (keys) `[P, D]` →
-    /// (`[T, D]`, probs `[heads, T, P]`).
+    /// `q [T, D]`, `image_k_t` (keys + PE, transposed) `[D, P]` and `image_v` (keys) `[P, D]`
+    /// → (`[T, D]`, probs `[heads, T, P]`). `image_k_t` is only read without `cached`.
     fn tokens_to_image(
         &self,
         q: &Tensor,
-        image_k: &Tensor,
+        image_k_t: Option<&Tensor>,
         image_v: &Tensor,
         cached: Option<&ProjectedImage>,
     ) -> candle_core::Result<(Tensor, Tensor)> {
@@ -127,26 +136,25 @@ impl DecoderAttention {
         let qh = self.split_heads(&self.q_proj.forward(q)?)?; // [heads, T, c]
         let (probs, heads_out) = match cached {
             Some(p) => {
-                let probs =
-                    candle_nn::ops::softmax_last_dim(&(qh.matmul(&p.k.t()?)? / self.scale())?)?;
-                let out = probs.matmul(&p.v)?; // [heads, T, c]
+                let probs = softmax_last_dim(&(matmul(&qh, &p.k_t)? / self.scale())?)?;
+                let out = matmul(&probs, &p.v)?; // [heads, T, c]
                 (probs, out)
             }
             None => {
+                let image_k_t = image_k_t.ok_or_else(|| {
+                    candle_core::Error::Msg("token → image attention without keys".into())
+                })?;
                 // scores_h = (q_h·W_k,h)·Kᵀ + q_h·b_k,h
                 let qk = qh.matmul(&self.per_head(&self.wk)?)?; // [heads, T, D]
                 let bias = qh
                     .broadcast_mul(&self.bk.reshape((nh, 1, c))?)?
                     .sum_keepdim(2)?; // [heads, T, 1]
-                let scores = qk.reshape((nh * t, d))?.matmul(&image_k.t()?)?; // [heads·T, P]
+                let scores = matmul(&qk.reshape((nh * t, d))?, image_k_t)?; // [heads·T, P]
                 let p_len = scores.dim(1)?;
                 let scores = scores.reshape((nh, t, p_len))?.broadcast_add(&bias)?;
-                let probs = candle_nn::ops::softmax_last_dim(&(scores / self.scale())?)?;
+                let probs = softmax_last_dim(&(scores / self.scale())?)?;
                 // out_h = (A_h·V)·W_v,hᵀ + b_v,h (rows of A sum to 1)
-                let av = probs
-                    .reshape((nh * t, p_len))?
-                    .matmul(image_v)?
-                    .reshape((nh, t, d))?;
+                let av = matmul(&probs.reshape((nh * t, p_len))?, image_v)?.reshape((nh, t, d))?;
                 let out = av
                     .matmul(&self.per_head(&self.wv)?.transpose(1, 2)?)? // [heads, T, c]
                     .broadcast_add(&self.bv.reshape((nh, 1, c))?)?;
@@ -157,48 +165,51 @@ impl DecoderAttention {
         Ok((self.out_proj.forward(&out)?, probs))
     }
 
-    /// The image attends to the tokens: `image_q` (keys + PE) `[P, D]`, `k`, `v` `[T, D]` →
-    /// `[P, D]`. `cached_q` is `image_q` already projected, `[heads, P, c]`.
-    fn image_to_tokens(
+    /// The image attends to the tokens, and the result is added to the image keys.
+    ///
+    /// # Shapes
+    /// `image_q_t` (keys + PE, transposed) `[D, P]`, `k`, `v` `[T, D]`, `keys [P, D]` →
+    /// `keys + attention` `[P, D]`. `cached_q_t` is `image_q` already projected and transposed,
+    /// `[heads, c, P]`; `image_q_t` is only read without it.
+    fn image_to_tokens_add(
         &self,
-        image_q: &Tensor,
+        image_q_t: Option<&Tensor>,
         k: &Tensor,
         v: &Tensor,
-        cached_q: Option<&Tensor>,
+        cached_q_t: Option<&Tensor>,
+        keys: &Tensor,
     ) -> candle_core::Result<Tensor> {
         let (t, d) = k.dims2()?;
         let (nh, c) = (self.num_heads, self.head_dim());
-        let p_len = image_q.dim(0)?;
+        let p_len = keys.dim(0)?;
         let kh = self.split_heads(&self.k_proj.forward(k)?)?; // [heads, T, c]
         let vh = self.split_heads(&self.v_proj.forward(v)?)?; // [heads, T, c]
-        let scores = match cached_q {
-            Some(qh) => qh.matmul(&kh.t()?)?.transpose(0, 1)?, // [P, heads, T]
-            None => {
-                // scores_h = Q·(k_h·W_q,h)ᵀ + b_q,h·k_hᵀ, all heads in one GEMM.
+                                                              // Scores transposed, [heads·T, P], so the image is the GEMMs' long output dimension.
+        let scores_t = match (cached_q_t, image_q_t) {
+            (Some(qh_t), _) => matmul(&kh, qh_t)?.reshape((nh * t, p_len))?,
+            (None, Some(image_q_t)) => {
+                // scores_h = (k_h·W_q,h)·Qᵀ + k_h·b_q,h, all heads in one GEMM.
                 let m = kh.matmul(&self.per_head(&self.wq)?)?.reshape((nh * t, d))?; // [heads·T, D]
                 let bias = kh
                     .broadcast_mul(&self.bq.reshape((nh, 1, c))?)?
                     .sum(2)?
-                    .reshape(nh * t)?;
-                image_q
-                    .matmul(&m.t()?)?
-                    .broadcast_add(&bias)?
-                    .reshape((p_len, nh, t))?
+                    .reshape((nh * t, 1))?;
+                matmul(&m, image_q_t)?.broadcast_add(&bias)?
+            }
+            (None, None) => {
+                candle_core::bail!("image → token attention without queries")
             }
         };
-        let probs = candle_nn::ops::softmax_last_dim(&(scores.contiguous()? / self.scale())?)?;
-        // out = Σ_h A_h·(v_h·W_out,hᵀ) + b_out, all heads in one GEMM.
+        let scores = transpose_2d(&scores_t)?.reshape((p_len, nh, t))?; // [P, heads, T]
+        let probs = softmax_last_dim(&(scores / self.scale())?)?;
+        // out = Σ_h A_h·(v_h·W_out,hᵀ) + b_out, all heads in one GEMM, added to the keys.
         let wo_h = self.wo.reshape((d, nh, c))?.permute((1, 2, 0))?; // [heads, c, D]
         let n = vh.matmul(&wo_h)?.reshape((nh * t, d))?; // [heads·T, D]
-        let out = probs.reshape((p_len, nh * t))?.matmul(&n)?;
-        out.broadcast_add(&self.out_proj_bias()?)
-    }
-
-    fn out_proj_bias(&self) -> candle_core::Result<Tensor> {
-        self.out_proj
+        let bias = self
+            .out_proj
             .bias()
-            .cloned()
-            .ok_or_else(|| candle_core::Error::Msg("out_proj has no bias".into()))
+            .ok_or_else(|| candle_core::Error::Msg("out_proj has no bias".into()))?;
+        matmul_add(&probs.reshape((p_len, nh * t))?, &n, Some(bias), keys)
     }
 }
 
@@ -216,12 +227,11 @@ pub struct BlockAttention {
 pub struct DecoderImageCache {
     /// `image_embeddings + no_mask_embed`, `[4096, D]`
     keys: Tensor,
-    /// `keys + image_pe`, `[4096, D]`
-    keys_pe: Tensor,
     /// Block 0 token → image, projected from keys + PE and keys.
     t2i: ProjectedImage,
-    /// Block 0 image → token queries, projected from keys + PE: `[heads, 4096, c]`.
-    i2t_q: Tensor,
+    /// Block 0 image → token queries, projected from keys + PE and transposed per head:
+    /// `[heads, c, 4096]`.
+    i2t_q_t: Tensor,
 }
 
 struct TwoWayBlock {
@@ -280,21 +290,30 @@ impl TwoWayBlock {
         };
         let queries = self.norm1.forward(&queries)?;
         let q = (&queries + query_pe)?;
-        let k = match cache {
-            Some(c) => c.keys_pe.clone(),
-            None => (keys + key_pe)?,
+        // Keys + PE, transposed `[D, P]`: the image side of both cross attentions (the cache
+        // holds their projections instead).
+        let k_t = match cache {
+            Some(_) => None,
+            None => Some(transpose_2d(&(keys + key_pe)?)?),
         };
-        let (out, token_to_image) =
-            self.cross_token_to_image
-                .tokens_to_image(&q, &k, keys, cache.map(|c| &c.t2i))?;
+        let (out, token_to_image) = self.cross_token_to_image.tokens_to_image(
+            &q,
+            k_t.as_ref(),
+            keys,
+            cache.map(|c| &c.t2i),
+        )?;
         let queries = self.norm2.forward(&(queries + out)?)?;
         let mlp = self.lin2.forward(&self.lin1.forward(&queries)?.relu()?)?;
         let queries = self.norm3.forward(&(queries + mlp)?)?;
         let q = (&queries + query_pe)?;
-        let out =
-            self.cross_image_to_token
-                .image_to_tokens(&k, &q, &queries, cache.map(|c| &c.i2t_q))?;
-        let keys = self.norm4.forward(&(keys + out)?)?;
+        let keys = self.cross_image_to_token.image_to_tokens_add(
+            k_t.as_ref(),
+            &q,
+            &queries,
+            cache.map(|c| &c.i2t_q_t),
+            keys,
+        )?;
+        let keys = self.norm4.forward(&keys)?;
         Ok((
             queries,
             keys,
@@ -340,8 +359,8 @@ impl Mlp {
 struct Upsample2x {
     /// `[Cin, Cout·4]`
     weight: Tensor,
-    /// `[Cout·4, Cin]`, row-major, for the CPU GEMM.
-    weight_t: Vec<f32>,
+    /// The same as host data, for the CPU GEMM ([`linear_gemm`] reads it in this layout).
+    weight_host: Vec<f32>,
     /// `[Cout]`
     bias: Tensor,
     bias_v: Vec<f32>,
@@ -356,7 +375,7 @@ impl Upsample2x {
         let weight = s
             .get("weight", &[cin, cout, 2, 2])?
             .reshape((cin, cout * 4))?;
-        let weight_t = weight.t()?.contiguous()?.flatten_all()?.to_vec1()?;
+        let weight_host = weight.flatten_all()?.to_vec1()?;
         let bias = s.get("bias", &[cout])?;
         let (norm, norm_t) = match norm {
             Some(n) => (
@@ -372,7 +391,7 @@ impl Upsample2x {
         Ok(Self {
             bias_v: bias.to_vec1()?,
             weight,
-            weight_t,
+            weight_host,
             bias,
             norm,
             norm_t,
@@ -415,31 +434,29 @@ impl candle_core::CustomOp1 for Upsample2x {
         let data = contiguous_f32(storage, layout)?;
         let (h, w, cin) = layout.shape().dims3()?;
         let c = self.cout;
-        let y = gemm_abt(data, &self.weight_t, None, h * w, 4 * c, cin); // [H·W, Cout·4]
+        let dims = (h * w, 4 * c, cin);
+        let y = linear_gemm(data, &self.weight_host, None, dims, Epilogue::None); // [H·W, Cout·4]
         let mut out = vec![0f32; 4 * h * w * c];
         out.par_chunks_mut(2 * w * c)
             .enumerate()
             .for_each(|(oy, row)| {
                 let (iy, dy) = (oy / 2, oy % 2);
-                let mut v = vec![0f32; c];
                 for (ox, px) in row.chunks_mut(c).enumerate() {
                     let (ix, dx) = (ox / 2, ox % 2);
                     let src = &y[(iy * w + ix) * 4 * c..][..4 * c];
-                    for (o, val) in v.iter_mut().enumerate() {
+                    for (o, val) in px.iter_mut().enumerate() {
                         *val = src[o * 4 + dy * 2 + dx] + self.bias_v[o];
                     }
                     if let Some((nw, nb, eps)) = &self.norm {
-                        let mean = v.iter().sum::<f32>() / c as f32;
-                        let var = v.iter().map(|t| (t - mean) * (t - mean)).sum::<f32>() / c as f32;
+                        let mean = lane_sum(px, |t| t) / c as f32;
+                        let var = lane_sum(px, |t| (t - mean) * (t - mean)) / c as f32;
                         let inv = 1.0 / (var + eps).sqrt();
-                        for ((t, g), bb) in v.iter_mut().zip(nw).zip(nb) {
+                        for ((t, g), bb) in px.iter_mut().zip(nw).zip(nb) {
                             *t = (*t - mean) * inv * g + bb;
                         }
                     }
-                    for (o, t) in px.iter_mut().zip(&v) {
-                        *o = t * 0.5 * (1.0 + erf_f32(t * std::f32::consts::FRAC_1_SQRT_2));
-                    }
                 }
+                gelu_inplace(row);
             });
         Ok((
             candle_core::CpuStorage::F32(out),
@@ -518,13 +535,11 @@ impl MaskDecoder {
         let first = &self.blocks[0];
         let t2i = first.cross_token_to_image.project_image(&keys_pe, &keys)?;
         let i2t = &first.cross_image_to_token;
-        let i2t_q = i2t.split_heads(&i2t.q_proj.forward(&keys_pe)?)?;
-        Ok(DecoderImageCache {
-            keys,
-            keys_pe,
-            t2i,
-            i2t_q,
-        })
+        let i2t_q_t = i2t
+            .split_heads(&i2t.q_proj.forward(&keys_pe)?)?
+            .t()?
+            .contiguous()?;
+        Ok(DecoderImageCache { keys, t2i, i2t_q_t })
     }
 
     /// Runs the decoder for one prompt.
@@ -559,8 +574,10 @@ impl MaskDecoder {
             blocks.push(a);
         }
         let q = (&queries + &tokens)?;
-        let k = (&keys + key_pe)?;
-        let (out, final_token_to_image) = self.final_attn.tokens_to_image(&q, &k, &keys, None)?;
+        let k_t = transpose_2d(&(&keys + key_pe)?)?;
+        let (out, final_token_to_image) =
+            self.final_attn
+                .tokens_to_image(&q, Some(&k_t), &keys, None)?;
         let hs = self.norm_final.forward(&(queries + out)?)?; // [T, D]
 
         let iou_out = hs.narrow(0, 0, 1)?; // [1, D]
