@@ -667,6 +667,37 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     }
 }
 
+/// Softmax over dimension 1 of `x [A, T, P]` of `x / divisor` (attention scores laid out with
+/// the positions `P` contiguous and the softmax running over the tokens `T`).
+///
+/// PERF: the alternative, transposing to `[P, A, T]` and taking row softmaxes, runs one
+/// vector kernel per handful of values; here all lanes work across positions.
+pub fn softmax_dim1(x: &Tensor, divisor: f64) -> Result<Tensor> {
+    if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 && x.rank() == 3 {
+        x.contiguous()?
+            .apply_op1_no_bwd(&SoftmaxDim1Op(divisor as f32))
+    } else {
+        candle_nn::ops::softmax(&(x / divisor)?, 1)
+    }
+}
+
+struct SoftmaxDim1Op(f32);
+
+impl CustomOp1 for SoftmaxDim1Op {
+    fn name(&self) -> &'static str {
+        "segattn-softmax-dim1"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (_, t, p) = layout.shape().dims3()?;
+        let mut dst = contiguous_f32(storage, layout)?.to_vec();
+        // One [T, P] slab per task.
+        dst.par_chunks_mut((t * p).max(1))
+            .for_each(|slab| crate::model::simd::softmax_columns(slab, p, self.0));
+        Ok((CpuStorage::F32(dst), layout.shape().clone()))
+    }
+}
+
 struct SoftmaxOp;
 
 impl CustomOp1 for SoftmaxOp {
@@ -1367,6 +1398,48 @@ mod tests {
                 .forward_add(&f64_of(&x), &f64_of(&r), true)
                 .expect("fallback"),
             "linear + residual + gelu",
+        );
+
+        // Matmuls (one and batched), with bias and residual; transpose; the softmaxes.
+        let (a, b) = (t(vals(70 * 9, 8), &[70, 9]), t(vals(9 * 50, 9), &[9, 50]));
+        let (bias, res) = (t(vals(50, 10), &[50]), t(vals(70 * 50, 11), &[70, 50]));
+        let mm = |a: &Tensor, b: &Tensor| matmul(a, b).expect("matmul");
+        close(&mm(&a, &b), &mm(&f64_of(&a), &f64_of(&b)), "matmul");
+        let (a3, b3) = (
+            a.reshape((7, 10, 9)).expect("a3"),
+            t(vals(7 * 9 * 5, 12), &[7, 9, 5]),
+        );
+        close(
+            &mm(&a3, &b3),
+            &mm(&f64_of(&a3), &f64_of(&b3)),
+            "batched matmul",
+        );
+        close(
+            &matmul_add(&a, &b, Some(&bias), &res).expect("cpu"),
+            &matmul_add(
+                &f64_of(&a),
+                &f64_of(&b),
+                Some(&f64_of(&bias)),
+                &f64_of(&res),
+            )
+            .expect("fallback"),
+            "matmul + bias + residual",
+        );
+        close(
+            &transpose_2d(&a).expect("cpu"),
+            &transpose_2d(&f64_of(&a)).expect("fallback"),
+            "transpose",
+        );
+        let s3 = t(vals(3 * 7 * 40, 13), &[3, 7, 40]);
+        close(
+            &softmax_dim1(&s3, 4.0).expect("cpu"),
+            &softmax_dim1(&f64_of(&s3), 4.0).expect("fallback"),
+            "softmax over dim 1",
+        );
+        close(
+            &softmax_last_dim(&s3).expect("cpu"),
+            &softmax_last_dim(&f64_of(&s3)).expect("fallback"),
+            "softmax over the last dim",
         );
 
         // Dense convolution, NCHW and NHWC input, with GELU.

@@ -152,6 +152,46 @@ multiversion! {
     }
 }
 
+multiversion! {
+    /// Softmax down each column of the row-major `[rows, cols]` block `x`, of the values
+    /// divided by `divisor`: `exp(x/d - max) / Σ` per column, the sum accumulated in f32 row by
+    /// row. For softmaxes over a short axis (an image position's handful of tokens) laid out
+    /// so the long axis is contiguous: 64 columns at a time, all vector lanes busy.
+    pub fn softmax_columns(x: &mut [f32], cols: usize, divisor: f32) {
+        const W: usize = 64;
+        let rows = x.len() / cols.max(1);
+        for c0 in (0..cols).step_by(W) {
+            let w = W.min(cols - c0);
+            let mut max = [f32::NEG_INFINITY; W];
+            for r in 0..rows {
+                let row = &mut x[r * cols + c0..][..w];
+                for (m, v) in max.iter_mut().zip(row.iter_mut()) {
+                    *v /= divisor;
+                    *m = m.max(*v);
+                }
+            }
+            let mut sum = [0f32; W];
+            for r in 0..rows {
+                let row = &mut x[r * cols + c0..][..w];
+                for ((s, m), v) in sum.iter_mut().zip(&max).zip(row.iter_mut()) {
+                    *v = exp_f32(*v - m);
+                    *s += *v;
+                }
+            }
+            let mut inv = [0f32; W];
+            for (i, s) in inv.iter_mut().zip(&sum) {
+                *i = 1.0 / s;
+            }
+            for r in 0..rows {
+                let row = &mut x[r * cols + c0..][..w];
+                for (v, i) in row.iter_mut().zip(&inv) {
+                    *v *= i;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +240,23 @@ mod tests {
         assert_eq!(row[3], 0.0);
         for (g, w) in row.iter().zip(&want) {
             assert!((f64::from(*g) - w).abs() < 1e-7, "{g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn softmax_columns_is_the_row_softmax_transposed() {
+        let (rows, cols) = (7, 70);
+        let x: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 37) % 23) as f32 * 0.9 - 9.0)
+            .collect();
+        let mut got = x.clone();
+        softmax_columns(&mut got, cols, 4.0);
+        for c in 0..cols {
+            let mut col: Vec<f32> = (0..rows).map(|r| x[r * cols + c] / 4.0).collect();
+            softmax_inplace(&mut col);
+            for r in 0..rows {
+                assert!((got[r * cols + c] - col[r]).abs() < 1e-7, "[{r},{c}]");
+            }
         }
     }
 

@@ -7,8 +7,8 @@ use candle_core::{Module, Tensor};
 
 use super::config::{SamConfig, DECODER_HEADS, PROMPT_EMBED_DIM};
 use crate::model::ops::{
-    contiguous_f32, gelu, lane_sum, linear_gemm, matmul, matmul_add, softmax_last_dim,
-    transpose_2d, Epilogue, LayerNorm, Linear,
+    contiguous_f32, gelu, lane_sum, linear_gemm, matmul, matmul_add, softmax_dim1,
+    softmax_last_dim, transpose_2d, Epilogue, LayerNorm, Linear,
 };
 use crate::model::simd::gelu_inplace;
 use crate::weights::Scope;
@@ -200,16 +200,16 @@ impl DecoderAttention {
                 candle_core::bail!("image → token attention without queries")
             }
         };
-        let scores = transpose_2d(&scores_t)?.reshape((p_len, nh, t))?; // [P, heads, T]
-        let probs = softmax_last_dim(&(scores / self.scale())?)?;
-        // out = Σ_h A_h·(v_h·W_out,hᵀ) + b_out, all heads in one GEMM, added to the keys.
+        let probs_t = softmax_dim1(&scores_t.reshape((nh, t, p_len))?, self.scale())?;
+        let probs = transpose_2d(&probs_t.reshape((nh * t, p_len))?)?; // [P, heads·T]
+                                                                       // out = Σ_h A_h·(v_h·W_out,hᵀ) + b_out, all heads in one GEMM, added to the keys.
         let wo_h = self.wo.reshape((d, nh, c))?.permute((1, 2, 0))?; // [heads, c, D]
         let n = vh.matmul(&wo_h)?.reshape((nh * t, d))?; // [heads·T, D]
         let bias = self
             .out_proj
             .bias()
             .ok_or_else(|| candle_core::Error::Msg("out_proj has no bias".into()))?;
-        matmul_add(&probs.reshape((p_len, nh * t))?, &n, Some(bias), keys)
+        matmul_add(&probs, &n, Some(bias), keys)
     }
 }
 
