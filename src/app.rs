@@ -70,6 +70,8 @@ pub struct AppOptions {
     pub text_model_built: Option<TextModel>,
     /// Where models run.
     pub device: crate::cli::DeviceChoice,
+    /// Format of SAM's image encoder.
+    pub dtype: crate::cli::DTypeChoice,
     /// Where model downloads come from and go (default: the Hub and its standard cache).
     pub downloads: DownloadOptions,
 }
@@ -113,7 +115,8 @@ impl SegattnApp {
         let ctx = cc.egui_ctx.clone();
         let repaint: Repaint = std::sync::Arc::new(move || ctx.request_repaint());
         let device = crate::cli::select_device(opts.device)?;
-        let sam = SamWorker::spawn(device.clone(), repaint.clone())?;
+        let precision = opts.dtype.resolve(&device);
+        let sam = SamWorker::spawn(device.clone(), precision, repaint.clone())?;
         let text = TextWorker::spawn(device.clone(), repaint.clone())?;
         let mut app = Self {
             settings,
@@ -122,6 +125,7 @@ impl SegattnApp {
             encodings: EncodingsState::default(),
             status: Status {
                 device: crate::cli::device_name(&device),
+                precision: precision.name().into(),
                 ..Status::default()
             },
             sam,

@@ -511,6 +511,8 @@ pub struct Scope<'a> {
     weights: &'a Weights,
     prefix: String,
     device: Device,
+    /// The dtype [`Scope::get`] returns (f32 unless [`Scope::with_dtype`] says otherwise).
+    dtype: DType,
 }
 
 impl<'a> Scope<'a> {
@@ -520,6 +522,7 @@ impl<'a> Scope<'a> {
             weights,
             prefix: String::new(),
             device: device.clone(),
+            dtype: DType::F32,
         }
     }
 
@@ -529,7 +532,22 @@ impl<'a> Scope<'a> {
             weights: self.weights,
             prefix: self.key(&name.to_string()),
             device: self.device.clone(),
+            dtype: self.dtype,
         }
+    }
+
+    /// This scope, with [`Scope::get`] converting tensors to `dtype` (e.g. f16 for a
+    /// half-precision encoder); [`Scope::get_vec`] still reads f32.
+    pub fn with_dtype(&self, dtype: DType) -> Self {
+        Self {
+            dtype,
+            ..self.clone()
+        }
+    }
+
+    /// The dtype [`Scope::get`] returns.
+    pub fn dtype(&self) -> DType {
+        self.dtype
     }
 
     /// The full key of `name` in this scope.
@@ -564,9 +582,14 @@ impl<'a> Scope<'a> {
         })
     }
 
-    /// Tensor `name` of shape `expected`, f32 on this scope's device.
+    /// Tensor `name` of shape `expected`, in this scope's dtype on its device.
     pub fn get(&self, name: &str, expected: &[usize]) -> Result<Tensor, WeightsError> {
-        self.weights.get(&self.key(name), expected, &self.device)
+        let t = self.weights.get(&self.key(name), expected, &self.device)?;
+        if self.dtype == DType::F32 {
+            Ok(t)
+        } else {
+            t.to_dtype(self.dtype).map_err(|e| self.error(name, e))
+        }
     }
 
     /// Tensor `name` of shape `expected`, f32 on the CPU as a flat row-major vector.

@@ -449,3 +449,19 @@ fn model_download_without_network_says_what_to_do() {
     h.run_steps(2);
     h.get_by_label("Download GPT-2");
 }
+
+/// The status bar says where the models run and in which format, as the user chose.
+#[test]
+fn status_bar_names_device_and_dtype() {
+    let mut h = app(AppOptions {
+        device: segattn::cli::DeviceChoice::Cpu,
+        dtype: segattn::cli::DTypeChoice::F16,
+        ..Default::default()
+    });
+    h.run_steps(2);
+    h.get_by_label("cpu · SAM encoder f16, rest f32");
+    let mut h = app(AppOptions::default());
+    h.run_steps(2);
+    // `auto` on a machine without a GPU: the CPU, in f32.
+    h.get_by_label("cpu · f32");
+}

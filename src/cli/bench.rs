@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 
-use super::{device_name, peak_rss_bytes, select_device, DeviceChoice};
+use super::{device_name, peak_rss_bytes, select_device, DTypeChoice, DeviceChoice};
 use crate::model::sam::config::{EncoderConfig, SamConfig, TinyVitConfig, VitConfig};
 use crate::model::sam::{PointLabel, PointPrompt, Prompts, Rgb8, SamModel};
 use crate::model::text::TextModel;
@@ -76,6 +76,9 @@ pub struct BenchArgs {
     /// Where to run.
     #[arg(long, value_enum, default_value_t)]
     pub device: DeviceChoice,
+    /// Format of SAM's image encoder (text models run in f32).
+    #[arg(long, value_enum, default_value_t)]
+    pub dtype: DTypeChoice,
     /// Sentence lengths (tokens) for `text`.
     #[arg(long, value_delimiter = ',', default_values_t = [16usize, 128])]
     pub tokens: Vec<usize>,
@@ -198,10 +201,16 @@ fn bench_text(args: &BenchArgs) -> Result<()> {
 fn bench_sam(args: &BenchArgs) -> Result<()> {
     let runs = args.runs.max(5);
     let device = select_device(args.device)?;
+    let precision = args.dtype.resolve(&device);
     let model = match &args.weights {
-        Some(path) => SamModel::load(&Weights::open(path)?, &device)?,
-        None => SamModel::detweights(args.arch.config(), 1, &device)?,
+        Some(path) => SamModel::load_as(&Weights::open(path)?, &device, precision)?,
+        None => {
+            let config = args.arch.config();
+            let weights = crate::model::sam::detweights_sam(&config, 1)?;
+            SamModel::load_with_config(&weights, config, &device, precision)?
+        }
     };
+    let dtype = precision.name();
     let image = match &args.image {
         Some(p) => crate::image_io::load_rgb8(p)?,
         None => synthetic_image(451, 300),
@@ -239,7 +248,7 @@ fn bench_sam(args: &BenchArgs) -> Result<()> {
     if args.json {
         let out = serde_json::json!({
             "encode_ms": encode_ms, "decode_ms": decode_ms, "threads": threads,
-            "device": dev, "dtype": "f32", "model": name, "peak_rss_mb": rss_mb,
+            "device": dev, "dtype": dtype, "model": name, "peak_rss_mb": rss_mb,
             "encode_runs": runs, "decode_runs": args.clicks.max(20),
         });
         println!("{out}");
@@ -249,7 +258,7 @@ fn bench_sam(args: &BenchArgs) -> Result<()> {
         );
         println!("| --- | --- | --- | --- | --- | --- | --- |");
         println!(
-            "| {name} | {dev} | f32 | {threads} | {encode_ms:.1} | {decode_ms:.2} | {} |",
+            "| {name} | {dev} | {dtype} | {threads} | {encode_ms:.1} | {decode_ms:.2} | {} |",
             rss_mb.map_or("?".into(), |m| format!("{m:.0}"))
         );
         println!("(medians of {runs} encodes and {} clicks after a warm-up; click = one foreground point, 3 masks, upscaled to {}x{})", args.clicks.max(20), image.width, image.height);

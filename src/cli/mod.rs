@@ -50,6 +50,9 @@ pub struct GuiArgs {
     /// Where models run.
     #[arg(long, value_enum, default_value_t)]
     pub device: DeviceChoice,
+    /// Format of SAM's image encoder.
+    #[arg(long, value_enum, default_value_t)]
+    pub dtype: DTypeChoice,
 }
 
 /// Opens the desktop app.
@@ -62,6 +65,7 @@ pub fn run_gui(args: GuiArgs) -> Result<()> {
         view: args.view,
         discover: true,
         device: args.device,
+        dtype: args.dtype,
         ..Default::default()
     })
 }
@@ -91,6 +95,33 @@ pub enum DeviceChoice {
     Cuda,
     /// An Apple GPU (needs the `metal` feature).
     Metal,
+}
+
+/// The format of SAM's image encoder (prompt encoder, mask decoder and text models run in f32).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum DTypeChoice {
+    /// f16 on a GPU, f32 on the CPU.
+    #[default]
+    Auto,
+    /// 32-bit floats.
+    F32,
+    /// Half precision (masks checked equal to f32's).
+    F16,
+    /// bfloat16 (GPU only; not checked against f32 here).
+    Bf16,
+}
+
+impl DTypeChoice {
+    /// The precision this choice means on `device`.
+    pub fn resolve(self, device: &candle_core::Device) -> crate::model::Precision {
+        use crate::model::Precision;
+        match self {
+            Self::Auto => Precision::auto_for(device),
+            Self::F32 => Precision::F32,
+            Self::F16 => Precision::F16,
+            Self::Bf16 => Precision::Bf16,
+        }
+    }
 }
 
 /// Opens the device the user asked for.

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 
-use super::{indexed_path, select_device, DeviceChoice};
+use super::{indexed_path, select_device, DTypeChoice, DeviceChoice};
 use crate::model::sam::{BoxPrompt, PointLabel, PointPrompt, Prompts, SamModel, LOW_RES};
 use crate::weights::Weights;
 
@@ -41,6 +41,9 @@ pub struct SegmentArgs {
     /// Where to run.
     #[arg(long, value_enum, default_value_t)]
     pub device: DeviceChoice,
+    /// Format of the image encoder.
+    #[arg(long, value_enum, default_value_t)]
+    pub dtype: DTypeChoice,
 }
 
 /// A parsed `--point`.
@@ -106,7 +109,7 @@ pub fn run(args: &SegmentArgs) -> Result<()> {
     let image = crate::image_io::load_rgb8(&args.image)?;
     let device = select_device(args.device)?;
     let weights = Weights::open(&args.weights)?;
-    let model = SamModel::load(&weights, &device)?;
+    let model = SamModel::load_as(&weights, &device, args.dtype.resolve(&device))?;
     drop(weights);
 
     let t0 = Instant::now();
@@ -173,9 +176,10 @@ pub fn run(args: &SegmentArgs) -> Result<()> {
             );
         }
         eprintln!(
-            "{} on {}: encode {encode_ms:.0} ms, decode {decode_ms:.1} ms",
+            "{} on {} (encoder {}): encode {encode_ms:.0} ms, decode {decode_ms:.1} ms",
             model.config().name(),
-            super::device_name(&device)
+            super::device_name(&device),
+            model.precision().name()
         );
     }
     Ok(())

@@ -663,7 +663,7 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 {
         x.contiguous()?.apply_op1_no_bwd(&SoftmaxOp)
     } else {
-        candle_nn::ops::softmax_last_dim(x)
+        in_f32(x, candle_nn::ops::softmax_last_dim)
     }
 }
 
@@ -677,7 +677,7 @@ pub fn softmax_dim1(x: &Tensor, divisor: f64) -> Result<Tensor> {
         x.contiguous()?
             .apply_op1_no_bwd(&SoftmaxDim1Op(divisor as f32))
     } else {
-        candle_nn::ops::softmax(&(x / divisor)?, 1)
+        in_f32(x, |x| candle_nn::ops::softmax(&(x / divisor)?, 1))
     }
 }
 
@@ -817,12 +817,24 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f32) -> Resul
         };
         x.contiguous()?.apply_op1_no_bwd(&op)
     } else {
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let xc = x.broadcast_sub(&mean)?;
-        let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
-        xc.broadcast_div(&(var + f64::from(eps))?.sqrt()?)?
-            .broadcast_mul(weight)?
-            .broadcast_add(bias)
+        in_f32(x, |x| {
+            let mean = x.mean_keepdim(D::Minus1)?;
+            let xc = x.broadcast_sub(&mean)?;
+            let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
+            xc.broadcast_div(&(var + f64::from(eps))?.sqrt()?)?
+                .broadcast_mul(&weight.to_dtype(x.dtype())?)?
+                .broadcast_add(&bias.to_dtype(x.dtype())?)
+        })
+    }
+}
+
+/// `f(x)` computed in f32 when `x` is f16 or bf16 (cast back after), as PyTorch's autocast
+/// runs normalisations and softmaxes: their sums lose too many digits, or overflow, in half
+/// precision. Other dtypes are passed through.
+pub fn in_f32(x: &Tensor, f: impl FnOnce(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+    match x.dtype() {
+        DType::F16 | DType::BF16 => f(&x.to_dtype(DType::F32)?)?.to_dtype(x.dtype()),
+        _ => f(x),
     }
 }
 
@@ -1061,11 +1073,14 @@ impl LayerNorm2d {
 impl Module for LayerNorm2d {
     /// `[B, C, H, W]` → `[B, C, H, W]`
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let u = x.mean_keepdim(1)?;
-        let xc = x.broadcast_sub(&u)?;
-        let s = xc.sqr()?.mean_keepdim(1)?;
-        let x = xc.broadcast_div(&(s + self.eps)?.sqrt()?)?;
-        x.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)
+        in_f32(x, |x| {
+            let u = x.mean_keepdim(1)?;
+            let xc = x.broadcast_sub(&u)?;
+            let s = xc.sqr()?.mean_keepdim(1)?;
+            let y = xc.broadcast_div(&(s + self.eps)?.sqrt()?)?;
+            y.broadcast_mul(&self.weight.to_dtype(x.dtype())?)?
+                .broadcast_add(&self.bias.to_dtype(x.dtype())?)
+        })
     }
 }
 

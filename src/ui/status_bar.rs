@@ -7,6 +7,8 @@ use std::time::Instant;
 pub struct Status {
     /// Device name ("cpu", "cuda:0").
     pub device: String,
+    /// The SAM image encoder's format ("f32", "f16"); everything else runs in f32.
+    pub precision: String,
     /// Loaded SAM model.
     pub sam_model: Option<String>,
     /// Loaded text model.
@@ -38,7 +40,13 @@ impl Status {
     /// Draws the bar.
     pub fn ui(&self, ui: &mut egui::Ui) {
         ui.horizontal_wrapped(|ui| {
-            ui.label(format!("{} · f32", self.device));
+            let formats = if self.precision.is_empty() || self.precision == "f32" {
+                "f32".to_string()
+            } else {
+                format!("SAM encoder {}, rest f32", self.precision)
+            };
+            ui.label(format!("{} · {formats}", self.device))
+                .on_hover_text("where the models run, and in which floating-point format");
             ui.separator();
             ui.label(format!(
                 "SAM: {}",

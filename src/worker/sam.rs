@@ -10,7 +10,7 @@ use candle_core::Device;
 
 use super::{drain, Repaint, SendError, CHANNEL_CAPACITY};
 use crate::model::sam::prompt_encoder::RandomFourierEncoding;
-use crate::model::sam::{ImageEmbedding, Prediction, Prompts, Rgb8, SamModel};
+use crate::model::sam::{ImageEmbedding, Precision, Prediction, Prompts, Rgb8, SamModel};
 use crate::weights::Weights;
 
 /// What the UI asks of the SAM worker.
@@ -103,6 +103,8 @@ pub struct SamWorker {
 struct State {
     cancel: Arc<AtomicBool>,
     device: Device,
+    /// The image encoder's format for models this worker loads.
+    precision: Precision,
     model: Option<SamModel>,
     embedding: Option<(u64, ImageEmbedding)>,
     out: SyncSender<SamResponse>,
@@ -129,7 +131,7 @@ impl State {
                 let t = Instant::now();
                 match Weights::open(&path)
                     .map_err(anyhow::Error::from)
-                    .and_then(|w| SamModel::load(&w, &self.device))
+                    .and_then(|w| SamModel::load_as(&w, &self.device, self.precision))
                 {
                     Ok(m) => self.set_model(m, t),
                     Err(e) => self.error("loading the SAM model", &e),
@@ -228,7 +230,7 @@ fn coalesce(reqs: Vec<SamRequest>) -> Vec<SamRequest> {
 
 impl SamWorker {
     /// Starts the worker thread on `device`.
-    pub fn spawn(device: Device, repaint: Repaint) -> std::io::Result<Self> {
+    pub fn spawn(device: Device, precision: Precision, repaint: Repaint) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel::<SamRequest>(CHANNEL_CAPACITY);
         let (out, responses) = sync_channel::<SamResponse>(CHANNEL_CAPACITY);
         let cancel = Arc::new(AtomicBool::new(false));
@@ -239,6 +241,7 @@ impl SamWorker {
                 let mut state = State {
                     cancel: worker_cancel,
                     device,
+                    precision,
                     model: None,
                     embedding: None,
                     out,

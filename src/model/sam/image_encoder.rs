@@ -96,7 +96,7 @@ fn gather_rel_pos(s: &Scope, name: &str, size: usize, head_dim: usize) -> Result
             out.extend_from_slice(&table[r * head_dim..(r + 1) * head_dim]);
         }
     }
-    Ok(Tensor::from_vec(out, (size, size, head_dim), s.device())?)
+    Ok(Tensor::from_vec(out, (size, size, head_dim), s.device())?.to_dtype(s.dtype())?)
 }
 
 /// Multi-head attention with decomposed relative positions (`Attention` in the official code).
@@ -194,7 +194,7 @@ impl VitAttention {
             .broadcast_add(&rel_h.unsqueeze(4)?)?
             .broadcast_add(&rel_w.unsqueeze(3)?)?
             .reshape((bh, n, n))?;
-        candle_nn::ops::softmax_last_dim(&attn)?.matmul(v)
+        crate::model::ops::softmax_last_dim(&attn)?.matmul(v)
     }
 }
 

@@ -16,6 +16,7 @@ use candle_core::{Device, Tensor};
 
 use crate::model::detweights;
 use crate::model::ops::to_vec_f32;
+pub use crate::model::Precision;
 use crate::weights::{Scope, Weights};
 use config::{EncoderConfig, SamConfig, EMBED_GRID, IMG_SIZE};
 use image_encoder::ImageEncoderVit;
@@ -182,21 +183,37 @@ pub struct SamModel {
     /// The dense positional encoding as rows `[4096, 256]`.
     image_pe_rows: Tensor,
     device: Device,
+    /// The image encoder's format (everything else runs in f32).
+    precision: Precision,
 }
 
 impl SamModel {
-    /// Loads any SAM / MobileSAM checkpoint, detecting the architecture from its tensors.
+    /// Loads any SAM / MobileSAM checkpoint, detecting the architecture from its tensors; f32.
     pub fn load(weights: &Weights, device: &Device) -> Result<Self> {
+        Self::load_as(weights, device, Precision::F32)
+    }
+
+    /// [`Self::load`] with the image encoder in `precision`.
+    pub fn load_as(weights: &Weights, device: &Device, precision: Precision) -> Result<Self> {
         let root = Scope::new(weights, device);
         let config = SamConfig::detect(&root)
             .with_context(|| format!("not a SAM checkpoint: {}", weights.path().display()))?;
-        Self::load_with_config(weights, config, device)
+        Self::load_with_config(weights, config, device, precision)
     }
 
-    /// Loads a checkpoint whose architecture is already known.
-    pub fn load_with_config(weights: &Weights, config: SamConfig, device: &Device) -> Result<Self> {
+    /// Loads a checkpoint whose architecture is already known, the image encoder in
+    /// `precision`.
+    pub fn load_with_config(
+        weights: &Weights,
+        config: SamConfig,
+        device: &Device,
+        precision: Precision,
+    ) -> Result<Self> {
+        if precision == Precision::Bf16 && device.is_cpu() {
+            bail!("bf16 runs on a GPU only (candle's CPU matmul has no bf16): use f32 or f16");
+        }
         let root = Scope::new(weights, device);
-        let enc = root.pp("image_encoder");
+        let enc = root.pp("image_encoder").with_dtype(precision.dtype());
         let encoder = match &config.encoder {
             EncoderConfig::Vit(c) => Encoder::Vit(ImageEncoderVit::load(&enc, c)?),
             EncoderConfig::TinyVit(c) => Encoder::TinyVit(TinyVit::load(&enc, c)?),
@@ -209,13 +226,19 @@ impl SamModel {
             encoder,
             config,
             device: device.clone(),
+            precision,
         })
     }
 
     /// A model with deterministic random weights ("detweights", `seed`) at `config`'s shapes.
     pub fn detweights(config: SamConfig, seed: u64, device: &Device) -> Result<Self> {
         let weights = detweights_sam(&config, seed)?;
-        Self::load_with_config(&weights, config, device)
+        Self::load_with_config(&weights, config, device, Precision::F32)
+    }
+
+    /// The image encoder's format.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The detected architecture.
@@ -259,14 +282,15 @@ impl SamModel {
             );
         }
         let input = transforms::normalize_and_pad(resized);
-        let x = Tensor::from_vec(input, (1, 3, IMG_SIZE, IMG_SIZE), &self.device)?;
+        let x = Tensor::from_vec(input, (1, 3, IMG_SIZE, IMG_SIZE), &self.device)?
+            .to_dtype(self.precision.dtype())?;
         let features = match &self.encoder {
             Encoder::Vit(e) => e.forward(&x, cancelled),
             Encoder::TinyVit(e) => e.forward(&x, cancelled),
         };
         let features = match features {
             Err(_) if cancelled() => return Err(Cancelled.into()),
-            f => f?,
+            f => f?.to_dtype(candle_core::DType::F32)?,
         };
         let no_mask = self
             .prompt_encoder

@@ -40,8 +40,8 @@ fn load_conv_bn(s: &Scope, cin: usize, cout: usize, k: usize) -> Result<(Tensor,
     }
     let dev = s.device();
     Ok((
-        Tensor::from_vec(wf, (cout, cin, k, k), dev)?,
-        Tensor::from_vec(bf, cout, dev)?,
+        Tensor::from_vec(wf, (cout, cin, k, k), dev)?.to_dtype(s.dtype())?,
+        Tensor::from_vec(bf, cout, dev)?.to_dtype(s.dtype())?,
     ))
 }
 
@@ -150,7 +150,8 @@ impl WindowAttention {
             norm: LayerNorm::load(&s.pp("norm"), dim, 1e-5)?,
             qkv: Linear::load(&s.pp("qkv"), dim, 3 * dim, true)?,
             proj: Linear::load(&s.pp("proj"), dim, dim, true)?,
-            bias: Tensor::from_vec(gathered.clone(), (num_heads, n, n), s.device())?,
+            bias: Tensor::from_vec(gathered.clone(), (num_heads, n, n), s.device())?
+                .to_dtype(s.dtype())?,
             bias_v: gathered,
             num_heads,
             key_dim,
@@ -180,7 +181,7 @@ impl WindowAttention {
         let scale = (kd as f64).powf(-0.5);
         // [windows, heads, N, N]
         let attn = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&self.bias)?;
-        let attn = candle_nn::ops::softmax_last_dim(&attn)?;
+        let attn = crate::model::ops::softmax_last_dim(&attn)?;
         let out = attn.matmul(&v)?.transpose(1, 2)?.reshape((b, n, c))?;
         self.proj.forward(&out)
     }
