@@ -374,14 +374,14 @@ fn linear_gemm_into(
         .next_multiple_of(16)
         .min(n);
     let ranges = n.div_ceil(width);
-    let out = SharedOut(dst.as_mut_ptr());
+    let out = SharedOut::new(dst);
     let tile = |job: usize| {
         let (r, b) = (job / token_blocks, job % token_blocks);
         let (f0, t0) = (r * width, b * TOKEN_BLOCK);
         let (nf, nt) = (width.min(n - f0), TOKEN_BLOCK.min(m - t0));
         // SAFETY: tiles cover disjoint (token, feature) ranges of the m·n output, which
         // outlives this call; every segment below lies inside this tile's ranges.
-        let row = |t: usize| unsafe { std::slice::from_raw_parts_mut(out.at(t * n + f0), nf) };
+        let row = |t: usize| unsafe { out.row(t * n + f0, nf) };
         if let Some(bias) = bias {
             for t in t0..t0 + nt {
                 row(t).copy_from_slice(&bias[f0..f0 + nf]);
@@ -415,19 +415,37 @@ fn linear_gemm_into(
     }
 }
 
-/// The output of [`linear_gemm_into`], written by several threads at disjoint places.
+/// An output buffer that several threads write at disjoint places (the tiles of
+/// [`linear_gemm_into`], the windows of an attention).
 #[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
+pub(crate) struct SharedOut(*mut f32, usize);
 
-// SAFETY: only used by `linear_gemm_into`, whose tiles write disjoint elements.
+// SAFETY: users write disjoint elements only (each a documented `unsafe` call), and the buffer
+// outlives the parallel section that shares it.
 unsafe impl Send for SharedOut {}
 // SAFETY: as above.
 unsafe impl Sync for SharedOut {}
 
 impl SharedOut {
+    /// Shares `buf`.
+    pub(crate) fn new(buf: &mut [f32]) -> Self {
+        Self(buf.as_mut_ptr(), buf.len())
+    }
+
     /// The pointer to element `i`.
     fn at(self, i: usize) -> *mut f32 {
         self.0.wrapping_add(i)
+    }
+
+    /// Elements `start .. start + len` as a slice.
+    ///
+    /// # Safety
+    /// No other thread may access these elements while the slice lives.
+    #[allow(clippy::mut_from_ref)] // disjointness is the caller's contract, as documented
+    pub(crate) unsafe fn row(&self, start: usize, len: usize) -> &mut [f32] {
+        assert!(start + len <= self.1, "shared output: out of bounds");
+        // SAFETY: in bounds (checked above); exclusive by the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
     }
 }
 
