@@ -879,8 +879,9 @@ pub enum ImageLayout {
 /// weight matrix the whole image is unfolded and gemm's threads share one packed weight copy.
 #[derive(Debug, Clone)]
 pub struct Conv2d {
-    /// `[Cin·k·k, Cout]`: PyTorch's `[Cout, Cin, k, k]` flattened and transposed, the layout
-    /// [`linear_gemm`] reads without packing.
+    /// `[k·k·Cin, Cout]`: PyTorch's `[Cout, Cin, k, k]` with each filter in (row, column,
+    /// channel) order, transposed: the layout [`linear_gemm`] reads without packing, in the
+    /// order [`Conv2d::unfold`] writes patches.
     weight_kn: Vec<f32>,
     /// `[Cout]`
     bias: Vec<f32>,
@@ -911,9 +912,15 @@ impl Conv2d {
             None => Tensor::zeros(cout, weight.dtype(), weight.device())?,
         };
         Ok(Self {
-            weight_kn: transpose_2d(&weight.reshape((cout, cin * k * k))?.to_dtype(DType::F32)?)?
-                .flatten_all()?
-                .to_vec1()?,
+            weight_kn: transpose_2d(
+                &weight
+                    .permute((0, 2, 3, 1))?
+                    .to_dtype(DType::F32)?
+                    .contiguous()?
+                    .reshape((cout, k * k * cin))?,
+            )?
+            .flatten_all()?
+            .to_vec1()?,
             bias: bias_t.to_dtype(DType::F32)?.to_vec1()?,
             weight_t: weight.clone(),
             bias_t,
@@ -955,8 +962,11 @@ impl Conv2d {
     }
 
     /// Writes the unfolded patches of output rows `oy0..oy0 + rows.len() / (wo·K)` into `rows`
-    /// (`[pixels, Cin·k·k]`, zeros outside the image) from one image with element strides
-    /// `(c, y, x)`.
+    /// (`[pixels, k·k·Cin]`, each patch in (row, column, channel) order, zeros outside the
+    /// image) from one image with element strides `(c, y, x)`.
+    ///
+    /// PERF: with channels-last input a patch row inside the image is one contiguous run of
+    /// `k·Cin` values, copied at once.
     fn unfold(
         &self,
         img: &[f32],
@@ -967,23 +977,34 @@ impl Conv2d {
     ) {
         let (sc, sy, sx) = strides;
         let (h, w) = hw;
-        let (k, s, p) = (self.kernel, self.stride, self.padding);
-        let kk = self.cin * k * k;
+        let (k, s, p, cin) = (self.kernel, self.stride, self.padding, self.cin);
+        let kk = cin * k * k;
         let wo = self.out_size(w);
+        let runs = sc == 1 && sx == cin; // channels-last
         for (i, patch) in rows.chunks_exact_mut(kk).enumerate() {
             let (oy, ox) = (oy0 + i / wo, i % wo);
-            let mut t = 0;
-            for ci in 0..self.cin {
-                for ky in 0..k {
-                    let iy = (oy * s + ky) as isize - p as isize;
-                    for kx in 0..k {
-                        let ix = (ox * s + kx) as isize - p as isize;
-                        patch[t] = if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
-                            img[ci * sc + iy as usize * sy + ix as usize * sx]
-                        } else {
-                            0.0
-                        };
-                        t += 1;
+            let ix0 = (ox * s) as isize - p as isize;
+            for (ky, prow) in patch.chunks_exact_mut(k * cin).enumerate() {
+                let iy = (oy * s + ky) as isize - p as isize;
+                if iy < 0 || iy as usize >= h {
+                    prow.fill(0.0);
+                    continue;
+                }
+                let row0 = iy as usize * sy;
+                if runs && ix0 >= 0 && ix0 as usize + k <= w {
+                    let start = row0 + ix0 as usize * sx;
+                    prow.copy_from_slice(&img[start..start + k * cin]);
+                    continue;
+                }
+                for (kx, px) in prow.chunks_exact_mut(cin).enumerate() {
+                    let ix = ix0 + kx as isize;
+                    if ix < 0 || ix as usize >= w {
+                        px.fill(0.0);
+                    } else {
+                        let at = row0 + ix as usize * sx;
+                        for (ci, v) in px.iter_mut().enumerate() {
+                            *v = img[at + ci * sc];
+                        }
                     }
                 }
             }
