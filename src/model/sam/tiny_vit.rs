@@ -119,7 +119,8 @@ struct WindowAttention {
     proj: Linear,
     /// `attention_biases[:, attention_bias_idxs]`, gathered once at load: `[heads, N, N]`.
     bias: Tensor,
-    /// The same, as plain data for the CPU kernel.
+    /// The same as plain data for the CPU kernel, each row padded with `-inf` to a whole
+    /// number of 16-lane vectors: `[heads, N, padded_row(N)]`.
     bias_v: Vec<f32>,
     num_heads: usize,
     key_dim: usize,
@@ -150,9 +151,16 @@ impl WindowAttention {
             norm: LayerNorm::load(&s.pp("norm"), dim, 1e-5)?,
             qkv: Linear::load(&s.pp("qkv"), dim, 3 * dim, true)?,
             proj: Linear::load(&s.pp("proj"), dim, dim, true)?,
-            bias: Tensor::from_vec(gathered.clone(), (num_heads, n, n), s.device())?
-                .to_dtype(s.dtype())?,
-            bias_v: gathered,
+            bias_v: gathered
+                .chunks_exact(n)
+                .flat_map(|row| {
+                    let pad = padded_row(n) - n;
+                    row.iter()
+                        .copied()
+                        .chain(std::iter::repeat_n(f32::NEG_INFINITY, pad))
+                })
+                .collect(),
+            bias: Tensor::from_vec(gathered, (num_heads, n, n), s.device())?.to_dtype(s.dtype())?,
             num_heads,
             key_dim,
         })
@@ -251,7 +259,7 @@ impl candle_core::CustomOp1 for WindowAttentionOp<'_> {
         let n = ws * ws;
         if b != 1
             || three_c != nh * 3 * kd
-            || self.bias.len() != nh * n * n
+            || self.bias.len() != nh * n * padded_row(n)
             || self.pad_qkv.len() != three_c
         {
             candle_core::bail!(
@@ -278,22 +286,25 @@ impl candle_core::CustomOp1 for WindowAttentionOp<'_> {
                 });
             }
             let mut out_w = vec![0f32; n * c];
-            let mut scores = vec![0f32; n * n]; // [N, N]
+            // [N, np]: rows padded with -inf scores (zero probabilities) so that each softmax
+            // runs on whole vectors.
+            let np = padded_row(n);
+            let mut scores = vec![0f32; n * np];
             for h in 0..nh {
                 let q = &win[h * 3 * kd..];
                 let k = &win[h * 3 * kd + kd..];
                 let v = &win[h * 3 * kd + 2 * kd..];
-                scores.copy_from_slice(&self.bias[h * n * n..][..n * n]);
+                scores.copy_from_slice(&self.bias[h * n * np..][..n * np]);
                 // SAFETY: every index read or written lies inside the slices: q, k and v
                 // rows are `token_stride` apart, `n` rows of `kd` values each, all within
-                // `win` (checked by the shape test above); `scores` holds n·n values and
+                // `win` (checked by the shape test above); `scores` holds n rows of np ≥ n and
                 // `out_w` n rows of `c` values, of which this head writes columns
                 // h·kd..(h+1)·kd. `out_w` and `scores` are unique borrows.
                 unsafe {
                     // scores = bias + scale · q kᵀ   [N, N]
                     sgemm(
                         (n, n, kd),
-                        (scores.as_mut_ptr(), 1, n as isize),
+                        (scores.as_mut_ptr(), 1, np as isize),
                         true,
                         (q.as_ptr(), 1, token_stride),
                         (k.as_ptr(), token_stride, 1),
@@ -301,7 +312,7 @@ impl candle_core::CustomOp1 for WindowAttentionOp<'_> {
                         gemm::Parallelism::None,
                     );
                 }
-                for row in scores.chunks_exact_mut(n) {
+                for row in scores.chunks_exact_mut(np) {
                     softmax_inplace(row);
                 }
                 // SAFETY: as above.
@@ -311,7 +322,7 @@ impl candle_core::CustomOp1 for WindowAttentionOp<'_> {
                         (n, kd, n),
                         (out_w.as_mut_ptr().add(h * kd), 1, c as isize),
                         false,
-                        (scores.as_ptr(), 1, n as isize),
+                        (scores.as_ptr(), 1, np as isize),
                         (v.as_ptr(), 1, token_stride),
                         1.0,
                         gemm::Parallelism::None,
@@ -333,6 +344,11 @@ impl candle_core::CustomOp1 for WindowAttentionOp<'_> {
             candle_core::Shape::from((1, ih, iw, c)),
         ))
     }
+}
+
+/// Row length of a window's padded score matrix: `n` rounded up to whole 16-lane vectors.
+fn padded_row(n: usize) -> usize {
+    n.next_multiple_of(16)
 }
 
 /// TinyViT transformer block: window attention, depthwise "local" conv, MLP.
