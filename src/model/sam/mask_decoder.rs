@@ -31,10 +31,11 @@ struct DecoderAttention {
     bq: Tensor,
     wk: Tensor,
     bk: Tensor,
-    wv: Tensor,
     bv: Tensor,
-    /// `[D, internal]`
-    wo: Tensor,
+    /// `W_v` per head, transposed: `[heads, D, c]`.
+    wv_heads_t: Tensor,
+    /// `W_out` per head: `[heads, c, D]`.
+    wo_heads: Tensor,
 }
 
 /// Image-side projections of one attention, split into heads.
@@ -59,9 +60,15 @@ impl DecoderAttention {
             bq: get("q_proj.bias", &[internal])?,
             wk: get("k_proj.weight", &[internal, dim])?,
             bk: get("k_proj.bias", &[internal])?,
-            wv: get("v_proj.weight", &[internal, dim])?,
             bv: get("v_proj.bias", &[internal])?,
-            wo: get("out_proj.weight", &[dim, internal])?,
+            wv_heads_t: get("v_proj.weight", &[internal, dim])?
+                .reshape((DECODER_HEADS, internal / DECODER_HEADS, dim))?
+                .transpose(1, 2)?
+                .contiguous()?,
+            wo_heads: get("out_proj.weight", &[dim, internal])?
+                .reshape((dim, DECODER_HEADS, internal / DECODER_HEADS))?
+                .permute((1, 2, 0))?
+                .contiguous()?,
         })
     }
 
@@ -145,7 +152,7 @@ impl DecoderAttention {
                     candle_core::Error::Msg("token → image attention without keys".into())
                 })?;
                 // scores_h = (q_h·W_k,h)·Kᵀ + q_h·b_k,h
-                let qk = qh.matmul(&self.per_head(&self.wk)?)?; // [heads, T, D]
+                let qk = matmul(&qh, &self.per_head(&self.wk)?)?; // [heads, T, D]
                 let bias = qh
                     .broadcast_mul(&self.bk.reshape((nh, 1, c))?)?
                     .sum_keepdim(2)?; // [heads, T, 1]
@@ -155,8 +162,7 @@ impl DecoderAttention {
                 let probs = softmax_last_dim(&(scores / self.scale())?)?;
                 // out_h = (A_h·V)·W_v,hᵀ + b_v,h (rows of A sum to 1)
                 let av = matmul(&probs.reshape((nh * t, p_len))?, image_v)?.reshape((nh, t, d))?;
-                let out = av
-                    .matmul(&self.per_head(&self.wv)?.transpose(1, 2)?)? // [heads, T, c]
+                let out = matmul(&av, &self.wv_heads_t)? // [heads, T, c]
                     .broadcast_add(&self.bv.reshape((nh, 1, c))?)?;
                 (probs, out)
             }
@@ -189,7 +195,7 @@ impl DecoderAttention {
             (Some(qh_t), _) => matmul(&kh, qh_t)?.reshape((nh * t, p_len))?,
             (None, Some(image_q_t)) => {
                 // scores_h = (k_h·W_q,h)·Qᵀ + k_h·b_q,h, all heads in one GEMM.
-                let m = kh.matmul(&self.per_head(&self.wq)?)?.reshape((nh * t, d))?; // [heads·T, D]
+                let m = matmul(&kh, &self.per_head(&self.wq)?)?.reshape((nh * t, d))?; // [heads·T, D]
                 let bias = kh
                     .broadcast_mul(&self.bq.reshape((nh, 1, c))?)?
                     .sum(2)?
@@ -202,9 +208,9 @@ impl DecoderAttention {
         };
         let probs_t = softmax_dim1(&scores_t.reshape((nh, t, p_len))?, self.scale())?;
         let probs = transpose_2d(&probs_t.reshape((nh * t, p_len))?)?; // [P, heads·T]
-                                                                       // out = Σ_h A_h·(v_h·W_out,hᵀ) + b_out, all heads in one GEMM, added to the keys.
-        let wo_h = self.wo.reshape((d, nh, c))?.permute((1, 2, 0))?; // [heads, c, D]
-        let n = vh.matmul(&wo_h)?.reshape((nh * t, d))?; // [heads·T, D]
+
+        // out = Σ_h A_h·(v_h·W_out,hᵀ) + b_out, all heads in one GEMM, added to the keys.
+        let n = matmul(&vh, &self.wo_heads)?.reshape((nh * t, d))?; // [heads·T, D]
         let bias = self
             .out_proj
             .bias()
@@ -359,7 +365,8 @@ impl Mlp {
 struct Upsample2x {
     /// `[Cin, Cout·4]`
     weight: Tensor,
-    /// The same as host data, for the CPU GEMM ([`linear_gemm`] reads it in this layout).
+    /// The same as host data for the CPU GEMM, columns in (dy, dx, channel) order:
+    /// `[Cin, 4·Cout]`.
     weight_host: Vec<f32>,
     /// `[Cout]`
     bias: Tensor,
@@ -375,7 +382,14 @@ impl Upsample2x {
         let weight = s
             .get("weight", &[cin, cout, 2, 2])?
             .reshape((cin, cout * 4))?;
-        let weight_host = weight.flatten_all()?.to_vec1()?;
+        // Columns reordered from (channel, dy, dx) to (dy, dx, channel), so that each output
+        // pixel's channels are contiguous in the GEMM result.
+        let weight_host = weight
+            .reshape((cin, cout, 4))?
+            .transpose(1, 2)?
+            .contiguous()?
+            .flatten_all()?
+            .to_vec1()?;
         let bias = s.get("bias", &[cout])?;
         let (norm, norm_t) = match norm {
             Some(n) => (
@@ -435,7 +449,7 @@ impl candle_core::CustomOp1 for Upsample2x {
         let (h, w, cin) = layout.shape().dims3()?;
         let c = self.cout;
         let dims = (h * w, 4 * c, cin);
-        let y = linear_gemm(data, &self.weight_host, None, dims, Epilogue::None); // [H·W, Cout·4]
+        let y = linear_gemm(data, &self.weight_host, None, dims, Epilogue::None); // [H·W, 4·Cout]
         let mut out = vec![0f32; 4 * h * w * c];
         out.par_chunks_mut(2 * w * c)
             .enumerate()
@@ -443,9 +457,9 @@ impl candle_core::CustomOp1 for Upsample2x {
                 let (iy, dy) = (oy / 2, oy % 2);
                 for (ox, px) in row.chunks_mut(c).enumerate() {
                     let (ix, dx) = (ox / 2, ox % 2);
-                    let src = &y[(iy * w + ix) * 4 * c..][..4 * c];
-                    for (o, val) in px.iter_mut().enumerate() {
-                        *val = src[o * 4 + dy * 2 + dx] + self.bias_v[o];
+                    let src = &y[((iy * w + ix) * 4 + dy * 2 + dx) * c..][..c];
+                    for ((val, s), b) in px.iter_mut().zip(src).zip(&self.bias_v) {
+                        *val = s + b;
                     }
                     if let Some((nw, nb, eps)) = &self.norm {
                         let mean = lane_sum(px, |t| t) / c as f32;
