@@ -326,10 +326,10 @@ const TOKEN_BLOCK: usize = 48;
 /// PERF: gemm computes this as `dstᵀ = W · xᵀ` and, with `W` in this layout, its microkernel
 /// reads the weights where they are; with `W` stored `[out, in]` it re-packed the whole matrix
 /// on every call, which took a third of a text model's forward. The work is cut into tiles of
-/// at most [`TOKEN_BLOCK`] tokens by a range of output features, one single-threaded GEMM per
-/// tile, each tile's epilogue run while it is in cache. Feature ranges hold at most
-/// [`SPLIT_MAX_WEIGHTS`] weights (about the L2 cache) and are split further when there are too
-/// few token blocks to keep every thread busy.
+/// at most `TOKEN_BLOCK` (48) tokens by a range of output features, one single-threaded GEMM
+/// per tile, each tile's epilogue run while it is in cache. Feature ranges hold at most
+/// `SPLIT_MAX_WEIGHTS` (256 K) weights, about the L2 cache, and are split further when there
+/// are too few token blocks to keep every thread busy.
 pub fn linear_gemm(
     x: &[f32],
     w_t: &[f32],
@@ -435,6 +435,13 @@ impl SharedOut {
     /// The pointer to element `i`.
     fn at(self, i: usize) -> *mut f32 {
         self.0.wrapping_add(i)
+    }
+
+    /// A pointer to element `start`, for writes through strides that stay within
+    /// `start .. start + span` (checked); the elements written must be this thread's alone.
+    pub(crate) fn ptr_within(&self, start: usize, span: usize) -> *mut f32 {
+        assert!(start + span <= self.1, "shared output: out of bounds");
+        self.0.wrapping_add(start)
     }
 
     /// Elements `start .. start + len` as a slice.
