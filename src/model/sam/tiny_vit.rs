@@ -229,11 +229,12 @@ impl WindowAttention {
 ///
 /// PERF: replaces three strided copies, two batched GEMMs on 49 × 49 tiles, a scale, a bias add
 /// and a softmax pass (each a full tensor round trip) with one pass per window, in parallel
-/// over windows: per head, `bias + scale·q·kᵀ` and `p·v` are single-threaded GEMMs that read
-/// q, k and v in place through strides, and the softmax is vectorised (was 25% of an encode
-/// with a dot product per score).
+/// over windows: each window gathers its tokens' q, k, v rows (or the padding token's), per
+/// head `bias + scale·q·kᵀ` and `p·v` are single-threaded GEMMs that read them through
+/// strides, the softmax is vectorised on rows padded to whole vectors, and the window's own
+/// tokens are written back to their places in the image.
 struct WindowAttentionOp<'a> {
-    /// `[heads, N, N]`
+    /// `[heads, N, padded_row(N)]`, padding columns `-inf`.
     bias: &'a [f32],
     heads: usize,
     key_dim: usize,
