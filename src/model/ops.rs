@@ -1353,10 +1353,22 @@ crate::model::simd::multiversion! {
 /// `full_h × full_w` result (the window SAM crops after its first upscale).
 pub fn resize_bilinear_window(
     src: &[f32],
+    src_hw: (usize, usize),
+    full_hw: (usize, usize),
+    out_hw: (usize, usize),
+) -> Vec<f32> {
+    resize_bilinear_window_map(src, src_hw, full_hw, out_hw, |v| v)
+}
+
+/// [`resize_bilinear_window`] with `f` applied to each output value as it is computed (e.g. a
+/// threshold, so a full-size mask is made without its full-size f32 logits).
+pub fn resize_bilinear_window_map<T: Copy + Default + Send>(
+    src: &[f32],
     (src_h, src_w): (usize, usize),
     (full_h, full_w): (usize, usize),
     (out_h, out_w): (usize, usize),
-) -> Vec<f32> {
+    f: impl Fn(f32) -> T + Sync,
+) -> Vec<T> {
     let xs = linear_taps(src_w, full_w, out_w);
     let ys = linear_taps(src_h, full_h, out_h);
     // PERF: separable: each source row the output reads is resampled along x once
@@ -1379,14 +1391,14 @@ pub fn resize_bilinear_window(
                 *d = lx0 * r[x0] + lx1 * r[x1];
             }
         });
-    let mut dst = vec![0f32; out_h * out_w];
+    let mut dst = vec![T::default(); out_h * out_w];
     dst.par_chunks_mut(out_w.max(1))
         .zip(ys.par_iter())
         .for_each(|(row, &(y0, y1, ly0, ly1))| {
             let h0 = &rows_x[y0 * out_w..][..out_w];
             let h1 = &rows_x[y1 * out_w..][..out_w];
             for ((d, a), b) in row.iter_mut().zip(h0).zip(h1) {
-                *d = ly0 * a + ly1 * b;
+                *d = f(ly0 * a + ly1 * b);
             }
         });
     dst

@@ -388,18 +388,15 @@ impl SamModel {
         let masks = raw
             .low_res_logits
             .iter()
-            .map(|l| {
-                let logits = transforms::upscale_logits(
+            .map(|l| Mask {
+                width: emb.original_hw.1,
+                height: emb.original_hw.0,
+                data: transforms::upscale_mask(
                     l,
                     (LOW_RES, LOW_RES),
                     emb.input_hw,
                     emb.original_hw,
-                );
-                Mask {
-                    width: emb.original_hw.1,
-                    height: emb.original_hw.0,
-                    data: logits.iter().map(|&v| u8::from(v > 0.0)).collect(),
-                }
+                ),
             })
             .collect();
         Ok(Prediction { masks, ..raw })
