@@ -7,7 +7,7 @@ use candle_core::{Device, Module, Tensor};
 
 use super::config::{Activation, TextConfig};
 use super::{multi_head_attention, ForwardOutput};
-use crate::model::ops::{LayerNorm, Linear};
+use crate::model::ops::{matmul, transpose_2d, LayerNorm, Linear};
 use crate::weights::{Scope, Weights};
 
 /// `Conv1D`: `y = x·W + b` with `W` stored `[in, out]`, which is the layout [`Linear`] keeps.
@@ -111,7 +111,14 @@ impl Gpt2 {
         }
         let x = self.ln_f.forward(&x)?;
         hidden.push(x.clone());
-        let logits = x.matmul(&self.wte.t()?)?;
+        // For a short text, logitsᵀ = wte · xᵀ: the 50257 vocabulary rows are the GEMM's long
+        // side, read in place (x · wteᵀ re-packs the whole 154 MB table, which only pays off
+        // with many tokens: measured 43 → 38 ms at 16 tokens, 155 → 171 ms at 128).
+        let logits = if n <= 32 {
+            transpose_2d(&matmul(&self.wte, &x.t()?)?)? // [n, vocab]
+        } else {
+            x.matmul(&self.wte.t()?)?
+        };
         Ok(ForwardOutput {
             hidden_states: hidden,
             attentions,
