@@ -7,7 +7,7 @@ use candle_core::{Device, Module, Tensor};
 
 use super::config::{Activation, TextConfig};
 use super::{multi_head_attention, ForwardOutput};
-use crate::model::ops::{LayerNorm, Linear};
+use crate::model::ops::{gelu_tanh, LayerNorm, Linear};
 use crate::weights::{Scope, Weights};
 
 struct BertLayer {
@@ -115,7 +115,7 @@ impl Bert {
                 .forward(&l.attn_out.forward_add(&ctx, &x, false)?)?;
             let h = match self.cfg.activation {
                 Activation::GeluErf => l.intermediate.forward_gelu(&a)?,
-                Activation::GeluTanh => l.intermediate.forward(&a)?.gelu()?,
+                Activation::GeluTanh => gelu_tanh(&l.intermediate.forward(&a)?)?,
                 Activation::Relu => l.intermediate.forward(&a)?.relu()?,
             };
             x = l.out_norm.forward(&l.output.forward_add(&h, &a, false)?)?;

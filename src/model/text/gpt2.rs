@@ -7,7 +7,7 @@ use candle_core::{Device, Module, Tensor};
 
 use super::config::{Activation, TextConfig};
 use super::{multi_head_attention, ForwardOutput};
-use crate::model::ops::{matmul, transpose_2d, LayerNorm, Linear};
+use crate::model::ops::{gelu_tanh, matmul, transpose_2d, LayerNorm, Linear};
 use crate::weights::{Scope, Weights};
 
 /// `Conv1D`: `y = x·W + b` with `W` stored `[in, out]`, which is the layout [`Linear`] keeps.
@@ -99,7 +99,7 @@ impl Gpt2 {
             x = b.c_proj.forward_add(&ctx, &x, false)?;
             let n2 = b.ln_2.forward(&x)?;
             let h = match self.cfg.activation {
-                Activation::GeluTanh => b.c_fc.forward(&n2)?.gelu()?,
+                Activation::GeluTanh => gelu_tanh(&b.c_fc.forward(&n2)?)?,
                 Activation::GeluErf => b.c_fc.forward_gelu(&n2)?,
                 Activation::Relu => b.c_fc.forward(&n2)?.relu()?,
             };
