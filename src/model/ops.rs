@@ -1,8 +1,10 @@
-//! Building blocks shared by the models: linear layers, layer norms, exact GELU, a direct
-//! depthwise convolution and a PyTorch-equivalent bilinear resize.
+//! Building blocks shared by the models: linear layers and matmuls on a blocked GEMM with fused
+//! epilogues, layer norms, softmaxes, transposes, exact and tanh GELU, dense (im2col) and
+//! depthwise convolutions, and a PyTorch-equivalent bilinear resize.
 //!
 //! The CPU kernels here are `CustomOp`s that replace candle ops which are slow on this workload
-//! (see `PERF` notes on each); on other devices the same function falls back to candle's op.
+//! (see `PERF` notes on each); on other devices and dtypes the same function falls back to
+//! candle's op (half-precision normalisations and softmaxes computed in f32, see [`in_f32`]).
 
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Module, Result, Shape, Tensor, D};
 use rayon::prelude::*;
