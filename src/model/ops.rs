@@ -1572,6 +1572,17 @@ mod tests {
             &softmax_last_dim(&f64_of(&s3)).expect("fallback"),
             "softmax over the last dim",
         );
+        let g = t(vals(500, 14).iter().map(|v| v * 6.0).collect(), &[500]);
+        close(
+            &gelu_tanh(&g).expect("cpu"),
+            &gelu_tanh(&f64_of(&g)).expect("fallback"),
+            "tanh gelu",
+        );
+        close(
+            &gelu(&g).expect("cpu"),
+            &gelu(&f64_of(&g)).expect("fallback"),
+            "erf gelu",
+        );
 
         // Dense convolution, NCHW and NHWC input, with GELU.
         let w = t(vals(8 * 3 * 9, 5), &[8, 3, 3, 3]);
