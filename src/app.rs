@@ -1,18 +1,23 @@
-//! The desktop app: persisted settings, the workers, and the three views.
+//! The desktop app: persisted settings, the workers and view jobs, the models' states, and the
+//! three views.
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use crate::download::{Download, DownloadEvent, DownloadOptions, DownloadSpec, ModelKind};
-use crate::model::positional::Matrix;
+use crate::jobs::{Jobs, Slot};
 use crate::model::sam::SamModel;
 use crate::model::text::TextModel;
+use crate::runtime::{DTypeChoice, DeviceChoice, Runtime};
 use crate::ui::attention_view::{AttentionSettings, AttentionState};
 use crate::ui::encodings_view::{EncodingsSettings, EncodingsState};
-use crate::ui::segment_view::{ImageSource, SegmentSettings, SegmentState, SAMPLES};
+use crate::ui::first_run::{model_needed_ui, DownloadView, FirstRunAction};
+use crate::ui::segment::{ImageSource, SegmentSettings, SegmentState, SAMPLES};
 use crate::ui::status_bar::Status;
-use crate::ui::View;
-use crate::worker::sam::{SamRequest, SamResponse, SamWorker};
-use crate::worker::text::{TextRequest, TextResponse, TextWorker};
+use crate::ui::{ModelActivity, ModelStatus, View};
+use crate::weights::Catalog;
+use crate::worker::sam::{SamRequest, SamResponse, SamTask, SamWorker};
+use crate::worker::text::{TextRequest, TextResponse, TextTask, TextWorker};
 use crate::worker::Repaint;
 
 /// Settings kept between sessions (eframe storage).
@@ -69,11 +74,21 @@ pub struct AppOptions {
     /// An already built text model (tests).
     pub text_model_built: Option<TextModel>,
     /// Where models run.
-    pub device: crate::cli::DeviceChoice,
+    pub device: DeviceChoice,
     /// Format of SAM's image encoder.
-    pub dtype: crate::cli::DTypeChoice,
+    pub dtype: DTypeChoice,
     /// Where model downloads come from and go (default: the Hub and its standard cache).
     pub downloads: DownloadOptions,
+}
+
+/// Progress of one file of a download: name, position in the list, bytes done, bytes in all.
+type FileProgress = (String, usize, u64, u64);
+
+/// What a look around the disk found, and the models to load from it at start-up.
+struct Found {
+    catalog: Catalog,
+    sam: Option<PathBuf>,
+    text: Option<PathBuf>,
 }
 
 /// The app.
@@ -88,8 +103,22 @@ pub struct SegattnApp {
     pub encodings: EncodingsState,
     /// The status bar.
     pub status: Status,
+    /// SAM's model in use and what is happening to it.
+    pub sam_model: ModelStatus,
+    /// The text model in use and what is happening to it.
+    pub text_model: ModelStatus,
     sam: SamWorker,
     text: TextWorker,
+    /// The checkpoint being loaded, remembered once it loads.
+    sam_loading: Option<PathBuf>,
+    /// The model folder being loaded, remembered once it loads.
+    text_loading: Option<PathBuf>,
+    /// The last model that loaded from a file, to load again after a worker crash.
+    sam_path: Option<PathBuf>,
+    text_path: Option<PathBuf>,
+    /// The models found on disk.
+    pub catalog: Catalog,
+    found: Slot<Found>,
     frames: u64,
     exit_after_frames: Option<u64>,
     show_models: bool,
@@ -98,9 +127,6 @@ pub struct SegattnApp {
     /// The running download and its last progress.
     download: Option<(Download, Option<FileProgress>)>,
 }
-
-/// Progress of one file of a download: name, position in the list, bytes done, bytes in all.
-type FileProgress = (String, usize, u64, u64);
 
 impl SegattnApp {
     /// Builds the app: restores settings, starts the workers, loads models and the first image.
@@ -114,22 +140,30 @@ impl SegattnApp {
         };
         let ctx = cc.egui_ctx.clone();
         let repaint: Repaint = std::sync::Arc::new(move || ctx.request_repaint());
-        let device = crate::cli::select_device(opts.device)?;
-        let precision = opts.dtype.resolve(&device);
-        let sam = SamWorker::spawn(device.clone(), precision, repaint.clone())?;
-        let text = TextWorker::spawn(device.clone(), repaint.clone())?;
+        let runtime = Runtime::select(opts.device, opts.dtype)?;
+        let jobs = Jobs::new(2, repaint.clone())?;
+        let sam = SamWorker::spawn(runtime.clone(), repaint.clone())?;
+        let text = TextWorker::spawn(runtime.clone(), repaint.clone())?;
         let mut app = Self {
             settings,
-            segment: SegmentState::default(),
-            attention: AttentionState::default(),
-            encodings: EncodingsState::default(),
+            segment: SegmentState::new(&jobs),
+            attention: AttentionState::new(&jobs),
+            encodings: EncodingsState::new(&jobs),
             status: Status {
-                device: crate::cli::device_name(&device),
-                precision: precision.name().into(),
+                device: runtime.device_name(),
+                precision: runtime.precision.name().into(),
                 ..Status::default()
             },
+            sam_model: ModelStatus::default(),
+            text_model: ModelStatus::default(),
             sam,
             text,
+            sam_loading: None,
+            text_loading: None,
+            sam_path: None,
+            text_path: None,
+            catalog: Catalog::default(),
+            found: Slot::new(&jobs),
             frames: 0,
             exit_after_frames: opts.exit_after_frames,
             show_models: false,
@@ -141,32 +175,49 @@ impl SegattnApp {
         if let Some(v) = opts.view {
             app.settings.view = v;
         }
-        let remembered = |p: &Option<PathBuf>| p.clone().filter(|p| p.exists());
         if let Some(m) = opts.sam_model {
-            app.send_sam(SamRequest::UseModel(Box::new(m)));
-        } else if let Some(p) = opts.sam_weights.or_else(|| {
-            if opts.discover {
-                remembered(&app.settings.sam_weights).or_else(crate::weights::find_sam_checkpoint)
-            } else {
-                None
-            }
-        }) {
+            app.use_sam(m);
+        } else if let Some(p) = opts.sam_weights {
             app.load_sam(p);
+        } else if opts.discover {
+            app.sam_model.activity = ModelActivity::Searching;
         }
         if let Some(m) = opts.text_model_built {
+            app.text_model.activity = ModelActivity::Loading {
+                label: "the test model".into(),
+                since: Instant::now(),
+            };
             app.send_text(TextRequest::UseModel(Box::new(m)));
-        } else if let Some(p) = opts.text_model.or_else(|| {
-            if opts.discover {
-                remembered(&app.settings.text_model).or_else(crate::weights::find_text_model)
-            } else {
-                None
-            }
-        }) {
+        } else if let Some(p) = opts.text_model {
             app.load_text(p);
+        } else if opts.discover {
+            app.text_model.activity = ModelActivity::Searching;
         }
+        // Look around the disk off the UI thread: the Models window lists what is there, and
+        // a model to load at start-up is the remembered one, else the first found.
+        let remembered = (
+            app.settings.sam_weights.clone().filter(|_| opts.discover),
+            app.settings.text_model.clone().filter(|_| opts.discover),
+        );
+        app.found.submit(move |_| {
+            let catalog = Catalog::scan();
+            let pick = |remembered: Option<PathBuf>, found: &[PathBuf]| {
+                remembered
+                    .filter(|p| p.exists())
+                    .or_else(|| found.first().cloned())
+            };
+            Found {
+                sam: pick(remembered.0, &catalog.sam),
+                text: pick(remembered.1, &catalog.text),
+                catalog,
+            }
+        });
         let image = opts.image.map(ImageSource::File).or_else(|| {
-            remembered(&app.settings.segment.last_image)
-                .filter(|_| opts.discover)
+            app.settings
+                .segment
+                .last_image
+                .clone()
+                .filter(|p| opts.discover && p.exists())
                 .map(ImageSource::File)
         });
         let (name, bytes) = SAMPLES[0];
@@ -189,20 +240,44 @@ impl SegattnApp {
         }
     }
 
+    fn use_sam(&mut self, m: SamModel) {
+        self.sam_model.activity = ModelActivity::Loading {
+            label: m.config().name(),
+            since: Instant::now(),
+        };
+        self.send_sam(SamRequest::UseModel(Box::new(m)));
+    }
+
     /// Loads a SAM checkpoint on the worker.
     pub fn load_sam(&mut self, path: PathBuf) {
+        self.sam_model.activity = ModelActivity::Loading {
+            label: file_label(&path),
+            since: Instant::now(),
+        };
         self.status
             .notify(Ok(format!("loading {}…", path.display())));
-        self.settings.sam_weights = Some(path.clone());
+        self.sam_loading = Some(path.clone());
         self.send_sam(SamRequest::LoadModel { path });
     }
 
     /// Loads a text model folder on the worker.
     pub fn load_text(&mut self, dir: PathBuf) {
+        self.text_model.activity = ModelActivity::Loading {
+            label: crate::weights::model_folder_label(&dir),
+            since: Instant::now(),
+        };
         self.status
             .notify(Ok(format!("loading {}…", dir.display())));
-        self.settings.text_model = Some(dir.clone());
+        self.text_loading = Some(dir.clone());
         self.send_text(TextRequest::LoadModel { dir });
+    }
+
+    /// Stops loading `kind`'s model (the previous one stays in use).
+    pub fn cancel_load(&mut self, kind: ModelKind) {
+        match kind {
+            ModelKind::Sam => self.sam.cancel(),
+            ModelKind::Text => self.text.cancel(),
+        }
     }
 
     /// Starts downloading `spec` (one download at a time); the model loads when it is done.
@@ -225,6 +300,30 @@ impl SegattnApp {
     /// Whether a download is running.
     pub fn downloading(&self) -> bool {
         self.download.is_some()
+    }
+
+    /// The running download as the views show it.
+    fn download_view(&self) -> Option<DownloadView> {
+        let (d, progress) = self.download.as_ref()?;
+        let (text, fraction) = match progress {
+            Some((file, index, done, total)) => (
+                format!(
+                    "{file} ({}/{}): {:.1} / {:.1} MB",
+                    index + 1,
+                    d.spec.files.len(),
+                    *done as f64 / 1e6,
+                    *total as f64 / 1e6
+                ),
+                *done as f32 / (*total).max(1) as f32,
+            ),
+            None => ("connecting…".to_string(), 0.0),
+        };
+        Some(DownloadView {
+            label: d.spec.label.clone(),
+            kind: d.spec.kind,
+            fraction,
+            text,
+        })
     }
 
     fn poll_download(&mut self) {
@@ -261,6 +360,35 @@ impl SegattnApp {
             ))),
             DownloadEvent::Progress { .. } => {}
         }
+        self.rescan();
+    }
+
+    /// Looks around the disk again (the Models window lists what is there).
+    fn rescan(&mut self) {
+        self.found.submit(|_| Found {
+            catalog: Catalog::scan(),
+            sam: None,
+            text: None,
+        });
+    }
+
+    fn poll_found(&mut self) {
+        let Some(found) = self.found.poll() else {
+            return;
+        };
+        self.catalog = found.catalog;
+        if self.sam_model.activity == ModelActivity::Searching {
+            self.sam_model.activity = ModelActivity::Idle;
+            if let Some(p) = found.sam {
+                self.load_sam(p);
+            }
+        }
+        if self.text_model.activity == ModelActivity::Searching {
+            self.text_model.activity = ModelActivity::Idle;
+            if let Some(p) = found.text {
+                self.load_text(p);
+            }
+        }
     }
 
     /// The SAM worker (tests drive it directly too).
@@ -268,70 +396,154 @@ impl SegattnApp {
         &self.sam
     }
 
-    /// Applies worker responses, decoded images and dropped files.
+    fn on_sam_response(&mut self, ctx: &egui::Context, r: SamResponse) {
+        match &r {
+            SamResponse::ModelLoaded {
+                name,
+                ms,
+                point_encoding,
+            } => {
+                self.sam_model = ModelStatus {
+                    loaded: Some(name.clone()),
+                    activity: ModelActivity::Idle,
+                };
+                self.status.sam_model = Some(name.clone());
+                self.status
+                    .notify(Ok(format!("{name} loaded in {ms:.0} ms")));
+                if let Some(p) = self.sam_loading.take() {
+                    self.settings.sam_weights = Some(p.clone());
+                    self.sam_path = Some(p);
+                }
+                self.encodings.set_sam_encoding(point_encoding.clone());
+                let status = &mut self.status;
+                self.segment
+                    .on_model_loaded(&self.sam, &mut |m| status.notify(m));
+            }
+            SamResponse::LoadCancelled => {
+                self.sam_model.activity = ModelActivity::Idle;
+                self.sam_loading = None;
+                self.status.notify(Ok("loading cancelled".into()));
+            }
+            SamResponse::Encoded { ms, .. } => self.status.encode_ms = Some(*ms),
+            SamResponse::Prediction { ms, .. } => self.status.decode_ms = Some(*ms),
+            SamResponse::Failed {
+                task: SamTask::LoadModel,
+                message,
+            } => {
+                self.sam_model.activity = ModelActivity::Failed(message.clone());
+                if self.sam_loading.take() == self.settings.sam_weights {
+                    self.settings.sam_weights = None; // do not try it again next time
+                }
+                self.status
+                    .notify(Err(format!("{}: {message}", SamTask::LoadModel.describe())));
+            }
+            SamResponse::Failed { task, message } => {
+                self.status
+                    .notify(Err(format!("{}: {message}", task.describe())));
+            }
+            SamResponse::Crashed { task, message } => {
+                self.sam_model.loaded = None;
+                self.status.sam_model = None;
+                self.status.notify(Err(format!(
+                    "SAM stopped with an internal error while {} ({message}); it started again",
+                    task.describe()
+                )));
+                match (self.sam_path.clone(), task) {
+                    (Some(path), SamTask::Encode | SamTask::Predict) => self.load_sam(path),
+                    _ => {
+                        self.sam_model.activity = ModelActivity::Failed(format!(
+                            "an internal error while {}",
+                            task.describe()
+                        ))
+                    }
+                }
+            }
+            SamResponse::Encoding { .. } | SamResponse::Cancelled { .. } => {}
+        }
+        let status = &mut self.status;
+        self.segment.on_response(ctx, r, &mut |m| status.notify(m));
+    }
+
+    fn on_text_response(&mut self, r: TextResponse) {
+        match &r {
+            TextResponse::ModelLoaded { info, positions } => {
+                self.text_model = ModelStatus {
+                    loaded: Some(info.name.clone()),
+                    activity: ModelActivity::Idle,
+                };
+                self.status.text_model = Some(format!("{} ({})", info.name, info.model_type));
+                self.status.notify(Ok(format!("{} loaded", info.name)));
+                if let Some(p) = self.text_loading.take() {
+                    self.settings.text_model = Some(p.clone());
+                    self.text_path = Some(p);
+                }
+                self.encodings
+                    .set_learned(info.name.clone(), positions.clone());
+            }
+            TextResponse::LoadCancelled => {
+                self.text_model.activity = ModelActivity::Idle;
+                self.text_loading = None;
+                self.status.notify(Ok("loading cancelled".into()));
+            }
+            TextResponse::Output { ms, .. } => self.status.forward_ms = Some(*ms),
+            TextResponse::Failed {
+                task: TextTask::LoadModel,
+                message,
+            } => {
+                self.text_model.activity = ModelActivity::Failed(message.clone());
+                if self.text_loading.take() == self.settings.text_model {
+                    self.settings.text_model = None;
+                }
+                self.status.notify(Err(format!(
+                    "{}: {message}",
+                    TextTask::LoadModel.describe()
+                )));
+            }
+            TextResponse::Failed { task, message } => {
+                self.status
+                    .notify(Err(format!("{}: {message}", task.describe())));
+            }
+            TextResponse::Crashed { task, message } => {
+                self.text_model.loaded = None;
+                self.status.text_model = None;
+                self.status.notify(Err(format!(
+                    "the text model stopped with an internal error while {} ({message}); it started again",
+                    task.describe()
+                )));
+                match (self.text_path.clone(), task) {
+                    (Some(dir), TextTask::Run) => self.load_text(dir),
+                    _ => {
+                        self.text_model.activity = ModelActivity::Failed(format!(
+                            "an internal error while {}",
+                            task.describe()
+                        ))
+                    }
+                }
+            }
+        }
+        // Last: the view takes ownership of the (possibly large) output, no copy.
+        self.attention.on_response(r);
+    }
+
+    /// Applies worker responses, finished jobs and dropped files.
     pub fn poll(&mut self, ctx: &egui::Context) {
         self.poll_download();
+        self.poll_found();
         let status = &mut self.status;
-        let mut notify = |m: Result<String, String>| status.notify(m);
-        self.segment
-            .poll(ctx, &self.sam, &mut self.settings.segment, &mut notify);
-        while let Some(mut r) = self.sam.try_recv() {
-            self.segment
-                .on_response(ctx, &mut r, &self.settings.segment);
-            match &r {
-                SamResponse::ModelLoaded {
-                    name,
-                    ms,
-                    point_encoding,
-                    ..
-                } => {
-                    self.status.sam_model = Some(name.clone());
-                    self.status
-                        .notify(Ok(format!("{name} loaded in {ms:.0} ms")));
-                    self.encodings.sam_pe = Some(point_encoding.clone());
-                    let status = &mut self.status;
-                    self.segment
-                        .encode_current(&self.sam, &mut |m| status.notify(m));
-                }
-                SamResponse::Encoded { ms, .. } => self.status.encode_ms = Some(*ms),
-                SamResponse::Prediction { ms, .. } => self.status.decode_ms = Some(*ms),
-                SamResponse::Error { during, message } => {
-                    if during.contains("loading") {
-                        self.settings.sam_weights = None;
-                    }
-                    self.status.notify(Err(format!("{during}: {message}")));
-                }
-                SamResponse::Encoding { .. } => {}
-                SamResponse::Cancelled { .. } => {
-                    self.status.notify(Ok("encoding cancelled".into()))
-                }
-            }
+        let model_loaded = self.sam_model.loaded.is_some();
+        self.segment.poll(
+            &self.sam,
+            &mut self.settings.segment,
+            model_loaded,
+            &mut |m| status.notify(m),
+        );
+        while let Some(r) = self.sam.try_recv() {
+            self.on_sam_response(ctx, r);
         }
         while let Some(r) = self.text.try_recv() {
-            match &r {
-                TextResponse::ModelLoaded {
-                    name,
-                    config,
-                    positions,
-                } => {
-                    self.status.text_model =
-                        Some(format!("{name} ({})", config.model_type.as_str()));
-                    self.status.notify(Ok(format!("{name} loaded")));
-                    let (rows, cols, data) = positions.clone();
-                    self.encodings
-                        .set_learned(name.clone(), Matrix { rows, cols, data });
-                }
-                TextResponse::Output { ms, .. } => self.status.forward_ms = Some(*ms),
-                TextResponse::Error { during, message } => {
-                    if during.contains("loading") {
-                        self.settings.text_model = None;
-                    }
-                    self.status.notify(Err(format!("{during}: {message}")));
-                }
-            }
-            // Last: the view takes ownership of the (possibly large) output, no copy.
-            self.attention.on_response(r);
+            self.on_text_response(r);
         }
+        self.status.click_ms = self.segment.last_click_ms;
         let dropped: Vec<PathBuf> = ctx.input(|i| {
             i.raw
                 .dropped_files
@@ -362,57 +574,93 @@ impl SegattnApp {
         }
     }
 
+    /// Carries out what the user asked in a first-run panel or the Models window.
+    fn act(&mut self, kind: ModelKind, action: FirstRunAction) {
+        match action {
+            FirstRunAction::Download(spec) => self.start_download(spec),
+            FirstRunAction::Open => match kind {
+                ModelKind::Sam => {
+                    if let Some(p) = rfd::FileDialog::new()
+                        .add_filter("checkpoints", &["pt", "pth", "safetensors"])
+                        .pick_file()
+                    {
+                        self.load_sam(p);
+                    }
+                }
+                ModelKind::Text => {
+                    if let Some(p) = rfd::FileDialog::new().pick_folder() {
+                        self.load_text(p);
+                    }
+                }
+            },
+            FirstRunAction::CancelLoad => self.cancel_load(kind),
+            FirstRunAction::CancelDownload => {
+                if let Some((d, _)) = &self.download {
+                    d.cancel();
+                }
+            }
+        }
+    }
+
     fn models_window(&mut self, ctx: &egui::Context) {
         let mut open = self.show_models;
-        let mut load_sam = None;
-        let mut load_text = None;
-        let mut download = None;
+        let mut actions = Vec::new();
+        let download = self.download_view();
         egui::Window::new("Models").open(&mut open).show(ctx, |ui| {
-            ui.heading("Segment Anything");
-            ui.label(format!("loaded: {}", self.status.sam_model.as_deref().unwrap_or("none")));
-            if ui.button("Open SAM checkpoint…").clicked() {
-                load_sam = rfd::FileDialog::new().add_filter("checkpoints", &["pt", "pth", "safetensors"]).pick_file();
+            for (kind, heading, status) in [
+                (ModelKind::Sam, "Segment Anything", &self.sam_model),
+                (ModelKind::Text, "Text model", &self.text_model),
+            ] {
+                ui.heading(heading);
+                ui.label(format!("loaded: {}", status.loaded.as_deref().unwrap_or("none")));
+                if let ModelActivity::Loading { label, .. } = &status.activity {
+                    ui.horizontal(|ui| {
+                        ui.spinner();
+                        ui.label(format!("loading {label}…"));
+                        if ui.button("Cancel loading").clicked() {
+                            actions.push((kind, FirstRunAction::CancelLoad));
+                        }
+                    });
+                }
+                let (open_label, found) = match kind {
+                    ModelKind::Sam => ("Open SAM checkpoint…", &self.catalog.sam),
+                    ModelKind::Text => ("Open model folder…", &self.catalog.text),
+                };
+                if ui.button(open_label).clicked() {
+                    actions.push((kind, FirstRunAction::Open));
+                }
+                if !found.is_empty() {
+                    ui.label("Found on this computer:");
+                    for p in found {
+                        ui.monospace(p.display().to_string());
+                    }
+                }
+                ui.separator();
             }
+            ui.label(format!(
+                "SAM file names looked for: {}",
+                crate::weights::SAM_FILE_NAMES.join(", ")
+            ));
+            ui.label("A text model is a Hugging Face folder with config.json, tokenizer.json and model.safetensors, e.g. weights/all-MiniLM-L6-v2 or weights/gpt2.");
             ui.label("Looked for, in order:");
-            for d in crate::weights::search_dirs() {
+            for d in &self.catalog.search_dirs {
                 ui.monospace(d.display().to_string());
             }
-            ui.label(format!("file names: {}", crate::weights::SAM_FILE_NAMES.join(", ")));
-            ui.separator();
-            ui.heading("Text model");
-            ui.label(format!("loaded: {}", self.status.text_model.as_deref().unwrap_or("none")));
-            if ui.button("Open model folder…").clicked() {
-                load_text = rfd::FileDialog::new().pick_folder();
-            }
-            ui.label("A Hugging Face folder with config.json, tokenizer.json and model.safetensors, e.g. weights/all-MiniLM-L6-v2 or weights/gpt2.");
             ui.separator();
             ui.heading("Download from the Hugging Face Hub");
-            match &self.download {
-                Some((d, progress)) => {
-                    ui.label(format!("{} ({})", d.spec.label, d.spec.repo));
-                    let (text, fraction) = match progress {
-                        Some((file, index, done, total)) => (
-                            format!(
-                                "{file} ({}/{}): {:.1} / {:.1} MB",
-                                index + 1,
-                                d.spec.files.len(),
-                                *done as f64 / 1e6,
-                                *total as f64 / 1e6
-                            ),
-                            *done as f32 / (*total).max(1) as f32,
-                        ),
-                        None => ("connecting…".to_string(), 0.0),
-                    };
-                    ui.add(egui::ProgressBar::new(fraction).text(text));
+            match &download {
+                Some(d) => {
+                    ui.label(&d.label);
+                    ui.add(egui::ProgressBar::new(d.fraction).text(&d.text));
                     if ui.button("Cancel download").clicked() {
-                        d.cancel();
+                        actions.push((d.kind, FirstRunAction::CancelDownload));
                     }
                 }
                 None => {
                     for spec in crate::download::defaults() {
                         ui.horizontal(|ui| {
                             if ui.button(format!("Download {}", spec.label)).clicked() {
-                                download = Some(spec.clone());
+                                actions.push((spec.kind, FirstRunAction::Download(spec.clone())));
                             }
                             ui.label(format!("{}, about {} MB", spec.repo, spec.approx_mb));
                         });
@@ -421,17 +669,81 @@ impl SegattnApp {
             }
             ui.label("Files go to the Hugging Face cache (HF_HOME), where segattn also looks. Without a network, weights/README.md says which files to put where.");
         });
+        if open && !self.show_models {
+            self.rescan(); // just opened: look again
+        }
         self.show_models = open;
-        if let Some(spec) = download {
-            self.start_download(spec);
-        }
-        if let Some(p) = load_sam {
-            self.load_sam(p);
-        }
-        if let Some(p) = load_text {
-            self.load_text(p);
+        for (kind, action) in actions {
+            self.act(kind, action);
         }
     }
+
+    fn segment_ui(&mut self, ui: &mut egui::Ui) {
+        let download = self.download_view();
+        let status = &mut self.status;
+        let mut notify = |m: Result<String, String>| status.notify(m);
+        egui::Panel::left("segment-controls")
+            .default_size(300.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    self.segment.controls_ui(
+                        ui,
+                        &self.sam,
+                        &mut self.settings.segment,
+                        &mut notify,
+                    );
+                });
+            });
+        let mut action = None;
+        egui::CentralPanel::default_margins().show(ui, |ui| {
+            if self.sam_model.loaded.is_none() {
+                action = model_needed_ui(ui, ModelKind::Sam, &self.sam_model, download.as_ref());
+                ui.add_space(8.0);
+            }
+            let opacity = self.settings.segment.opacity;
+            self.segment.canvas_ui(ui, &self.sam, opacity, &mut notify);
+        });
+        if let Some(a) = action {
+            self.act(ModelKind::Sam, a);
+        }
+    }
+
+    fn attention_ui(&mut self, ui: &mut egui::Ui) {
+        let download = self.download_view();
+        let mut action = None;
+        let status = &mut self.status;
+        let mut notify = |m: Result<String, String>| status.notify(m);
+        let ctx = ui.ctx().clone();
+        self.attention
+            .poll(&ctx, &self.settings.attention, &mut notify);
+        egui::CentralPanel::default_margins().show(ui, |ui| {
+            if self.text_model.loaded.is_none() {
+                action = model_needed_ui(ui, ModelKind::Text, &self.text_model, download.as_ref());
+                return;
+            }
+            self.attention.ui(
+                ui,
+                &self.text,
+                &mut self.settings.attention,
+                &self.catalog.text,
+                &mut notify,
+            );
+        });
+        if let Some(a) = action {
+            self.act(ModelKind::Text, a);
+        }
+        if let Some(dir) = self.attention.take_model_request() {
+            self.load_text(dir);
+        }
+    }
+}
+
+/// A file's name for messages ("mobile_sam.pt").
+fn file_label(path: &std::path::Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 impl eframe::App for SegattnApp {
@@ -465,6 +777,9 @@ impl eframe::App for SegattnApp {
                 ui.separator();
                 if ui.button("Models…").clicked() {
                     self.show_models = !self.show_models;
+                    if self.show_models {
+                        self.rescan();
+                    }
                 }
                 let theme = if self.settings.dark_mode {
                     "Light theme"
@@ -477,35 +792,9 @@ impl eframe::App for SegattnApp {
             });
         });
         egui::Panel::bottom("status").show(ui, |ui| self.status.ui(ui));
-        let status = &mut self.status;
-        let mut notify = |m: Result<String, String>| status.notify(m);
         match self.settings.view {
-            View::Segment => {
-                egui::Panel::left("segment-controls")
-                    .default_size(300.0)
-                    .show(ui, |ui| {
-                        egui::ScrollArea::vertical().show(ui, |ui| {
-                            self.segment.controls_ui(
-                                ui,
-                                &self.sam,
-                                &mut self.settings.segment,
-                                &mut notify,
-                            );
-                        });
-                    });
-                egui::CentralPanel::default_margins().show(ui, |ui| {
-                    self.segment.canvas_ui(ui, &self.sam, &mut notify);
-                });
-            }
-            View::Attention => {
-                egui::CentralPanel::default_margins().show(ui, |ui| {
-                    self.attention
-                        .ui(ui, &self.text, &mut self.settings.attention, &mut notify);
-                });
-                if let Some(dir) = self.attention.take_model_request() {
-                    self.load_text(dir);
-                }
-            }
+            View::Segment => self.segment_ui(ui),
+            View::Attention => self.attention_ui(ui),
             View::Encodings => {
                 egui::CentralPanel::default_margins().show(ui, |ui| {
                     self.encodings.ui(ui, &mut self.settings.encodings);

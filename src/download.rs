@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 
+use crate::weights::{HUB_SAM_REPO, HUB_TEXT_REPOS, SAM_FILE_NAMES};
 use crate::worker::Repaint;
 
 /// What a download is for.
@@ -34,25 +35,43 @@ pub struct DownloadSpec {
     pub approx_mb: u32,
 }
 
-/// The models the Models window offers.
-pub fn defaults() -> Vec<DownloadSpec> {
-    let spec = |label: &str, repo: &str, files: &[&str], kind, approx_mb| DownloadSpec {
+fn spec(label: &str, repo: &str, files: &[&str], kind: ModelKind, approx_mb: u32) -> DownloadSpec {
+    DownloadSpec {
         label: label.into(),
         repo: repo.into(),
         files: files.iter().map(|f| (*f).to_string()).collect(),
         kind,
         approx_mb,
-    };
-    use crate::weights::{HUB_SAM_REPO, HUB_TEXT_REPOS, SAM_FILE_NAMES};
-    let text_files = ["config.json", "tokenizer.json", "model.safetensors"];
+    }
+}
+
+/// The files of a text model folder.
+const TEXT_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
+
+fn mobile_sam() -> DownloadSpec {
+    spec(
+        "MobileSAM",
+        HUB_SAM_REPO,
+        &[SAM_FILE_NAMES[0]],
+        ModelKind::Sam,
+        40,
+    )
+}
+
+fn minilm() -> DownloadSpec {
+    spec(
+        "all-MiniLM-L6-v2",
+        HUB_TEXT_REPOS[0],
+        &TEXT_FILES,
+        ModelKind::Text,
+        91,
+    )
+}
+
+/// The models the Models window offers.
+pub fn defaults() -> Vec<DownloadSpec> {
     vec![
-        spec(
-            "MobileSAM",
-            HUB_SAM_REPO,
-            &[SAM_FILE_NAMES[0]],
-            ModelKind::Sam,
-            40,
-        ),
+        mobile_sam(),
         spec(
             "SAM ViT-B",
             HUB_SAM_REPO,
@@ -60,21 +79,24 @@ pub fn defaults() -> Vec<DownloadSpec> {
             ModelKind::Sam,
             375,
         ),
-        spec(
-            "all-MiniLM-L6-v2",
-            HUB_TEXT_REPOS[0],
-            &text_files,
-            ModelKind::Text,
-            91,
-        ),
+        minilm(),
         spec(
             "GPT-2",
             HUB_TEXT_REPOS[1],
-            &text_files,
+            &TEXT_FILES,
             ModelKind::Text,
             550,
         ),
     ]
+}
+
+/// The model a view offers to download with one click when it has none: MobileSAM for SAM,
+/// all-MiniLM-L6-v2 for text.
+pub fn default_for(kind: ModelKind) -> DownloadSpec {
+    match kind {
+        ModelKind::Sam => mobile_sam(),
+        ModelKind::Text => minilm(),
+    }
 }
 
 /// What a running download reports.

@@ -1,13 +1,16 @@
 //! Image decoding for SAM: any common format, 8/16-bit, grey, alpha, palette or CMYK, converted
 //! to 8-bit RGB with its EXIF orientation applied; huge images are refused from the header,
-//! before any pixel is allocated.
+//! before any pixel is allocated. Also Pillow's exact bilinear resize of 8-bit images, which
+//! SAM's preprocessing and the app's display downscale share.
 
-use std::io::BufReader;
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use image::{DynamicImage, ImageDecoder, ImageReader};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 
-use crate::model::sam::Rgb8;
+use rayon::prelude::*;
+
+use crate::types::Rgb8;
 
 /// The largest image accepted, in pixels (250 megapixels; a 50-megapixel photo is well inside).
 pub const MAX_PIXELS: u64 = 250_000_000;
@@ -53,6 +56,13 @@ pub enum ImageLoadError {
         /// The file.
         path: PathBuf,
     },
+    /// The file ends before the image does (a JPEG cut short; PNG reports it as a decode
+    /// error).
+    #[error("the image file is truncated: its data ends before the image does: {path}")]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+    },
     /// The pixel data is corrupt or truncated.
     #[error("cannot decode image ({reason}): {path}")]
     Decode {
@@ -63,28 +73,41 @@ pub enum ImageLoadError {
     },
 }
 
-/// Decodes `path` to 8-bit RGB.
+/// Decodes the file at `path` to 8-bit RGB.
 pub fn load_rgb8(path: impl AsRef<Path>) -> Result<Rgb8, ImageLoadError> {
-    let path = path.as_ref().to_path_buf();
-    let io = |source| ImageLoadError::Io {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|source| ImageLoadError::Io {
         source,
-        path: path.clone(),
-    };
+        path: path.to_path_buf(),
+    })?;
+    decode_rgb8(&bytes, path)
+}
+
+/// Decodes an encoded image held in memory to 8-bit RGB; `name` stands for its file in
+/// messages. Checks the size from the header before decoding, and refuses a JPEG whose data
+/// ends before its end-of-image marker (Pillow's "image file is truncated"; the decoder would
+/// fill the missing rows with grey).
+pub fn decode_rgb8(bytes: &[u8], name: impl AsRef<Path>) -> Result<Rgb8, ImageLoadError> {
+    let path = name.as_ref().to_path_buf();
     let decode = |e: image::ImageError| ImageLoadError::Decode {
         reason: e.to_string(),
         path: path.clone(),
     };
-    let open = || -> Result<ImageReader<BufReader<std::fs::File>>, ImageLoadError> {
-        let file = std::fs::File::open(&path).map_err(io)?;
-        let reader = ImageReader::new(BufReader::new(file))
+    let open = || -> Result<ImageReader<Cursor<&[u8]>>, ImageLoadError> {
+        let reader = ImageReader::new(Cursor::new(bytes))
             .with_guessed_format()
-            .map_err(io)?;
+            .map_err(|source| ImageLoadError::Io {
+                source,
+                path: path.clone(),
+            })?;
         if reader.format().is_none() {
             return Err(ImageLoadError::UnknownFormat { path: path.clone() });
         }
         Ok(reader)
     };
-    let (width, height) = open()?.into_dimensions().map_err(decode)?;
+    let reader = open()?;
+    let format = reader.format();
+    let (width, height) = reader.into_dimensions().map_err(decode)?;
     if width == 0 || height == 0 {
         return Err(ImageLoadError::Empty {
             width,
@@ -99,6 +122,9 @@ pub fn load_rgb8(path: impl AsRef<Path>) -> Result<Rgb8, ImageLoadError> {
             path,
         });
     }
+    if format == Some(ImageFormat::Jpeg) && !jpeg_is_complete(bytes) {
+        return Err(ImageLoadError::Truncated { path });
+    }
     let mut reader = open()?;
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_PIXELS * 8); // RGBA, 16 bits per channel
@@ -110,6 +136,60 @@ pub fn load_rgb8(path: impl AsRef<Path>) -> Result<Rgb8, ImageLoadError> {
     Ok(dynamic_to_rgb8(img))
 }
 
+/// True when a JPEG stream reaches its end-of-image marker: the marker segments are walked
+/// (so an embedded EXIF thumbnail's own end marker does not count) and each scan's
+/// entropy-coded data is skipped up to the next marker.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    const SOI: u8 = 0xD8;
+    const EOI: u8 = 0xD9;
+    const SOS: u8 = 0xDA;
+    if bytes.len() < 4 || bytes[0] != 0xFF || bytes[1] != SOI {
+        return false;
+    }
+    let mut pos = 2;
+    loop {
+        // A marker: 0xFF (any number of fill bytes), then its code.
+        while pos < bytes.len() && bytes[pos] == 0xFF {
+            pos += 1;
+        }
+        let Some(&marker) = bytes.get(pos) else {
+            return false;
+        };
+        pos += 1;
+        match marker {
+            EOI => return true,
+            // Standalone markers: restart intervals, TEM.
+            0xD0..=0xD7 | 0x01 => continue,
+            _ => {}
+        }
+        let Some(len) = bytes
+            .get(pos..pos + 2)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+        else {
+            return false;
+        };
+        if len < 2 || pos + len > bytes.len() {
+            return false;
+        }
+        pos += len;
+        if marker == SOS {
+            // Entropy-coded data: ends at the first 0xFF not followed by 0x00 (a stuffed byte)
+            // or a restart marker.
+            loop {
+                let Some(next) = bytes[pos..].iter().position(|&b| b == 0xFF) else {
+                    return false;
+                };
+                pos += next;
+                match bytes.get(pos + 1) {
+                    None => return false,
+                    Some(0x00) | Some(0xD0..=0xD7) => pos += 2,
+                    Some(_) => break,
+                }
+            }
+        }
+    }
+}
+
 /// Converts any decoded image to 8-bit RGB (alpha dropped, grey expanded, 16-bit rounded).
 pub fn dynamic_to_rgb8(img: DynamicImage) -> Rgb8 {
     let rgb = img.into_rgb8();
@@ -117,5 +197,105 @@ pub fn dynamic_to_rgb8(img: DynamicImage) -> Rgb8 {
         width: rgb.width() as usize,
         height: rgb.height() as usize,
         data: rgb.into_raw(),
+    }
+}
+
+/// Pillow's fixed-point precision for 8-bit resampling (`PRECISION_BITS` in `Resample.c`).
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+/// Per output index: first source index and fixed-point weights (`precompute_coeffs` +
+/// `normalize_coeffs_8bpc` for the bilinear/triangle filter).
+fn pillow_coeffs(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i32>)> {
+    let scale = in_size as f64 / out_size as f64;
+    let filterscale = scale.max(1.0);
+    let support = filterscale; // bilinear filter support 1.0
+    (0..out_size)
+        .map(|xx| {
+            let center = (xx as f64 + 0.5) * scale;
+            let ss = 1.0 / filterscale;
+            let xmin = ((center - support + 0.5) as i64).max(0) as usize; // C cast truncates
+            let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
+            let n = xmax.saturating_sub(xmin);
+            let mut k: Vec<f64> = (0..n)
+                .map(|x| {
+                    let t = ((x + xmin) as f64 - center + 0.5) * ss;
+                    (1.0 - t.abs()).max(0.0)
+                })
+                .collect();
+            let ww: f64 = k.iter().sum();
+            if ww != 0.0 {
+                for v in &mut k {
+                    *v /= ww;
+                }
+            }
+            let one = f64::from(1u32 << PRECISION_BITS);
+            let fixed = k
+                .iter()
+                .map(|&v| {
+                    if v < 0.0 {
+                        (-0.5 + v * one) as i32
+                    } else {
+                        (0.5 + v * one) as i32
+                    }
+                })
+                .collect();
+            (xmin, fixed)
+        })
+        .collect()
+}
+
+fn clip8(v: i64) -> u8 {
+    (v >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// Resizes like Pillow's `Image.resize((w, h), BILINEAR)` on an RGB image.
+pub fn resize_rgb8_pillow(src: &Rgb8, out_w: usize, out_h: usize) -> Rgb8 {
+    let half = 1i64 << (PRECISION_BITS - 1);
+    // Horizontal pass (only when the width changes), then vertical, as Pillow does.
+    let horiz = if out_w != src.width {
+        let cx = pillow_coeffs(src.width, out_w);
+        let mut tmp = vec![0u8; src.height * out_w * 3];
+        tmp.par_chunks_mut(out_w * 3)
+            .zip(src.data.par_chunks(src.width * 3))
+            .for_each(|(out, row)| {
+                for (xx, (xmin, k)) in cx.iter().enumerate() {
+                    for c in 0..3 {
+                        let mut ss = half;
+                        for (i, &w) in k.iter().enumerate() {
+                            ss += i64::from(row[(xmin + i) * 3 + c]) * i64::from(w);
+                        }
+                        out[xx * 3 + c] = clip8(ss);
+                    }
+                }
+            });
+        Rgb8 {
+            width: out_w,
+            height: src.height,
+            data: tmp,
+        }
+    } else {
+        src.clone()
+    };
+    if out_h == src.height {
+        return horiz;
+    }
+    let cy = pillow_coeffs(src.height, out_h);
+    let stride = out_w * 3;
+    let mut data = vec![0u8; out_h * stride];
+    data.par_chunks_mut(stride)
+        .zip(cy.par_iter())
+        .for_each(|(out, (ymin, k))| {
+            for (x, o) in out.iter_mut().enumerate() {
+                let mut ss = half;
+                for (i, &w) in k.iter().enumerate() {
+                    ss += i64::from(horiz.data[(ymin + i) * stride + x]) * i64::from(w);
+                }
+                *o = clip8(ss);
+            }
+        });
+    Rgb8 {
+        width: out_w,
+        height: out_h,
+        data,
     }
 }

@@ -1,7 +1,6 @@
 //! `segattn`: the desktop app (no arguments) or a command-line tool.
 
-use clap::Parser;
-use segattn::cli::{self, Cli};
+use segattn::cli::{self, Invocation};
 
 fn main() {
     // candle asks for the thread count on every matmul and re-reads /proc/cpuinfo unless this
@@ -11,10 +10,9 @@ fn main() {
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
     segattn::alloc::tune_for_inference();
-    let args = Cli::parse();
-    let result = match args.command {
-        Some(command) => cli::run(command),
-        None => cli::run_gui(args.gui),
+    let result = match cli::parse() {
+        Invocation::App(options) => segattn::app::run(*options),
+        Invocation::Command(command) => cli::run(command),
     };
     if let Err(err) = result {
         eprintln!("error: {}", segattn::error::one_line(&err));

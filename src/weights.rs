@@ -7,7 +7,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use candle_core::pickle::{Object, Stack, TensorInfo};
 use candle_core::{DType, Device, Tensor};
@@ -59,6 +59,12 @@ pub enum WeightsError {
         /// The file.
         path: PathBuf,
     },
+    /// Reading was stopped on request (see [`Weights::with_cancel`]).
+    #[error("loading cancelled: {path}")]
+    Cancelled {
+        /// The file.
+        path: PathBuf,
+    },
     /// A tensor's data could not be read (truncated storage, unsupported dtype, ...).
     #[error("tensor `{name}` is unreadable ({reason}) in {path}")]
     Corrupt {
@@ -101,10 +107,14 @@ enum Backend {
 /// Makes the f32 values of tensor `name` of shape `shape`, row-major.
 pub type Generator = dyn Fn(&str, &[usize]) -> Vec<f32> + Send + Sync;
 
+/// Answers true when a long read should stop (the user pressed Cancel).
+pub type CancelCheck = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// A set of named tensors from one source, loaded lazily and converted to f32 on request.
 pub struct Weights {
     path: PathBuf,
     backend: Backend,
+    cancel: Option<CancelCheck>,
 }
 
 impl fmt::Debug for Weights {
@@ -233,6 +243,7 @@ impl Weights {
                 data_start: 8 + n,
                 entries,
             },
+            cancel: None,
         })
     }
 
@@ -292,6 +303,7 @@ impl Weights {
                 zip: Mutex::new(zip),
                 infos,
             },
+            cancel: None,
         })
     }
 
@@ -300,6 +312,7 @@ impl Weights {
         Self {
             path: label.into(),
             backend: Backend::Memory(tensors),
+            cancel: None,
         }
     }
 
@@ -316,6 +329,17 @@ impl Weights {
                 shapes: shapes.into_iter().collect(),
                 generate,
             },
+            cancel: None,
+        }
+    }
+
+    /// These weights, with every tensor read first asking `cancel`: once it answers true,
+    /// reads fail with [`WeightsError::Cancelled`] (a model being loaded stops at its next
+    /// tensor).
+    pub fn with_cancel(self, cancel: CancelCheck) -> Self {
+        Self {
+            cancel: Some(cancel),
+            ..self
         }
     }
 
@@ -390,6 +414,11 @@ impl Weights {
 
     /// Tensor `name` as f32 on `device`, whatever its shape.
     pub fn load_any(&self, name: &str, device: &Device) -> Result<Tensor, WeightsError> {
+        if self.cancel.as_ref().is_some_and(|c| c()) {
+            return Err(WeightsError::Cancelled {
+                path: self.path.clone(),
+            });
+        }
         let corrupt = |reason: String| WeightsError::Corrupt {
             name: name.to_string(),
             reason,
@@ -687,14 +716,43 @@ fn hf_cache_snapshots(repo: &str) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
-/// The first SAM checkpoint found in [`search_dirs`] or the Hugging Face cache.
-pub fn find_sam_checkpoint() -> Option<PathBuf> {
+/// Every SAM checkpoint found in [`search_dirs`] or the Hugging Face cache, in order of
+/// preference ([`SAM_FILE_NAMES`]).
+pub fn find_sam_checkpoints() -> Vec<PathBuf> {
     let mut dirs = search_dirs();
     dirs.extend(hf_cache_snapshots(HUB_SAM_REPO));
     SAM_FILE_NAMES
         .iter()
         .flat_map(|name| dirs.iter().map(move |d| d.join(name)))
-        .find(|p| p.is_file())
+        .filter(|p| p.is_file())
+        .collect()
+}
+
+/// The first SAM checkpoint found in [`search_dirs`] or the Hugging Face cache.
+pub fn find_sam_checkpoint() -> Option<PathBuf> {
+    find_sam_checkpoints().into_iter().next()
+}
+
+/// What a look around the disk found: where segattn looks, and the models there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Catalog {
+    /// [`search_dirs`].
+    pub search_dirs: Vec<PathBuf>,
+    /// [`find_sam_checkpoints`].
+    pub sam: Vec<PathBuf>,
+    /// [`find_text_models`].
+    pub text: Vec<PathBuf>,
+}
+
+impl Catalog {
+    /// Looks (a few directory reads: run it off the UI thread).
+    pub fn scan() -> Self {
+        Self {
+            search_dirs: search_dirs(),
+            sam: find_sam_checkpoints(),
+            text: find_text_models(),
+        }
+    }
 }
 
 /// A model folder's name for display: the folder name, or for a Hugging Face cache snapshot

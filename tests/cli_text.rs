@@ -174,7 +174,7 @@ fn encodings_write_the_library_heatmap() {
     let png = image::open(&out).expect("png").into_rgba8();
     assert_eq!(png.dimensions(), (32 * 8, 64 * 8));
     // Headless twin: the CLI's pixels are the library's heatmap, cell for cell.
-    let m = segattn::model::positional::sinusoidal(64, 32, 10000.0);
+    let m = segattn::analysis::positional::sinusoidal(64, 32, 10000.0);
     let raster = segattn::viz::heatmap(
         &m.data,
         64,

@@ -14,9 +14,9 @@ use candle_core::{Device, Tensor};
 use common::{f32s, fixture, json, load_tensors, max_abs, rel_err};
 use segattn::model::sam::config::{EncoderConfig, SamConfig, TinyVitConfig, VitConfig};
 use segattn::model::sam::transforms::{resize_longest_side, upscale_logits};
-use segattn::model::sam::{
-    BoxPrompt, ImageEmbedding, PointLabel, PointPrompt, Precision, Prompts, Rgb8, SamModel, LOW_RES,
-};
+use segattn::model::sam::{ImageEmbedding, SamModel};
+use segattn::runtime::Precision;
+use segattn::types::{BoxPrompt, PointLabel, PointPrompt, Prompts, Rgb8, LOW_RES};
 use segattn::weights::Weights;
 use sha2::{Digest, Sha256};
 

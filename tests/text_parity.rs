@@ -88,6 +88,34 @@ fn gpt2_logits_attentions_and_hidden_states_match_transformers() {
     }
 }
 
+/// 128 ids, the tiny GPT-2's whole context: the attention's GEMM path (over 48 tokens) with the
+/// causal mask, against transformers (`text/long.safetensors`).
+#[test]
+fn gpt2_128_tokens_match_transformers() {
+    let (model, _) = gpt2_tiny();
+    let meta = json("text/long.json");
+    let reference = load_tensors("text/long.safetensors");
+    let ids: Vec<u32> = meta["gpt2"]["input_ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|v| v.as_u64().expect("id") as u32)
+        .collect();
+    assert_eq!(ids.len(), 128);
+    let out = model.forward(&ids).expect("forward");
+    let att = flat_all(&out.attentions);
+    let err = max_abs(&att, &f32s(&reference, "gpt2.attentions"));
+    eprintln!("gpt2 128 tokens: attentions max abs err {err:.2e}");
+    assert!(err <= 1e-5, "attentions: {err:e}");
+    let hidden = flat_all(&out.hidden_states);
+    let err = max_abs(&hidden, &f32s(&reference, "gpt2.hidden_states"));
+    eprintln!("gpt2 128 tokens: hidden states max abs err {err:.2e}");
+    assert!(err <= 1e-4, "hidden states: {err:e}");
+    let logits = flat_all(&[out.logits.expect("logits")]);
+    let err = max_abs(&logits, &f32s(&reference, "gpt2.logits"));
+    assert!(err <= 1e-4, "logits: {err:e}");
+}
+
 fn minilm_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".testdata/all-MiniLM-L6-v2")
 }
@@ -147,6 +175,47 @@ fn minilm_matches_transformers_on_the_fixture_sentences() {
         let err = max_abs(&emb, &f32s(&reference, &format!("{id}.sentence_embedding")));
         assert!(err <= 1e-5, "{id} sentence embedding: {err:e}");
     }
+}
+
+/// A 129-token French text: the attention's GEMM path (over 48 tokens), against transformers
+/// (`text/long.safetensors`).
+#[test]
+#[cfg_attr(
+    not(has_minilm),
+    ignore = "needs .testdata/all-MiniLM-L6-v2 (scripts/fetch-test-models.sh)"
+)]
+fn minilm_long_text_matches_transformers() {
+    let model = minilm();
+    let meta = json("text/long.json");
+    let reference = load_tensors("text/long.safetensors");
+    let out = model
+        .run(meta["minilm"]["text"].as_str().expect("text"))
+        .expect("runs");
+    let ids: Vec<i64> = out.encoded.tokens.iter().map(|t| i64::from(t.id)).collect();
+    let ref_ids: Vec<i64> = meta["minilm"]["input_ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|v| v.as_i64().expect("id"))
+        .collect();
+    assert_eq!(ids, ref_ids, "token ids");
+    assert!(ids.len() >= 128, "{} tokens", ids.len());
+    let err = max_abs(
+        &out.attentions.probs,
+        &f32s(&reference, "minilm.attentions"),
+    );
+    eprintln!(
+        "minilm {} tokens: attentions max abs err {err:.2e}",
+        ids.len()
+    );
+    assert!(err <= 1e-5, "attentions: {err:e}");
+    let last = out.hidden_states.last().expect("last");
+    let err = max_abs(last, &f32s(&reference, "minilm.last_hidden_state"));
+    eprintln!(
+        "minilm {} tokens: last hidden state max abs err {err:.2e}",
+        ids.len()
+    );
+    assert!(err <= 1e-4, "last hidden state: {err:e}");
 }
 
 #[test]

@@ -13,8 +13,9 @@ use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use segattn::app::{AppOptions, SegattnApp};
 use segattn::model::sam::config::{EncoderConfig, SamConfig, VitConfig};
-use segattn::model::sam::{PointLabel, SamModel};
-use segattn::ui::segment_view::{EncodeState, ImageSource};
+use segattn::model::sam::SamModel;
+use segattn::types::PointLabel;
+use segattn::ui::segment::{EncodeState, ImageSource};
 use segattn::ui::View;
 
 fn small_sam() -> SamModel {
@@ -111,8 +112,8 @@ fn click_shows_a_mask_and_undo_redo_export_work() {
     wait_until(&mut h, "a mask", |a| a.segment.candidates.is_some());
     {
         let s = &h.state().segment;
-        assert_eq!(s.prompts.points.len(), 1);
-        let p = s.prompts.points[0];
+        assert_eq!(s.prompts().points.len(), 1);
+        let p = s.prompts().points[0];
         assert_eq!(p.label, PointLabel::Foreground);
         assert!(
             (p.pos_in_image[0] - 250.0).abs() < 2.0 && (p.pos_in_image[1] - 130.0).abs() < 2.0,
@@ -134,26 +135,26 @@ fn click_shows_a_mask_and_undo_redo_export_work() {
     // A right click adds a background point.
     click_image(&mut h, 425.0, 200.0, PointerButton::Secondary);
     wait_until(&mut h, "the second prompt's masks", |a| {
-        a.segment.prompts.points.len() == 2 && a.segment.awaiting.is_none()
+        a.segment.prompts().points.len() == 2 && a.segment.awaiting.is_none()
     });
     assert_eq!(
-        h.state().segment.prompts.points[1].label,
+        h.state().segment.prompts().points[1].label,
         PointLabel::Background
     );
 
     // Undo twice, then redo once.
     h.key_press_modifiers(Modifiers::COMMAND, egui::Key::Z);
     h.step();
-    assert_eq!(h.state().segment.prompts.points.len(), 1);
+    assert_eq!(h.state().segment.prompts().points.len(), 1);
     h.key_press_modifiers(Modifiers::COMMAND, egui::Key::Z);
     h.step();
-    assert!(h.state().segment.prompts.is_empty());
+    assert!(h.state().segment.prompts().is_empty());
     assert!(h.state().segment.candidates.is_none(), "no prompt, no mask");
     h.key_press_modifiers(Modifiers::COMMAND | Modifiers::SHIFT, egui::Key::Z);
     wait_until(&mut h, "the redone prompt's mask", |a| {
         a.segment.candidates.is_some()
     });
-    assert_eq!(h.state().segment.prompts.points.len(), 1);
+    assert_eq!(h.state().segment.prompts().points.len(), 1);
 
     // Export the chosen mask and all masks as COCO.
     let dir = tempfile::tempdir().expect("tmp");
@@ -228,8 +229,8 @@ fn drag_draws_a_box_prompt() {
     });
     h.step();
     wait_until(&mut h, "the box's mask", |a| a.segment.candidates.is_some());
-    let bbox = h.state().segment.prompts.bbox.expect("a box");
-    assert!(h.state().segment.prompts.points.is_empty());
+    let bbox = h.state().segment.prompts().bbox.expect("a box");
+    assert!(h.state().segment.prompts().points.is_empty());
     let [x0, y0, x1, y1] = bbox.corners_in_image;
     assert!(
         (x0 - 0.2 * 451.0).abs() < 3.0 && (y1 - 0.7 * 300.0).abs() < 3.0 && x1 > x0 && y1 > y0,
@@ -281,7 +282,12 @@ fn attention_grid_picks_layer_2_head_3() {
     });
     h.get_by_label("Layer 2 head 3").click();
     h.step();
-    h.step();
+    wait_until(&mut h, "the map of layer 2 head 3", |a| {
+        a.attention
+            .shown
+            .as_ref()
+            .is_some_and(|m| (m.key.layer, m.key.head) == (2, 3))
+    });
     let s = h.state();
     assert_eq!(
         (s.settings.attention.layer, s.settings.attention.head),
@@ -317,18 +323,37 @@ fn attention_grid_picks_layer_2_head_3() {
     assert_eq!(h.state().attention.head_view_hover, Some(2));
 }
 
+/// The Positional-encodings view shows the sinusoids of the formula, value for value.
 #[test]
 fn encodings_view_draws_sinusoids() {
     let mut h = app(AppOptions::default());
     h.get_by_label("Positional encodings").click();
-    h.run_steps(3);
-    assert_eq!(h.state().settings.view, View::Encodings);
+    wait_until(&mut h, "the encoding", |a| {
+        a.settings.view == View::Encodings && a.encodings.current.is_some()
+    });
     let m = h
         .state()
         .encodings
-        .matrix(&h.state().settings.encodings)
-        .expect("matrix");
+        .current
+        .as_ref()
+        .expect("shown")
+        .shown
+        .clone();
     assert_eq!((m.rows, m.cols), (128, 128));
+    for p in [0usize, 1, 17, 127] {
+        for i in [0usize, 3, 63] {
+            let angle = p as f64 / 10000f64.powf(2.0 * i as f64 / 128.0);
+            let (sin, cos) = (m.data[p * 128 + 2 * i], m.data[p * 128 + 2 * i + 1]);
+            assert!(
+                (f64::from(sin) - angle.sin()).abs() < 1e-6,
+                "sin p={p} i={i}"
+            );
+            assert!(
+                (f64::from(cos) - angle.cos()).abs() < 1e-6,
+                "cos p={p} i={i}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -379,7 +404,7 @@ fn scroll_zooms_around_the_pointer_and_clicks_follow() {
     let p = h
         .state()
         .segment
-        .prompts
+        .prompts()
         .points
         .first()
         .expect("a point")
@@ -410,7 +435,7 @@ fn scroll_zooms_around_the_pointer_and_clicks_follow() {
     let q = h
         .state()
         .segment
-        .prompts
+        .prompts()
         .points
         .get(1)
         .expect("a second point")
@@ -454,8 +479,8 @@ fn model_download_without_network_says_what_to_do() {
 #[test]
 fn status_bar_names_device_and_dtype() {
     let mut h = app(AppOptions {
-        device: segattn::cli::DeviceChoice::Cpu,
-        dtype: segattn::cli::DTypeChoice::F16,
+        device: segattn::runtime::DeviceChoice::Cpu,
+        dtype: segattn::runtime::DTypeChoice::F16,
         ..Default::default()
     });
     h.run_steps(2);

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use super::{select_device, DeviceChoice};
 use crate::model::text::TextModel;
+use crate::runtime::{select_device, DeviceChoice};
 
 /// Arguments of `segattn attend`.
 #[derive(Debug, clap::Args)]

@@ -5,10 +5,12 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 
-use super::{device_name, peak_rss_bytes, select_device, DTypeChoice, DeviceChoice};
+use super::peak_rss_bytes;
 use crate::model::sam::config::{EncoderConfig, SamConfig, TinyVitConfig, VitConfig};
-use crate::model::sam::{PointLabel, PointPrompt, Prompts, Rgb8, SamModel};
+use crate::model::sam::SamModel;
 use crate::model::text::TextModel;
+use crate::runtime::{device_name, select_device, DTypeChoice, DeviceChoice};
+use crate::types::{PointLabel, PointPrompt, Prompts, Rgb8};
 use crate::weights::Weights;
 
 /// What to time.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-use crate::model::positional::{cosine_similarity, rope_cos, sinusoidal, Matrix};
+use crate::analysis::positional::{cosine_similarity, rope_cos, sinusoidal, Matrix};
 use crate::model::text::TextModel;
 use crate::viz::{heatmap, Colormap, ValueRange};
 

@@ -1,17 +1,20 @@
 //! The command line: `segattn segment`, `attend`, `encodings` and `bench`, as specified in
-//! DESIGN.md.
+//! DESIGN.md, and the desktop app's options. Only `main.rs` reaches this module; it is the one
+//! place that knows clap.
 
 mod attend;
 mod bench;
 mod encodings;
 mod segment;
+mod values;
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use anyhow::Result;
+use clap::{Parser, Subcommand};
 
-pub use bench::BenchTarget;
+use crate::app::AppOptions;
+use crate::runtime::{DTypeChoice, DeviceChoice};
 
 /// Top-level arguments.
 #[derive(Debug, Parser)]
@@ -55,19 +58,37 @@ pub struct GuiArgs {
     pub dtype: DTypeChoice,
 }
 
-/// Opens the desktop app.
-pub fn run_gui(args: GuiArgs) -> Result<()> {
-    crate::app::run(crate::app::AppOptions {
-        sam_weights: args.sam_weights,
-        text_model: args.text_model,
-        image: args.image,
-        exit_after_frames: args.exit_after_frames,
-        view: args.view,
-        discover: true,
-        device: args.device,
-        dtype: args.dtype,
-        ..Default::default()
-    })
+/// What the command line asks for.
+pub enum Invocation {
+    /// The desktop app (no subcommand).
+    App(Box<AppOptions>),
+    /// A subcommand.
+    Command(Command),
+}
+
+/// Parses the process's arguments (printing help or a usage error and exiting, as clap does).
+pub fn parse() -> Invocation {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(command) => Invocation::Command(command),
+        None => Invocation::App(Box::new(cli.gui.into())),
+    }
+}
+
+impl From<GuiArgs> for AppOptions {
+    fn from(args: GuiArgs) -> Self {
+        Self {
+            sam_weights: args.sam_weights,
+            text_model: args.text_model,
+            image: args.image,
+            exit_after_frames: args.exit_after_frames,
+            view: args.view,
+            discover: true,
+            device: args.device,
+            dtype: args.dtype,
+            ..Default::default()
+        }
+    }
 }
 
 /// The subcommands.
@@ -81,89 +102,6 @@ pub enum Command {
     Encodings(encodings::EncodingsArgs),
     /// Time the models (median of repeated runs after a warm-up).
     Bench(bench::BenchArgs),
-}
-
-/// Where models run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum DeviceChoice {
-    /// CUDA or Metal when compiled in and present, else the CPU.
-    #[default]
-    Auto,
-    /// The CPU.
-    Cpu,
-    /// An NVIDIA GPU (needs the `cuda` feature).
-    Cuda,
-    /// An Apple GPU (needs the `metal` feature).
-    Metal,
-}
-
-/// The format of SAM's image encoder (prompt encoder, mask decoder and text models run in f32).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum DTypeChoice {
-    /// f16 on a GPU, f32 on the CPU.
-    #[default]
-    Auto,
-    /// 32-bit floats.
-    F32,
-    /// Half precision (masks checked equal to f32's).
-    F16,
-    /// bfloat16 (GPU only; not checked against f32 here).
-    Bf16,
-}
-
-impl DTypeChoice {
-    /// The precision this choice means on `device`.
-    pub fn resolve(self, device: &candle_core::Device) -> crate::model::Precision {
-        use crate::model::Precision;
-        match self {
-            Self::Auto => Precision::auto_for(device),
-            Self::F32 => Precision::F32,
-            Self::F16 => Precision::F16,
-            Self::Bf16 => Precision::Bf16,
-        }
-    }
-}
-
-/// Opens the device the user asked for.
-pub fn select_device(choice: DeviceChoice) -> Result<candle_core::Device> {
-    use candle_core::Device;
-    match choice {
-        DeviceChoice::Cpu => Ok(Device::Cpu),
-        DeviceChoice::Cuda => {
-            if !candle_core::utils::cuda_is_available() {
-                bail!("CUDA is not available: build with `--features cuda` on a machine with an NVIDIA GPU");
-            }
-            Device::new_cuda(0).context("cannot open CUDA device 0")
-        }
-        DeviceChoice::Metal => {
-            if !candle_core::utils::metal_is_available() {
-                bail!("Metal is not available: build with `--features metal` on macOS");
-            }
-            Device::new_metal(0).context("cannot open Metal device 0")
-        }
-        DeviceChoice::Auto => {
-            if candle_core::utils::cuda_is_available() {
-                if let Ok(d) = Device::new_cuda(0) {
-                    return Ok(d);
-                }
-            }
-            if candle_core::utils::metal_is_available() {
-                if let Ok(d) = Device::new_metal(0) {
-                    return Ok(d);
-                }
-            }
-            Ok(Device::Cpu)
-        }
-    }
-}
-
-/// A short name of a device ("cpu", "cuda:0", "metal:0").
-pub fn device_name(device: &candle_core::Device) -> String {
-    match device {
-        candle_core::Device::Cpu => "cpu".into(),
-        candle_core::Device::Cuda(_) => "cuda:0".into(),
-        candle_core::Device::Metal(_) => "metal:0".into(),
-    }
 }
 
 /// Runs a subcommand.

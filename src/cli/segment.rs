@@ -7,8 +7,10 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 
-use super::{indexed_path, select_device, DTypeChoice, DeviceChoice};
-use crate::model::sam::{BoxPrompt, PointLabel, PointPrompt, Prompts, SamModel, LOW_RES};
+use super::indexed_path;
+use crate::model::sam::SamModel;
+use crate::runtime::{device_name, select_device, DTypeChoice, DeviceChoice};
+use crate::types::{BoxPrompt, PointLabel, PointPrompt, Prompts, LOW_RES};
 use crate::weights::Weights;
 
 /// Arguments of `segattn segment`.
@@ -178,7 +180,7 @@ pub fn run(args: &SegmentArgs) -> Result<()> {
         eprintln!(
             "{} on {} (encoder {}): encode {encode_ms:.0} ms, decode {decode_ms:.1} ms",
             model.config().name(),
-            super::device_name(&device),
+            device_name(&device),
             model.precision().name()
         );
     }

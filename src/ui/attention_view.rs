@@ -1,15 +1,20 @@
 //! The Attention view: type a sentence, pick a layer and head, and read the token × token
 //! attention (with exact values on hover), a grid of every head, mean / max over heads,
 //! rollout, and subword → word merging.
+//!
+//! Every map on screen is computed once per change of what it shows (result, layer, head,
+//! mode, merging, colormap) on a view job; the previous map stays on screen meanwhile. The
+//! rollout and the word groups of a result are computed once and shared by all its maps.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use egui::{Color32, Pos2, Rect, Sense, TextureHandle, Vec2};
 
 use super::widgets::{heatmap_ui, texture};
-use crate::analysis::{merge_groups, AttentionMaps};
-use crate::model::text::{word_groups, TextOutput};
+use crate::analysis::{merge_groups, word_groups, AttentionMaps};
+use crate::jobs::{Jobs, Slot, Stale};
+use crate::types::{TextModelInfo, TextOutput};
 use crate::viz::{heatmap, Colormap, Raster, ValueRange};
 use crate::worker::text::{TextRequest, TextResponse, TextWorker};
 
@@ -88,20 +93,30 @@ fn zero_to_max(values: &[f32]) -> ValueRange {
     ValueRange::Fixed(0.0, values.iter().copied().fold(0f32, f32::max).max(1e-6))
 }
 
-/// The key of a displayed heatmap: a texture is rebuilt only when it changes.
-#[derive(Debug, Clone, PartialEq)]
-struct ViewKey {
-    result: u64,
-    layer: usize,
-    head: usize,
-    mode: AttnMode,
-    merge: bool,
-    colormap: Colormap,
+/// What a displayed heatmap shows: a map is recomputed only when this changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViewKey {
+    /// The result it comes from.
+    pub result: u64,
+    /// Layer.
+    pub layer: usize,
+    /// Head (used in [`AttnMode::Head`]).
+    pub head: usize,
+    /// Head, mean, max or rollout.
+    pub mode: AttnMode,
+    /// Subwords merged into words.
+    pub merge: bool,
+    /// Colours.
+    pub colormap: Colormap,
 }
 
-/// A computed heatmap (plain data + texture).
+/// The strongest links drawn per row by the head view when no token is hovered.
+const HEAD_VIEW_LINKS: usize = 8;
+
+/// A computed heatmap: its numbers, labels, picture and texture.
 pub struct ShownMap {
-    key: ViewKey,
+    /// What it shows.
+    pub key: ViewKey,
     /// Rows and columns.
     pub n: usize,
     /// Labels of rows / columns.
@@ -112,57 +127,104 @@ pub struct ShownMap {
     pub causal: bool,
     /// The coloured raster (what export writes).
     pub raster: Raster,
+    /// Each row's strongest links `(column, weight)`, strongest first (the head view).
+    pub links: Vec<Vec<(usize, f32)>>,
     texture: TextureHandle,
 }
 
-/// Runtime state of the view.
+/// What a result's maps share, computed once on first use.
 #[derive(Default)]
+struct Derived {
+    rollout: OnceLock<Vec<Vec<f32>>>,
+    words: OnceLock<(Vec<usize>, Vec<String>)>,
+}
+
+/// The thumbnails of every layer × head of a result.
+struct Grid {
+    key: (u64, Colormap),
+    textures: Vec<TextureHandle>,
+}
+
+/// Thumbnails have at most this many cells per side (larger maps are max-pooled).
+const THUMBNAIL_SIDE: usize = 64;
+
+/// Runtime state of the view.
 pub struct AttentionState {
     /// The newest result.
     pub output: Option<Arc<TextOutput>>,
+    derived: Arc<Derived>,
     result_id: u64,
     last_sent: Option<String>,
-    /// A model folder picked in the view, for the app to load.
-    model_request: Option<std::path::PathBuf>,
-    /// Text model folders found on disk (looked up when the picker first opens).
-    known_models: Option<Vec<std::path::PathBuf>>,
     next_request: u64,
     /// A request is in flight.
     pub awaiting: bool,
-    /// Loaded model name.
-    pub model_name: Option<String>,
+    /// The loaded model.
+    pub model: Option<TextModelInfo>,
     /// The heatmap on screen.
     pub shown: Option<ShownMap>,
-    grid: Option<(u64, Colormap, Vec<TextureHandle>)>,
+    maps: Slot<ShownMap>,
+    requested: Option<ViewKey>,
+    grid: Option<Grid>,
+    grids: Slot<Grid>,
+    grid_requested: Option<(u64, Colormap)>,
+    exports: Slot<Result<PathBuf, String>>,
     /// Last forward time.
     pub forward_ms: Option<f64>,
     /// The query token under the pointer in the head view (kept while the pointer is away).
     pub head_view_hover: Option<usize>,
+    model_request: Option<PathBuf>,
 }
 
 impl AttentionState {
+    /// An empty view whose background work runs on `jobs`.
+    pub fn new(jobs: &Jobs) -> Self {
+        Self {
+            output: None,
+            derived: Arc::default(),
+            result_id: 0,
+            last_sent: None,
+            next_request: 0,
+            awaiting: false,
+            model: None,
+            shown: None,
+            maps: Slot::new(jobs),
+            requested: None,
+            grid: None,
+            grids: Slot::new(jobs),
+            grid_requested: None,
+            exports: Slot::new(jobs),
+            forward_ms: None,
+            head_view_hover: None,
+            model_request: None,
+        }
+    }
+
     /// Handles a text worker response.
     pub fn on_response(&mut self, r: TextResponse) {
         match r {
-            TextResponse::ModelLoaded { name, .. } => {
-                self.model_name = Some(name);
-                self.known_models = None; // look again next time the picker opens
+            TextResponse::ModelLoaded { info, .. } => {
+                self.model = Some(info);
                 self.last_sent = None; // re-run the text on the new model
             }
             TextResponse::Output { output, ms, .. } => {
                 self.awaiting = false;
                 self.result_id += 1;
                 self.output = Some(Arc::new(*output));
+                self.derived = Arc::default();
                 self.forward_ms = Some(ms);
-                self.shown = None;
             }
-            TextResponse::Error { .. } => self.awaiting = false,
+            TextResponse::Failed { .. } => self.awaiting = false,
+            TextResponse::Crashed { .. } => {
+                self.awaiting = false;
+                self.model = None;
+            }
+            TextResponse::LoadCancelled => {}
         }
     }
 
     /// Sends the text when it changed and a model is loaded.
     pub fn sync(&mut self, worker: &TextWorker, settings: &AttentionSettings) {
-        if self.model_name.is_none() || self.last_sent.as_deref() == Some(settings.text.as_str()) {
+        if self.model.is_none() || self.last_sent.as_deref() == Some(settings.text.as_str()) {
             return;
         }
         self.next_request += 1;
@@ -178,51 +240,57 @@ impl AttentionState {
         }
     }
 
-    fn compute(&mut self, ctx: &egui::Context, s: &AttentionSettings) {
-        let Some(out) = &self.output else { return };
-        let maps = &out.attentions;
-        let key = ViewKey {
+    /// The key of the map the settings ask for, on the newest result.
+    fn key(&self, s: &AttentionSettings) -> Option<ViewKey> {
+        let maps = &self.output.as_ref()?.attentions;
+        Some(ViewKey {
             result: self.result_id,
-            layer: s.layer.min(maps.layers - 1),
-            head: s.head.min(maps.heads - 1),
+            layer: s.layer.min(maps.layers.saturating_sub(1)),
+            head: s.head.min(maps.heads.saturating_sub(1)),
             mode: s.mode,
             merge: s.merge_words,
             colormap: s.colormap,
-        };
-        if self.shown.as_ref().is_some_and(|m| m.key == key) {
+        })
+    }
+
+    /// Takes finished maps, thumbnails and exports; asks for what the settings show now.
+    pub fn poll(&mut self, ctx: &egui::Context, s: &AttentionSettings, notify: super::Notify) {
+        if let Some(m) = self.maps.poll() {
+            self.shown = Some(m);
+        }
+        if let Some(g) = self.grids.poll() {
+            self.grid = Some(g);
+        }
+        if let Some(r) = self.exports.poll() {
+            notify(r.map(|p| format!("wrote {}", p.display())));
+        }
+        let (Some(out), Some(key)) = (self.output.clone(), self.key(s)) else {
             return;
-        }
-        let mut values = match key.mode {
-            AttnMode::Head => maps.head(key.layer, key.head).to_vec(),
-            AttnMode::Mean => maps.mean_over_heads(key.layer),
-            AttnMode::Max => maps.max_over_heads(key.layer),
-            AttnMode::Rollout => maps.rollout().swap_remove(key.layer),
         };
-        let mut n = maps.n;
-        let mut labels = maps.tokens.clone();
-        let mut causal = maps.causal;
-        if key.merge {
-            let (group, words) = word_groups(&out.encoded.tokens, &s.text);
-            values = merge_groups(&values, n, &group);
-            n = words.len();
-            labels = words;
-            causal = false;
+        if self.shown.as_ref().map(|m| m.key) != Some(key) && self.requested != Some(key) {
+            self.requested = Some(key);
+            let (derived, ctx) = (self.derived.clone(), ctx.clone());
+            self.maps
+                .submit(move |stale| compute_map(&ctx, &out, &derived, key, stale));
         }
-        // Colours span 0 … the map's largest value (attention rarely nears 1 away from [CLS]);
-        // the hover tooltip gives the exact number.
-        let raster = heatmap(&values, n, n, zero_to_max(&values), key.colormap, |r, c| {
-            causal && c > r
-        });
-        let texture = texture(ctx, "attention", &raster, true);
-        self.shown = Some(ShownMap {
-            key,
-            n,
-            labels,
-            values,
-            causal,
-            raster,
-            texture,
-        });
+        let grid_key = (self.result_id, s.colormap);
+        if self.grid.as_ref().map(|g| g.key) != Some(grid_key)
+            && self.grid_requested != Some(grid_key)
+        {
+            self.grid_requested = Some(grid_key);
+            let (out, ctx) = (self.output.clone(), ctx.clone());
+            self.grids.submit(move |stale| Grid {
+                key: grid_key,
+                textures: out.map_or_else(Vec::new, |o| {
+                    thumbnails(&ctx, &o.attentions, grid_key.1, stale)
+                }),
+            });
+        }
+    }
+
+    /// True while the shown map is not yet the one the settings ask for.
+    pub fn is_computing(&self) -> bool {
+        self.maps.is_pending() || self.grids.is_pending()
     }
 
     /// Writes the shown heatmap as a PNG (cells enlarged).
@@ -240,43 +308,24 @@ impl AttentionState {
             .shown
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("nothing to export yet"))?;
-        let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-        let mut out = String::from("from\\to");
-        for l in &m.labels {
-            out.push(',');
-            out.push_str(&quote(l));
-        }
-        out.push('\n');
-        for r in 0..m.n {
-            out.push_str(&quote(&m.labels[r]));
-            for c in 0..m.n {
-                if m.causal && c > r {
-                    out.push(',');
-                } else {
-                    out.push_str(&format!(",{}", m.values[r * m.n + c]));
-                }
-            }
-            out.push('\n');
-        }
-        std::fs::write(path, out)
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+        crate::files::write_bytes_atomic(path, csv(m).as_bytes())
     }
 
     /// A text model folder the user picked in the view's model list; the app loads it.
-    pub fn take_model_request(&mut self) -> Option<std::path::PathBuf> {
+    pub fn take_model_request(&mut self) -> Option<PathBuf> {
         self.model_request.take()
     }
 
     /// The model picker: the loaded model and every other text model found on disk.
-    fn model_picker(&mut self, ui: &mut egui::Ui) {
-        let current = self.model_name.clone().unwrap_or_else(|| "none".into());
+    fn model_picker(&mut self, ui: &mut egui::Ui, known: &[PathBuf]) {
+        let current = self
+            .model
+            .as_ref()
+            .map_or_else(|| "none".to_string(), |m| m.name.clone());
         egui::ComboBox::from_label("model")
             .selected_text(&current)
             .show_ui(ui, |ui| {
-                if self.known_models.is_none() {
-                    self.known_models = Some(crate::weights::find_text_models());
-                }
-                for dir in self.known_models.iter().flatten() {
+                for dir in known {
                     let name = crate::weights::model_folder_label(dir);
                     if ui.selectable_label(name == current, &name).clicked() {
                         self.model_request = Some(dir.clone());
@@ -286,15 +335,16 @@ impl AttentionState {
             });
     }
 
-    /// Draws the view.
+    /// Draws the view; `known` are the text model folders found on disk.
     pub fn ui(
         &mut self,
         ui: &mut egui::Ui,
         worker: &TextWorker,
         s: &mut AttentionSettings,
-        notify: &mut dyn FnMut(Result<String, String>),
+        known: &[PathBuf],
+        notify: super::Notify,
     ) {
-        self.model_picker(ui);
+        self.model_picker(ui, known);
         ui.horizontal(|ui| {
             ui.label("Text:");
             ui.add(
@@ -306,69 +356,20 @@ impl AttentionState {
         });
         self.sync(worker, s);
         let Some(out) = self.output.clone() else {
-            match &self.model_name {
-                None => ui.label(
-                    "Open a text model folder (Models window): e.g. all-MiniLM-L6-v2 or GPT-2.",
-                ),
-                Some(_) if self.awaiting => ui.spinner(),
-                Some(_) => ui.label("Type a sentence."),
-            };
+            if self.awaiting {
+                ui.spinner();
+            } else {
+                ui.label("Type a sentence.");
+            }
             return;
         };
         if let Some(notice) = out.encoded.notice() {
             ui.colored_label(ui.visuals().warn_fg_color, notice);
         }
         let maps: &AttentionMaps = &out.attentions;
-        ui.horizontal_wrapped(|ui| {
-            ui.add(egui::Slider::new(&mut s.layer, 0..=maps.layers - 1).text("layer"));
-            ui.add_enabled(
-                s.mode == AttnMode::Head,
-                egui::Slider::new(&mut s.head, 0..=maps.heads - 1).text("head"),
-            );
-            egui::ComboBox::from_label("show")
-                .selected_text(s.mode.label())
-                .show_ui(ui, |ui| {
-                    for m in AttnMode::ALL {
-                        ui.selectable_value(&mut s.mode, m, m.label());
-                    }
-                });
-            ui.checkbox(&mut s.merge_words, "merge subwords into words");
-            ui.checkbox(&mut s.head_view, "head view (lines)");
-            egui::ComboBox::from_label("colormap")
-                .selected_text(s.colormap.name())
-                .show_ui(ui, |ui| {
-                    for c in Colormap::ALL {
-                        ui.selectable_value(&mut s.colormap, c, c.name());
-                    }
-                });
-            if ui.button("PNG…").clicked() {
-                if let Some(p) = rfd::FileDialog::new()
-                    .set_file_name("attention.png")
-                    .save_file()
-                {
-                    notify(
-                        self.export_png(&p)
-                            .map(|()| format!("wrote {}", p.display()))
-                            .map_err(|e| e.to_string()),
-                    );
-                }
-            }
-            if ui.button("CSV…").clicked() {
-                if let Some(p) = rfd::FileDialog::new()
-                    .set_file_name("attention.csv")
-                    .save_file()
-                {
-                    notify(
-                        self.export_csv(&p)
-                            .map(|()| format!("wrote {}", p.display()))
-                            .map_err(|e| e.to_string()),
-                    );
-                }
-            }
-        });
-        s.layer = s.layer.min(maps.layers - 1);
-        s.head = s.head.min(maps.heads - 1);
-        self.compute(ui.ctx(), s);
+        self.settings_ui(ui, maps, s, notify);
+        s.layer = s.layer.min(maps.layers.saturating_sub(1));
+        s.head = s.head.min(maps.heads.saturating_sub(1));
         ui.horizontal_top(|ui| {
             let side = (ui.available_height() - 90.0)
                 .min(ui.available_width() * 0.55)
@@ -389,52 +390,108 @@ impl AttentionState {
                 });
             }
             ui.vertical(|ui| {
-                ui.label("All layers × heads (click one):");
+                ui.horizontal(|ui| {
+                    ui.label("All layers × heads (click one):");
+                    if self.is_computing() {
+                        ui.spinner();
+                    }
+                });
                 self.grid_ui(ui, maps, s);
             });
         });
     }
 
-    fn grid_ui(&mut self, ui: &mut egui::Ui, maps: &AttentionMaps, s: &mut AttentionSettings) {
-        if self
-            .grid
-            .as_ref()
-            .is_none_or(|(id, cm, _)| *id != self.result_id || *cm != s.colormap)
-        {
-            let causal = maps.causal;
-            let textures = (0..maps.layers * maps.heads)
-                .map(|i| {
-                    let head = maps.head(i / maps.heads, i % maps.heads);
-                    let r = heatmap(
-                        head,
-                        maps.n,
-                        maps.n,
-                        zero_to_max(head),
-                        s.colormap,
-                        |r, c| causal && c > r,
-                    );
-                    texture(ui.ctx(), &format!("head-{i}"), &r, true)
-                })
-                .collect();
-            self.grid = Some((self.result_id, s.colormap, textures));
-        }
-        let Some((_, _, textures)) = &self.grid else {
+    fn settings_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        maps: &AttentionMaps,
+        s: &mut AttentionSettings,
+        notify: super::Notify,
+    ) {
+        ui.horizontal_wrapped(|ui| {
+            ui.add(
+                egui::Slider::new(&mut s.layer, 0..=maps.layers.saturating_sub(1)).text("layer"),
+            );
+            ui.add_enabled(
+                s.mode == AttnMode::Head,
+                egui::Slider::new(&mut s.head, 0..=maps.heads.saturating_sub(1)).text("head"),
+            );
+            egui::ComboBox::from_label("show")
+                .selected_text(s.mode.label())
+                .show_ui(ui, |ui| {
+                    for m in AttnMode::ALL {
+                        ui.selectable_value(&mut s.mode, m, m.label());
+                    }
+                });
+            ui.checkbox(&mut s.merge_words, "merge subwords into words");
+            ui.checkbox(&mut s.head_view, "head view (lines)");
+            egui::ComboBox::from_label("colormap")
+                .selected_text(s.colormap.name())
+                .show_ui(ui, |ui| {
+                    for c in Colormap::ALL {
+                        ui.selectable_value(&mut s.colormap, c, c.name());
+                    }
+                });
+            for (label, file, png) in [
+                ("PNG…", "attention.png", true),
+                ("CSV…", "attention.csv", false),
+            ] {
+                if ui.button(label).clicked() {
+                    if let Some(p) = rfd::FileDialog::new().set_file_name(file).save_file() {
+                        self.start_export(p, png, notify);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Writes the shown map (PNG or CSV) on a job; the status bar reports the outcome.
+    fn start_export(&mut self, path: PathBuf, png: bool, notify: super::Notify) {
+        let Some(m) = &self.shown else {
+            notify(Err("nothing to export yet".into()));
             return;
         };
+        let (raster, n) = (m.raster.clone(), m.n);
+        let text = (!png).then(|| csv(m));
+        self.exports.submit(move |_| {
+            let written = match text {
+                Some(t) => crate::files::write_bytes_atomic(&path, t.as_bytes()),
+                None => raster.scaled((512 / n.max(1)).max(1)).save_png(&path),
+            };
+            written
+                .map(|()| path)
+                .map_err(|e| crate::error::one_line(&e))
+        });
+    }
+
+    fn grid_ui(&mut self, ui: &mut egui::Ui, maps: &AttentionMaps, s: &mut AttentionSettings) {
+        let textures = self
+            .grid
+            .as_ref()
+            .filter(|g| g.key == (self.result_id, s.colormap))
+            .map(|g| g.textures.as_slice());
         let gap = 2.0;
-        let cell = ((ui.available_width() - gap * maps.heads as f32) / maps.heads as f32)
+        let cell = ((ui.available_width() - gap * maps.heads as f32) / maps.heads.max(1) as f32)
             .clamp(10.0, 48.0);
+        let placeholder = ui.visuals().faint_bg_color;
         for l in 0..maps.layers {
             ui.horizontal(|ui| {
                 ui.spacing_mut().item_spacing = Vec2::splat(gap);
                 for h in 0..maps.heads {
                     let (resp, painter) = ui.allocate_painter(Vec2::splat(cell), Sense::click());
-                    painter.image(
-                        textures[l * maps.heads + h].id(),
-                        resp.rect,
-                        Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
-                        Color32::WHITE,
-                    );
+                    match textures.and_then(|t| t.get(l * maps.heads + h)) {
+                        Some(t) => {
+                            painter.image(
+                                t.id(),
+                                resp.rect,
+                                Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
+                                Color32::WHITE,
+                            );
+                        }
+                        None => {
+                            painter.rect_filled(resp.rect, 0.0, placeholder);
+                        }
+                    }
                     let selected = s.mode == AttnMode::Head && s.layer == l && s.head == h;
                     if selected {
                         painter.rect_stroke(
@@ -459,9 +516,142 @@ impl AttentionState {
     }
 }
 
+/// The map `key` asks for: values, labels, colours, texture and head-view links (a view job).
+fn compute_map(
+    ctx: &egui::Context,
+    out: &TextOutput,
+    derived: &Derived,
+    key: ViewKey,
+    stale: Stale,
+) -> ShownMap {
+    let maps = &out.attentions;
+    let mut values = match key.mode {
+        AttnMode::Head => maps.head(key.layer, key.head).to_vec(),
+        AttnMode::Mean => maps.mean_over_heads(key.layer),
+        AttnMode::Max => maps.max_over_heads(key.layer),
+        AttnMode::Rollout => derived.rollout.get_or_init(|| maps.rollout())[key.layer].clone(),
+    };
+    let mut n = maps.n;
+    let mut labels = maps.tokens.clone();
+    let mut causal = maps.causal;
+    if key.merge {
+        let (group, words) = derived
+            .words
+            .get_or_init(|| word_groups(&out.encoded.tokens, &out.text));
+        values = merge_groups(&values, n, group);
+        n = words.len();
+        labels = words.clone();
+        causal = false;
+    }
+    // Colours span 0 … the map's largest value (attention rarely nears 1 away from [CLS]);
+    // the hover tooltip gives the exact number.
+    let raster = heatmap(&values, n, n, zero_to_max(&values), key.colormap, |r, c| {
+        causal && c > r
+    });
+    let links = if stale() {
+        Vec::new()
+    } else {
+        strongest_links(&values, n, causal)
+    };
+    let texture = texture(ctx, "attention", &raster, true);
+    ShownMap {
+        key,
+        n,
+        labels,
+        values,
+        causal,
+        raster,
+        links,
+        texture,
+    }
+}
+
+/// Each row's strongest links, strongest first, at most [`HEAD_VIEW_LINKS`] when the map is
+/// large (every link of a small one).
+fn strongest_links(values: &[f32], n: usize, causal: bool) -> Vec<Vec<(usize, f32)>> {
+    let keep = if n <= 32 { n } else { HEAD_VIEW_LINKS };
+    values
+        .chunks(n.max(1))
+        .enumerate()
+        .map(|(r, row)| {
+            let mut links: Vec<(usize, f32)> = row
+                .iter()
+                .copied()
+                .enumerate()
+                .filter(|&(c, _)| !(causal && c > r))
+                .collect();
+            links.sort_by(|a, b| b.1.total_cmp(&a.1));
+            links.truncate(keep);
+            links
+        })
+        .collect()
+}
+
+/// Thumbnails of every head, at most [`THUMBNAIL_SIDE`] cells per side (max-pooled), each
+/// coloured from 0 to its own maximum.
+fn thumbnails(
+    ctx: &egui::Context,
+    maps: &AttentionMaps,
+    colormap: Colormap,
+    stale: Stale,
+) -> Vec<TextureHandle> {
+    let n = maps.n;
+    let side = n.clamp(1, THUMBNAIL_SIDE);
+    let mut out = Vec::with_capacity(maps.layers * maps.heads);
+    for i in 0..maps.layers * maps.heads {
+        if stale() {
+            break;
+        }
+        let head = maps.head(i / maps.heads, i % maps.heads);
+        let pooled = max_pool(head, n, side);
+        let masked = |r: usize, c: usize| maps.causal && c * n / side >= (r + 1) * n / side;
+        let raster = heatmap(&pooled, side, side, zero_to_max(&pooled), colormap, masked);
+        out.push(texture(ctx, &format!("head-{i}"), &raster, true));
+    }
+    out
+}
+
+/// `n × n` values max-pooled to `side × side`.
+fn max_pool(values: &[f32], n: usize, side: usize) -> Vec<f32> {
+    if side == n {
+        return values.to_vec();
+    }
+    let mut out = vec![0f32; side * side];
+    for r in 0..n {
+        for c in 0..n {
+            let o = &mut out[(r * side / n) * side + c * side / n];
+            *o = o.max(values[r * n + c]);
+        }
+    }
+    out
+}
+
+/// The shown numbers as CSV (first row and column: tokens; masked cells empty).
+fn csv(m: &ShownMap) -> String {
+    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let mut out = String::from("from\\to");
+    for l in &m.labels {
+        out.push(',');
+        out.push_str(&quote(l));
+    }
+    out.push('\n');
+    for r in 0..m.n {
+        out.push_str(&quote(&m.labels[r]));
+        for c in 0..m.n {
+            if m.causal && c > r {
+                out.push(',');
+            } else {
+                out.push_str(&format!(",{}", m.values[r * m.n + c]));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// The BertViz-style head view: tokens in two columns (queries left, keys right) and, from the
-/// hovered query token (or every token when none is hovered), a line to each key with width
-/// and opacity by weight. Returns the hovered query row.
+/// hovered query token, a line to each key with width and opacity by weight; with no token
+/// hovered, every row's strongest links. Returns the hovered query row.
 fn head_view_ui(
     ui: &mut egui::Ui,
     m: &ShownMap,
@@ -484,9 +674,12 @@ fn head_view_ui(
     let text = ui.visuals().text_color();
     let accent = ui.visuals().selection.bg_fill;
     let font = egui::FontId::proportional((row_h - 2.0).clamp(6.0, 14.0));
+    let visible = ui.clip_rect();
     for (i, l) in m.labels.iter().enumerate() {
-        let strong = hovered == Some(i);
-        let c = if strong { accent } else { text };
+        if !visible.y_range().contains(y(i)) {
+            continue;
+        }
+        let c = if hovered == Some(i) { accent } else { text };
         painter.text(
             Pos2::new(left_x - 6.0, y(i)),
             egui::Align2::RIGHT_CENTER,
@@ -503,25 +696,32 @@ fn head_view_ui(
         );
     }
     let max = m.values.iter().copied().fold(0f32, f32::max).max(1e-6);
-    let rows: Vec<usize> = match hovered {
-        Some(r) => vec![r],
-        None => (0..n).collect(),
+    let line = |r: usize, c: usize, v: f32, strong: bool| {
+        let w = v / max;
+        if w < 0.02 {
+            return;
+        }
+        let alpha = (w * if strong { 255.0 } else { 120.0 }) as u8;
+        let color = Color32::from_rgba_unmultiplied(accent.r(), accent.g(), accent.b(), alpha);
+        painter.line_segment(
+            [Pos2::new(left_x, y(r)), Pos2::new(right_x, y(c))],
+            egui::Stroke::new(0.5 + 4.0 * w, color),
+        );
     };
-    for &r in &rows {
-        for c in 0..n {
-            if m.causal && c > r {
-                continue;
+    match hovered {
+        Some(r) => {
+            for c in 0..n {
+                if !(m.causal && c > r) {
+                    line(r, c, m.values[r * n + c], true);
+                }
             }
-            let w = m.values[r * n + c] / max;
-            if w < 0.02 {
-                continue;
+        }
+        None => {
+            for (r, links) in m.links.iter().enumerate() {
+                for &(c, v) in links {
+                    line(r, c, v, false);
+                }
             }
-            let alpha = (w * if hovered.is_some() { 255.0 } else { 120.0 }) as u8;
-            let color = Color32::from_rgba_unmultiplied(accent.r(), accent.g(), accent.b(), alpha);
-            painter.line_segment(
-                [Pos2::new(left_x, y(r)), Pos2::new(right_x, y(c))],
-                egui::Stroke::new(0.5 + 4.0 * w, color),
-            );
         }
     }
     hovered

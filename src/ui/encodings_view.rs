@@ -1,15 +1,22 @@
 //! The Positional-encodings view: sinusoidal with sliders, the loaded model's learned table,
 //! rotary angles and decay, position × position cosine similarity, curves of chosen
 //! dimensions, and SAM's random-Fourier point encoding over the image grid.
+//!
+//! The matrix, its similarity and its texture are computed once per change of the settings on
+//! a view job (SAM's 4096 grid cells make a 4096 × 4096 similarity); the previous picture
+//! stays on screen meanwhile. Curves are columns of the computed matrix.
+
+use std::sync::Arc;
 
 use egui::TextureHandle;
-use egui_plot::{Legend, Line, Plot, PlotPoints};
+use egui_plot::{Legend, Line, Plot, PlotPoint, PlotPoints};
 
 use super::widgets::texture;
-use crate::model::positional::{
+use crate::analysis::positional::{
     cosine_similarity, rope_cos, rope_decay, sam_point_encoding, sinusoidal, Matrix,
+    RandomFourierEncoding,
 };
-use crate::model::sam::prompt_encoder::RandomFourierEncoding;
+use crate::jobs::{Jobs, Slot, Stale};
 use crate::viz::{heatmap, Colormap, ValueRange};
 
 /// Which encoding.
@@ -75,35 +82,117 @@ impl Default for EncodingsSettings {
     }
 }
 
-/// Runtime state: the loaded tables and the current texture.
-#[derive(Default)]
+/// The side of SAM's point-encoding grid (the image embedding's 64 × 64).
+const SAM_GRID: usize = 64;
+
+/// Display textures have at most this many texels per side (larger matrices are sampled;
+/// hovering reads the exact value).
+const MAX_TEXTURE_SIDE: usize = 1024;
+
+/// What a picture depends on: the settings that choose the matrix, and the tables it reads.
+#[derive(Debug, Clone, PartialEq)]
+struct Key {
+    kind: EncodingKind,
+    positions: usize,
+    dims: usize,
+    base: f64,
+    similarity: bool,
+    /// Which learned table / SAM encoding (bumped when a new model loads).
+    source: u64,
+}
+
+/// A computed picture.
+pub struct Shown {
+    key: Key,
+    /// The position × dimension matrix (curves are its columns).
+    pub base: Arc<Matrix>,
+    /// What the heatmap shows: `base`, or its position × position cosine similarity.
+    pub shown: Arc<Matrix>,
+    /// RoPE's distance decay `(Δ, q·k)`, for the rotary encoding.
+    decay: Option<Vec<PlotPoint>>,
+    texture: TextureHandle,
+}
+
+/// The curves' points: for which dimensions and picture, and each dimension's points.
+type Curves = (Vec<usize>, u64, Vec<(usize, Vec<PlotPoint>)>);
+
+/// Runtime state: the loaded tables and the picture on screen.
 pub struct EncodingsState {
     /// The text model's learned table and its name.
-    pub learned: Option<(String, Matrix)>,
+    pub learned: Option<(String, Arc<Matrix>)>,
     /// SAM's point encoding layer.
-    pub sam_pe: Option<RandomFourierEncoding>,
-    shown: Option<(EncodingsSettings, Option<usize>, Matrix, TextureHandle)>,
-    learned_version: usize,
+    pub sam_pe: Option<Arc<RandomFourierEncoding>>,
+    /// Bumped when either table changes.
+    source: u64,
+    /// The picture on screen.
+    pub current: Option<Shown>,
+    slot: Slot<Option<Shown>>,
+    requested: Option<Key>,
+    curves: Option<Curves>,
+    shown_id: u64,
 }
 
 impl EncodingsState {
-    /// Sets the learned table of a newly loaded text model.
-    pub fn set_learned(&mut self, name: String, m: Matrix) {
-        self.learned = Some((name, m));
-        self.learned_version += 1;
+    /// An empty view whose background work runs on `jobs`.
+    pub fn new(jobs: &Jobs) -> Self {
+        Self {
+            learned: None,
+            sam_pe: None,
+            source: 0,
+            current: None,
+            slot: Slot::new(jobs),
+            requested: None,
+            curves: None,
+            shown_id: 0,
+        }
     }
 
-    /// The position × dimension matrix the settings ask for.
-    pub fn matrix(&self, s: &EncodingsSettings) -> Option<Matrix> {
-        Some(match s.kind {
-            EncodingKind::Sinusoidal => sinusoidal(s.positions, s.dims, s.base),
-            EncodingKind::Rotary => rope_cos(s.positions, s.dims, s.base),
-            EncodingKind::Learned => {
-                let (_, m) = self.learned.as_ref()?;
-                m.top_left(s.positions, m.cols)
-            }
-            EncodingKind::SamPoints => sam_point_encoding(self.sam_pe.as_ref()?, 64, 64),
-        })
+    /// Sets the learned table of a newly loaded text model.
+    pub fn set_learned(&mut self, name: String, m: Matrix) {
+        self.learned = Some((name, Arc::new(m)));
+        self.source += 1;
+    }
+
+    /// Sets the point encoding of a newly loaded SAM model.
+    pub fn set_sam_encoding(&mut self, pe: RandomFourierEncoding) {
+        self.sam_pe = Some(Arc::new(pe));
+        self.source += 1;
+    }
+
+    fn key(&self, s: &EncodingsSettings) -> Key {
+        Key {
+            kind: s.kind,
+            positions: s.positions,
+            dims: s.dims,
+            base: s.base,
+            similarity: s.similarity,
+            source: self.source,
+        }
+    }
+
+    /// True while the picture is not yet the one the settings ask for.
+    pub fn is_computing(&self) -> bool {
+        self.slot.is_pending()
+    }
+
+    /// Takes a finished picture and asks for the one the settings show now.
+    pub fn poll(&mut self, ctx: &egui::Context, s: &EncodingsSettings) {
+        if let Some(shown) = self.slot.poll() {
+            self.current = shown;
+            self.shown_id += 1;
+        }
+        let key = self.key(s);
+        if self.current.as_ref().map(|c| &c.key) == Some(&key)
+            || self.requested.as_ref() == Some(&key)
+        {
+            return;
+        }
+        self.requested = Some(key.clone());
+        let learned = self.learned.as_ref().map(|(_, m)| m.clone());
+        let sam = self.sam_pe.clone();
+        let ctx = ctx.clone();
+        self.slot
+            .submit(move |stale| compute(&ctx, key, learned.as_deref(), sam.as_deref(), stale));
     }
 
     /// Draws the view.
@@ -116,108 +205,97 @@ impl EncodingsState {
         ui.horizontal_wrapped(|ui| match s.kind {
             EncodingKind::Sinusoidal | EncodingKind::Rotary => {
                 ui.add(egui::Slider::new(&mut s.positions, 2..=1024).text("positions"));
-                ui.add(egui::Slider::new(&mut s.dims, 2..=1024).text(if s.kind == EncodingKind::Rotary { "head size" } else { "dimensions" }));
-                ui.add(egui::Slider::new(&mut s.base, 10.0..=1_000_000.0).logarithmic(true).text("base"));
+                let dims = if s.kind == EncodingKind::Rotary { "head size" } else { "dimensions" };
+                ui.add(egui::Slider::new(&mut s.dims, 2..=1024).text(dims));
+                ui.add(
+                    egui::Slider::new(&mut s.base, 10.0..=1_000_000.0)
+                        .logarithmic(true)
+                        .text("base"),
+                );
                 s.dims += s.dims % 2;
             }
             EncodingKind::Learned => {
                 ui.add(egui::Slider::new(&mut s.positions, 2..=1024).text("positions"));
             }
             EncodingKind::SamPoints => {
-                ui.label("Each of the 64 × 64 grid cells encoded as SAM's prompt encoder encodes a point.");
+                ui.label(
+                    "Each of the 64 × 64 grid cells encoded as SAM's prompt encoder encodes a point.",
+                );
             }
         });
-        ui.checkbox(&mut s.similarity, "position × position cosine similarity");
-        let Some(m) = self.cached(ui.ctx(), s) else {
-            ui.label(match s.kind {
-                EncodingKind::Learned => {
-                    "Load a text model (Models window) to see its learned position table."
+        ui.horizontal(|ui| {
+            ui.checkbox(&mut s.similarity, "position × position cosine similarity");
+            if self.is_computing() {
+                ui.spinner();
+            }
+        });
+        self.poll(ui.ctx(), s);
+        let Some(c) = &self.current else {
+            match s.kind {
+                EncodingKind::Learned if self.learned.is_none() => {
+                    ui.label(
+                        "Load a text model (Models window) to see its learned position table.",
+                    );
                 }
-                _ => "Load a SAM model (Models window) to see its point encoding.",
-            });
+                EncodingKind::SamPoints if self.sam_pe.is_none() => {
+                    ui.label("Load a SAM model (Models window) to see its point encoding.");
+                }
+                _ => {
+                    ui.spinner();
+                }
+            }
             return;
         };
-        let (rows, cols) = (m.rows, m.cols);
+        let similarity = c.key.similarity;
+        let m = c.shown.clone();
+        let texture = c.texture.id();
         ui.horizontal_top(|ui| {
             let side = (ui.available_height() - 20.0)
                 .min(ui.available_width() * 0.5)
                 .max(100.0);
-            if let Some((_, _, _, tex)) = &self.shown {
-                let size = if s.similarity {
-                    egui::vec2(side, side)
-                } else {
-                    egui::vec2(side * (cols as f32 / rows as f32).clamp(0.25, 4.0), side)
-                };
-                let resp = ui.add(egui::Image::new((tex.id(), size)).sense(egui::Sense::hover()));
-                if let Some(p) = resp.hover_pos() {
-                    let rel = (p - resp.rect.min) / resp.rect.size();
-                    let (r, c) = (
-                        (rel.y * rows as f32) as usize,
-                        (rel.x * cols as f32) as usize,
-                    );
-                    if r < rows && c < cols {
-                        let what = if s.similarity {
-                            format!("positions {r} and {c}")
-                        } else {
-                            format!("position {r}, dimension {c}")
-                        };
-                        resp.on_hover_text_at_pointer(format!(
-                            "{what}: {:.4}",
-                            m.data[r * cols + c]
-                        ));
-                    }
+            let size = if similarity {
+                egui::vec2(side, side)
+            } else {
+                egui::vec2(
+                    side * (m.cols as f32 / m.rows.max(1) as f32).clamp(0.25, 4.0),
+                    side,
+                )
+            };
+            let resp = ui.add(egui::Image::new((texture, size)).sense(egui::Sense::hover()));
+            if let Some(p) = resp.hover_pos() {
+                let rel = (p - resp.rect.min) / resp.rect.size();
+                let (r, col) = (
+                    (rel.y * m.rows as f32) as usize,
+                    (rel.x * m.cols as f32) as usize,
+                );
+                if r < m.rows && col < m.cols {
+                    let what = if similarity {
+                        format!("positions {r} and {col}")
+                    } else {
+                        format!("position {r}, dimension {col}")
+                    };
+                    resp.on_hover_text_at_pointer(format!(
+                        "{what}: {:.4}",
+                        m.data[r * m.cols + col]
+                    ));
                 }
             }
             ui.vertical(|ui| self.curves_ui(ui, s));
         });
     }
 
-    fn cached(&mut self, ctx: &egui::Context, s: &EncodingsSettings) -> Option<Matrix> {
-        let version = (s.kind == EncodingKind::Learned).then_some(self.learned_version);
-        if let Some((key, v, m, _)) = &self.shown {
-            if key == s && *v == version {
-                return Some(m.clone());
-            }
-        }
-        let base = self.matrix(s)?;
-        let m = if s.similarity {
-            cosine_similarity(&base)
-        } else {
-            base
-        };
-        let (range, cmap) = if s.similarity {
-            (ValueRange::Fixed(-1.0, 1.0), Colormap::Viridis)
-        } else {
-            (ValueRange::Symmetric, Colormap::RdBu)
-        };
-        let raster = heatmap(&m.data, m.rows, m.cols, range, cmap, |_, _| false);
-        let tex = texture(ctx, "encoding", &raster, true);
-        self.shown = Some((s.clone(), version, m.clone(), tex));
-        Some(m)
-    }
-
-    fn curves_ui(&self, ui: &mut egui::Ui, s: &mut EncodingsSettings) {
-        if s.kind == EncodingKind::Rotary {
+    fn curves_ui(&mut self, ui: &mut egui::Ui, s: &mut EncodingsSettings) {
+        let Some(c) = &self.current else { return };
+        if let Some(decay) = &c.decay {
             ui.label("Relative-distance decay of q·k for constant vectors:");
-            let decay = rope_decay(s.positions, s.dims, s.base);
             Plot::new("rope-decay")
                 .height(220.0)
                 .legend(Legend::default())
                 .show(ui, |p| {
-                    let pts: PlotPoints = decay
-                        .iter()
-                        .enumerate()
-                        .map(|(d, v)| [d as f64, f64::from(*v)])
-                        .collect();
-                    p.line(Line::new("q·k(Δ) / d", pts));
+                    p.line(Line::new("q·k(Δ) / d", PlotPoints::Borrowed(decay)));
                 });
         }
-        let Some(base) = self.matrix(&EncodingsSettings {
-            similarity: false,
-            ..s.clone()
-        }) else {
-            return;
-        };
+        let base = c.base.clone();
         ui.horizontal(|ui| {
             ui.label("curves of dimensions:");
             let mut text = s
@@ -235,19 +313,130 @@ impl EncodingsState {
                     .collect();
             }
         });
+        // The curves' points, made once per picture and choice of dimensions.
+        if self
+            .curves
+            .as_ref()
+            .is_none_or(|(dims, id, _)| *dims != s.curves || *id != self.shown_id)
+        {
+            let lines = s
+                .curves
+                .iter()
+                .filter(|&&d| d < base.cols)
+                .map(|&d| {
+                    let pts = base
+                        .column(d)
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| PlotPoint::new(i as f64, f64::from(*v)))
+                        .collect();
+                    (d, pts)
+                })
+                .collect();
+            self.curves = Some((s.curves.clone(), self.shown_id, lines));
+        }
+        let Some((_, _, lines)) = &self.curves else {
+            return;
+        };
         Plot::new("encoding-curves")
             .height(220.0)
             .legend(Legend::default())
             .show(ui, |p| {
-                for &d in s.curves.iter().filter(|&&d| d < base.cols) {
-                    let pts: PlotPoints = base
-                        .column(d)
-                        .iter()
-                        .enumerate()
-                        .map(|(i, v)| [i as f64, f64::from(*v)])
-                        .collect();
-                    p.line(Line::new(format!("dim {d}"), pts));
+                for (d, pts) in lines {
+                    p.line(Line::new(format!("dim {d}"), PlotPoints::Borrowed(pts)));
                 }
             });
     }
+}
+
+/// The matrix `key` asks for, before any similarity (`None` when its table is not loaded).
+pub fn encoding_matrix(
+    key_kind: EncodingKind,
+    positions: usize,
+    dims: usize,
+    base: f64,
+    learned: Option<&Matrix>,
+    sam: Option<&RandomFourierEncoding>,
+) -> Option<Matrix> {
+    Some(match key_kind {
+        EncodingKind::Sinusoidal => sinusoidal(positions, dims, base),
+        EncodingKind::Rotary => rope_cos(positions, dims, base),
+        EncodingKind::Learned => {
+            let m = learned.filter(|m| m.rows > 0)?;
+            m.top_left(positions, m.cols)
+        }
+        EncodingKind::SamPoints => sam_point_encoding(sam?, SAM_GRID, SAM_GRID),
+    })
+}
+
+/// The picture for `key` (a view job): matrix, similarity, texture, RoPE decay.
+fn compute(
+    ctx: &egui::Context,
+    key: Key,
+    learned: Option<&Matrix>,
+    sam: Option<&RandomFourierEncoding>,
+    stale: Stale,
+) -> Option<Shown> {
+    let base = Arc::new(encoding_matrix(
+        key.kind,
+        key.positions,
+        key.dims,
+        key.base,
+        learned,
+        sam,
+    )?);
+    if stale() {
+        return None;
+    }
+    let (shown, range, cmap) = if key.similarity {
+        (
+            Arc::new(cosine_similarity(&base)),
+            ValueRange::Fixed(-1.0, 1.0),
+            Colormap::Viridis,
+        )
+    } else {
+        (base.clone(), ValueRange::Symmetric, Colormap::RdBu)
+    };
+    if stale() {
+        return None;
+    }
+    // The colour range of the whole matrix, not of the sampled texels.
+    let (lo, hi) = range.resolve(&shown.data);
+    let sampled = sample(&shown, MAX_TEXTURE_SIDE);
+    let raster = heatmap(
+        &sampled.data,
+        sampled.rows,
+        sampled.cols,
+        ValueRange::Fixed(lo, hi),
+        cmap,
+        |_, _| false,
+    );
+    let decay = (key.kind == EncodingKind::Rotary).then(|| {
+        rope_decay(key.positions, key.dims, key.base)
+            .iter()
+            .enumerate()
+            .map(|(d, v)| PlotPoint::new(d as f64, f64::from(*v)))
+            .collect()
+    });
+    Some(Shown {
+        key,
+        base,
+        shown,
+        decay,
+        texture: texture(ctx, "encoding", &raster, true),
+    })
+}
+
+/// `m` sampled (nearest row and column) to at most `side` per side.
+fn sample(m: &Matrix, side: usize) -> Matrix {
+    if m.rows <= side && m.cols <= side {
+        return m.clone();
+    }
+    let (rows, cols) = (m.rows.min(side), m.cols.min(side));
+    let mut data = Vec::with_capacity(rows * cols);
+    for r in 0..rows {
+        let row = m.row(r * m.rows / rows);
+        data.extend((0..cols).map(|c| row[c * m.cols / cols]));
+    }
+    Matrix { rows, cols, data }
 }

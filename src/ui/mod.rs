@@ -1,24 +1,21 @@
-//! The desktop views (egui only): Segment, Attention and Positional encodings, the status bar
-//! and shared widgets. Models are reached through the workers, never directly.
+//! The desktop views (egui only): Segment, Attention and Positional encodings, the status bar,
+//! the first-run panel and shared widgets. Models are reached through the workers, never
+//! directly; heavy view work runs as [`crate::jobs`].
 
 pub mod attention_view;
 pub mod encodings_view;
-pub mod segment_view;
+pub mod first_run;
+pub mod segment;
 pub mod status_bar;
 pub mod widgets;
 
+use std::time::Instant;
+
+/// Messages for the status bar: `Ok` informs, `Err` is an error.
+pub type Notify<'a> = &'a mut dyn FnMut(Result<String, String>);
+
 /// The three views.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    serde::Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum View {
     /// SAM: click, see the mask.
     #[default]
@@ -40,5 +37,43 @@ impl View {
             Self::Attention => "Attention",
             Self::Encodings => "Positional encodings",
         }
+    }
+}
+
+/// What the app knows of one worker's model: the one in use, and what is happening to it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelStatus {
+    /// The loaded model's name; it stays in use while another one loads or fails to.
+    pub loaded: Option<String>,
+    /// What is going on.
+    pub activity: ModelActivity,
+}
+
+/// What is happening to a worker's model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum ModelActivity {
+    /// Nothing.
+    #[default]
+    Idle,
+    /// Looking on disk for a model to load (at start-up).
+    Searching,
+    /// Loading `label` (a file or folder name) since `since`.
+    Loading {
+        /// What is loading.
+        label: String,
+        /// When it started.
+        since: Instant,
+    },
+    /// The last attempt failed, for this reason.
+    Failed(String),
+}
+
+impl ModelStatus {
+    /// True while a model is being looked for or loaded.
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self.activity,
+            ModelActivity::Searching | ModelActivity::Loading { .. }
+        )
     }
 }

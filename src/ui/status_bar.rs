@@ -15,8 +15,10 @@ pub struct Status {
     pub text_model: Option<String>,
     /// Last image encode time.
     pub encode_ms: Option<f64>,
-    /// Last prompt decode time.
+    /// Last prompt decode time in SAM's worker.
     pub decode_ms: Option<f64>,
+    /// Last click as the user sees it: from the pointer event to the mask on screen.
+    pub click_ms: Option<f64>,
     /// Last text forward time.
     pub forward_ms: Option<f64>,
     /// The last message: `Ok` informs, `Err` is an error.
@@ -58,13 +60,18 @@ impl Status {
                 self.text_model.as_deref().unwrap_or("none")
             ));
             let fmt = |v: Option<f64>| v.map_or("–".to_string(), |ms| format!("{ms:.0} ms"));
+            let fmt1 = |v: Option<f64>| v.map_or("–".to_string(), |ms| format!("{ms:.1} ms"));
             ui.separator();
             ui.label(format!(
                 "encode {} · click {} · forward {}",
                 fmt(self.encode_ms),
-                self.decode_ms
-                    .map_or("–".to_string(), |ms| format!("{ms:.1} ms")),
+                fmt1(self.click_ms.or(self.decode_ms)),
                 fmt(self.forward_ms)
+            ))
+            .on_hover_text(format!(
+                "click: from the pointer event to the mask on screen; SAM's prompt encoder and \
+                 mask decoder took {} of it",
+                fmt1(self.decode_ms)
             ));
             if let Some((m, _)) = &self.message {
                 ui.separator();

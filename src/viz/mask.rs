@@ -1,4 +1,4 @@
-//! Mask encodings: grey PNG, RGBA overlay, cut-out with alpha, and COCO run-length encoding.
+//! Mask encodings: grey PNG, cut-out with alpha, and COCO run-length encoding.
 
 use std::path::Path;
 
@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::Raster;
-use crate::model::sam::{Mask, Rgb8};
+use crate::types::{Mask, Rgb8};
 
 /// Distinct colours for objects (Tableau 10).
 pub const OBJECT_COLORS: [[u8; 3]; 10] = [
@@ -31,8 +31,10 @@ pub fn save_mask_png(mask: &Mask, path: &Path) -> Result<()> {
         .collect();
     let img = image::GrayImage::from_raw(mask.width as u32, mask.height as u32, data)
         .context("mask buffer has the wrong size")?;
-    img.save_with_format(path, image::ImageFormat::Png)
-        .with_context(|| format!("cannot write {}", path.display()))
+    crate::files::write_atomic(path, |w| {
+        img.write_to(w, image::ImageFormat::Png)
+            .with_context(|| format!("cannot write {}", path.display()))
+    })
 }
 
 /// The image's pixels inside the mask, transparent elsewhere.
@@ -44,27 +46,6 @@ pub fn cutout(image: &Rgb8, mask: &Mask) -> Raster {
     Raster {
         width: image.width,
         height: image.height,
-        rgba,
-    }
-}
-
-/// A coloured, translucent overlay of `mask` at `(width, height)` (nearest-neighbour when the
-/// display size differs from the mask size).
-pub fn overlay(mask: &Mask, color: [u8; 3], alpha: u8, width: usize, height: usize) -> Raster {
-    let mut rgba = vec![0u8; width * height * 4];
-    for y in 0..height {
-        let my = y * mask.height / height.max(1);
-        for x in 0..width {
-            let mx = x * mask.width / width.max(1);
-            if mask.data[my * mask.width + mx] != 0 {
-                rgba[(y * width + x) * 4..][..4]
-                    .copy_from_slice(&[color[0], color[1], color[2], alpha]);
-            }
-        }
-    }
-    Raster {
-        width,
-        height,
         rgba,
     }
 }
@@ -173,7 +154,7 @@ mod tests {
     }
 
     #[test]
-    fn cutout_and_overlay() {
+    fn cutout_keeps_the_pixels_inside() {
         let img = Rgb8 {
             width: 2,
             height: 1,
@@ -185,8 +166,5 @@ mod tests {
             data: vec![0, 1],
         };
         assert_eq!(cutout(&img, &m).rgba, vec![10, 20, 30, 0, 40, 50, 60, 255]);
-        let o = overlay(&m, [1, 2, 3], 128, 4, 2);
-        assert_eq!(&o.rgba[0..4], &[0, 0, 0, 0]);
-        assert_eq!(&o.rgba[(4 + 3) * 4..][..4], &[1, 2, 3, 128]);
     }
 }

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 /// Perceptual colormaps (from `colorous`, ports of d3-scale-chromatic / matplotlib).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum Colormap {
     /// Sequential, perceptually uniform (matplotlib's default).
     #[default]
@@ -165,8 +165,10 @@ impl Raster {
         let img =
             image::RgbaImage::from_raw(self.width as u32, self.height as u32, self.rgba.clone())
                 .context("raster has the wrong size")?;
-        img.save_with_format(path, image::ImageFormat::Png)
-            .with_context(|| format!("cannot write {}", path.display()))
+        crate::files::write_atomic(path, |w| {
+            img.write_to(w, image::ImageFormat::Png)
+                .with_context(|| format!("cannot write {}", path.display()))
+        })
     }
 }
 

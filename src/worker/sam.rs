@@ -1,16 +1,21 @@
 //! The SAM worker: owns the model, the current image's embedding and the decoder cache.
+//!
+//! Long tasks (loading a checkpoint, encoding an image) stop early in two ways: the user's
+//! Cancel ([`SamWorker::cancel`], answered with [`SamResponse::LoadCancelled`] or
+//! [`SamResponse::Cancelled`]), or a newer request that makes them pointless (another image or
+//! model was asked for), which stops them silently: the newer request answers instead.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::Instant;
 
-use candle_core::Device;
-
-use super::{drain, Repaint, SendError, CHANNEL_CAPACITY};
-use crate::model::sam::prompt_encoder::RandomFourierEncoding;
-use crate::model::sam::{ImageEmbedding, Precision, Prediction, Prompts, Rgb8, SamModel};
+use super::{Handler, Repaint, SendError, CHANNEL_CAPACITY};
+use crate::analysis::positional::RandomFourierEncoding;
+use crate::model::sam::{ImageEmbedding, SamModel};
+use crate::runtime::Runtime;
+use crate::types::{Prediction, Prompts, Rgb8};
 use crate::weights::Weights;
 
 /// What the UI asks of the SAM worker.
@@ -22,7 +27,8 @@ pub enum SamRequest {
     },
     /// Use an already built model (tests, deterministic weights).
     UseModel(Box<SamModel>),
-    /// Encode a new image (once per image).
+    /// Encode an image (once per image and model: asked again, the worker answers from its
+    /// cache).
     SetImage {
         /// Identifies the image in responses.
         image_id: u64,
@@ -42,20 +48,42 @@ pub enum SamRequest {
     },
 }
 
+/// What the SAM worker was doing when something went wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SamTask {
+    /// Loading a checkpoint.
+    LoadModel,
+    /// Encoding an image.
+    Encode,
+    /// Decoding a prompt.
+    Predict,
+}
+
+impl SamTask {
+    /// What the task is, for messages ("loading the SAM model").
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::LoadModel => "loading the SAM model",
+            Self::Encode => "encoding the image",
+            Self::Predict => "predicting the mask",
+        }
+    }
+}
+
 /// What the SAM worker answers.
 #[derive(Debug, Clone)]
 pub enum SamResponse {
-    /// A model is ready.
+    /// A model is ready (any earlier image embedding is gone).
     ModelLoaded {
         /// Human name ("MobileSAM (TinyViT)").
         name: String,
-        /// Where it runs.
-        device: String,
         /// Load time in milliseconds.
         ms: f64,
         /// The prompt encoder's random-Fourier point encoding (for the encodings view).
         point_encoding: RandomFourierEncoding,
     },
+    /// The user cancelled loading a checkpoint; the previous model, if any, is kept.
+    LoadCancelled,
     /// The encoder started on an image.
     Encoding {
         /// The image.
@@ -68,7 +96,7 @@ pub enum SamResponse {
         /// Encoder time in milliseconds.
         ms: f64,
     },
-    /// The encoder was stopped on request.
+    /// The user cancelled the encoding.
     Cancelled {
         /// The image.
         image_id: u64,
@@ -84,31 +112,55 @@ pub enum SamResponse {
         /// Prompt-to-mask time in milliseconds.
         ms: f64,
     },
-    /// Something failed; the previous state is kept.
-    Error {
-        /// What was being done ("loading the model", "encoding the image", …).
-        during: &'static str,
+    /// A task failed; the previous state is kept.
+    Failed {
+        /// What was being done.
+        task: SamTask,
         /// The one-line message.
+        message: String,
+    },
+    /// A task panicked: the worker dropped its model and embedding and started again.
+    Crashed {
+        /// What was being done.
+        task: SamTask,
+        /// The panic's message.
         message: String,
     },
 }
 
 /// Handle to the SAM worker thread.
 pub struct SamWorker {
-    tx: SyncSender<SamRequest>,
+    tx: SyncSender<Queued>,
     rx: Receiver<SamResponse>,
-    cancel: Arc<AtomicBool>,
+    control: Arc<Control>,
+}
+
+/// What the UI thread tells a running task without waiting for the queue.
+#[derive(Default)]
+struct Control {
+    /// The user pressed Cancel.
+    cancel: AtomicBool,
+    /// Bumped by every queued image or model: a task started at an older value is pointless.
+    generation: AtomicU64,
 }
 
 struct State {
-    cancel: Arc<AtomicBool>,
-    device: Device,
-    /// The image encoder's format for models this worker loads.
-    precision: Precision,
+    control: Arc<Control>,
+    runtime: Runtime,
     model: Option<SamModel>,
-    embedding: Option<(u64, ImageEmbedding)>,
+    /// Bumped on every new model, so a cached embedding is never used with another one.
+    model_generation: u64,
+    /// The embedding of `(model_generation, image_id)`, and how long it took.
+    embedding: Option<(u64, u64, ImageEmbedding, f64)>,
     out: SyncSender<SamResponse>,
     repaint: Repaint,
+}
+
+/// A request as it travels: with the generation it was queued at (its own, for an image or a
+/// model).
+struct Queued {
+    request: SamRequest,
+    generation: u64,
 }
 
 impl State {
@@ -118,64 +170,134 @@ impl State {
         (self.repaint)();
     }
 
-    fn error(&self, during: &'static str, e: &anyhow::Error) {
-        self.send(SamResponse::Error {
-            during,
+    fn fail(&self, task: SamTask, e: &anyhow::Error) {
+        self.send(SamResponse::Failed {
+            task,
             message: crate::error::one_line(e),
         });
     }
 
-    fn handle(&mut self, req: SamRequest) {
-        match req {
-            SamRequest::LoadModel { path } => {
-                let t = Instant::now();
-                match Weights::open(&path)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|w| SamModel::load_as(&w, &self.device, self.precision))
-                {
-                    Ok(m) => self.set_model(m, t),
-                    Err(e) => self.error("loading the SAM model", &e),
-                }
+    /// True when the task started at `generation` should stop, and whether the user asked.
+    fn stop_reason(&self, generation: u64) -> Option<bool> {
+        if self.control.cancel.load(Ordering::SeqCst) {
+            Some(true)
+        } else if self.control.generation.load(Ordering::SeqCst) != generation {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    fn load(&mut self, path: PathBuf, generation: u64) {
+        let t = Instant::now();
+        let control = self.control.clone();
+        let cancel: crate::weights::CancelCheck =
+            Arc::new(move || control.cancel.load(Ordering::SeqCst));
+        let loaded = Weights::open(&path)
+            .map_err(anyhow::Error::from)
+            .and_then(|w| {
+                SamModel::load_as(
+                    &w.with_cancel(cancel),
+                    &self.runtime.device,
+                    self.runtime.precision,
+                )
+            });
+        match loaded {
+            Ok(m) => self.set_model(m, t),
+            Err(e) => match self.stop_reason(generation) {
+                Some(true) => self.send(SamResponse::LoadCancelled),
+                // Another model was asked for; it answers.
+                Some(false) => {}
+                None => self.fail(SamTask::LoadModel, &e),
+            },
+        }
+    }
+
+    fn encode(&mut self, image_id: u64, image: &Rgb8, generation: u64) {
+        let Some(model) = &self.model else {
+            self.send(SamResponse::Failed {
+                task: SamTask::Encode,
+                message: "no SAM model is loaded: open or download one in the Models window".into(),
+            });
+            return;
+        };
+        if let Some((gen, id, _, ms)) = &self.embedding {
+            if (*gen, *id) == (self.model_generation, image_id) {
+                self.send(SamResponse::Encoded { image_id, ms: *ms });
+                return;
             }
+        }
+        self.send(SamResponse::Encoding { image_id });
+        let t = Instant::now();
+        let stop = || self.stop_reason(generation).is_some();
+        match model.embed_cancellable(image, &stop) {
+            Ok(emb) => {
+                let ms = t.elapsed().as_secs_f64() * 1e3;
+                self.embedding = Some((self.model_generation, image_id, emb, ms));
+                self.send(SamResponse::Encoded { image_id, ms });
+            }
+            Err(e) if e.is::<crate::model::sam::Cancelled>() => {
+                if self.stop_reason(generation) == Some(true) {
+                    self.send(SamResponse::Cancelled { image_id });
+                }
+                // Superseded: the newer image or model answers.
+            }
+            Err(e) => self.fail(SamTask::Encode, &e),
+        }
+    }
+
+    fn set_model(&mut self, m: SamModel, t: Instant) {
+        let name = m.config().name();
+        let point_encoding = m.prompt_encoder().positional_encoding().clone();
+        self.model = Some(m);
+        self.model_generation += 1;
+        self.embedding = None;
+        self.send(SamResponse::ModelLoaded {
+            name,
+            ms: t.elapsed().as_secs_f64() * 1e3,
+            point_encoding,
+        });
+    }
+}
+
+impl Handler for State {
+    type Request = Queued;
+    type Task = SamTask;
+
+    fn task(q: &Queued) -> SamTask {
+        match q.request {
+            SamRequest::LoadModel { .. } | SamRequest::UseModel(_) => SamTask::LoadModel,
+            SamRequest::SetImage { .. } => SamTask::Encode,
+            SamRequest::Predict { .. } => SamTask::Predict,
+        }
+    }
+
+    fn coalesce(requests: Vec<Queued>) -> Vec<Queued> {
+        coalesce(requests)
+    }
+
+    fn handle(&mut self, q: Queued) {
+        // A long task starts with no pending Cancel (one pressed for an earlier task is spent).
+        if matches!(
+            q.request,
+            SamRequest::LoadModel { .. } | SamRequest::SetImage { .. }
+        ) {
+            self.control.cancel.store(false, Ordering::SeqCst);
+        }
+        match q.request {
+            SamRequest::LoadModel { path } => self.load(path, q.generation),
             SamRequest::UseModel(m) => self.set_model(*m, Instant::now()),
-            SamRequest::SetImage { image_id, image } => {
-                let Some(model) = &self.model else {
-                    self.send(SamResponse::Error {
-                        during: "encoding the image",
-                        message:
-                            "no SAM model is loaded: open or download one in the Models window"
-                                .into(),
-                    });
-                    return;
-                };
-                self.send(SamResponse::Encoding { image_id });
-                let t = Instant::now();
-                self.cancel.store(false, Ordering::SeqCst);
-                let cancel = self.cancel.clone();
-                match model.embed_cancellable(&image, &|| cancel.load(Ordering::SeqCst)) {
-                    Ok(emb) => {
-                        self.embedding = Some((image_id, emb));
-                        self.send(SamResponse::Encoded {
-                            image_id,
-                            ms: t.elapsed().as_secs_f64() * 1e3,
-                        });
-                    }
-                    Err(e) if e.is::<crate::model::sam::Cancelled>() => {
-                        self.send(SamResponse::Cancelled { image_id });
-                    }
-                    Err(e) => self.error("encoding the image", &e),
-                }
-            }
+            SamRequest::SetImage { image_id, image } => self.encode(image_id, &image, q.generation),
             SamRequest::Predict {
                 image_id,
                 request_id,
                 prompts,
                 multimask,
             } => {
-                let (Some(model), Some((id, emb))) = (&self.model, &self.embedding) else {
+                let (Some(model), Some((gen, id, emb, _))) = (&self.model, &self.embedding) else {
                     return; // Nothing to decode against yet; the UI shows the encoding state.
                 };
-                if *id != image_id {
+                if (*gen, *id) != (self.model_generation, image_id) {
                     return; // A prompt for an image that is no longer current.
                 }
                 let t = Instant::now();
@@ -186,91 +308,91 @@ impl State {
                         prediction: Box::new(p),
                         ms: t.elapsed().as_secs_f64() * 1e3,
                     }),
-                    Err(e) => self.error("predicting the mask", &e),
+                    Err(e) => self.fail(SamTask::Predict, &e),
                 }
             }
         }
     }
 
-    fn set_model(&mut self, m: SamModel, t: Instant) {
-        let name = m.config().name();
-        let point_encoding = m.prompt_encoder().positional_encoding().clone();
-        self.model = Some(m);
+    fn reset(&mut self) {
+        self.model = None;
         self.embedding = None;
-        self.send(SamResponse::ModelLoaded {
-            name,
-            device: crate::cli::device_name(&self.device),
-            ms: t.elapsed().as_secs_f64() * 1e3,
-            point_encoding,
-        });
+        self.model_generation += 1;
+    }
+
+    fn report_panic(&mut self, task: SamTask, message: String) {
+        self.send(SamResponse::Crashed { task, message });
     }
 }
 
 /// Keeps requests in order but drops every `Predict` that a later `Predict` or `SetImage`
-/// makes stale: the newest click wins.
-fn coalesce(reqs: Vec<SamRequest>) -> Vec<SamRequest> {
+/// makes stale (the newest click wins), and every `SetImage` but the last.
+fn coalesce(reqs: Vec<Queued>) -> Vec<Queued> {
     let last_predict = reqs
         .iter()
-        .rposition(|r| matches!(r, SamRequest::Predict { .. }));
+        .rposition(|q| matches!(q.request, SamRequest::Predict { .. }));
     let last_image = reqs
         .iter()
-        .rposition(|r| matches!(r, SamRequest::SetImage { .. }));
+        .rposition(|q| matches!(q.request, SamRequest::SetImage { .. }));
     reqs.into_iter()
         .enumerate()
-        .filter(|(i, r)| match r {
+        .filter(|(i, q)| match q.request {
             SamRequest::Predict { .. } => {
                 Some(*i) == last_predict && last_image.is_none_or(|li| li < *i)
             }
             SamRequest::SetImage { .. } => Some(*i) == last_image,
             _ => true,
         })
-        .map(|(_, r)| r)
+        .map(|(_, q)| q)
         .collect()
 }
 
 impl SamWorker {
-    /// Starts the worker thread on `device`.
-    pub fn spawn(device: Device, precision: Precision, repaint: Repaint) -> std::io::Result<Self> {
-        let (tx, rx) = sync_channel::<SamRequest>(CHANNEL_CAPACITY);
+    /// Starts the worker thread on `runtime`'s device.
+    pub fn spawn(runtime: Runtime, repaint: Repaint) -> std::io::Result<Self> {
+        let (tx, rx) = sync_channel::<Queued>(CHANNEL_CAPACITY);
         let (out, responses) = sync_channel::<SamResponse>(CHANNEL_CAPACITY);
-        let cancel = Arc::new(AtomicBool::new(false));
-        let worker_cancel = cancel.clone();
+        let control = Arc::new(Control::default());
+        let worker_control = control.clone();
         std::thread::Builder::new()
             .name("sam-worker".into())
             .spawn(move || {
-                let mut state = State {
-                    cancel: worker_cancel,
-                    device,
-                    precision,
+                let state = State {
+                    control: worker_control,
+                    runtime,
                     model: None,
+                    model_generation: 0,
                     embedding: None,
                     out,
                     repaint,
                 };
-                while let Ok(first) = rx.recv() {
-                    for req in coalesce(drain(first, &rx)) {
-                        state.handle(req);
-                    }
-                }
+                super::run(state, &rx);
             })?;
         Ok(Self {
             tx,
             rx: responses,
-            cancel,
+            control,
         })
     }
 
-    /// Queues a request without blocking. A new image cancels the encoding in progress.
-    pub fn send(&self, req: SamRequest) -> Result<(), SendError> {
-        if matches!(req, SamRequest::SetImage { .. }) {
-            self.cancel_encoding();
-        }
-        Ok(self.tx.try_send(req)?)
+    /// Queues a request without blocking. A new image or model stops the encoding or loading
+    /// in progress (silently: the new request answers).
+    pub fn send(&self, request: SamRequest) -> Result<(), SendError> {
+        let generation = if matches!(request, SamRequest::Predict { .. }) {
+            self.control.generation.load(Ordering::SeqCst)
+        } else {
+            self.control.generation.fetch_add(1, Ordering::SeqCst) + 1
+        };
+        Ok(self.tx.try_send(Queued {
+            request,
+            generation,
+        })?)
     }
 
-    /// Stops the image encoder at its next block (it answers [`SamResponse::Cancelled`]).
-    pub fn cancel_encoding(&self) {
-        self.cancel.store(true, Ordering::SeqCst);
+    /// The user's Cancel: stops the encoding or the loading in progress at its next block or
+    /// tensor (answered with [`SamResponse::Cancelled`] or [`SamResponse::LoadCancelled`]).
+    pub fn cancel(&self) {
+        self.control.cancel.store(true, Ordering::SeqCst);
     }
 
     /// The next response, if any (never blocks).
@@ -288,18 +410,36 @@ impl SamWorker {
 mod tests {
     use super::*;
 
-    fn predict(request_id: u64) -> SamRequest {
-        SamRequest::Predict {
+    fn queued(request: SamRequest) -> Queued {
+        Queued {
+            request,
+            generation: 0,
+        }
+    }
+
+    fn predict(request_id: u64) -> Queued {
+        queued(SamRequest::Predict {
             image_id: 1,
             request_id,
             prompts: Prompts::default(),
             multimask: true,
-        }
+        })
     }
 
-    fn ids(reqs: &[SamRequest]) -> Vec<String> {
+    fn image(image_id: u64) -> Queued {
+        queued(SamRequest::SetImage {
+            image_id,
+            image: Arc::new(Rgb8 {
+                width: 1,
+                height: 1,
+                data: vec![0; 3],
+            }),
+        })
+    }
+
+    fn ids(reqs: &[Queued]) -> Vec<String> {
         reqs.iter()
-            .map(|r| match r {
+            .map(|q| match &q.request {
                 SamRequest::Predict { request_id, .. } => format!("p{request_id}"),
                 SamRequest::SetImage { image_id, .. } => format!("i{image_id}"),
                 SamRequest::LoadModel { .. } => "load".into(),
@@ -310,29 +450,13 @@ mod tests {
 
     #[test]
     fn newest_click_wins() {
-        let img = Arc::new(Rgb8 {
-            width: 1,
-            height: 1,
-            data: vec![0; 3],
-        });
         let q = coalesce(vec![predict(1), predict(2), predict(3)]);
         assert_eq!(ids(&q), ["p3"]);
-        let q = coalesce(vec![
-            predict(1),
-            SamRequest::SetImage {
-                image_id: 2,
-                image: img.clone(),
-            },
-            predict(4),
-        ]);
+        let q = coalesce(vec![predict(1), image(2), predict(4)]);
         assert_eq!(ids(&q), ["i2", "p4"]);
-        let q = coalesce(vec![
-            predict(1),
-            SamRequest::SetImage {
-                image_id: 2,
-                image: img,
-            },
-        ]);
+        let q = coalesce(vec![predict(1), image(2)]);
         assert_eq!(ids(&q), ["i2"]);
+        let q = coalesce(vec![image(1), image(2), predict(5)]);
+        assert_eq!(ids(&q), ["i2", "p5"]);
     }
 }

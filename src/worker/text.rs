@@ -1,13 +1,16 @@
 //! The text worker: owns the loaded text model and runs sentences through it.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
 use std::time::Instant;
 
-use candle_core::Device;
-
-use super::{drain, Repaint, SendError, CHANNEL_CAPACITY};
-use crate::model::text::{TextConfig, TextModel, TextOutput};
+use super::{Handler, Repaint, SendError, CHANNEL_CAPACITY};
+use crate::analysis::positional::Matrix;
+use crate::model::text::TextModel;
+use crate::runtime::Runtime;
+use crate::types::{TextModelInfo, TextOutput};
 
 /// What the UI asks of the text worker.
 pub enum TextRequest {
@@ -27,18 +30,37 @@ pub enum TextRequest {
     },
 }
 
+/// What the text worker was doing when something went wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextTask {
+    /// Loading a model folder.
+    LoadModel,
+    /// Running a text through the model.
+    Run,
+}
+
+impl TextTask {
+    /// What the task is, for messages ("loading the text model").
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::LoadModel => "loading the text model",
+            Self::Run => "running the text model",
+        }
+    }
+}
+
 /// What the text worker answers.
 #[derive(Debug, Clone)]
 pub enum TextResponse {
     /// A model is ready.
     ModelLoaded {
-        /// Folder name.
-        name: String,
-        /// Its configuration.
-        config: TextConfig,
-        /// The learned position table `(positions, hidden, values)`.
-        positions: (usize, usize, Vec<f32>),
+        /// What it is.
+        info: TextModelInfo,
+        /// The learned position table `[positions, hidden]` (empty when the model has none).
+        positions: Matrix,
     },
+    /// The user cancelled loading a model; the previous one, if any, is kept.
+    LoadCancelled,
     /// Attention for a text.
     Output {
         /// The text's request.
@@ -48,11 +70,18 @@ pub enum TextResponse {
         /// Forward time in milliseconds.
         ms: f64,
     },
-    /// Something failed; the previous state is kept.
-    Error {
+    /// A task failed; the previous state is kept.
+    Failed {
         /// What was being done.
-        during: &'static str,
+        task: TextTask,
         /// The one-line message.
+        message: String,
+    },
+    /// A task panicked: the worker dropped its model and started again.
+    Crashed {
+        /// What was being done.
+        task: TextTask,
+        /// The panic's message.
         message: String,
     },
 }
@@ -61,67 +90,141 @@ pub enum TextResponse {
 pub struct TextWorker {
     tx: SyncSender<TextRequest>,
     rx: Receiver<TextResponse>,
+    cancel: Arc<AtomicBool>,
+}
+
+struct State {
+    runtime: Runtime,
+    model: Option<TextModel>,
+    cancel: Arc<AtomicBool>,
+    out: SyncSender<TextResponse>,
+    repaint: Repaint,
+}
+
+impl State {
+    fn send(&self, r: TextResponse) {
+        let _ = self.out.send(r);
+        (self.repaint)();
+    }
+
+    fn fail(&self, task: TextTask, e: &anyhow::Error) {
+        self.send(TextResponse::Failed {
+            task,
+            message: crate::error::one_line(e),
+        });
+    }
+
+    fn set_model(&mut self, m: TextModel) {
+        let name = crate::weights::model_folder_label(m.dir());
+        let positions = m
+            .position_table()
+            .map(|(rows, cols, data)| Matrix { rows, cols, data })
+            .unwrap_or(Matrix {
+                rows: 0,
+                cols: 0,
+                data: Vec::new(),
+            });
+        self.send(TextResponse::ModelLoaded {
+            info: m.info(name),
+            positions,
+        });
+        self.model = Some(m);
+    }
+}
+
+impl Handler for State {
+    type Request = TextRequest;
+    type Task = TextTask;
+
+    fn task(r: &TextRequest) -> TextTask {
+        match r {
+            TextRequest::LoadModel { .. } | TextRequest::UseModel(_) => TextTask::LoadModel,
+            TextRequest::Run { .. } => TextTask::Run,
+        }
+    }
+
+    /// The newest text wins.
+    fn coalesce(requests: Vec<TextRequest>) -> Vec<TextRequest> {
+        let last_run = requests
+            .iter()
+            .rposition(|r| matches!(r, TextRequest::Run { .. }));
+        requests
+            .into_iter()
+            .enumerate()
+            .filter(|(i, r)| !matches!(r, TextRequest::Run { .. }) || Some(*i) == last_run)
+            .map(|(_, r)| r)
+            .collect()
+    }
+
+    fn handle(&mut self, request: TextRequest) {
+        match request {
+            TextRequest::LoadModel { dir } => {
+                self.cancel.store(false, Ordering::SeqCst);
+                let cancel = self.cancel.clone();
+                let check: crate::weights::CancelCheck =
+                    Arc::new(move || cancel.load(Ordering::SeqCst));
+                match TextModel::load_dir_cancellable(&dir, &self.runtime.device, check) {
+                    Ok(m) => self.set_model(m),
+                    Err(_) if self.cancel.load(Ordering::SeqCst) => {
+                        self.send(TextResponse::LoadCancelled)
+                    }
+                    Err(e) => self.fail(TextTask::LoadModel, &e),
+                }
+            }
+            TextRequest::UseModel(m) => self.set_model(*m),
+            TextRequest::Run { request_id, text } => {
+                let Some(m) = &self.model else {
+                    self.send(TextResponse::Failed {
+                        task: TextTask::Run,
+                        message:
+                            "no text model is loaded: open a model folder in the Models window"
+                                .into(),
+                    });
+                    return;
+                };
+                let t = Instant::now();
+                match m.run(&text) {
+                    Ok(output) => self.send(TextResponse::Output {
+                        request_id,
+                        output: Box::new(output),
+                        ms: t.elapsed().as_secs_f64() * 1e3,
+                    }),
+                    Err(e) => self.fail(TextTask::Run, &e),
+                }
+            }
+        }
+    }
+
+    fn reset(&mut self) {
+        self.model = None;
+    }
+
+    fn report_panic(&mut self, task: TextTask, message: String) {
+        self.send(TextResponse::Crashed { task, message });
+    }
 }
 
 impl TextWorker {
-    /// Starts the worker thread on `device`.
-    pub fn spawn(device: Device, repaint: Repaint) -> std::io::Result<Self> {
+    /// Starts the worker thread on `runtime`'s device.
+    pub fn spawn(runtime: Runtime, repaint: Repaint) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel::<TextRequest>(CHANNEL_CAPACITY);
         let (out, responses) = sync_channel::<TextResponse>(CHANNEL_CAPACITY);
-        std::thread::Builder::new().name("text-worker".into()).spawn(move || {
-            let mut model: Option<TextModel> = None;
-            let send = |r: TextResponse| {
-                let _ = out.send(r);
-                repaint();
-            };
-            while let Ok(first) = rx.recv() {
-                let reqs = drain(first, &rx);
-                let last_run = reqs.iter().rposition(|r| matches!(r, TextRequest::Run { .. }));
-                for (i, req) in reqs.into_iter().enumerate() {
-                    match req {
-                        TextRequest::LoadModel { dir } => match TextModel::load_dir(&dir, &device) {
-                            Ok(m) => {
-                                send(loaded(&m));
-                                model = Some(m);
-                            }
-                            Err(e) => send(TextResponse::Error {
-                                during: "loading the text model",
-                                message: crate::error::one_line(&e),
-                            }),
-                        },
-                        TextRequest::UseModel(m) => {
-                            send(loaded(&m));
-                            model = Some(*m);
-                        }
-                        TextRequest::Run { request_id, text } => {
-                            if Some(i) != last_run {
-                                continue; // The newest text wins.
-                            }
-                            let Some(m) = &model else {
-                                send(TextResponse::Error {
-                                    during: "running the text model",
-                                    message: "no text model is loaded: open a model folder in the Models window".into(),
-                                });
-                                continue;
-                            };
-                            let t = Instant::now();
-                            match m.run(&text) {
-                                Ok(output) => send(TextResponse::Output {
-                                    request_id,
-                                    output: Box::new(output),
-                                    ms: t.elapsed().as_secs_f64() * 1e3,
-                                }),
-                                Err(e) => send(TextResponse::Error {
-                                    during: "running the text model",
-                                    message: crate::error::one_line(&e),
-                                }),
-                            }
-                        }
-                    }
-                }
-            }
-        })?;
-        Ok(Self { tx, rx: responses })
+        let cancel = Arc::new(AtomicBool::new(false));
+        let state = State {
+            runtime,
+            model: None,
+            cancel: cancel.clone(),
+            out,
+            repaint,
+        };
+        std::thread::Builder::new()
+            .name("text-worker".into())
+            .spawn(move || super::run(state, &rx))?;
+        Ok(Self {
+            tx,
+            rx: responses,
+            cancel,
+        })
     }
 
     /// Queues a request without blocking.
@@ -129,17 +232,14 @@ impl TextWorker {
         Ok(self.tx.try_send(req)?)
     }
 
+    /// The user's Cancel: stops loading a model at its next tensor (answered with
+    /// [`TextResponse::LoadCancelled`]).
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+
     /// The next response, if any (never blocks).
     pub fn try_recv(&self) -> Option<TextResponse> {
         self.rx.try_recv().ok()
-    }
-}
-
-fn loaded(m: &TextModel) -> TextResponse {
-    let name = crate::weights::model_folder_label(m.dir());
-    TextResponse::ModelLoaded {
-        name,
-        config: m.config().clone(),
-        positions: m.position_table().unwrap_or((0, 0, Vec::new())),
     }
 }

@@ -6,6 +6,8 @@ use anyhow::{bail, Result};
 use candle_core::{Module, Tensor};
 
 use super::config::{VitConfig, EMBED_GRID, PROMPT_EMBED_DIM};
+use crate::model::ops::attention::VitAttentionOp;
+use crate::model::ops::on_cpu_f32;
 use crate::model::ops::{Conv2d, ImageLayout, LayerNorm, Linear};
 use crate::weights::Scope;
 
@@ -141,7 +143,7 @@ impl VitAttention {
         let (b, h, w, c) = x.dims4()?;
         let (nh, n) = (self.num_heads, h * w);
         let hd = c / nh;
-        if matches!(x.device(), candle_core::Device::Cpu) && x.dtype() == candle_core::DType::F32 {
+        if on_cpu_f32(x) {
             let op = VitAttentionOp {
                 rel_h: &self.rel_h_v,
                 rel_w: &self.rel_w_v,
@@ -220,127 +222,6 @@ impl VitAttention {
             .broadcast_add(&rel_w.unsqueeze(3)?)?
             .reshape((bh, n, n))?;
         crate::model::ops::softmax_last_dim(&attn)?.matmul(v)
-    }
-}
-
-/// Query rows per task of [`VitAttentionOp`]: a 32 × 4096 block of global-attention scores is
-/// 512 KB, within the L2 cache.
-const VIT_QUERY_BLOCK: usize = 32;
-
-/// Attention with decomposed relative positions on the CPU: `qkv [B, N, 3·C]` (the qkv
-/// projection's output, per token q, k, v, each heads × hd) → `[B, N, C]` on an `h × w` grid.
-///
-/// PERF: replaces candle's version, which materialised every head's `[N, N]` scores (64 MB per
-/// head for global attention), added the relative-position terms through two broadcasting
-/// passes over them and copied q, k, v into per-head layouts. Here each task takes one head
-/// and [`VIT_QUERY_BLOCK`] query rows: `scale·q·kᵀ` by a GEMM that reads q and k in place,
-/// the terms `q·R_h[y, ky]` and `q·R_w[x, kx]` added per row while it is in cache, the softmax,
-/// and `p·v` written straight into the `[B, N, C]` output. The same sums as the official
-/// `(attn + rel_h) + rel_w`.
-struct VitAttentionOp<'a> {
-    /// `[h, h, hd]`
-    rel_h: &'a [f32],
-    /// `[w, w, hd]`
-    rel_w: &'a [f32],
-    heads: usize,
-    grid: (usize, usize),
-}
-
-impl candle_core::CustomOp1 for VitAttentionOp<'_> {
-    fn name(&self) -> &'static str {
-        "segattn-vit-attention"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &candle_core::CpuStorage,
-        layout: &candle_core::Layout,
-    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        use crate::model::simd::{dot, softmax_inplace};
-        use rayon::prelude::*;
-        let qkv = crate::model::ops::contiguous_f32(storage, layout)?;
-        let (b, n, three_c) = layout.shape().dims3()?;
-        let (gh, gw) = self.grid;
-        let c = three_c / 3;
-        let nh = self.heads;
-        let hd = c / nh.max(1);
-        if gh * gw != n
-            || three_c != 3 * nh * hd
-            || self.rel_h.len() != gh * gh * hd
-            || self.rel_w.len() != gw * gw * hd
-        {
-            candle_core::bail!(
-                "vit attention: shape {:?} does not fit the layer",
-                layout.dims()
-            );
-        }
-        let scale = (hd as f32).powf(-0.5);
-        let blocks = n.div_ceil(VIT_QUERY_BLOCK);
-        let mut out = vec![0f32; b * n * c];
-        let shared = crate::model::ops::SharedOut::new(&mut out);
-        (0..b * nh * blocks).into_par_iter().for_each(|job| {
-            let (bh, blk) = (job / blocks, job % blocks);
-            let (bi, head) = (bh / nh, bh % nh);
-            let r0 = blk * VIT_QUERY_BLOCK;
-            let rows = VIT_QUERY_BLOCK.min(n - r0);
-            let base = bi * n * three_c;
-            let (q, k, v) = (
-                base + head * hd,
-                base + c + head * hd,
-                base + 2 * c + head * hd,
-            );
-            let mut scores = vec![0f32; rows * n];
-            // SAFETY: q rows r0.. and all k rows of this image and head lie inside `qkv`
-            // (b·n rows of 3C, checked above); `scores` holds rows·n values.
-            unsafe {
-                crate::model::ops::sgemm(
-                    (rows, n, hd),
-                    (scores.as_mut_ptr(), 1, n as isize),
-                    false,
-                    (qkv.as_ptr().add(q + r0 * three_c), 1, three_c as isize),
-                    (qkv.as_ptr().add(k), three_c as isize, 1),
-                    scale,
-                    gemm::Parallelism::None,
-                );
-            }
-            let (mut rh, mut rw) = (vec![0f32; gh], vec![0f32; gw]);
-            for (i, row) in scores.chunks_exact_mut(n).enumerate() {
-                let t = r0 + i;
-                let (y, x) = (t / gw, t % gw);
-                let q_row = &qkv[q + t * three_c..][..hd];
-                for (ky, r) in rh.iter_mut().enumerate() {
-                    *r = dot(q_row, &self.rel_h[(y * gh + ky) * hd..][..hd]);
-                }
-                for (kx, r) in rw.iter_mut().enumerate() {
-                    *r = dot(q_row, &self.rel_w[(x * gw + kx) * hd..][..hd]);
-                }
-                for (krow, &h_term) in row.chunks_exact_mut(gw).zip(&rh) {
-                    for (s, &w_term) in krow.iter_mut().zip(&rw) {
-                        *s = (*s + h_term) + w_term;
-                    }
-                }
-                softmax_inplace(row);
-            }
-            let dst = shared.ptr_within((bi * n + r0) * c + head * hd, (rows - 1) * c + hd);
-            // SAFETY: this task alone writes columns head·hd.. of output rows r0..r0+rows of
-            // image bi (tasks differ in image, head or rows), all within the span checked
-            // above; `scores` and v are read as above.
-            unsafe {
-                crate::model::ops::sgemm(
-                    (rows, hd, n),
-                    (dst, 1, c as isize),
-                    false,
-                    (scores.as_ptr(), 1, n as isize),
-                    (qkv.as_ptr().add(v), 1, three_c as isize),
-                    1.0,
-                    gemm::Parallelism::None,
-                );
-            }
-        });
-        Ok((
-            candle_core::CpuStorage::F32(out),
-            candle_core::Shape::from((b, n, c)),
-        ))
     }
 }
 

@@ -6,6 +6,7 @@ use anyhow::Result;
 use candle_core::{Module, Tensor};
 
 use super::config::{SamConfig, DECODER_HEADS, PROMPT_EMBED_DIM};
+use crate::model::ops::on_cpu_f32;
 use crate::model::ops::{
     contiguous_f32, gelu, lane_sum, linear_gemm, matmul, matmul_add, softmax_dim1,
     softmax_last_dim, transpose_2d, Epilogue, LayerNorm, Linear,
@@ -415,7 +416,7 @@ impl Upsample2x {
 
     /// `[H, W, Cin]` → GELU(norm(upsample(x))) `[2H, 2W, Cout]`
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        if matches!(x.device(), candle_core::Device::Cpu) && x.dtype() == candle_core::DType::F32 {
+        if on_cpu_f32(x) {
             return x.contiguous()?.apply_op1_no_bwd(self);
         }
         let (h, w, cin) = x.dims3()?;

@@ -16,66 +16,25 @@ use candle_core::{Device, Tensor};
 
 use crate::model::detweights;
 use crate::model::ops::to_vec_f32;
-pub use crate::model::Precision;
+use crate::runtime::Precision;
+use crate::types::{
+    DecoderAttention, DecoderToken, LayerAttention, Mask, PointLabel, Prediction, Prompts, Rgb8,
+    LOW_RES,
+};
 use crate::weights::{Scope, Weights};
 use config::{EncoderConfig, SamConfig, EMBED_GRID, IMG_SIZE};
 use image_encoder::ImageEncoderVit;
 use mask_decoder::{DecoderImageCache, MaskDecoder};
-pub use prompt_encoder::SparseToken;
 use prompt_encoder::{EncodedPrompt, PromptEncoder};
 use tiny_vit::TinyVit;
-pub use transforms::Rgb8;
 
 /// The image encoder was stopped on request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("encoding cancelled")]
 pub struct Cancelled;
 
-/// Side of the low-resolution mask logits (`256 × 256`).
-pub const LOW_RES: usize = 4 * EMBED_GRID;
-
-/// A point in original-image pixels (x right, y down) with its label.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct PointPrompt {
-    /// Position in original-image pixels.
-    pub pos_in_image: [f32; 2],
-    /// Foreground (part of the object) or background.
-    pub label: PointLabel,
-}
-
-/// The label of a point prompt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum PointLabel {
-    /// Part of the object (label 1).
-    Foreground,
-    /// Not part of the object (label 0).
-    Background,
-}
-
-/// A box in original-image pixels: `[x0, y0, x1, y1]`.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct BoxPrompt {
-    /// `[x0, y0, x1, y1]` in original-image pixels.
-    pub corners_in_image: [f32; 4],
-}
-
-/// Everything the user said about one object.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Prompts {
-    /// Clicked points in order.
-    pub points: Vec<PointPrompt>,
-    /// An optional box.
-    pub bbox: Option<BoxPrompt>,
-    /// An optional previous low-res mask (`256 × 256` logits) to refine.
-    pub mask_input: Option<Vec<f32>>,
-}
-
-impl Prompts {
-    /// True when there is neither a point nor a box.
-    pub fn is_empty(&self) -> bool {
-        self.points.is_empty() && self.bbox.is_none()
-    }
-}
+// The low-res logits are the mask decoder's 4× upscale of the embedding grid.
+const _: () = assert!(LOW_RES == 4 * EMBED_GRID);
 
 /// An image encoded once, ready for any number of prompts.
 pub struct ImageEmbedding {
@@ -94,79 +53,6 @@ impl ImageEmbedding {
     pub fn to_vec(&self) -> Result<Vec<f32>> {
         Ok(to_vec_f32(&self.features)?)
     }
-}
-
-/// A binary mask at the original image size (`1` inside).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Mask {
-    /// Width in pixels.
-    pub width: usize,
-    /// Height in pixels.
-    pub height: usize,
-    /// `height * width` values, 1 inside, 0 outside.
-    pub data: Vec<u8>,
-}
-
-impl Mask {
-    /// Pixels inside.
-    pub fn area(&self) -> usize {
-        self.data.iter().filter(|&&v| v != 0).count()
-    }
-}
-
-/// The decoder's token-side attention for one prompt, as plain data.
-#[derive(Debug, Clone)]
-pub struct DecoderAttention {
-    /// Attention heads (8).
-    pub num_heads: usize,
-    /// What each of the `T` token rows stands for (`[iou, mask × 4, sparse…]`).
-    pub tokens: Vec<DecoderToken>,
-    /// Image grid `(h, w)` the token → image maps cover (64 × 64).
-    pub grid_hw: (usize, usize),
-    /// Per two-way block.
-    pub layers: Vec<LayerAttention>,
-    /// Final token → image attention `[heads, T, h·w]`.
-    pub final_token_to_image: Vec<f32>,
-}
-
-/// One two-way block's token-side attention.
-#[derive(Debug, Clone)]
-pub struct LayerAttention {
-    /// Token self-attention `[heads, T, T]`.
-    pub self_attn: Vec<f32>,
-    /// Token → image attention `[heads, T, h·w]`.
-    pub token_to_image: Vec<f32>,
-}
-
-/// A decoder token row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum DecoderToken {
-    /// The IoU-prediction token.
-    Iou,
-    /// Mask token `i` (0 = single-mask output, 1..=3 = multimask outputs).
-    Mask {
-        /// Index among the mask tokens.
-        index: usize,
-    },
-    /// A prompt token.
-    Prompt {
-        /// What the prompt token is.
-        token: SparseToken,
-    },
-}
-
-/// The result of one prompt.
-#[derive(Debug, Clone)]
-pub struct Prediction {
-    /// Masks at the original size, in SAM's output order.
-    pub masks: Vec<Mask>,
-    /// Predicted IoU of each mask.
-    pub iou_predictions: Vec<f32>,
-    /// `256 × 256` logits of each mask.
-    pub low_res_logits: Vec<Vec<f32>>,
-    /// Decoder attention for this prompt.
-    pub decoder_attention: DecoderAttention,
 }
 
 enum Encoder {
@@ -463,6 +349,10 @@ impl SamModel {
                 num_heads: config::DECODER_HEADS,
                 tokens,
                 grid_hw: (EMBED_GRID, EMBED_GRID),
+                image_extent: [
+                    emb.input_hw.1 as f32 / IMG_SIZE as f32,
+                    emb.input_hw.0 as f32 / IMG_SIZE as f32,
+                ],
                 layers,
                 final_token_to_image: to_vec_f32(&out.final_token_to_image)?,
             },

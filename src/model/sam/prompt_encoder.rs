@@ -6,74 +6,10 @@ use anyhow::Result;
 use candle_core::{Module, Tensor};
 
 use super::config::{EMBED_GRID, IMG_SIZE, MASK_IN_CHANS, PROMPT_EMBED_DIM};
+use crate::analysis::positional::RandomFourierEncoding;
 use crate::model::ops::{gelu, LayerNorm2d};
+use crate::types::SparseToken;
 use crate::weights::Scope;
-
-/// What a sparse prompt token stands for, in decoder order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum SparseToken {
-    /// A clicked point (`index` into the prompt's points), foreground or not.
-    Point {
-        /// Index among the prompt's points.
-        index: usize,
-        /// True for foreground (label 1), false for background (label 0).
-        foreground: bool,
-    },
-    /// The padding point (label −1) added when there are points but no box.
-    PaddingPoint,
-    /// Box corner 0 (top-left) or 1 (bottom-right).
-    BoxCorner(usize),
-}
-
-/// SAM's `PositionEmbeddingRandom`: maps `[0,1]²` coordinates to 256 sin/cos features.
-#[derive(Debug, Clone)]
-pub struct RandomFourierEncoding {
-    /// `[2, 128]`
-    gaussian: Vec<f32>,
-}
-
-impl RandomFourierEncoding {
-    /// From `positional_encoding_gaussian_matrix` `[2, F]`, row-major.
-    pub fn new(gaussian: Vec<f32>) -> Self {
-        Self { gaussian }
-    }
-
-    /// Number of frequencies F (output has 2F features).
-    pub fn num_freqs(&self) -> usize {
-        self.gaussian.len() / 2
-    }
-
-    /// Encodes a point with coordinates normalised to `[0, 1]`: `[sin(2π·p), cos(2π·p)]` with
-    /// `p = (2c − 1) · G`.
-    pub fn encode(&self, x01: f32, y01: f32) -> Vec<f32> {
-        let f = self.num_freqs();
-        let (cx, cy) = (2.0 * x01 - 1.0, 2.0 * y01 - 1.0);
-        let two_pi = (2.0 * std::f64::consts::PI) as f32;
-        let mut out = vec![0f32; 2 * f];
-        for j in 0..f {
-            let p = two_pi * (cx * self.gaussian[j] + cy * self.gaussian[f + j]);
-            out[j] = p.sin();
-            out[f + j] = p.cos();
-        }
-        out
-    }
-
-    /// The encoding of every cell centre of an `h × w` grid, channel-major `[2F, h, w]`.
-    pub fn grid(&self, h: usize, w: usize) -> Vec<f32> {
-        let c = 2 * self.num_freqs();
-        let mut out = vec![0f32; c * h * w];
-        for y in 0..h {
-            for x in 0..w {
-                let e = self.encode((x as f32 + 0.5) / w as f32, (y as f32 + 0.5) / h as f32);
-                for (ch, v) in e.into_iter().enumerate() {
-                    out[ch * h * w + y * w + x] = v;
-                }
-            }
-        }
-        out
-    }
-}
 
 /// Points and box in the 1024-pixel input frame, ready for the encoder.
 #[derive(Debug, Clone, Default)]

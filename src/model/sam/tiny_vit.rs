@@ -10,10 +10,9 @@ use candle_core::{Module, Tensor};
 
 use super::config::TinyVitConfig;
 use super::image_encoder::{window_partition, window_unpartition, Neck};
-use crate::model::ops::{
-    contiguous_f32, sgemm, Conv2d, DepthwiseConv, ImageLayout, LayerNorm, Linear,
-};
-use crate::model::simd::softmax_inplace;
+use crate::model::ops::attention::{padded_row, WindowAttentionOp};
+use crate::model::ops::on_cpu_f32;
+use crate::model::ops::{Conv2d, DepthwiseConv, ImageLayout, LayerNorm, Linear};
 use crate::weights::Scope;
 
 /// BatchNorm eps of `Conv2d_BN` (PyTorch default).
@@ -177,8 +176,7 @@ impl WindowAttention {
     /// the norm's bias, computed once per call.
     fn forward_image(&self, x: &Tensor, ws: usize) -> candle_core::Result<Tensor> {
         let (_, h, w, c) = x.dims4()?;
-        if !(matches!(x.device(), candle_core::Device::Cpu) && x.dtype() == candle_core::DType::F32)
-        {
+        if !on_cpu_f32(x) {
             let (windows, padded) = window_partition(x, ws)?; // [nW, ws, ws, C]
             let n_win = windows.dim(0)?;
             let y = self.forward_windows(&windows.reshape((n_win, ws * ws, c))?)?;
@@ -222,134 +220,6 @@ impl WindowAttention {
         let out = attn.matmul(&v)?.transpose(1, 2)?.reshape((b, n, c))?;
         self.proj.forward(&out)
     }
-}
-
-/// Fused window attention on the CPU: `qkv [1, H, W, heads·3·kd]` (image order; per head q, k,
-/// v) → `[1, H, W, heads·kd]`, windows of `window × window` tokens, padding tokens `pad_qkv`.
-///
-/// PERF: replaces three strided copies, two batched GEMMs on 49 × 49 tiles, a scale, a bias add
-/// and a softmax pass (each a full tensor round trip) with one pass per window, in parallel
-/// over windows: each window gathers its tokens' q, k, v rows (or the padding token's), per
-/// head `bias + scale·q·kᵀ` and `p·v` are single-threaded GEMMs that read them through
-/// strides, the softmax is vectorised on rows padded to whole vectors, and the window's own
-/// tokens are written back to their places in the image.
-struct WindowAttentionOp<'a> {
-    /// `[heads, N, padded_row(N)]`, padding columns `-inf`.
-    bias: &'a [f32],
-    heads: usize,
-    key_dim: usize,
-    window: usize,
-    /// The q, k and v of a padding token, `[heads·3·kd]`.
-    pad_qkv: &'a [f32],
-}
-
-impl candle_core::CustomOp1 for WindowAttentionOp<'_> {
-    fn name(&self) -> &'static str {
-        "segattn-window-attention"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &candle_core::CpuStorage,
-        layout: &candle_core::Layout,
-    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        use rayon::prelude::*;
-        let image = contiguous_f32(storage, layout)?;
-        let (b, ih, iw, three_c) = layout.shape().dims4()?;
-        let (nh, kd, ws) = (self.heads, self.key_dim, self.window);
-        let n = ws * ws;
-        if b != 1
-            || three_c != nh * 3 * kd
-            || self.bias.len() != nh * n * padded_row(n)
-            || self.pad_qkv.len() != three_c
-        {
-            candle_core::bail!(
-                "window attention: shape {:?} does not fit the layer",
-                layout.dims()
-            );
-        }
-        let scale = (kd as f32).powf(-0.5);
-        let c = nh * kd;
-        let token_stride = three_c as isize;
-        let (wy, wx) = (ih.div_ceil(ws), iw.div_ceil(ws));
-        let mut out = vec![0f32; ih * iw * c];
-        let shared = crate::model::ops::SharedOut::new(&mut out);
-        (0..wy * wx).into_par_iter().for_each(|wi| {
-            let (y0, x0) = (wi / wx * ws, wi % wx * ws);
-            // The window's q, k, v rows, padding tokens where it overhangs the image.
-            let mut win = vec![0f32; n * three_c];
-            for (t, row) in win.chunks_exact_mut(three_c).enumerate() {
-                let (y, x) = (y0 + t / ws, x0 + t % ws);
-                row.copy_from_slice(if y < ih && x < iw {
-                    &image[(y * iw + x) * three_c..][..three_c]
-                } else {
-                    self.pad_qkv
-                });
-            }
-            let mut out_w = vec![0f32; n * c];
-            // [N, np]: rows padded with -inf scores (zero probabilities) so that each softmax
-            // runs on whole vectors.
-            let np = padded_row(n);
-            let mut scores = vec![0f32; n * np];
-            for h in 0..nh {
-                let q = &win[h * 3 * kd..];
-                let k = &win[h * 3 * kd + kd..];
-                let v = &win[h * 3 * kd + 2 * kd..];
-                scores.copy_from_slice(&self.bias[h * n * np..][..n * np]);
-                // SAFETY: every index read or written lies inside the slices: q, k and v
-                // rows are `token_stride` apart, `n` rows of `kd` values each, all within
-                // `win` (checked by the shape test above); `scores` holds n rows of np ≥ n and
-                // `out_w` n rows of `c` values, of which this head writes columns
-                // h·kd..(h+1)·kd. `out_w` and `scores` are unique borrows.
-                unsafe {
-                    // scores = bias + scale · q kᵀ   [N, N]
-                    sgemm(
-                        (n, n, kd),
-                        (scores.as_mut_ptr(), 1, np as isize),
-                        true,
-                        (q.as_ptr(), 1, token_stride),
-                        (k.as_ptr(), token_stride, 1),
-                        scale,
-                        gemm::Parallelism::None,
-                    );
-                }
-                for row in scores.chunks_exact_mut(np) {
-                    softmax_inplace(row);
-                }
-                // SAFETY: as above.
-                unsafe {
-                    // out[:, h] = p v   [N, kd]
-                    sgemm(
-                        (n, kd, n),
-                        (out_w.as_mut_ptr().add(h * kd), 1, c as isize),
-                        false,
-                        (scores.as_ptr(), 1, np as isize),
-                        (v.as_ptr(), 1, token_stride),
-                        1.0,
-                        gemm::Parallelism::None,
-                    );
-                }
-            }
-            // The window's own tokens back to their places in the image.
-            for (t, row) in out_w.chunks_exact(c).enumerate() {
-                let (y, x) = (y0 + t / ws, x0 + t % ws);
-                if y < ih && x < iw {
-                    // SAFETY: windows cover disjoint pixels, so no other task writes this
-                    // row, and (y, x) lies inside the ih × iw image `out` holds.
-                    unsafe { shared.row((y * iw + x) * c, c) }.copy_from_slice(row);
-                }
-            }
-        });
-        Ok((
-            candle_core::CpuStorage::F32(out),
-            candle_core::Shape::from((1, ih, iw, c)),
-        ))
-    }
-}
-
-/// Row length of a window's padded score matrix: `n` rounded up to whole 16-lane vectors.
-fn padded_row(n: usize) -> usize {
-    n.next_multiple_of(16)
 }
 
 /// TinyViT transformer block: window attention, depthwise "local" conv, MLP.

@@ -3,29 +3,21 @@
 //!
 //! The reference resizes with torchvision on a PIL image, i.e. Pillow's bilinear *convolution*
 //! on 8-bit pixels (antialiased when shrinking, fixed-point coefficients, horizontal pass then
-//! vertical pass, each rounded to u8). [`resize_rgb8_pillow`] reproduces it exactly; a plain
-//! bilinear resize moves the logits by about 1%.
+//! vertical pass, each rounded to u8). [`resize_rgb8_pillow`] (in [`crate::image_io`], which
+//! the app's display downscale uses too) reproduces it exactly; a plain bilinear resize moves
+//! the logits by about 1%.
 
 use rayon::prelude::*;
 
 use super::config::IMG_SIZE;
+pub use crate::image_io::resize_rgb8_pillow;
 use crate::model::ops::{resize_bilinear_window, resize_bilinear_window_map};
+use crate::types::Rgb8;
 
 /// Official pixel mean (RGB, 0..255), `Sam.pixel_mean`.
 pub const PIXEL_MEAN: [f32; 3] = [123.675, 116.28, 103.53];
 /// Official pixel std (RGB, 0..255), `Sam.pixel_std`.
 pub const PIXEL_STD: [f32; 3] = [58.395, 57.12, 57.375];
-
-/// An 8-bit RGB image, row-major, 3 bytes per pixel.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Rgb8 {
-    /// Width in pixels.
-    pub width: usize,
-    /// Height in pixels.
-    pub height: usize,
-    /// `height * width * 3` bytes.
-    pub data: Vec<u8>,
-}
 
 /// `ResizeLongestSide.get_preprocess_shape`: `(h, w)` scaled so the longest side is `target`.
 pub fn preprocess_shape(h: usize, w: usize, target: usize) -> (usize, usize) {
@@ -42,106 +34,6 @@ pub fn apply_coords((x, y): (f64, f64), (oh, ow): (usize, usize)) -> (f32, f32) 
         (x * (nw as f64 / ow as f64)) as f32,
         (y * (nh as f64 / oh as f64)) as f32,
     )
-}
-
-/// Pillow's fixed-point precision for 8-bit resampling (`PRECISION_BITS` in `Resample.c`).
-const PRECISION_BITS: u32 = 32 - 8 - 2;
-
-/// Per output index: first source index and fixed-point weights (`precompute_coeffs` +
-/// `normalize_coeffs_8bpc` for the bilinear/triangle filter).
-fn pillow_coeffs(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i32>)> {
-    let scale = in_size as f64 / out_size as f64;
-    let filterscale = scale.max(1.0);
-    let support = filterscale; // bilinear filter support 1.0
-    (0..out_size)
-        .map(|xx| {
-            let center = (xx as f64 + 0.5) * scale;
-            let ss = 1.0 / filterscale;
-            let xmin = ((center - support + 0.5) as i64).max(0) as usize; // C cast truncates
-            let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
-            let n = xmax.saturating_sub(xmin);
-            let mut k: Vec<f64> = (0..n)
-                .map(|x| {
-                    let t = ((x + xmin) as f64 - center + 0.5) * ss;
-                    (1.0 - t.abs()).max(0.0)
-                })
-                .collect();
-            let ww: f64 = k.iter().sum();
-            if ww != 0.0 {
-                for v in &mut k {
-                    *v /= ww;
-                }
-            }
-            let one = f64::from(1u32 << PRECISION_BITS);
-            let fixed = k
-                .iter()
-                .map(|&v| {
-                    if v < 0.0 {
-                        (-0.5 + v * one) as i32
-                    } else {
-                        (0.5 + v * one) as i32
-                    }
-                })
-                .collect();
-            (xmin, fixed)
-        })
-        .collect()
-}
-
-fn clip8(v: i64) -> u8 {
-    (v >> PRECISION_BITS).clamp(0, 255) as u8
-}
-
-/// Resizes like Pillow's `Image.resize((w, h), BILINEAR)` on an RGB image.
-pub fn resize_rgb8_pillow(src: &Rgb8, out_w: usize, out_h: usize) -> Rgb8 {
-    let half = 1i64 << (PRECISION_BITS - 1);
-    // Horizontal pass (only when the width changes), then vertical, as Pillow does.
-    let horiz = if out_w != src.width {
-        let cx = pillow_coeffs(src.width, out_w);
-        let mut tmp = vec![0u8; src.height * out_w * 3];
-        tmp.par_chunks_mut(out_w * 3)
-            .zip(src.data.par_chunks(src.width * 3))
-            .for_each(|(out, row)| {
-                for (xx, (xmin, k)) in cx.iter().enumerate() {
-                    for c in 0..3 {
-                        let mut ss = half;
-                        for (i, &w) in k.iter().enumerate() {
-                            ss += i64::from(row[(xmin + i) * 3 + c]) * i64::from(w);
-                        }
-                        out[xx * 3 + c] = clip8(ss);
-                    }
-                }
-            });
-        Rgb8 {
-            width: out_w,
-            height: src.height,
-            data: tmp,
-        }
-    } else {
-        src.clone()
-    };
-    if out_h == src.height {
-        return horiz;
-    }
-    let cy = pillow_coeffs(src.height, out_h);
-    let stride = out_w * 3;
-    let mut data = vec![0u8; out_h * stride];
-    data.par_chunks_mut(stride)
-        .zip(cy.par_iter())
-        .for_each(|(out, (ymin, k))| {
-            for (x, o) in out.iter_mut().enumerate() {
-                let mut ss = half;
-                for (i, &w) in k.iter().enumerate() {
-                    ss += i64::from(horiz.data[(ymin + i) * stride + x]) * i64::from(w);
-                }
-                *o = clip8(ss);
-            }
-        });
-    Rgb8 {
-        width: out_w,
-        height: out_h,
-        data,
-    }
 }
 
 /// `ResizeLongestSide(1024).apply_image`.

@@ -12,13 +12,15 @@ use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 
 use crate::analysis::AttentionMaps;
-use crate::model::ops::{gemm_abt, to_vec_f32};
-use crate::model::simd::{axpy, dot, softmax_inplace};
+use crate::model::ops::attention::attention_cpu;
+use crate::model::ops::on_cpu_f32;
+use crate::model::ops::to_vec_f32;
+use crate::types::text::{Encoded, TextModelInfo, TextOutput};
 use crate::weights::Weights;
 use bert::Bert;
 pub use config::{ModelType, TextConfig};
 use gpt2::Gpt2;
-pub use tokenizer::{Encoded, TextTokenizer, Token};
+pub use tokenizer::TextTokenizer;
 
 /// Raw outputs of a forward pass.
 pub struct ForwardOutput {
@@ -43,7 +45,7 @@ pub fn multi_head_attention(
     additive_mask: Option<&Tensor>,
 ) -> candle_core::Result<(Tensor, Tensor)> {
     let (n, d) = q.dims2()?;
-    if matches!(q.device(), Device::Cpu) && q.dtype() == candle_core::DType::F32 {
+    if on_cpu_f32(q) {
         let flat = |t: &Tensor| t.flatten_all().and_then(|t| t.to_vec1::<f32>());
         let mask = match additive_mask {
             Some(m) => {
@@ -80,87 +82,6 @@ pub fn multi_head_attention(
     Ok((ctx, probs))
 }
 
-/// The same attention on plain row-major slices, for the CPU.
-///
-/// PERF: for a 16-token sentence candle's per-op thread hand-offs cost more than the
-/// arithmetic; this loop runs heads in parallel only when the work is large enough.
-///
-/// `q, k, v`: `[n, d]`; `mask`: additive `[rows, n]` with `rows` 1 (same for every query) or `n`.
-/// Returns the context `[n, d]` and probabilities `[heads, n, n]`.
-fn attention_cpu(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    (n, d, heads): (usize, usize, usize),
-    mask: Option<(&[f32], usize)>,
-) -> (Vec<f32>, Vec<f32>) {
-    use rayon::prelude::*;
-    let hd = d / heads;
-    let scale = (hd as f32).powf(-0.5);
-    // Columns h·hd .. (h+1)·hd of a [n, d] matrix, as a contiguous [n, hd] one.
-    let cols = |x: &[f32], h: usize| -> Vec<f32> {
-        (0..n)
-            .flat_map(|i| x[i * d + h * hd..][..hd].iter().copied())
-            .collect()
-    };
-    let head = |h: usize| -> (Vec<f32>, Vec<f32>) {
-        let (qh, kh) = (cols(q, h), cols(k, h));
-        let small = n <= 48; // tiny products: plain dot products beat GEMM packing
-        let mut probs = if small {
-            let mut p = vec![0f32; n * n];
-            for i in 0..n {
-                for j in 0..n {
-                    p[i * n + j] = dot(&qh[i * hd..(i + 1) * hd], &kh[j * hd..(j + 1) * hd]);
-                }
-            }
-            p
-        } else {
-            gemm_abt(&qh, &kh, None, n, n, hd) // [n, n]
-        };
-        for (i, row) in probs.chunks_mut(n).enumerate() {
-            for (j, r) in row.iter_mut().enumerate() {
-                let m = mask.map_or(0.0, |(m, rows)| m[if rows == 1 { j } else { i * n + j }]);
-                *r = *r * scale + m;
-            }
-            softmax_inplace(row);
-        }
-        let ctx = if small {
-            let mut c = vec![0f32; n * hd];
-            for i in 0..n {
-                let out = &mut c[i * hd..(i + 1) * hd];
-                for j in 0..n {
-                    axpy(probs[i * n + j], &v[j * d + h * hd..][..hd], out);
-                }
-            }
-            c
-        } else {
-            // vᵀ_h [hd, n] so that probs · v_h is an a·bᵀ product.
-            let mut vt = vec![0f32; hd * n];
-            for i in 0..n {
-                for c in 0..hd {
-                    vt[c * n + i] = v[i * d + h * hd + c];
-                }
-            }
-            gemm_abt(&probs, &vt, None, n, hd, n) // [n, hd]
-        };
-        (ctx, probs)
-    };
-    let per_head: Vec<(Vec<f32>, Vec<f32>)> = if n * n * d >= 1 << 20 {
-        (0..heads).into_par_iter().map(head).collect()
-    } else {
-        (0..heads).map(head).collect()
-    };
-    let mut ctx = vec![0f32; n * d];
-    let mut probs = Vec::with_capacity(heads * n * n);
-    for (h, (c, p)) in per_head.into_iter().enumerate() {
-        for i in 0..n {
-            ctx[i * d + h * hd..][..hd].copy_from_slice(&c[i * hd..(i + 1) * hd]);
-        }
-        probs.extend(p);
-    }
-    (ctx, probs)
-}
-
 enum Net {
     Bert(Bert),
     Gpt2(Gpt2),
@@ -174,22 +95,19 @@ pub struct TextModel {
     dir: PathBuf,
 }
 
-/// Everything the views and the CLI show for one text.
-#[derive(Debug, Clone)]
-pub struct TextOutput {
-    /// The tokens (and a truncation notice, if any).
-    pub encoded: Encoded,
-    /// Every layer's attention.
-    pub attentions: AttentionMaps,
-    /// Embedding output then each layer's output, `[n × hidden]` each.
-    pub hidden_states: Vec<Vec<f32>>,
-    /// `[n × vocab]` for language models.
-    pub logits: Option<Vec<f32>>,
-}
-
 impl TextModel {
     /// Loads a model folder.
     pub fn load_dir(dir: &Path, device: &Device) -> Result<Self> {
+        Self::load_dir_cancellable(dir, device, std::sync::Arc::new(|| false))
+    }
+
+    /// [`Self::load_dir`] that stops with [`crate::weights::WeightsError::Cancelled`] at the
+    /// next tensor once `cancel` answers true.
+    pub fn load_dir_cancellable(
+        dir: &Path,
+        device: &Device,
+        cancel: crate::weights::CancelCheck,
+    ) -> Result<Self> {
         if !dir.is_dir() {
             bail!("not a model folder: {}", dir.display());
         }
@@ -205,7 +123,7 @@ impl TextModel {
                     dir.display()
                 )
             })?;
-        let weights = Weights::open(&weights_path)?;
+        let weights = Weights::open(&weights_path)?.with_cancel(cancel);
         Self::from_parts(config, tokenizer, &weights, device, dir)
     }
 
@@ -237,6 +155,18 @@ impl TextModel {
     /// The folder it was loaded from.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// What the app shows of this model, named `name`.
+    pub fn info(&self, name: String) -> TextModelInfo {
+        TextModelInfo {
+            name,
+            model_type: self.config.model_type.as_str(),
+            layers: self.config.num_layers,
+            heads: self.config.num_heads,
+            max_positions: self.config.max_positions,
+            causal: self.config.model_type == ModelType::Gpt2,
+        }
     }
 
     /// The tokenizer.
@@ -299,6 +229,7 @@ impl TextModel {
             .collect::<candle_core::Result<_>>()?;
         let logits = out.logits.as_ref().map(to_vec_f32).transpose()?;
         Ok(TextOutput {
+            text: text.to_string(),
             encoded,
             attentions,
             hidden_states,
@@ -336,40 +267,6 @@ pub fn attention_maps(
         probs,
         causal,
     })
-}
-
-/// Groups tokens into words for [`crate::analysis::merge_groups`]: consecutive tokens with the
-/// same word id form one group, each special token its own. Returns the group of each token and
-/// a label per group (the word's text, or the special token).
-pub fn word_groups(tokens: &[Token], text: &str) -> (Vec<usize>, Vec<String>) {
-    let chars: Vec<char> = text.chars().collect();
-    let slice = |s: usize, e: usize| -> String {
-        let (s, e) = (s.min(chars.len()), e.min(chars.len()));
-        chars[s..e.max(s)].iter().collect()
-    };
-    let mut group = Vec::with_capacity(tokens.len());
-    let mut starts: Vec<Option<usize>> = Vec::new();
-    let mut labels: Vec<String> = Vec::new();
-    let mut prev_word: Option<usize> = None;
-    for t in tokens {
-        let continues = !t.special && t.word.is_some() && t.word == prev_word;
-        if let (true, Some(Some(start))) = (continues, starts.last().copied()) {
-            let g = labels.len() - 1;
-            labels[g] = slice(start, t.span.1);
-            group.push(g);
-        } else {
-            group.push(labels.len());
-            if t.special {
-                starts.push(None);
-                labels.push(t.text.clone());
-            } else {
-                starts.push(Some(t.span.0));
-                labels.push(slice(t.span.0, t.span.1));
-            }
-        }
-        prev_word = if t.special { None } else { t.word };
-    }
-    (group, labels)
 }
 
 /// Sentence embedding as sentence-transformers computes it for all-MiniLM-L6-v2: the mean of

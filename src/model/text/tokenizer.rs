@@ -3,49 +3,8 @@
 
 use std::path::Path;
 
+use crate::types::text::{Encoded, Token};
 use anyhow::{anyhow, bail, Result};
-use serde::Serialize;
-
-/// One token of an encoded text.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Token {
-    /// Vocabulary id.
-    pub id: u32,
-    /// The token as the vocabulary spells it (`##ge`, `Ġchat`, `[CLS]`).
-    pub text: String,
-    /// Character span `[start, end)` in the input text; `(0, 0)` for added special tokens.
-    pub span: (usize, usize),
-    /// Index of the word this token belongs to, `None` for special tokens.
-    pub word: Option<usize>,
-    /// True for tokens the tokenizer added (`[CLS]`, `[SEP]`).
-    pub special: bool,
-}
-
-/// An encoded text.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Encoded {
-    /// The tokens in order.
-    pub tokens: Vec<Token>,
-    /// Set when the text was cut to fit the model: how many tokens it would have had.
-    pub truncated_from: Option<usize>,
-}
-
-impl Encoded {
-    /// Token ids.
-    pub fn ids(&self) -> Vec<u32> {
-        self.tokens.iter().map(|t| t.id).collect()
-    }
-
-    /// A notice for the user when the text was truncated.
-    pub fn notice(&self) -> Option<String> {
-        self.truncated_from.map(|n| {
-            format!(
-                "the text was truncated to {} of its {n} tokens (the model's maximum)",
-                self.tokens.len()
-            )
-        })
-    }
-}
 
 /// A tokenizer with padding disabled and our own truncation.
 pub struct TextTokenizer {

@@ -1,7 +1,12 @@
-//! Pure functions over attention maps, shared by the CLI and the app: mean / max over heads,
-//! attention rollout, subword → word merging and per-head entropy. No tensors here.
+//! Pure functions shared by the CLI, the workers and the app, no tensors here: over attention
+//! maps (mean / max over heads, attention rollout, subword → word merging, per-head entropy)
+//! and, in [`positional`], over positional encodings.
+
+pub mod positional;
 
 use serde::Serialize;
+
+use crate::types::text::Token;
 
 /// Every layer's and head's softmax attention for one input.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -103,18 +108,42 @@ impl AttentionMaps {
 }
 
 /// `a · b` for square row-major `n × n` matrices.
+///
+/// PERF: on the `gemm` crate (one thread: rollouts run on a view job): 6 layers of 512 tokens
+/// take tens of milliseconds instead of seconds with a plain loop.
 fn matmul(a: &[f32], b: &[f32], n: usize) -> Vec<f32> {
     let mut out = vec![0f32; n * n];
-    for i in 0..n {
-        for k in 0..n {
-            let aik = a[i * n + k];
-            if aik == 0.0 {
-                continue;
-            }
-            for j in 0..n {
-                out[i * n + j] += aik * b[k * n + j];
-            }
-        }
+    assert!(
+        a.len() >= n * n && b.len() >= n * n,
+        "matmul: operands too short"
+    );
+    if n == 0 {
+        return out;
+    }
+    // SAFETY: `out`, `a` and `b` hold n·n row-major values (checked above), read and written
+    // with column stride 1 and row stride n; `out` is a unique borrow.
+    unsafe {
+        gemm::gemm(
+            n,
+            n,
+            n,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            1,
+            n as isize,
+            b.as_ptr(),
+            1,
+            n as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
     }
     out
 }
@@ -138,6 +167,40 @@ pub fn merge_groups(map: &[f32], n: usize, group: &[usize]) -> Vec<f32> {
         }
     }
     out
+}
+
+/// Groups tokens into words for [`merge_groups`]: consecutive tokens with the
+/// same word id form one group, each special token its own. Returns the group of each token and
+/// a label per group (the word's text, or the special token).
+pub fn word_groups(tokens: &[Token], text: &str) -> (Vec<usize>, Vec<String>) {
+    let chars: Vec<char> = text.chars().collect();
+    let slice = |s: usize, e: usize| -> String {
+        let (s, e) = (s.min(chars.len()), e.min(chars.len()));
+        chars[s..e.max(s)].iter().collect()
+    };
+    let mut group = Vec::with_capacity(tokens.len());
+    let mut starts: Vec<Option<usize>> = Vec::new();
+    let mut labels: Vec<String> = Vec::new();
+    let mut prev_word: Option<usize> = None;
+    for t in tokens {
+        let continues = !t.special && t.word.is_some() && t.word == prev_word;
+        if let (true, Some(Some(start))) = (continues, starts.last().copied()) {
+            let g = labels.len() - 1;
+            labels[g] = slice(start, t.span.1);
+            group.push(g);
+        } else {
+            group.push(labels.len());
+            if t.special {
+                starts.push(None);
+                labels.push(t.text.clone());
+            } else {
+                starts.push(Some(t.span.0));
+                labels.push(slice(t.span.0, t.span.1));
+            }
+        }
+        prev_word = if t.special { None } else { t.word };
+    }
+    (group, labels)
 }
 
 #[cfg(test)]
@@ -174,6 +237,22 @@ mod tests {
         let expect = [0.625, 0.375, 0.375, 0.625];
         for (a, b) in r[1].iter().zip(expect) {
             assert!((a - b).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn matmul_matches_the_plain_product() {
+        let n = 37;
+        let a: Vec<f32> = (0..n * n).map(|i| ((i * 7) % 11) as f32 * 0.1).collect();
+        let b: Vec<f32> = (0..n * n).map(|i| ((i * 5) % 13) as f32 * 0.1).collect();
+        let got = matmul(&a, &b, n);
+        for i in 0..n {
+            for j in 0..n {
+                let want: f64 = (0..n)
+                    .map(|k| f64::from(a[i * n + k]) * f64::from(b[k * n + j]))
+                    .sum();
+                assert!((f64::from(got[i * n + j]) - want).abs() < 1e-4, "[{i},{j}]");
+            }
         }
     }
 

@@ -1,0 +1,330 @@
+//! The attention kernels of the CPU path, each one fused pass per block of queries: SAM ViT's
+//! attention with decomposed relative positions, TinyViT's window attention with learned
+//! biases, and the text models' multi-head attention that also returns the probabilities. The
+//! model files hold the layers and their candle fallbacks (GPUs and other dtypes), against
+//! which the tests check these kernels.
+
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape};
+use rayon::prelude::*;
+
+use super::contiguous_f32;
+use super::gemm::{gemm_abt, sgemm, SharedOut};
+use crate::model::simd::{axpy, dot, softmax_inplace};
+
+/// Query rows per task of [`VitAttentionOp`]: a 32 × 4096 block of global-attention scores is
+/// 512 KB, within the L2 cache.
+const VIT_QUERY_BLOCK: usize = 32;
+
+/// Attention with decomposed relative positions on the CPU: `qkv [B, N, 3·C]` (the qkv
+/// projection's output, per token q, k, v, each heads × hd) → `[B, N, C]` on an `h × w` grid.
+///
+/// PERF: replaces candle's version, which materialised every head's `[N, N]` scores (64 MB per
+/// head for global attention), added the relative-position terms through two broadcasting
+/// passes over them and copied q, k, v into per-head layouts. Here each task takes one head
+/// and [`VIT_QUERY_BLOCK`] query rows: `scale·q·kᵀ` by a GEMM that reads q and k in place,
+/// the terms `q·R_h[y, ky]` and `q·R_w[x, kx]` added per row while it is in cache, the softmax,
+/// and `p·v` written straight into the `[B, N, C]` output. The same sums as the official
+/// `(attn + rel_h) + rel_w`.
+pub(crate) struct VitAttentionOp<'a> {
+    /// `[h, h, hd]`
+    pub(crate) rel_h: &'a [f32],
+    /// `[w, w, hd]`
+    pub(crate) rel_w: &'a [f32],
+    /// Attention heads.
+    pub(crate) heads: usize,
+    /// The token grid `(h, w)`.
+    pub(crate) grid: (usize, usize),
+}
+
+impl CustomOp1 for VitAttentionOp<'_> {
+    fn name(&self) -> &'static str {
+        "segattn-vit-attention"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let qkv = contiguous_f32(storage, layout)?;
+        let (b, n, three_c) = layout.shape().dims3()?;
+        let (gh, gw) = self.grid;
+        let c = three_c / 3;
+        let nh = self.heads;
+        let hd = c / nh.max(1);
+        if gh * gw != n
+            || three_c != 3 * nh * hd
+            || self.rel_h.len() != gh * gh * hd
+            || self.rel_w.len() != gw * gw * hd
+        {
+            candle_core::bail!(
+                "vit attention: shape {:?} does not fit the layer",
+                layout.dims()
+            );
+        }
+        let scale = (hd as f32).powf(-0.5);
+        let blocks = n.div_ceil(VIT_QUERY_BLOCK);
+        let mut out = vec![0f32; b * n * c];
+        let shared = SharedOut::new(&mut out);
+        (0..b * nh * blocks).into_par_iter().for_each(|job| {
+            let (bh, blk) = (job / blocks, job % blocks);
+            let (bi, head) = (bh / nh, bh % nh);
+            let r0 = blk * VIT_QUERY_BLOCK;
+            let rows = VIT_QUERY_BLOCK.min(n - r0);
+            let base = bi * n * three_c;
+            let (q, k, v) = (
+                base + head * hd,
+                base + c + head * hd,
+                base + 2 * c + head * hd,
+            );
+            let mut scores = vec![0f32; rows * n];
+            // SAFETY: q rows r0.. and all k rows of this image and head lie inside `qkv`
+            // (b·n rows of 3C, checked above); `scores` holds rows·n values.
+            unsafe {
+                sgemm(
+                    (rows, n, hd),
+                    (scores.as_mut_ptr(), 1, n as isize),
+                    false,
+                    (qkv.as_ptr().add(q + r0 * three_c), 1, three_c as isize),
+                    (qkv.as_ptr().add(k), three_c as isize, 1),
+                    scale,
+                    gemm::Parallelism::None,
+                );
+            }
+            let (mut rh, mut rw) = (vec![0f32; gh], vec![0f32; gw]);
+            for (i, row) in scores.chunks_exact_mut(n).enumerate() {
+                let t = r0 + i;
+                let (y, x) = (t / gw, t % gw);
+                let q_row = &qkv[q + t * three_c..][..hd];
+                for (ky, r) in rh.iter_mut().enumerate() {
+                    *r = dot(q_row, &self.rel_h[(y * gh + ky) * hd..][..hd]);
+                }
+                for (kx, r) in rw.iter_mut().enumerate() {
+                    *r = dot(q_row, &self.rel_w[(x * gw + kx) * hd..][..hd]);
+                }
+                for (krow, &h_term) in row.chunks_exact_mut(gw).zip(&rh) {
+                    for (s, &w_term) in krow.iter_mut().zip(&rw) {
+                        *s = (*s + h_term) + w_term;
+                    }
+                }
+                softmax_inplace(row);
+            }
+            let dst = shared.ptr_within((bi * n + r0) * c + head * hd, (rows - 1) * c + hd);
+            // SAFETY: this task alone writes columns head·hd.. of output rows r0..r0+rows of
+            // image bi (tasks differ in image, head or rows), all within the span checked
+            // above; `scores` and v are read as above.
+            unsafe {
+                sgemm(
+                    (rows, hd, n),
+                    (dst, 1, c as isize),
+                    false,
+                    (scores.as_ptr(), 1, n as isize),
+                    (qkv.as_ptr().add(v), 1, three_c as isize),
+                    1.0,
+                    gemm::Parallelism::None,
+                );
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from((b, n, c))))
+    }
+}
+
+/// Fused window attention on the CPU: `qkv [1, H, W, heads·3·kd]` (image order; per head q, k,
+/// v) → `[1, H, W, heads·kd]`, windows of `window × window` tokens, padding tokens `pad_qkv`.
+///
+/// PERF: replaces three strided copies, two batched GEMMs on 49 × 49 tiles, a scale, a bias add
+/// and a softmax pass (each a full tensor round trip) with one pass per window, in parallel
+/// over windows: each window gathers its tokens' q, k, v rows (or the padding token's), per
+/// head `bias + scale·q·kᵀ` and `p·v` are single-threaded GEMMs that read them through
+/// strides, the softmax is vectorised on rows padded to whole vectors, and the window's own
+/// tokens are written back to their places in the image.
+pub(crate) struct WindowAttentionOp<'a> {
+    /// `[heads, N, padded_row(N)]`, padding columns `-inf`.
+    pub(crate) bias: &'a [f32],
+    /// Attention heads.
+    pub(crate) heads: usize,
+    /// Width of each head's q, k and v.
+    pub(crate) key_dim: usize,
+    /// Window side.
+    pub(crate) window: usize,
+    /// The q, k and v of a padding token, `[heads·3·kd]`.
+    pub(crate) pad_qkv: &'a [f32],
+}
+
+impl CustomOp1 for WindowAttentionOp<'_> {
+    fn name(&self) -> &'static str {
+        "segattn-window-attention"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let image = contiguous_f32(storage, layout)?;
+        let (b, ih, iw, three_c) = layout.shape().dims4()?;
+        let (nh, kd, ws) = (self.heads, self.key_dim, self.window);
+        let n = ws * ws;
+        if b != 1
+            || three_c != nh * 3 * kd
+            || self.bias.len() != nh * n * padded_row(n)
+            || self.pad_qkv.len() != three_c
+        {
+            candle_core::bail!(
+                "window attention: shape {:?} does not fit the layer",
+                layout.dims()
+            );
+        }
+        let scale = (kd as f32).powf(-0.5);
+        let c = nh * kd;
+        let token_stride = three_c as isize;
+        let (wy, wx) = (ih.div_ceil(ws), iw.div_ceil(ws));
+        let mut out = vec![0f32; ih * iw * c];
+        let shared = SharedOut::new(&mut out);
+        (0..wy * wx).into_par_iter().for_each(|wi| {
+            let (y0, x0) = (wi / wx * ws, wi % wx * ws);
+            // The window's q, k, v rows, padding tokens where it overhangs the image.
+            let mut win = vec![0f32; n * three_c];
+            for (t, row) in win.chunks_exact_mut(three_c).enumerate() {
+                let (y, x) = (y0 + t / ws, x0 + t % ws);
+                row.copy_from_slice(if y < ih && x < iw {
+                    &image[(y * iw + x) * three_c..][..three_c]
+                } else {
+                    self.pad_qkv
+                });
+            }
+            let mut out_w = vec![0f32; n * c];
+            // [N, np]: rows padded with -inf scores (zero probabilities) so that each softmax
+            // runs on whole vectors.
+            let np = padded_row(n);
+            let mut scores = vec![0f32; n * np];
+            for h in 0..nh {
+                let q = &win[h * 3 * kd..];
+                let k = &win[h * 3 * kd + kd..];
+                let v = &win[h * 3 * kd + 2 * kd..];
+                scores.copy_from_slice(&self.bias[h * n * np..][..n * np]);
+                // SAFETY: every index read or written lies inside the slices: q, k and v
+                // rows are `token_stride` apart, `n` rows of `kd` values each, all within
+                // `win` (checked by the shape test above); `scores` holds n rows of np ≥ n and
+                // `out_w` n rows of `c` values, of which this head writes columns
+                // h·kd..(h+1)·kd. `out_w` and `scores` are unique borrows.
+                unsafe {
+                    // scores = bias + scale · q kᵀ   [N, N]
+                    sgemm(
+                        (n, n, kd),
+                        (scores.as_mut_ptr(), 1, np as isize),
+                        true,
+                        (q.as_ptr(), 1, token_stride),
+                        (k.as_ptr(), token_stride, 1),
+                        scale,
+                        gemm::Parallelism::None,
+                    );
+                }
+                for row in scores.chunks_exact_mut(np) {
+                    softmax_inplace(row);
+                }
+                // SAFETY: as above.
+                unsafe {
+                    // out[:, h] = p v   [N, kd]
+                    sgemm(
+                        (n, kd, n),
+                        (out_w.as_mut_ptr().add(h * kd), 1, c as isize),
+                        false,
+                        (scores.as_ptr(), 1, np as isize),
+                        (v.as_ptr(), 1, token_stride),
+                        1.0,
+                        gemm::Parallelism::None,
+                    );
+                }
+            }
+            // The window's own tokens back to their places in the image.
+            for (t, row) in out_w.chunks_exact(c).enumerate() {
+                let (y, x) = (y0 + t / ws, x0 + t % ws);
+                if y < ih && x < iw {
+                    // SAFETY: windows cover disjoint pixels, so no other task writes this
+                    // row, and (y, x) lies inside the ih × iw image `out` holds.
+                    unsafe { shared.row((y * iw + x) * c, c) }.copy_from_slice(row);
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from((1, ih, iw, c))))
+    }
+}
+
+/// Row length of a window's padded score matrix: `n` rounded up to whole 16-lane vectors.
+pub(crate) fn padded_row(n: usize) -> usize {
+    n.next_multiple_of(16)
+}
+
+/// Multi-head scaled dot-product attention on plain row-major slices, returning the
+/// probabilities too: the CPU path of [`crate::model::text::multi_head_attention`].
+///
+/// PERF: for a 16-token sentence candle's per-op thread hand-offs cost more than the
+/// arithmetic; this loop runs heads in parallel only when the work is large enough.
+///
+/// `q, k, v`: `[n, d]`; `mask`: additive `[rows, n]` with `rows` 1 (same for every query) or `n`.
+/// Returns the context `[n, d]` and probabilities `[heads, n, n]`.
+pub(crate) fn attention_cpu(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    (n, d, heads): (usize, usize, usize),
+    mask: Option<(&[f32], usize)>,
+) -> (Vec<f32>, Vec<f32>) {
+    let hd = d / heads;
+    let scale = (hd as f32).powf(-0.5);
+    // Columns h·hd .. (h+1)·hd of a [n, d] matrix, as a contiguous [n, hd] one.
+    let cols = |x: &[f32], h: usize| -> Vec<f32> {
+        (0..n)
+            .flat_map(|i| x[i * d + h * hd..][..hd].iter().copied())
+            .collect()
+    };
+    let head = |h: usize| -> (Vec<f32>, Vec<f32>) {
+        let (qh, kh) = (cols(q, h), cols(k, h));
+        let small = n <= 48; // tiny products: plain dot products beat GEMM packing
+        let mut probs = if small {
+            let mut p = vec![0f32; n * n];
+            for i in 0..n {
+                for j in 0..n {
+                    p[i * n + j] = dot(&qh[i * hd..(i + 1) * hd], &kh[j * hd..(j + 1) * hd]);
+                }
+            }
+            p
+        } else {
+            gemm_abt(&qh, &kh, None, n, n, hd) // [n, n]
+        };
+        for (i, row) in probs.chunks_mut(n).enumerate() {
+            for (j, r) in row.iter_mut().enumerate() {
+                let m = mask.map_or(0.0, |(m, rows)| m[if rows == 1 { j } else { i * n + j }]);
+                *r = *r * scale + m;
+            }
+            softmax_inplace(row);
+        }
+        let ctx = if small {
+            let mut c = vec![0f32; n * hd];
+            for i in 0..n {
+                let out = &mut c[i * hd..(i + 1) * hd];
+                for j in 0..n {
+                    axpy(probs[i * n + j], &v[j * d + h * hd..][..hd], out);
+                }
+            }
+            c
+        } else {
+            // vᵀ_h [hd, n] so that probs · v_h is an a·bᵀ product.
+            let mut vt = vec![0f32; hd * n];
+            for i in 0..n {
+                for c in 0..hd {
+                    vt[c * n + i] = v[i * d + h * hd + c];
+                }
+            }
+            gemm_abt(&probs, &vt, None, n, hd, n) // [n, hd]
+        };
+        (ctx, probs)
+    };
+    let per_head: Vec<(Vec<f32>, Vec<f32>)> = if n * n * d >= 1 << 20 {
+        (0..heads).into_par_iter().map(head).collect()
+    } else {
+        (0..heads).map(head).collect()
+    };
+    let mut ctx = vec![0f32; n * d];
+    let mut probs = Vec::with_capacity(heads * n * n);
+    for (h, (c, p)) in per_head.into_iter().enumerate() {
+        for i in 0..n {
+            ctx[i * d + h * hd..][..hd].copy_from_slice(&c[i * hd..(i + 1) * hd]);
+        }
+        probs.extend(p);
+    }
+    (ctx, probs)
+}

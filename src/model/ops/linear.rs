@@ -1,0 +1,242 @@
+//! Fully connected layers `y = x·Wᵀ + b` with the bias, a residual and GELU fused into the
+//! GEMM on the CPU.
+
+use candle_core::{CpuStorage, Layout, Module, Result, Shape, Tensor};
+
+use super::gemm::{linear_gemm, Epilogue};
+use super::{contiguous_f32, gelu, on_cpu_f32, transpose_2d};
+use crate::weights::{Scope, WeightsError};
+
+/// A fully connected layer `y = x Wᵀ + b` over the last dimension.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    /// `Wᵀ`, `[in, out]`: the layout in which the CPU GEMM reads the weights without
+    /// re-packing them (see [`linear_gemm`]).
+    weight_t: Tensor,
+    /// `[out]`
+    bias: Option<Tensor>,
+    /// The bias as host data for the CPU kernel (read once, not per call).
+    bias_host: Option<Vec<f32>>,
+}
+
+impl Linear {
+    /// Loads `weight` `[out, in]` and `bias` `[out]` (when `bias` is true) from `scope`.
+    pub fn load(
+        scope: &Scope,
+        in_dim: usize,
+        out_dim: usize,
+        bias: bool,
+    ) -> std::result::Result<Self, WeightsError> {
+        let weight = scope.get("weight", &[out_dim, in_dim])?;
+        let bias = if bias {
+            Some(scope.get("bias", &[out_dim])?)
+        } else {
+            None
+        };
+        Self::from_tensors(weight, bias).map_err(|e| scope.error("weight", e))
+    }
+
+    /// Builds a layer from tensors (`weight` `[out, in]`, `bias` `[out]`).
+    pub fn from_tensors(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
+        Ok(Self::from_transposed(transpose_2d(&weight)?, bias))
+    }
+
+    /// Builds a layer from `Wᵀ` `[in, out]` (the layout of GPT-2's `Conv1D`) and `bias` `[out]`.
+    pub fn from_transposed(weight_t: Tensor, bias: Option<Tensor>) -> Self {
+        let bias_host = bias
+            .as_ref()
+            .and_then(|b| on_cpu_f32(b).then(|| b.to_vec1().ok()).flatten());
+        Self {
+            weight_t,
+            bias,
+            bias_host,
+        }
+    }
+
+    /// The bias, if any.
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+
+    /// Output features.
+    pub fn out_dim(&self) -> usize {
+        self.weight_t.dims()[1]
+    }
+
+    /// `gelu(x Wᵀ + b)`, fused on the CPU.
+    pub fn forward_gelu(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_with(x, None, true)
+    }
+
+    /// `x Wᵀ + b + residual` (`residual` of the output's shape), then GELU when `gelu` is set;
+    /// fused on the CPU.
+    pub fn forward_add(&self, x: &Tensor, residual: &Tensor, gelu_after: bool) -> Result<Tensor> {
+        self.forward_with(x, Some(residual), gelu_after)
+    }
+
+    fn forward_with(
+        &self,
+        x: &Tensor,
+        residual: Option<&Tensor>,
+        gelu_after: bool,
+    ) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let in_dim = dims[dims.len() - 1];
+        let rows = x.elem_count() / in_dim.max(1);
+        let mut out_dims = dims;
+        let last = out_dims.len() - 1;
+        out_dims[last] = self.out_dim();
+        let x2 = x.reshape((rows, in_dim))?;
+        let on_cpu = on_cpu_f32(x);
+        if on_cpu && (self.bias.is_none() || self.bias_host.is_some()) {
+            let op = LinearOp {
+                bias: self.bias_host.as_deref(),
+                gelu: gelu_after,
+            };
+            let y = match residual {
+                None => x2.contiguous()?.apply_op2_no_bwd(&self.weight_t, &op)?,
+                Some(r) => {
+                    let r = r.reshape((rows, self.out_dim()))?.contiguous()?;
+                    let op3 = LinearResidualOp(op);
+                    x2.contiguous()?
+                        .apply_op3_no_bwd(&self.weight_t, &r, &op3)?
+                }
+            };
+            return y.reshape(out_dims);
+        }
+        let mut y = x2.matmul(&self.weight_t)?;
+        if let Some(b) = &self.bias {
+            y = y.broadcast_add(b)?;
+        }
+        let mut y = y.reshape(out_dims)?;
+        if let Some(r) = residual {
+            y = (y + r)?;
+        }
+        if gelu_after {
+            y = gelu(&y)?;
+        }
+        Ok(y)
+    }
+}
+
+impl Module for Linear {
+    /// `[..., in]` → `[..., out]`; leading dimensions are flattened into one GEMM.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_with(x, None, false)
+    }
+}
+
+/// `x · Wᵀ + b` on the CPU with the bias (and optionally GELU) fused into the GEMM.
+///
+/// PERF: candle's matmul always wakes the thread pool and adds the bias in a second pass; for
+/// the small products of a 16-token text model or a mask-decoder click the pool wake-up cost
+/// more than the arithmetic.
+pub(super) struct LinearOp<'a> {
+    /// The bias `[n]`, if any.
+    pub(super) bias: Option<&'a [f32]>,
+    /// GELU after the bias (and residual).
+    pub(super) gelu: bool,
+}
+
+fn linear_dims(l1: &Layout, l2: &Layout) -> Result<(usize, usize, usize)> {
+    let (m, k) = l1.shape().dims2()?;
+    let (k2, n) = l2.shape().dims2()?;
+    if k != k2 {
+        candle_core::bail!("linear: input has {k} features, weight expects {k2}");
+    }
+    Ok((m, n, k))
+}
+
+impl LinearOp<'_> {
+    /// `x [m, k]`, `wᵀ [k, n]` (and `residual [m, n]`) → `[m, n]`.
+    fn run_storages(
+        &self,
+        (s1, l1): (&CpuStorage, &Layout),
+        (s2, l2): (&CpuStorage, &Layout),
+        residual: Option<&[f32]>,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (m, n, k) = linear_dims(l1, l2)?;
+        let (x, w) = (contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?);
+        let epilogue = match (residual, self.gelu) {
+            (None, false) => Epilogue::None,
+            (None, true) => Epilogue::Gelu,
+            (Some(r), false) => Epilogue::Add(r),
+            (Some(r), true) => Epilogue::AddGelu(r),
+        };
+        let dst = linear_gemm(x, w, self.bias, (m, n, k), epilogue);
+        Ok((CpuStorage::F32(dst), Shape::from((m, n))))
+    }
+}
+
+impl candle_core::CustomOp2 for LinearOp<'_> {
+    fn name(&self) -> &'static str {
+        "segattn-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.run_storages((s1, l1), (s2, l2), None)
+    }
+}
+
+/// [`LinearOp`] with a residual `[m, n]` added (before the optional GELU).
+pub(super) struct LinearResidualOp<'a>(pub(super) LinearOp<'a>);
+
+impl candle_core::CustomOp3 for LinearResidualOp<'_> {
+    fn name(&self) -> &'static str {
+        "segattn-linear-residual"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (m, n, _) = linear_dims(l1, l2)?;
+        if l3.shape().dims() != [m, n] {
+            candle_core::bail!("linear: residual {:?}, output [{m}, {n}]", l3.dims());
+        }
+        self.0
+            .run_storages((s1, l1), (s2, l2), Some(contiguous_f32(s3, l3)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ops::testing::{assert_close, f64_of, tensor, vals};
+
+    /// The fused CPU layer equals candle's fallback (bias, residual and GELU).
+    #[test]
+    fn fallback_matches_the_cpu_kernel() {
+        let lin = Linear::from_tensors(
+            tensor(vals(24 * 16, 1), &[24, 16]),
+            Some(tensor(vals(24, 2), &[24])),
+        )
+        .expect("linear");
+        let lin64 = Linear::from_transposed(f64_of(&lin.weight_t), lin.bias.as_ref().map(f64_of));
+        let x = tensor(vals(40 * 16, 3), &[2, 20, 16]);
+        let r = tensor(vals(40 * 24, 4), &[2, 20, 24]);
+        assert_close(
+            &lin.forward_add(&x, &r, true).expect("cpu"),
+            &lin64
+                .forward_add(&f64_of(&x), &f64_of(&r), true)
+                .expect("fallback"),
+            "linear + residual + gelu",
+        );
+        assert_close(
+            &lin.forward(&x).expect("cpu"),
+            &lin64.forward(&f64_of(&x)).expect("fallback"),
+            "linear",
+        );
+    }
+}

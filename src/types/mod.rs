@@ -1,0 +1,13 @@
+//! Plain data exchanged between the models, the workers, the views, the exports and the CLI:
+//! no candle, no egui. A view draws these; a worker or the CLI fills them.
+
+pub mod image;
+pub mod sam;
+pub mod text;
+
+pub use image::{Mask, Rgb8};
+pub use sam::{
+    BoxPrompt, DecoderAttention, DecoderToken, LayerAttention, PointLabel, PointPrompt, Prediction,
+    Prompts, SparseToken, LOW_RES,
+};
+pub use text::{Encoded, TextModelInfo, TextOutput, Token};

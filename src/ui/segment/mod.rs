@@ -1,0 +1,500 @@
+//! The Segment view: open an image, click foreground / background points or drag a box, see
+//! SAM's mask at once, pick among the candidates, keep objects, export, and overlay the mask
+//! decoder's attention for the current prompt.
+//!
+//! Its rooms: [`loading`] (images in, decoded off the UI thread), [`view`] (zoom, pan and
+//! screen ↔ image coordinates), [`history`] (prompts with undo / redo), [`objects`] (candidates,
+//! kept objects, their overlays), [`export`], [`attention`] (the decoder's attention overlay),
+//! and the drawing: [`canvas`] (the image and what is on it) and [`controls`] (the side panel).
+//! This file holds the state and its answers to the SAM worker.
+
+pub mod attention;
+pub mod canvas;
+pub mod controls;
+pub mod export;
+pub mod history;
+pub mod loading;
+pub mod objects;
+pub mod view;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use egui::TextureHandle;
+
+use crate::jobs::{Jobs, Slot};
+use crate::types::{Mask, Prediction, Prompts};
+pub use crate::ui::Notify;
+use crate::viz::mask::OBJECT_COLORS;
+use crate::worker::sam::{SamRequest, SamResponse, SamTask, SamWorker};
+use attention::{AttentionOverlay, AttentionPick};
+use export::{ExportData, ExportKind, ExportResult};
+use history::PromptHistory;
+use loading::{ImageLoader, Opened};
+pub use loading::{ImageSource, LoadedImage, SAMPLES};
+use objects::{best, mask_texture, Candidates, SegObject};
+use view::ImageView;
+
+/// State of the image encoder for the current image.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EncodeState {
+    /// No image yet.
+    Idle,
+    /// The image waits for a SAM model (the view says how to get one).
+    NeedsModel,
+    /// Waiting for the encoder.
+    Encoding {
+        /// When the request was sent.
+        since: Instant,
+    },
+    /// The embedding is ready.
+    Ready {
+        /// Encoder time in milliseconds.
+        ms: f64,
+    },
+    /// The user cancelled the encoding.
+    Cancelled,
+    /// The encoder could not run (the message says why).
+    Failed(String),
+}
+
+/// Settings of the Segment view that persist.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct SegmentSettings {
+    /// Ask for 3 candidate masks.
+    pub multimask: bool,
+    /// Mask overlay opacity.
+    pub opacity: f32,
+    /// The last image opened from disk.
+    pub last_image: Option<PathBuf>,
+}
+
+impl Default for SegmentSettings {
+    fn default() -> Self {
+        Self {
+            multimask: true,
+            opacity: 0.5,
+            last_image: None,
+        }
+    }
+}
+
+/// The overlays made for the candidates answering one prompt.
+type Overlays = (u64, Vec<TextureHandle>);
+
+/// Everything the Segment view holds between frames (runtime only).
+pub struct SegmentState {
+    loader: ImageLoader,
+    /// The image on screen.
+    pub image: Option<LoadedImage>,
+    /// Encoder state of that image.
+    pub encode: EncodeState,
+    /// The prompts of the object being segmented, with undo and redo.
+    pub history: PromptHistory,
+    /// SAM's answer to the newest prompt, shown once its overlays are ready.
+    pub candidates: Option<Candidates>,
+    /// A newer answer whose overlays are being made (the older one stays on screen meanwhile).
+    incoming: Option<Candidates>,
+    overlays: Slot<Overlays>,
+    /// Chosen candidate.
+    pub selected: usize,
+    /// Kept objects.
+    pub objects: Vec<SegObject>,
+    /// Overlay the decoder attention.
+    pub show_attention: bool,
+    /// Which attention map.
+    pub attention_pick: AttentionPick,
+    attention_overlay: AttentionOverlay,
+    drag_from: Option<[f32; 2]>,
+    next_image_id: u64,
+    next_request_id: u64,
+    /// The prompt whose answer is awaited from the worker.
+    pub awaiting: Option<u64>,
+    /// The newest prompt and when its pointer event came.
+    click_started: Option<(u64, Instant)>,
+    /// The app's click time: from the pointer event to the mask's overlay ready to draw.
+    pub last_click_ms: Option<f64>,
+    exports: Slot<ExportResult>,
+    /// Ask for 3 candidates (mirrors the setting).
+    pub multimask: bool,
+    /// Zoom and pan of the canvas.
+    pub view: ImageView,
+}
+
+impl SegmentState {
+    /// An empty view whose background work runs on `jobs`.
+    pub fn new(jobs: &Jobs) -> Self {
+        Self {
+            loader: ImageLoader::new(jobs),
+            image: None,
+            encode: EncodeState::Idle,
+            history: PromptHistory::default(),
+            candidates: None,
+            incoming: None,
+            overlays: Slot::new(jobs),
+            selected: 0,
+            objects: Vec::new(),
+            show_attention: false,
+            attention_pick: AttentionPick::default(),
+            attention_overlay: AttentionOverlay::default(),
+            drag_from: None,
+            next_image_id: 1,
+            next_request_id: 1,
+            awaiting: None,
+            click_started: None,
+            last_click_ms: None,
+            exports: Slot::new(jobs),
+            multimask: true,
+            view: ImageView::default(),
+        }
+    }
+
+    /// The prompts of the object being segmented.
+    pub fn prompts(&self) -> &Prompts {
+        self.history.current()
+    }
+
+    /// The name of the image being decoded, if any.
+    pub fn loading(&self) -> Option<&str> {
+        self.loader.loading.as_deref()
+    }
+
+    /// Starts decoding `src` off the UI thread; it replaces the current image when ready.
+    pub fn open(&mut self, src: ImageSource, ctx: &egui::Context) {
+        self.loader.open(src, ctx);
+    }
+
+    /// Applies finished background work: a decoded image, candidate overlays, an export. Call
+    /// once per frame before drawing; `model_loaded` says whether SAM can encode.
+    pub fn poll(
+        &mut self,
+        sam: &SamWorker,
+        settings: &mut SegmentSettings,
+        model_loaded: bool,
+        notify: Notify,
+    ) {
+        if let Some(result) = self.loader.poll() {
+            match result {
+                Ok(opened) => {
+                    if let Some(p) = opened.source.path() {
+                        settings.last_image = Some(p.clone());
+                    }
+                    self.set_image(opened, sam, model_loaded, notify);
+                }
+                Err(e) => notify(Err(crate::error::one_line(&e))),
+            }
+        }
+        if let Some((request_id, textures)) = self.overlays.poll() {
+            if let Some(mut c) = self.incoming.take_if(|c| c.request_id == request_id) {
+                c.overlays = Some(textures);
+                // Keep the user's pick when the number of candidates is unchanged; else take
+                // SAM's best.
+                if self
+                    .candidates
+                    .as_ref()
+                    .is_none_or(|old| old.masks.len() != c.masks.len())
+                    || self.selected >= c.masks.len()
+                {
+                    self.selected = best(&c.iou);
+                }
+                self.candidates = Some(c);
+                if let Some((id, t)) = self.click_started {
+                    if id == request_id {
+                        self.last_click_ms = Some(t.elapsed().as_secs_f64() * 1e3);
+                        self.click_started = None;
+                    }
+                }
+            }
+        }
+        if let Some(result) = self.exports.poll() {
+            notify(result.map(|p| format!("wrote {}", p.display())));
+        }
+    }
+
+    /// Handles one SAM worker response about the image or a prompt.
+    pub fn on_response(&mut self, ctx: &egui::Context, r: SamResponse, notify: Notify) {
+        match r {
+            SamResponse::Encoding { image_id }
+                if self.is_current(image_id)
+                    && !matches!(self.encode, EncodeState::Encoding { .. }) =>
+            {
+                self.encode = EncodeState::Encoding {
+                    since: Instant::now(),
+                };
+            }
+            SamResponse::Cancelled { image_id } if self.is_current(image_id) => {
+                self.encode = EncodeState::Cancelled;
+                notify(Ok("encoding cancelled".into()));
+            }
+            SamResponse::Encoded { image_id, ms } if self.is_current(image_id) => {
+                self.encode = EncodeState::Ready { ms };
+            }
+            SamResponse::Prediction {
+                image_id,
+                request_id,
+                prediction,
+                ..
+            } if self.is_current(image_id) => {
+                if self.awaiting == Some(request_id) {
+                    self.awaiting = None;
+                }
+                if self.history.current().is_empty() {
+                    return; // cleared or undone to nothing since the click
+                }
+                self.take_prediction(ctx, request_id, *prediction);
+            }
+            SamResponse::Failed {
+                task: SamTask::Encode,
+                message,
+            } if self.image.is_some() => self.encode = EncodeState::Failed(message),
+            SamResponse::Failed {
+                task: SamTask::Predict,
+                ..
+            } => self.awaiting = None,
+            SamResponse::Crashed { .. } => {
+                self.awaiting = None;
+                if self.image.is_some() {
+                    self.encode = EncodeState::NeedsModel;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A new model is loaded: the current image needs a new embedding, the prompts new masks.
+    pub fn on_model_loaded(&mut self, sam: &SamWorker, notify: Notify) {
+        self.candidates = None;
+        self.incoming = None;
+        self.overlays.cancel();
+        self.encode_current(sam, notify);
+    }
+
+    fn is_current(&self, image_id: u64) -> bool {
+        self.image.as_ref().is_some_and(|i| i.id == image_id)
+    }
+
+    fn set_image(&mut self, opened: Opened, sam: &SamWorker, model_loaded: bool, notify: Notify) {
+        let id = self.next_image_id;
+        self.next_image_id += 1;
+        self.image = Some(LoadedImage {
+            id,
+            name: opened.source.name(),
+            path: opened.source.path().cloned(),
+            rgb: Arc::new(opened.rgb),
+            texture: opened.texture,
+            display_size: opened.display_size,
+        });
+        self.history.reset();
+        self.view = ImageView::default();
+        self.candidates = None;
+        self.incoming = None;
+        self.overlays.cancel();
+        self.objects.clear();
+        self.awaiting = None;
+        self.click_started = None;
+        if model_loaded {
+            self.encode_current(sam, notify);
+        } else {
+            self.encode = EncodeState::NeedsModel;
+        }
+    }
+
+    /// (Re-)encodes the current image, e.g. after a model was loaded.
+    pub fn encode_current(&mut self, sam: &SamWorker, notify: Notify) {
+        let Some(img) = &self.image else { return };
+        match sam.send(SamRequest::SetImage {
+            image_id: img.id,
+            image: img.rgb.clone(),
+        }) {
+            Ok(()) => {
+                self.encode = EncodeState::Encoding {
+                    since: Instant::now(),
+                }
+            }
+            Err(e) => notify(Err(e.to_string())),
+        }
+        if !self.history.current().is_empty() {
+            self.request(sam, notify);
+        }
+    }
+
+    /// Keeps SAM's answer and starts making its overlays (shown when ready).
+    fn take_prediction(&mut self, ctx: &egui::Context, request_id: u64, p: Prediction) {
+        let Some(img) = &self.image else { return };
+        let masks: Vec<Arc<Mask>> = p.masks.into_iter().map(Arc::new).collect();
+        let (jobs_masks, size, ctx) = (masks.clone(), img.display_size, ctx.clone());
+        self.overlays.submit(move |stale| {
+            let mut textures = Vec::with_capacity(jobs_masks.len());
+            for (i, m) in jobs_masks.iter().enumerate() {
+                if stale() {
+                    break;
+                }
+                textures.push(mask_texture(&ctx, &format!("candidate {i}"), m, size));
+            }
+            (request_id, textures)
+        });
+        self.incoming = Some(Candidates {
+            request_id,
+            masks,
+            iou: p.iou_predictions,
+            low_res: p.low_res_logits,
+            attention: p.decoder_attention,
+            overlays: None,
+        });
+    }
+
+    /// Sends the current prompts to SAM (the worker runs only the newest).
+    fn request(&mut self, sam: &SamWorker, notify: Notify) {
+        let Some(img) = &self.image else { return };
+        if self.history.current().is_empty() {
+            self.candidates = None;
+            self.incoming = None;
+            self.overlays.cancel();
+            return;
+        }
+        if !matches!(
+            self.encode,
+            EncodeState::Encoding { .. } | EncodeState::Ready { .. }
+        ) {
+            return; // nothing to decode against; the view says why
+        }
+        let request_id = self.next_request_id;
+        self.next_request_id += 1;
+        let req = SamRequest::Predict {
+            image_id: img.id,
+            request_id,
+            prompts: self.history.current().clone(),
+            multimask: self.multimask,
+        };
+        match sam.send(req) {
+            Ok(()) => {
+                self.awaiting = Some(request_id);
+                self.click_started = Some((request_id, Instant::now()));
+            }
+            Err(e) => notify(Err(e.to_string())),
+        }
+    }
+
+    /// Changes the prompts (recording undo) and asks SAM.
+    pub fn edit(&mut self, sam: &SamWorker, notify: Notify, change: impl FnOnce(&mut Prompts)) {
+        self.history.edit(change);
+        self.request(sam, notify);
+    }
+
+    /// Undo the last prompt change.
+    pub fn undo(&mut self, sam: &SamWorker, notify: Notify) {
+        if self.history.undo() {
+            self.request(sam, notify);
+        }
+    }
+
+    /// Redo the last undone change.
+    pub fn redo(&mut self, sam: &SamWorker, notify: Notify) {
+        if self.history.redo() {
+            self.request(sam, notify);
+        }
+    }
+
+    /// Clears the prompts of the current object.
+    pub fn clear(&mut self, sam: &SamWorker, notify: Notify) {
+        if !self.history.current().is_empty() {
+            self.edit(sam, notify, |p| *p = Prompts::default());
+        }
+    }
+
+    /// The mask currently chosen, if any.
+    pub fn selected_mask(&self) -> Option<&Arc<Mask>> {
+        self.candidates
+            .as_ref()
+            .and_then(|c| c.masks.get(self.selected))
+    }
+
+    /// The colour the next object gets.
+    fn next_color(&self) -> [u8; 3] {
+        OBJECT_COLORS[self.objects.len() % OBJECT_COLORS.len()]
+    }
+
+    /// Keeps the chosen mask as a new object (its overlay reused, nothing rebuilt) and starts
+    /// the next one.
+    pub fn add_object(&mut self) {
+        let Some(c) = self.candidates.take() else {
+            return;
+        };
+        let Some(mask) = c.masks.get(self.selected).cloned() else {
+            self.candidates = Some(c);
+            return;
+        };
+        let overlay = c
+            .overlays
+            .as_ref()
+            .and_then(|o| o.get(self.selected))
+            .cloned();
+        self.objects.push(SegObject {
+            name: format!("object {}", self.objects.len() + 1),
+            color: self.next_color(),
+            mask,
+            visible: true,
+            overlay,
+        });
+        self.history.reset();
+        self.incoming = None;
+        self.overlays.cancel();
+    }
+
+    /// What the exports read, shared (no pixel copied).
+    fn export_data(&self) -> anyhow::Result<ExportData> {
+        let img = self
+            .image
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("no image"))?;
+        Ok(ExportData {
+            image_name: img.name.clone(),
+            image: img.rgb.clone(),
+            current: self.selected_mask().cloned(),
+            objects: self
+                .objects
+                .iter()
+                .map(|o| (o.name.clone(), o.mask.clone()))
+                .collect(),
+        })
+    }
+
+    /// Writes `kind` to `path` now (tests and scripts; the buttons use [`Self::start_export`]).
+    pub fn export(&self, kind: ExportKind, path: &Path) -> anyhow::Result<()> {
+        export::write(kind, &self.export_data()?, path)
+    }
+
+    /// Writes the chosen mask as a grey PNG.
+    pub fn export_mask_png(&self, path: &Path) -> anyhow::Result<()> {
+        self.export(ExportKind::MaskPng, path)
+    }
+
+    /// Writes the chosen mask as a cut-out PNG with alpha.
+    pub fn export_cutout_png(&self, path: &Path) -> anyhow::Result<()> {
+        self.export(ExportKind::CutoutPng, path)
+    }
+
+    /// Writes every kept object (and the current mask) as COCO RLE JSON.
+    pub fn export_coco_json(&self, path: &Path) -> anyhow::Result<()> {
+        self.export(ExportKind::CocoJson, path)
+    }
+
+    /// Writes `kind` to `path` on a job; the status bar reports the outcome.
+    pub fn start_export(&mut self, kind: ExportKind, path: PathBuf, notify: Notify) {
+        match self.export_data() {
+            Ok(data) => self.exports.submit(move |_| {
+                export::write(kind, &data, &path)
+                    .map(|()| path)
+                    .map_err(|e| crate::error::one_line(&e))
+            }),
+            Err(e) => notify(Err(crate::error::one_line(&e))),
+        }
+    }
+
+    /// True while an export is being written.
+    pub fn exporting(&self) -> bool {
+        self.exports.is_pending()
+    }
+}
