@@ -43,8 +43,9 @@ impl Jobs {
     }
 }
 
-/// A pool thread: one job at a time until the pool is dropped.
+/// A pool thread: one job at a time until the pool is dropped, below the UI thread's priority.
 fn run(rx: &Mutex<Receiver<Job>>) {
+    crate::runtime::lower_thread_priority();
     loop {
         let job = match rx.lock() {
             Ok(rx) => rx.recv(),

@@ -5,11 +5,16 @@ use segattn::cli::{self, Invocation};
 fn main() {
     // candle asks for the thread count on every matmul and re-reads /proc/cpuinfo unless this
     // is set; fix it once, before any thread pool starts.
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-    }
+    let threads = match std::env::var("RAYON_NUM_THREADS") {
+        Ok(n) => n.parse().unwrap_or(1),
+        Err(_) => {
+            let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+            std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+            n
+        }
+    };
     segattn::alloc::tune_for_inference();
+    segattn::runtime::init_compute_pool(threads);
     let result = match cli::parse() {
         Invocation::App(options) => segattn::app::run(*options),
         Invocation::Command(command) => cli::run(command),

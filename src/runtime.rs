@@ -163,3 +163,31 @@ impl Runtime {
         device_name(&self.device)
     }
 }
+
+/// How much lower than the UI thread the model and job threads run (a Unix nice value): a
+/// frame is drawn as soon as it is due, even while an image encodes on every core.
+const BACKGROUND_NICE: i32 = 10;
+
+/// Lowers the calling thread's scheduling priority to [`BACKGROUND_NICE`] (Linux; elsewhere
+/// nothing). The workers, the view jobs and the compute pool's threads call it at start.
+pub fn lower_thread_priority() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: gettid and setpriority only read their integer arguments; with
+        // PRIO_PROCESS and a thread id, setpriority changes this thread alone (Linux).
+        unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, BACKGROUND_NICE);
+        }
+    }
+}
+
+/// Starts rayon's global pool (candle's and our kernels' threads) with `threads` threads at
+/// background priority. Call once at start-up, before any model runs; later calls (and a pool
+/// already started) are left as they are.
+pub fn init_compute_pool(threads: usize) {
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .start_handler(|_| lower_thread_priority())
+        .build_global();
+}

@@ -490,3 +490,15 @@ fn status_bar_names_device_and_dtype() {
     // `auto` on a machine without a GPU: the CPU, in f32.
     h.get_by_label("cpu · f32");
 }
+
+/// Every symbol the views draw has a glyph in egui's fonts (a missing one is drawn as a box;
+/// the test harness panics on it). egui's fonts have no arrows: the views say "to".
+#[test]
+fn the_symbols_the_views_use_have_glyphs() {
+    for symbol in ["·", "×", "Δ", "–", "…", "²"] {
+        let mut h = Harness::new_ui(move |ui| {
+            ui.label(format!("q·k{symbol}"));
+        });
+        h.run();
+    }
+}

@@ -381,11 +381,11 @@ impl AttentionState {
                 heatmap_ui(ui, &m.texture, (n, n), labels, labels, side, |r, c| {
                     if causal && c > r {
                         format!(
-                            "{} → {}: masked (a causal model cannot see later tokens)",
+                            "{} to {}: masked (a causal model cannot see later tokens)",
                             labels[r], labels[c]
                         )
                     } else {
-                        format!("{} → {}: {:.4}", labels[r], labels[c], vals[r * n + c])
+                        format!("{} to {}: {:.4}", labels[r], labels[c], vals[r * n + c])
                     }
                 });
             }

@@ -262,6 +262,9 @@ impl EncodingsState {
                 )
             };
             let resp = ui.add(egui::Image::new((texture, size)).sense(egui::Sense::hover()));
+            resp.widget_info(|| {
+                egui::WidgetInfo::labeled(egui::Role::Image, true, "Encoding heatmap")
+            });
             if let Some(p) = resp.hover_pos() {
                 let rel = (p - resp.rect.min) / resp.rect.size();
                 let (r, col) = (

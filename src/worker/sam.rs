@@ -357,6 +357,7 @@ impl SamWorker {
         std::thread::Builder::new()
             .name("sam-worker".into())
             .spawn(move || {
+                crate::runtime::lower_thread_priority();
                 let state = State {
                     control: worker_control,
                     runtime,

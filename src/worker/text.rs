@@ -219,7 +219,10 @@ impl TextWorker {
         };
         std::thread::Builder::new()
             .name("text-worker".into())
-            .spawn(move || super::run(state, &rx))?;
+            .spawn(move || {
+                crate::runtime::lower_thread_priority();
+                super::run(state, &rx)
+            })?;
         Ok(Self {
             tx,
             rx: responses,

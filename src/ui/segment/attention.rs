@@ -96,9 +96,9 @@ pub fn attention_map(a: &DecoderAttention, pick: AttentionPick) -> Vec<f32> {
 /// The name of block `l` of `layers` in the picker.
 pub fn layer_name(l: usize, layers: usize) -> String {
     if l == layers {
-        "final token → image".into()
+        "final: tokens to image".into()
     } else {
-        format!("block {l} token → image")
+        format!("block {l}: tokens to image")
     }
 }
 
