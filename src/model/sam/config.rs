@@ -209,8 +209,16 @@ impl SamConfig {
                 dec.key("transformer.layers.0.norm1.weight")
             );
         }
-        let mlp = dec.require_shape("transformer.layers.0.mlp.lin1.weight")?;
-        let tokens = dec.require_shape("mask_tokens.weight")?;
+        let mlp = dims(
+            &dec,
+            "transformer.layers.0.mlp.lin1.weight",
+            &[0, PROMPT_EMBED_DIM],
+        )?;
+        let tokens = dims(&dec, "mask_tokens.weight", &[0, PROMPT_EMBED_DIM])?;
+        if tokens[0] < 2 {
+            // One single-mask token and at least one multimask token.
+            bail!(dec.shape_error("mask_tokens.weight", vec![4, PROMPT_EMBED_DIM], tokens));
+        }
         Ok(Self {
             encoder,
             decoder_depth,
@@ -234,6 +242,25 @@ impl SamConfig {
     }
 }
 
+/// The largest size of any axis detection accepts (SAM's widest is ViT-H's 5120-wide MLP).
+const MAX_DIM: usize = 1 << 16;
+
+/// The shape of `name`, checked before detection reads it: `pattern`'s rank, each axis in
+/// `1..=MAX_DIM`, and equal to `pattern` where `pattern` is not 0 (0 = any size). The error
+/// names the tensor, the shape expected and the one found.
+fn dims(scope: &Scope, name: &str, pattern: &[usize]) -> Result<Vec<usize>> {
+    let shape = scope.require_shape(name)?;
+    let fits = shape.len() == pattern.len()
+        && shape
+            .iter()
+            .zip(pattern)
+            .all(|(&d, &p)| (1..=MAX_DIM).contains(&d) && (p == 0 || d == p));
+    if !fits {
+        bail!(scope.shape_error(name, pattern.to_vec(), shape));
+    }
+    Ok(shape)
+}
+
 /// Number of consecutive `prefix.{i}.leaf` entries starting at 0.
 pub fn count_indexed(scope: &Scope, leaf: &str) -> usize {
     (0..)
@@ -242,39 +269,53 @@ pub fn count_indexed(scope: &Scope, leaf: &str) -> usize {
 }
 
 fn detect_vit(enc: &Scope) -> Result<VitConfig> {
-    let proj = enc.require_shape("patch_embed.proj.weight")?;
-    if proj.len() != 4 || proj[1] != 3 || proj[2] != proj[3] || proj[2] == 0 {
-        bail!(enc.shape_error("patch_embed.proj.weight", vec![0, 3, 16, 16], proj));
-    }
-    let (embed_dim, patch_size) = (proj[0], proj[2]);
+    // The mask decoder reads a 64 × 64 embedding: 1024-pixel images in 16-pixel patches.
+    let patch_size = IMG_SIZE / EMBED_GRID;
+    let proj = dims(
+        enc,
+        "patch_embed.proj.weight",
+        &[0, 3, patch_size, patch_size],
+    )?;
+    let embed_dim = proj[0];
     let blocks = enc.pp("blocks");
     let depth = count_indexed(&blocks, "norm1.weight");
     if depth == 0 {
         bail!("`{}` is missing", blocks.key("0.norm1.weight"));
     }
-    let grid = IMG_SIZE / patch_size;
-    let rel0 = blocks.require_shape("0.attn.rel_pos_h")?;
-    let head_dim = rel0.get(1).copied().unwrap_or(0);
-    if head_dim == 0 || embed_dim % head_dim != 0 {
+    let grid = EMBED_GRID;
+    let rel0 = dims(&blocks, "0.attn.rel_pos_h", &[0, 0])?;
+    let head_dim = rel0[1];
+    if embed_dim % head_dim != 0 {
         bail!(blocks.shape_error("0.attn.rel_pos_h", vec![27, 64], rel0));
     }
     let mut global = Vec::new();
-    let mut window_size = 14;
+    let mut window_size = None;
     for i in 0..depth {
-        let rel = blocks.require_shape(&format!("{i}.attn.rel_pos_h"))?;
-        if rel[0] == 2 * grid - 1 {
+        let name = format!("{i}.attn.rel_pos_h");
+        let rel = dims(&blocks, &name, &[0, head_dim])?;
+        // 2·size − 1 rows: the grid's (global attention) or a window's.
+        let size = rel[0].div_ceil(2);
+        if rel[0] % 2 == 0 || size > grid || window_size.is_some_and(|w| w != size && size != grid)
+        {
+            bail!(blocks.shape_error(
+                &name,
+                vec![2 * window_size.unwrap_or(14) - 1, head_dim],
+                rel
+            ));
+        }
+        if size == grid {
             global.push(i);
         } else {
-            window_size = rel[0].div_ceil(2);
+            window_size = Some(size);
         }
     }
-    let mlp = blocks.require_shape("0.mlp.lin1.weight")?;
+    let mlp = dims(&blocks, "0.mlp.lin1.weight", &[0, embed_dim])?;
     Ok(VitConfig {
         embed_dim,
         depth,
         num_heads: embed_dim / head_dim,
         global_attn_indexes: global,
-        window_size,
+        window_size: window_size.unwrap_or(14),
         mlp_dim: mlp[0],
         patch_size,
     })
@@ -292,7 +333,14 @@ fn detect_tiny_vit(enc: &Scope) -> Result<TinyVitConfig> {
             layers.key("1.blocks.0.attn.qkv.weight")
         );
     }
-    let conv1 = layers.require_shape("0.blocks.0.conv1.c.weight")?;
+    let conv1 = dims(&layers, "0.blocks.0.conv1.c.weight", &[0, 0, 1, 1])?;
+    if conv1[0] % conv1[1] != 0 {
+        bail!(layers.shape_error(
+            "0.blocks.0.conv1.c.weight",
+            vec![4 * conv1[1], conv1[1], 1, 1],
+            conv1
+        ));
+    }
     let mut embed_dims = vec![conv1[1]];
     let mut depths = vec![count_indexed(&layers.pp("0.blocks"), "conv1.c.weight")];
     let mut num_heads = vec![0];
@@ -300,27 +348,45 @@ fn detect_tiny_vit(enc: &Scope) -> Result<TinyVitConfig> {
     let mut mlp_ratio = 4;
     for i in 1..n_layers {
         let l = layers.pp(i);
-        let qkv = l.require_shape("blocks.0.attn.qkv.weight")?;
-        embed_dims.push(qkv[1]);
+        let qkv = dims(&l, "blocks.0.attn.qkv.weight", &[0, 0])?;
+        let d = qkv[1];
+        if qkv[0] != 3 * d {
+            bail!(l.shape_error("blocks.0.attn.qkv.weight", vec![3 * d, d], qkv));
+        }
+        embed_dims.push(d);
         depths.push(count_indexed(&l.pp("blocks"), "attn.qkv.weight"));
-        let ab = l.require_shape("blocks.0.attn.attention_biases")?;
+        let ab = dims(&l, "blocks.0.attn.attention_biases", &[0, 0])?;
         let ws = (ab[1] as f64).sqrt().round() as usize;
-        if ws * ws != ab[1] {
+        if ws * ws != ab[1] || d % ab[0] != 0 {
             bail!(l.shape_error("blocks.0.attn.attention_biases", vec![ab[0], 49], ab));
         }
         num_heads.push(ab[0]);
         window_sizes.push(ws);
-        let fc1 = l.require_shape("blocks.0.mlp.fc1.weight")?;
-        mlp_ratio = fc1[0] / qkv[1].max(1);
+        let fc1 = dims(&l, "blocks.0.mlp.fc1.weight", &[0, d])?;
+        if fc1[0] % d != 0 {
+            bail!(l.shape_error("blocks.0.mlp.fc1.weight", vec![4 * d, d], fc1));
+        }
+        mlp_ratio = fc1[0] / d;
     }
-    let local = layers.require_shape("1.blocks.0.local_conv.c.weight")?;
+    let local = dims(
+        &layers,
+        "1.blocks.0.local_conv.c.weight",
+        &[embed_dims[1], 1, 0, 0],
+    )?;
+    if local[2] != local[3] || local[2] % 2 == 0 {
+        bail!(layers.shape_error(
+            "1.blocks.0.local_conv.c.weight",
+            vec![embed_dims[1], 1, 3, 3],
+            local
+        ));
+    }
     Ok(TinyVitConfig {
         embed_dims,
         depths,
         num_heads,
         window_sizes,
         mlp_ratio,
-        mbconv_expand_ratio: conv1[0] / conv1[1].max(1),
+        mbconv_expand_ratio: conv1[0] / conv1[1],
         local_conv_size: local[2],
     })
 }
