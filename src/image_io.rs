@@ -299,3 +299,36 @@ pub fn resize_rgb8_pillow(src: &Rgb8, out_w: usize, out_h: usize) -> Rgb8 {
         data,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rocket() -> Vec<u8> {
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/rocket.jpg")).expect("jpeg")
+    }
+
+    /// An end marker inside an embedded segment (an EXIF thumbnail's) does not make a cut
+    /// JPEG complete: the walk skips segments by their lengths.
+    #[test]
+    fn jpeg_completeness_skips_embedded_end_markers() {
+        let jpeg = rocket();
+        assert!(jpeg_is_complete(&jpeg));
+        // SOI, then an APP1 segment holding a "thumbnail" with its own SOI … EOI.
+        let thumbnail = [0xFF, 0xD8, 1, 2, 3, 0xFF, 0xD9];
+        let mut with_app1 = jpeg[..2].to_vec();
+        with_app1.extend_from_slice(&[0xFF, 0xE1]);
+        with_app1.extend_from_slice(&((thumbnail.len() + 2) as u16).to_be_bytes());
+        with_app1.extend_from_slice(&thumbnail);
+        with_app1.extend_from_slice(&jpeg[2..]);
+        assert!(jpeg_is_complete(&with_app1));
+        assert!(!jpeg_is_complete(&with_app1[..with_app1.len() / 2]));
+        assert!(!jpeg_is_complete(&with_app1[..with_app1.len() - 2]));
+        assert!(!jpeg_is_complete(&[0xFF, 0xD8]));
+        assert!(!jpeg_is_complete(b"not a jpeg"));
+        let e = decode_rgb8(&with_app1[..with_app1.len() - 2], "cut.jpg").expect_err("refused");
+        assert!(matches!(e, ImageLoadError::Truncated { .. }), "{e}");
+        let img = decode_rgb8(&with_app1, "whole.jpg").expect("decodes");
+        assert_eq!((img.width, img.height), (640, 427));
+    }
+}

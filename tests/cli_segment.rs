@@ -254,6 +254,22 @@ fn bad_images_fail_cleanly() {
         &segment(&w, &write("truncated.png", &png[..png.len() / 3]), &p),
         "cannot decode image",
     );
+    // A JPEG cut short anywhere, even only its end marker, is refused as Pillow refuses it
+    // ("image file is truncated"); the decoder alone would fill the missing rows with grey.
+    let jpeg = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/rocket.jpg"))
+        .expect("jpeg");
+    for (name, len) in [
+        ("half.jpg", jpeg.len() / 2),
+        ("most.jpg", jpeg.len() * 19 / 20),
+        ("no-end-marker.jpg", jpeg.len() - 2),
+    ] {
+        fails_with(&segment(&w, &write(name, &jpeg[..len]), &p), "truncated");
+    }
+    // The whole file, and trailing bytes after its end marker (which Pillow ignores), segment.
+    let mut trailing = jpeg.clone();
+    trailing.extend_from_slice(b"\0\0trailing bytes");
+    let ok = segment(&w, &write("trailing.jpg", &trailing), &p);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
     fails_with(
         &segment(&w, &write("huge.png", &png_header_only(60000, 60000)), &p),
         "too large",

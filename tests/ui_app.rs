@@ -502,3 +502,225 @@ fn the_symbols_the_views_use_have_glyphs() {
         h.run();
     }
 }
+
+/// Every status message shown while stepping until `cond` holds.
+fn messages_until(
+    h: &mut Harness<'static, SegattnApp>,
+    what: &str,
+    cond: impl Fn(&SegattnApp) -> bool,
+) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    let start = Instant::now();
+    loop {
+        h.step();
+        if let Some((m, _)) = &h.state().status.message {
+            let m = match m {
+                Ok(s) => s.clone(),
+                Err(e) => format!("Error: {e}"),
+            };
+            if seen.last() != Some(&m) {
+                seen.push(m);
+            }
+        }
+        if cond(h.state()) {
+            return seen;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "timed out waiting for {what}; messages: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn mobile_sam() -> SamModel {
+    let config = SamConfig::with_encoder(EncoderConfig::TinyVit(
+        segattn::model::sam::config::TinyVitConfig::mobile_sam(),
+    ));
+    SamModel::detweights(config, 1, &Device::Cpu).expect("model")
+}
+
+/// With no model the views say what to do in a panel (one-click download, a file dialog), and
+/// nothing is reported as an error.
+#[test]
+fn first_run_without_models_shows_what_to_do() {
+    let mut h = app(AppOptions::default());
+    let seen = messages_until(&mut h, "the sample image", |a| a.segment.image.is_some());
+    h.run_steps(3);
+    assert!(h.state().status.last_error().is_none(), "{seen:?}");
+    assert_eq!(h.state().segment.encode, EncodeState::NeedsModel);
+    h.get_by_label("Segment Anything needs a model");
+    h.get_by_label("Download MobileSAM (40 MB)");
+    h.get_by_label("Open a SAM checkpoint…");
+    h.get_by_label("Attention").click();
+    h.run_steps(3);
+    h.get_by_label("The Attention view needs a text model");
+    h.get_by_label("Download all-MiniLM-L6-v2 (91 MB)");
+    assert!(h.state().status.last_error().is_none());
+}
+
+/// A model that arrives while the first image opens encodes it once: nothing says
+/// "cancelled", and a click segments.
+#[test]
+fn a_model_loading_at_start_cancels_nothing() {
+    let mut h = app(AppOptions {
+        sam_model: Some(small_sam()),
+        ..Default::default()
+    });
+    let seen = messages_until(&mut h, "the encoded sample", |a| {
+        matches!(a.segment.encode, EncodeState::Ready { .. })
+    });
+    assert!(
+        seen.iter()
+            .all(|m| !m.contains("cancel") && !m.starts_with("Error")),
+        "{seen:?}"
+    );
+    h.run_steps(5);
+    assert!(matches!(
+        h.state().segment.encode,
+        EncodeState::Ready { .. }
+    ));
+}
+
+/// The user's Cancel stops the encoder and says so; Encode starts it again.
+#[test]
+fn cancel_stops_the_encoding_and_says_so() {
+    let mut h = app(AppOptions {
+        sam_model: Some(mobile_sam()),
+        ..Default::default()
+    });
+    wait_until(&mut h, "the encoding to start", |a| {
+        matches!(a.segment.encode, EncodeState::Encoding { .. })
+    });
+    h.get_by_label("Cancel").click();
+    let seen = messages_until(&mut h, "the cancellation", |a| {
+        a.segment.encode == EncodeState::Cancelled
+    });
+    assert!(seen.iter().any(|m| m == "encoding cancelled"), "{seen:?}");
+    h.get_by_label("Encode").click();
+    wait_until(&mut h, "the encoding", |a| {
+        matches!(a.segment.encode, EncodeState::Ready { .. })
+    });
+}
+
+/// An image that finishes decoding after a newer one was opened never replaces it.
+#[test]
+fn a_late_image_never_replaces_a_newer_one() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let big = dir.path().join("big.png");
+    image::RgbImage::from_fn(3000, 2000, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 7])
+    })
+    .save(&big)
+    .expect("write");
+    let mut h = app(AppOptions::default());
+    wait_until(&mut h, "the first sample", |a| a.segment.image.is_some());
+    let ctx = h.ctx.clone();
+    h.state_mut().segment.open(ImageSource::File(big), &ctx);
+    let (name, bytes) = segattn::ui::segment::SAMPLES[2];
+    h.state_mut()
+        .segment
+        .open(ImageSource::Sample(name, bytes), &ctx);
+    wait_until(&mut h, "the newest image", |a| {
+        a.segment.loading().is_none() && a.segment.image.as_ref().is_some_and(|i| i.name == name)
+    });
+    // Long enough for the large PNG to have finished decoding too.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(h.state().segment.image.as_ref().expect("image").name, name);
+}
+
+/// Dragging the opacity slider re-tints the overlays: no mask texture is made again.
+#[test]
+fn opacity_retints_without_rebuilding_overlays() {
+    let mut h = app(AppOptions {
+        sam_model: Some(small_sam()),
+        ..Default::default()
+    });
+    wait_until(&mut h, "the sample", |a| {
+        matches!(a.segment.encode, EncodeState::Ready { .. })
+    });
+    click_image(&mut h, 250.0, 130.0, PointerButton::Primary);
+    wait_until(&mut h, "the candidates' overlays", |a| {
+        a.segment
+            .candidates
+            .as_ref()
+            .is_some_and(|c| c.overlays.is_some())
+    });
+    let ids = |a: &SegattnApp| -> Vec<egui::TextureId> {
+        let c = a.segment.candidates.as_ref().expect("candidates");
+        c.overlays.iter().flatten().map(|t| t.id()).collect()
+    };
+    let before = ids(h.state());
+    let slider = h.get_by_role(egui::accesskit::Role::Slider).rect();
+    let at = |t: f32| Pos2::new(slider.min.x + slider.width() * t, slider.center().y);
+    h.event(Event::PointerMoved(at(0.5)));
+    h.event(Event::PointerButton {
+        pos: at(0.5),
+        button: PointerButton::Primary,
+        pressed: true,
+        modifiers: Modifiers::NONE,
+    });
+    for i in 0..20 {
+        h.event(Event::PointerMoved(at(0.5 + i as f32 * 0.02)));
+        h.step();
+    }
+    h.event(Event::PointerButton {
+        pos: at(0.9),
+        button: PointerButton::Primary,
+        pressed: false,
+        modifiers: Modifiers::NONE,
+    });
+    h.run_steps(3);
+    assert!(
+        h.state().settings.segment.opacity > 0.6,
+        "the slider moved: {}",
+        h.state().settings.segment.opacity
+    );
+    assert_eq!(ids(h.state()), before, "the same textures, re-tinted");
+}
+
+/// The learned-position view shows the model's own table, value for value.
+#[test]
+#[cfg_attr(
+    not(has_minilm),
+    ignore = "needs .testdata/all-MiniLM-L6-v2 (scripts/fetch-test-models.sh)"
+)]
+fn learned_encodings_show_the_weights() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".testdata/all-MiniLM-L6-v2");
+    let mut h = app(AppOptions {
+        text_model: Some(dir),
+        ..Default::default()
+    });
+    wait_until(&mut h, "the text model", |a| a.text_model.loaded.is_some());
+    {
+        let s = &mut h.state_mut().settings;
+        s.view = View::Encodings;
+        s.encodings.kind = segattn::ui::encodings_view::EncodingKind::Learned;
+        s.encodings.positions = 64;
+    }
+    wait_until(&mut h, "the learned table", |a| {
+        a.encodings
+            .current
+            .as_ref()
+            .is_some_and(|c| c.base.rows == 64)
+    });
+    let shown = h
+        .state()
+        .encodings
+        .current
+        .as_ref()
+        .expect("shown")
+        .base
+        .clone();
+    let reference = common::load_tensors("text/minilm.safetensors");
+    assert_eq!(shown.cols, 384);
+    assert_eq!(
+        shown.data,
+        common::f32s(&reference, "position_embeddings_0_64"),
+        "rows 0..64 of position_embeddings.weight"
+    );
+}
