@@ -119,6 +119,15 @@ pub(crate) mod testing {
         assert!(worst < tol, "{what}: max diff {worst}");
     }
 
+    /// Deterministic weights (seed 3) of the given names and shapes.
+    pub fn weights(shapes: Vec<(String, Vec<usize>)>) -> crate::weights::Weights {
+        crate::weights::Weights::generated(
+            shapes,
+            Box::new(|key, shape| crate::model::detweights::generate(3, key, shape)),
+            "<test weights>",
+        )
+    }
+
     /// [`assert_close_tol`] at 1e-5.
     pub fn assert_close(a: &Tensor, b: &Tensor, what: &str) {
         assert_close_tol(a, b, 1e-5, what);

@@ -308,3 +308,54 @@ impl ImageEncoderVit {
         self.neck.forward(&x)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device};
+
+    use super::*;
+    use crate::model::ops::testing::{assert_close_tol, tensor, vals, weights};
+    use crate::weights::{Scope, Weights};
+
+    /// One attention layer of width `dim` whose relative-position tables cover `size`.
+    fn attention_weights(dim: usize, size: usize, heads: usize) -> Weights {
+        let hd = dim / heads;
+        weights(vec![
+            ("qkv.weight".into(), vec![3 * dim, dim]),
+            ("qkv.bias".into(), vec![3 * dim]),
+            ("proj.weight".into(), vec![dim, dim]),
+            ("proj.bias".into(), vec![dim]),
+            ("rel_pos_h".into(), vec![2 * size - 1, hd]),
+            ("rel_pos_w".into(), vec![2 * size - 1, hd]),
+        ])
+    }
+
+    /// The fused CPU attention (f32) against the plain candle path (taken here with f64), at
+    /// ViT-B/L/H's head size 64: windowed on a grid that needs padding (20 × 20 in 14 × 14
+    /// windows), and global.
+    #[test]
+    fn fused_attention_matches_candle_at_head_size_64() {
+        let (dim, heads) = (128, 2);
+        for (grid, window) in [(20, 14), (16, 0)] {
+            let size = if window == 0 { grid } else { window };
+            let w = attention_weights(dim, size, heads);
+            let dev = Device::Cpu;
+            let cpu = VitAttention::load(&Scope::new(&w, &dev), dim, heads, size).expect("f32");
+            let f64_scope = Scope::new(&w, &dev).with_dtype(DType::F64);
+            let reference = VitAttention::load(&f64_scope, dim, heads, size).expect("f64");
+            let x = tensor(vals(grid * grid * dim, 5), &[1, grid, grid, dim]);
+            let run = |attn: &VitAttention, x: &Tensor| -> Tensor {
+                if window == 0 {
+                    return attn.forward(x).expect("forward");
+                }
+                let (win, padded) = window_partition(x, window).expect("partition");
+                let y = attn.forward(&win).expect("forward");
+                window_unpartition(&y, window, padded, (grid, grid)).expect("unpartition")
+            };
+            let got = run(&cpu, &x);
+            let want = run(&reference, &x.to_dtype(DType::F64).expect("f64"));
+            assert_eq!(got.dims(), [1, grid, grid, dim]);
+            assert_close_tol(&got, &want, 2e-5, &format!("grid {grid}, window {window}"));
+        }
+    }
+}

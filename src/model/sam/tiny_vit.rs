@@ -345,3 +345,41 @@ impl TinyVit {
         self.neck.forward(&x)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device};
+
+    use super::*;
+    use crate::model::ops::testing::{assert_close_tol, tensor, vals, weights};
+    use crate::weights::Scope;
+
+    /// The fused CPU window attention (f32: padding tokens made from the norm's bias, windows
+    /// gathered and scattered in place) against the plain candle path (zero-padded windows,
+    /// taken here with f64), at head size 64 on an image that needs padding.
+    #[test]
+    fn fused_window_attention_matches_candle_at_head_size_64() {
+        let (dim, heads, ws) = (128, 2, 7);
+        let w = weights(vec![
+            ("attention_biases".into(), vec![heads, ws * ws]),
+            ("norm.weight".into(), vec![dim]),
+            ("norm.bias".into(), vec![dim]),
+            ("qkv.weight".into(), vec![3 * dim, dim]),
+            ("qkv.bias".into(), vec![3 * dim]),
+            ("proj.weight".into(), vec![dim, dim]),
+            ("proj.bias".into(), vec![dim]),
+        ]);
+        let dev = Device::Cpu;
+        let cpu = WindowAttention::load(&Scope::new(&w, &dev), dim, heads, ws).expect("f32");
+        let f64_scope = Scope::new(&w, &dev).with_dtype(DType::F64);
+        let reference = WindowAttention::load(&f64_scope, dim, heads, ws).expect("f64");
+        let (h, wd) = (10, 12);
+        let x = tensor(vals(h * wd * dim, 9), &[1, h, wd, dim]);
+        let got = cpu.forward_image(&x, ws).expect("fused");
+        let want = reference
+            .forward_image(&x.to_dtype(DType::F64).expect("f64"), ws)
+            .expect("candle");
+        assert_eq!(got.dims(), [1, h, wd, dim]);
+        assert_close_tol(&got, &want, 2e-5, "window attention");
+    }
+}
