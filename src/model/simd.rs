@@ -1,6 +1,76 @@
 //! Vector kernels compiled three times: for the baseline x86-64 (SSE2) and, picked at run
 //! time, for AVX2 + FMA and for AVX-512, so the app runs on any x86-64 yet uses the wide
 //! registers where they exist.
+//!
+//! `SEGATTN_SIMD=sse2|avx2|avx512` caps the level at start-up (never above what the CPU has):
+//! the tests run every variant on one machine, and `segattn bench` shows how a CPU without
+//! AVX-512 fares. The GEMMs are the `gemm` crate's, which picks its own kernels: its AVX-512
+//! ones are compiled in only with the `avx512-gemm` feature (on by default).
+
+use std::sync::OnceLock;
+
+/// The vector instruction sets the kernels are compiled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SimdLevel {
+    /// The x86-64 baseline, 4 lanes (and every other architecture: plain code).
+    Sse2,
+    /// AVX2 with FMA, 8 lanes.
+    Avx2,
+    /// AVX-512F, 16 lanes.
+    Avx512,
+}
+
+impl SimdLevel {
+    /// Every level, lowest first.
+    pub const ALL: [SimdLevel; 3] = [Self::Sse2, Self::Avx2, Self::Avx512];
+
+    /// `"sse2"`, `"avx2"` or `"avx512"` (the values of `SEGATTN_SIMD`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sse2 => "sse2",
+            Self::Avx2 => "avx2",
+            Self::Avx512 => "avx512",
+        }
+    }
+
+    /// The level named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|l| l.name() == name.trim())
+    }
+}
+
+/// The environment variable that caps the level.
+pub const SIMD_ENV: &str = "SEGATTN_SIMD";
+
+/// The highest level this CPU runs.
+pub fn detected() -> SimdLevel {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return SimdLevel::Avx512;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return SimdLevel::Avx2;
+        }
+    }
+    SimdLevel::Sse2
+}
+
+/// The level the kernels run at: [`detected`], capped by `SEGATTN_SIMD` (read once; an
+/// unknown value is ignored).
+pub fn level() -> SimdLevel {
+    static LEVEL: OnceLock<SimdLevel> = OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let cap = std::env::var(SIMD_ENV)
+            .ok()
+            .and_then(|v| SimdLevel::from_name(&v));
+        cap.map_or(detected(), |c| c.min(detected()))
+    })
+}
+
+/// True when the `gemm` crate's AVX-512 kernels are compiled in (feature `avx512-gemm`).
+pub const GEMM_AVX512: bool = cfg!(feature = "avx512-gemm");
 
 /// Defines `fn name(args) -> ret` whose body is compiled for the baseline target and for
 /// AVX2 + FMA and AVX-512F, and dispatches on the running CPU. The body must be safe code; the
@@ -22,15 +92,12 @@ macro_rules! multiversion {
                 unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
                     generic($($arg),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU supports AVX-512F (checked just above).
-                    return unsafe { avx512($($arg),*) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-                    return unsafe { avx2($($arg),*) };
+                match $crate::model::simd::level() {
+                    // SAFETY: `level` is never above what the CPU supports.
+                    $crate::model::simd::SimdLevel::Avx512 => return unsafe { avx512($($arg),*) },
+                    // SAFETY: as above: this CPU has AVX2 and FMA.
+                    $crate::model::simd::SimdLevel::Avx2 => return unsafe { avx2($($arg),*) },
+                    $crate::model::simd::SimdLevel::Sse2 => {}
                 }
             }
             generic($($arg),*)
@@ -209,6 +276,60 @@ multiversion! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The level is the one `SEGATTN_SIMD` asks for (when the CPU has it): run by
+    /// [`every_simd_level_passes_the_kernel_tests`] in a process per level.
+    #[test]
+    fn level_is_the_one_asked_for() {
+        if let Some(asked) = std::env::var(SIMD_ENV)
+            .ok()
+            .and_then(|v| SimdLevel::from_name(&v))
+        {
+            assert_eq!(level(), asked.min(detected()));
+        }
+    }
+
+    /// Runs the model's kernel tests (these SIMD kernels, the ops and the attention kernels
+    /// that call them) again in one process per SIMD level this CPU has, so every variant is
+    /// exercised: on an AVX-512 machine, all three.
+    #[test]
+    fn every_simd_level_passes_the_kernel_tests() {
+        if std::env::var_os(SIMD_ENV).is_some() {
+            return; // a child run
+        }
+        let exe = std::env::current_exe().expect("the test binary");
+        for lvl in SimdLevel::ALL.into_iter().filter(|&l| l <= detected()) {
+            let out = std::process::Command::new(&exe)
+                .args([
+                    "model::",
+                    "--skip",
+                    "every_simd_level",
+                    "--test-threads",
+                    "2",
+                ])
+                .env(SIMD_ENV, lvl.name())
+                .output()
+                .expect("the test binary runs");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "kernel tests at {}: {stdout}{}",
+                lvl.name(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let passed: usize = stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("test result: ok. "))
+                .and_then(|l| l.split(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            assert!(passed >= 20, "{} kernel tests at {}", passed, lvl.name());
+            eprintln!("{passed} kernel tests passed at {}", lvl.name());
+        }
+        if detected() < SimdLevel::Avx512 {
+            eprintln!("this CPU has no AVX-512: that variant is not exercised here");
+        }
+    }
 
     #[test]
     fn dot_and_axpy_match_scalar_loops() {
