@@ -17,6 +17,9 @@
 //!
 //! Prints one table: median and worst frame per scenario, and the click times.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -33,7 +36,7 @@ use segattn::ui::encodings_view::EncodingKind;
 use segattn::ui::segment::{EncodeState, ImageSource};
 use segattn::ui::View;
 
-type App = Harness<'static, SegattnApp>;
+use common::App;
 
 fn mobile_sam() -> SamModel {
     let config = SamConfig::with_encoder(EncoderConfig::TinyVit(TinyVitConfig::mobile_sam()));
@@ -46,21 +49,9 @@ fn app(opts: AppOptions) -> App {
         .build_eframe(move |cc| SegattnApp::new(cc, opts).expect("app starts"))
 }
 
-/// Steps the app until `cond` holds (short sleeps: the workers need the cores).
+/// Steps the app until `cond` holds (short pauses: the click times are read from it).
 fn wait_until(h: &mut App, what: &str, cond: impl Fn(&SegattnApp) -> bool) {
-    let start = Instant::now();
-    loop {
-        h.step();
-        if cond(h.state()) {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(300),
-            "timed out waiting for {what}; status: {:?}",
-            h.state().status.message
-        );
-        std::thread::sleep(Duration::from_micros(200));
-    }
+    common::wait_until_with(h, what, Duration::from_micros(200), cond);
 }
 
 /// Times `frames` frames, `before(i)` sending each frame's input first.

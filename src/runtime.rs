@@ -168,7 +168,7 @@ impl Runtime {
 /// frame is drawn as soon as it is due, even while an image encodes on every core.
 const BACKGROUND_NICE: i32 = 10;
 
-/// Lowers the calling thread's scheduling priority to [`BACKGROUND_NICE`] (Linux; elsewhere
+/// Lowers the calling thread's scheduling priority to nice 10 (Linux; elsewhere
 /// nothing). The workers, the view jobs and the compute pool's threads call it at start.
 pub fn lower_thread_priority() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -48,6 +48,11 @@ fn weights() -> PathBuf {
 
 fn segment(weights: &Path, image: &Path, extra: &[&str]) -> Run {
     let out = workdir().join(format!("out-{}.png", std::process::id()));
+    segment_to(weights, image, &out, extra)
+}
+
+/// `segattn segment` writing its mask to `out`.
+fn segment_to(weights: &Path, image: &Path, out: &Path, extra: &[&str]) -> Run {
     let mut args = vec![
         "segment",
         "--weights",
@@ -75,23 +80,21 @@ fn chelsea() -> PathBuf {
 fn segments_chelsea_like_pytorch() {
     let out = workdir().join("cat.png");
     let logits = workdir().join("cat.safetensors");
-    let run = segattn(&[
-        "segment",
-        "--weights",
-        weights().to_str().expect("utf8"),
-        "--image",
-        chelsea().to_str().expect("utf8"),
-        "--point",
-        "250,130",
-        "--multimask",
-        "--json",
-        "--out",
-        out.to_str().expect("utf8"),
-        "--logits-out",
-        logits.to_str().expect("utf8"),
-        "--device",
-        "cpu",
-    ]);
+    let run = segment_to(
+        &weights(),
+        &chelsea(),
+        &out,
+        &[
+            "--point",
+            "250,130",
+            "--multimask",
+            "--json",
+            "--logits-out",
+            logits.to_str().expect("utf8"),
+            "--device",
+            "cpu",
+        ],
+    );
     assert_eq!(run.code, 0, "stderr: {}", run.stderr);
     let summary: serde_json::Value = serde_json::from_str(&run.stdout).expect("json on stdout");
     assert_eq!(summary["model"]["kind"], "vit");

@@ -235,12 +235,28 @@ fn learned_encodings_come_from_the_weights() {
         "--model",
         s(&minilm()),
         "--positions",
-        "512",
+        "64",
         "--dims",
         "384",
         "--out",
         s(&out),
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(image::image_dimensions(&out).expect("png"), (384, 512));
+    let png = image::open(&out).expect("png").into_rgba8();
+    assert_eq!(png.dimensions(), (384, 64));
+    // Every pixel is the colour of the weight: rows 0..64 of `position_embeddings.weight`
+    // (transformers' values in the fixture), coloured as the library colours them.
+    let table = common::f32s(
+        &common::load_tensors("text/minilm.safetensors"),
+        "position_embeddings_0_64",
+    );
+    let raster = segattn::viz::heatmap(
+        &table,
+        64,
+        384,
+        segattn::viz::ValueRange::Symmetric,
+        segattn::viz::Colormap::RdBu,
+        |_, _| false,
+    );
+    assert_eq!(png.into_raw(), raster.rgba);
 }

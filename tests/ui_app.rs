@@ -34,25 +34,13 @@ fn app(opts: AppOptions) -> Harness<'static, SegattnApp> {
         .build_eframe(move |cc| SegattnApp::new(cc, opts).expect("app starts"))
 }
 
-/// Steps the app (in real time, workers run on their threads) until `cond` holds.
+/// Steps the app until `cond` holds.
 fn wait_until(
     h: &mut Harness<'static, SegattnApp>,
     what: &str,
     cond: impl Fn(&SegattnApp) -> bool,
 ) {
-    let start = Instant::now();
-    loop {
-        h.step();
-        if cond(h.state()) {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "timed out waiting for {what}; status: {:?}",
-            h.state().status.message
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_until_with(h, what, Duration::from_millis(20), cond);
 }
 
 /// A click on the image canvas at image pixel `(x, y)`.

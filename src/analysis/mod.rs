@@ -112,31 +112,49 @@ impl AttentionMaps {
 /// PERF: on the `gemm` crate (one thread: rollouts run on a view job): 6 layers of 512 tokens
 /// take tens of milliseconds instead of seconds with a plain loop.
 fn matmul(a: &[f32], b: &[f32], n: usize) -> Vec<f32> {
-    let mut out = vec![0f32; n * n];
+    product(a, b, (n, n, n), false)
+}
+
+/// `a · b` (or `a · bᵀ` when `b_transposed`) for row-major `a [m, k]` and `b [k, n]` (`[n, k]`
+/// when transposed), on one thread with the `gemm` crate: the products of the analyses.
+pub(crate) fn product(
+    a: &[f32],
+    b: &[f32],
+    (m, n, k): (usize, usize, usize),
+    b_transposed: bool,
+) -> Vec<f32> {
     assert!(
-        a.len() >= n * n && b.len() >= n * n,
-        "matmul: operands too short"
+        a.len() >= m * k && b.len() >= k * n,
+        "product: operands too short"
     );
-    if n == 0 {
+    let mut out = vec![0f32; m * n];
+    if m == 0 || n == 0 || k == 0 {
         return out;
     }
-    // SAFETY: `out`, `a` and `b` hold n·n row-major values (checked above), read and written
-    // with column stride 1 and row stride n; `out` is a unique borrow.
+    // Strides of b read as the k × n right operand: (column, row).
+    let (b_cs, b_rs) = if b_transposed {
+        (k as isize, 1)
+    } else {
+        (1, n as isize)
+    };
+    // SAFETY: `out` holds m·n values written with strides (1, n); `a` holds m·k read with
+    // strides (1, k); `b` holds k·n values read within its k × n (or n × k) layout (lengths
+    // checked above); `out` is a unique borrow.
     unsafe {
         gemm::gemm(
+            m,
             n,
-            n,
-            n,
+            k,
             out.as_mut_ptr(),
             1,
             n as isize,
             false,
             a.as_ptr(),
             1,
-            n as isize,
+            k as isize,
             b.as_ptr(),
-            1,
-            n as isize,
+            b_cs,
+            b_rs,
             0.0,
             1.0,
             false,

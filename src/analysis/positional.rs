@@ -119,35 +119,7 @@ pub fn cosine_similarity(m: &Matrix) -> Matrix {
             }
         }
     }
-    let mut data = vec![0f32; n * n];
-    if n > 0 && d > 0 {
-        // SAFETY: `data` holds n·n values written with strides (1, n); `unit` holds n·d values,
-        // read as the n × d left operand with strides (1, d) and as the d × n right operand
-        // (its transpose) with strides (d, 1); `data` is a unique borrow.
-        unsafe {
-            gemm::gemm(
-                n,
-                n,
-                d,
-                data.as_mut_ptr(),
-                1,
-                n as isize,
-                false,
-                unit.as_ptr(),
-                1,
-                d as isize,
-                unit.as_ptr(),
-                d as isize,
-                1,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-        }
-    }
+    let mut data = super::product(&unit, &unit, (n, n, d), true);
     for a in 0..n {
         for b in a + 1..n {
             data[b * n + a] = data[a * n + b];

@@ -96,3 +96,29 @@ pub fn assert_clean_error(run: &Run, needles: &[&str]) {
         );
     }
 }
+
+/// The app in a headless harness.
+pub type App = egui_kittest::Harness<'static, segattn::app::SegattnApp>;
+
+/// Steps the app (in real time: workers and jobs run on their threads, `pause` between
+/// steps) until `cond` holds, or fails after two minutes naming `what`.
+pub fn wait_until_with(
+    h: &mut App,
+    what: &str,
+    pause: std::time::Duration,
+    cond: impl Fn(&segattn::app::SegattnApp) -> bool,
+) {
+    let start = std::time::Instant::now();
+    loop {
+        h.step();
+        if cond(h.state()) {
+            return;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "timed out waiting for {what}; status: {:?}",
+            h.state().status.message
+        );
+        std::thread::sleep(pause);
+    }
+}
