@@ -615,8 +615,7 @@ impl SegattnApp {
                 ui.label(format!("loaded: {}", status.loaded.as_deref().unwrap_or("none")));
                 if let ModelActivity::Loading { label, .. } = &status.activity {
                     ui.horizontal(|ui| {
-                        ui.spinner();
-                        ui.label(format!("loading {label}…"));
+                        crate::ui::widgets::busy_ui(ui, &format!("loading {label}…"));
                         if ui.button("Cancel loading").clicked() {
                             actions.push((kind, FirstRunAction::CancelLoad));
                         }

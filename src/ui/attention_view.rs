@@ -357,7 +357,7 @@ impl AttentionState {
         self.sync(worker, s);
         let Some(out) = self.output.clone() else {
             if self.awaiting {
-                ui.spinner();
+                super::widgets::busy_ui(ui, "running the model…");
             } else {
                 ui.label("Type a sentence.");
             }
@@ -393,7 +393,7 @@ impl AttentionState {
                 ui.horizontal(|ui| {
                     ui.label("All layers × heads (click one):");
                     if self.is_computing() {
-                        ui.spinner();
+                        super::widgets::busy_ui(ui, "");
                     }
                 });
                 self.grid_ui(ui, maps, s);

@@ -226,7 +226,7 @@ impl EncodingsState {
         ui.horizontal(|ui| {
             ui.checkbox(&mut s.similarity, "position × position cosine similarity");
             if self.is_computing() {
-                ui.spinner();
+                super::widgets::busy_ui(ui, "");
             }
         });
         self.poll(ui.ctx(), s);
@@ -240,9 +240,7 @@ impl EncodingsState {
                 EncodingKind::SamPoints if self.sam_pe.is_none() => {
                     ui.label("Load a SAM model (Models window) to see its point encoding.");
                 }
-                _ => {
-                    ui.spinner();
-                }
+                _ => super::widgets::busy_ui(ui, "computing…"),
             }
             return;
         };

@@ -3,6 +3,7 @@
 //! with Cancel, or why the last attempt failed. Not an error: what to do.
 
 use crate::download::{DownloadSpec, ModelKind};
+use crate::ui::widgets::busy_ui;
 use crate::ui::{ModelActivity, ModelStatus};
 
 /// What the user asked for in the panel; the app carries it out.
@@ -70,24 +71,18 @@ pub fn model_needed_ui(
                     }
                 }
                 (ModelActivity::Searching, None) => {
-                    ui.horizontal(|ui| {
-                        ui.spinner();
-                        ui.label("Looking for models on this computer…");
-                    });
+                    busy_ui(ui, "Looking for models on this computer…");
                 }
                 (ModelActivity::Loading { label, since }, None) => {
                     ui.horizontal(|ui| {
-                        ui.spinner();
-                        ui.label(format!(
-                            "Loading {label}… {:.1} s",
-                            since.elapsed().as_secs_f32()
-                        ));
+                        busy_ui(
+                            ui,
+                            &format!("Loading {label}… {:.0} s", since.elapsed().as_secs_f32()),
+                        );
                         if ui.button("Cancel").clicked() {
                             action = Some(FirstRunAction::CancelLoad);
                         }
                     });
-                    ui.ctx()
-                        .request_repaint_after(std::time::Duration::from_millis(100));
                 }
                 (activity, None) => {
                     if let ModelActivity::Failed(why) = activity {

@@ -99,3 +99,32 @@ pub fn heatmap_ui(
     };
     (response, hovered)
 }
+
+/// How often a running task's indicator moves.
+const BUSY_TICK: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The sign that a task is running: three dots, one lit, stepping twice a second, then `text`.
+///
+/// PERF: egui's spinner animates by redrawing the window every frame; where the window is
+/// drawn by the CPU (a software renderer such as Mesa's lavapipe: remote desktops, VMs, Xvfb)
+/// a frame costs tens of milliseconds of the cores the task itself needs. Two frames a second
+/// say as much.
+pub fn busy_ui(ui: &mut egui::Ui, text: &str) {
+    ui.horizontal(|ui| {
+        let (resp, painter) = ui.allocate_painter(Vec2::new(22.0, 12.0), Sense::hover());
+        let step = (ui.input(|i| i.time) / BUSY_TICK.as_secs_f64()) as usize % 3;
+        let color = ui.visuals().text_color();
+        for k in 0..3 {
+            let c = resp.rect.left_center() + Vec2::new(4.0 + 7.0 * k as f32, 0.0);
+            if k == step {
+                painter.circle_filled(c, 3.0, color);
+            } else {
+                painter.circle_stroke(c, 2.5, egui::Stroke::new(1.0, color));
+            }
+        }
+        if !text.is_empty() {
+            ui.label(text);
+        }
+    });
+    ui.ctx().request_repaint_after(BUSY_TICK);
+}

@@ -11,6 +11,7 @@ use super::loading::{ImageSource, SAMPLES};
 use super::objects::tint;
 use super::view::ImageView;
 use super::{EncodeState, Notify, SegmentSettings, SegmentState};
+use crate::ui::widgets::busy_ui;
 use crate::worker::sam::SamWorker;
 
 /// File types the image dialog offers.
@@ -54,22 +55,19 @@ impl SegmentState {
             }
         });
         if let Some(name) = self.loading() {
-            ui.horizontal(|ui| {
-                ui.spinner();
-                ui.label(format!("decoding {name}…"));
-            });
+            busy_ui(ui, &format!("decoding {name}…"));
         }
         match &self.encode {
             EncodeState::Encoding { since } => {
                 ui.horizontal(|ui| {
-                    ui.spinner();
-                    ui.label(format!("encoding… {:.1} s", since.elapsed().as_secs_f32()));
+                    busy_ui(
+                        ui,
+                        &format!("encoding… {:.0} s", since.elapsed().as_secs_f32()),
+                    );
                     if ui.button("Cancel").clicked() {
                         sam.cancel();
                     }
                 });
-                ui.ctx()
-                    .request_repaint_after(std::time::Duration::from_millis(100));
             }
             EncodeState::Ready { ms } => {
                 ui.label(format!("image encoded in {ms:.0} ms: click to segment"));
@@ -239,7 +237,7 @@ impl SegmentState {
                 }
             }
             if self.exporting() {
-                ui.spinner();
+                busy_ui(ui, "writing…");
             }
         });
     }
