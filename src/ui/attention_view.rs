@@ -308,7 +308,7 @@ impl AttentionState {
             .shown
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("nothing to export yet"))?;
-        crate::files::write_bytes_atomic(path, csv(m).as_bytes())
+        crate::files::write_bytes_atomic(path, csv(&m.labels, &m.values, m.causal).as_bytes())
     }
 
     /// A text model folder the user picked in the view's model list; the app loads it.
@@ -452,10 +452,14 @@ impl AttentionState {
             return;
         };
         let (raster, n) = (m.raster.clone(), m.n);
-        let text = (!png).then(|| csv(m));
+        // Copies of the numbers (a 512-token map is 1 MB); the CSV is formatted on the job.
+        let table = (!png).then(|| (m.labels.clone(), m.values.clone(), m.causal));
         self.exports.submit(move |_| {
-            let written = match text {
-                Some(t) => crate::files::write_bytes_atomic(&path, t.as_bytes()),
+            let written = match table {
+                Some((labels, values, causal)) => crate::files::write_bytes_atomic(
+                    &path,
+                    csv(&labels, &values, causal).as_bytes(),
+                ),
                 None => raster.scaled((512 / n.max(1)).max(1)).save_png(&path),
             };
             written
@@ -627,21 +631,22 @@ fn max_pool(values: &[f32], n: usize, side: usize) -> Vec<f32> {
 }
 
 /// The shown numbers as CSV (first row and column: tokens; masked cells empty).
-fn csv(m: &ShownMap) -> String {
+fn csv(labels: &[String], values: &[f32], causal: bool) -> String {
+    let n = labels.len();
     let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
     let mut out = String::from("from\\to");
-    for l in &m.labels {
+    for l in labels {
         out.push(',');
         out.push_str(&quote(l));
     }
     out.push('\n');
-    for r in 0..m.n {
-        out.push_str(&quote(&m.labels[r]));
-        for c in 0..m.n {
-            if m.causal && c > r {
+    for (r, label) in labels.iter().enumerate() {
+        out.push_str(&quote(label));
+        for c in 0..n {
+            if causal && c > r {
                 out.push(',');
             } else {
-                out.push_str(&format!(",{}", m.values[r * m.n + c]));
+                out.push_str(&format!(",{}", values[r * n + c]));
             }
         }
         out.push('\n');

@@ -6,7 +6,7 @@
 //! model was asked for), which stops them silently: the newer request answers instead.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::Instant;
@@ -138,10 +138,25 @@ pub struct SamWorker {
 /// What the UI thread tells a running task without waiting for the queue.
 #[derive(Default)]
 struct Control {
-    /// The user pressed Cancel.
-    cancel: AtomicBool,
     /// Bumped by every queued image or model: a task started at an older value is pointless.
     generation: AtomicU64,
+    /// The generation current when the user last pressed Cancel: every task queued up to then
+    /// stops (also one that has not started yet when the button is pressed).
+    cancelled_up_to: AtomicU64,
+}
+
+impl Control {
+    /// Why the task queued at `generation` should stop, if it should: `true` when the user
+    /// cancelled it, `false` when a newer image or model made it pointless.
+    fn stop_reason(&self, generation: u64) -> Option<bool> {
+        if self.cancelled_up_to.load(Ordering::SeqCst) >= generation {
+            Some(true)
+        } else if self.generation.load(Ordering::SeqCst) != generation {
+            Some(false)
+        } else {
+            None
+        }
+    }
 }
 
 struct State {
@@ -177,22 +192,17 @@ impl State {
         });
     }
 
-    /// True when the task started at `generation` should stop, and whether the user asked.
+    /// Why the task queued at `generation` should stop, if it should (see [`Control`]).
     fn stop_reason(&self, generation: u64) -> Option<bool> {
-        if self.control.cancel.load(Ordering::SeqCst) {
-            Some(true)
-        } else if self.control.generation.load(Ordering::SeqCst) != generation {
-            Some(false)
-        } else {
-            None
-        }
+        self.control.stop_reason(generation)
     }
 
     fn load(&mut self, path: PathBuf, generation: u64) {
         let t = Instant::now();
         let control = self.control.clone();
+        // Only the user's Cancel stops a load: an image opened meanwhile waits for the model.
         let cancel: crate::weights::CancelCheck =
-            Arc::new(move || control.cancel.load(Ordering::SeqCst));
+            Arc::new(move || control.stop_reason(generation) == Some(true));
         let loaded = Weights::open(&path)
             .map_err(anyhow::Error::from)
             .and_then(|w| {
@@ -204,12 +214,10 @@ impl State {
             });
         match loaded {
             Ok(m) => self.set_model(m, t),
-            Err(e) => match self.stop_reason(generation) {
-                Some(true) => self.send(SamResponse::LoadCancelled),
-                // Another model was asked for; it answers.
-                Some(false) => {}
-                None => self.fail(SamTask::LoadModel, &e),
-            },
+            Err(_) if self.stop_reason(generation) == Some(true) => {
+                self.send(SamResponse::LoadCancelled)
+            }
+            Err(e) => self.fail(SamTask::LoadModel, &e),
         }
     }
 
@@ -277,13 +285,6 @@ impl Handler for State {
     }
 
     fn handle(&mut self, q: Queued) {
-        // A long task starts with no pending Cancel (one pressed for an earlier task is spent).
-        if matches!(
-            q.request,
-            SamRequest::LoadModel { .. } | SamRequest::SetImage { .. }
-        ) {
-            self.control.cancel.store(false, Ordering::SeqCst);
-        }
         match q.request {
             SamRequest::LoadModel { path } => self.load(path, q.generation),
             SamRequest::UseModel(m) => self.set_model(*m, Instant::now()),
@@ -393,7 +394,10 @@ impl SamWorker {
     /// The user's Cancel: stops the encoding or the loading in progress at its next block or
     /// tensor (answered with [`SamResponse::Cancelled`] or [`SamResponse::LoadCancelled`]).
     pub fn cancel(&self) {
-        self.control.cancel.store(true, Ordering::SeqCst);
+        let now = self.control.generation.load(Ordering::SeqCst);
+        self.control
+            .cancelled_up_to
+            .fetch_max(now, Ordering::SeqCst);
     }
 
     /// The next response, if any (never blocks).

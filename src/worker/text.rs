@@ -1,7 +1,7 @@
 //! The text worker: owns the loaded text model and runs sentences through it.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::Instant;
@@ -88,15 +88,24 @@ pub enum TextResponse {
 
 /// Handle to the text worker thread.
 pub struct TextWorker {
-    tx: SyncSender<TextRequest>,
+    tx: SyncSender<(TextRequest, u64)>,
     rx: Receiver<TextResponse>,
-    cancel: Arc<AtomicBool>,
+    control: Arc<Control>,
+}
+
+/// Cancel for loads, as in the SAM worker: every load queued before the user's Cancel stops.
+#[derive(Default)]
+struct Control {
+    /// Bumped by every queued load.
+    generation: AtomicU64,
+    /// The generation current at the user's last Cancel.
+    cancelled_up_to: AtomicU64,
 }
 
 struct State {
     runtime: Runtime,
     model: Option<TextModel>,
-    cancel: Arc<AtomicBool>,
+    control: Arc<Control>,
     out: SyncSender<TextResponse>,
     repaint: Repaint,
 }
@@ -133,10 +142,10 @@ impl State {
 }
 
 impl Handler for State {
-    type Request = TextRequest;
+    type Request = (TextRequest, u64);
     type Task = TextTask;
 
-    fn task(r: &TextRequest) -> TextTask {
+    fn task((r, _): &(TextRequest, u64)) -> TextTask {
         match r {
             TextRequest::LoadModel { .. } | TextRequest::UseModel(_) => TextTask::LoadModel,
             TextRequest::Run { .. } => TextTask::Run,
@@ -144,30 +153,28 @@ impl Handler for State {
     }
 
     /// The newest text wins.
-    fn coalesce(requests: Vec<TextRequest>) -> Vec<TextRequest> {
+    fn coalesce(requests: Vec<(TextRequest, u64)>) -> Vec<(TextRequest, u64)> {
         let last_run = requests
             .iter()
-            .rposition(|r| matches!(r, TextRequest::Run { .. }));
+            .rposition(|(r, _)| matches!(r, TextRequest::Run { .. }));
         requests
             .into_iter()
             .enumerate()
-            .filter(|(i, r)| !matches!(r, TextRequest::Run { .. }) || Some(*i) == last_run)
+            .filter(|(i, (r, _))| !matches!(r, TextRequest::Run { .. }) || Some(*i) == last_run)
             .map(|(_, r)| r)
             .collect()
     }
 
-    fn handle(&mut self, request: TextRequest) {
+    fn handle(&mut self, (request, generation): (TextRequest, u64)) {
         match request {
             TextRequest::LoadModel { dir } => {
-                self.cancel.store(false, Ordering::SeqCst);
-                let cancel = self.cancel.clone();
-                let check: crate::weights::CancelCheck =
-                    Arc::new(move || cancel.load(Ordering::SeqCst));
+                let control = self.control.clone();
+                let cancelled =
+                    move || control.cancelled_up_to.load(Ordering::SeqCst) >= generation;
+                let check: crate::weights::CancelCheck = Arc::new(cancelled.clone());
                 match TextModel::load_dir_cancellable(&dir, &self.runtime.device, check) {
                     Ok(m) => self.set_model(m),
-                    Err(_) if self.cancel.load(Ordering::SeqCst) => {
-                        self.send(TextResponse::LoadCancelled)
-                    }
+                    Err(_) if cancelled() => self.send(TextResponse::LoadCancelled),
                     Err(e) => self.fail(TextTask::LoadModel, &e),
                 }
             }
@@ -207,13 +214,13 @@ impl Handler for State {
 impl TextWorker {
     /// Starts the worker thread on `runtime`'s device.
     pub fn spawn(runtime: Runtime, repaint: Repaint) -> std::io::Result<Self> {
-        let (tx, rx) = sync_channel::<TextRequest>(CHANNEL_CAPACITY);
+        let (tx, rx) = sync_channel::<(TextRequest, u64)>(CHANNEL_CAPACITY);
         let (out, responses) = sync_channel::<TextResponse>(CHANNEL_CAPACITY);
-        let cancel = Arc::new(AtomicBool::new(false));
+        let control = Arc::new(Control::default());
         let state = State {
             runtime,
             model: None,
-            cancel: cancel.clone(),
+            control: control.clone(),
             out,
             repaint,
         };
@@ -226,19 +233,27 @@ impl TextWorker {
         Ok(Self {
             tx,
             rx: responses,
-            cancel,
+            control,
         })
     }
 
     /// Queues a request without blocking.
     pub fn send(&self, req: TextRequest) -> Result<(), SendError> {
-        Ok(self.tx.try_send(req)?)
+        let generation = if matches!(req, TextRequest::LoadModel { .. }) {
+            self.control.generation.fetch_add(1, Ordering::SeqCst) + 1
+        } else {
+            self.control.generation.load(Ordering::SeqCst)
+        };
+        Ok(self.tx.try_send((req, generation))?)
     }
 
-    /// The user's Cancel: stops loading a model at its next tensor (answered with
-    /// [`TextResponse::LoadCancelled`]).
+    /// The user's Cancel: stops loading a model (one running or queued) at its next tensor
+    /// (answered with [`TextResponse::LoadCancelled`]).
     pub fn cancel(&self) {
-        self.cancel.store(true, Ordering::SeqCst);
+        let now = self.control.generation.load(Ordering::SeqCst);
+        self.control
+            .cancelled_up_to
+            .fetch_max(now, Ordering::SeqCst);
     }
 
     /// The next response, if any (never blocks).

@@ -123,9 +123,11 @@ impl ImageLoader {
 
     /// The newest image, once it is decoded (or why it could not be).
     pub fn poll(&mut self) -> Option<anyhow::Result<Opened>> {
-        let r = self.slot.poll()?;
-        self.loading = None;
-        Some(r)
+        let r = self.slot.poll();
+        if !self.slot.is_pending() {
+            self.loading = None; // done, or the job was lost to a bug: stop saying "decoding"
+        }
+        r
     }
 }
 

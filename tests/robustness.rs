@@ -1,0 +1,254 @@
+//! Robustness: malformed checkpoints never panic (every tensor whose shape the architecture
+//! detection reads is given shapes of the wrong rank, empty, zero-sized or inconsistent, and
+//! loading must answer with an error, never a panic), and the SAM worker's protocol as the app
+//! uses it (a load the user cancels stops at its next tensor and says so, a newer image stops
+//! an older encoding silently, an image encoded once with a model comes from the cache).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use candle_core::{Device, Tensor};
+use segattn::model::detweights;
+use segattn::model::sam::config::{EncoderConfig, SamConfig, TinyVitConfig, VitConfig};
+use segattn::model::sam::SamModel;
+use segattn::runtime::Runtime;
+use segattn::types::Rgb8;
+use segattn::weights::Weights;
+use segattn::worker::sam::{SamRequest, SamResponse, SamWorker};
+
+/// The tensors detection reads, per architecture.
+const VIT_READ: &[&str] = &[
+    "image_encoder.patch_embed.proj.weight",
+    "image_encoder.blocks.0.attn.rel_pos_h",
+    "image_encoder.blocks.1.attn.rel_pos_h",
+    "image_encoder.blocks.0.mlp.lin1.weight",
+    "mask_decoder.transformer.layers.0.mlp.lin1.weight",
+    "mask_decoder.mask_tokens.weight",
+];
+
+const TINY_VIT_READ: &[&str] = &[
+    "image_encoder.layers.0.blocks.0.conv1.c.weight",
+    "image_encoder.layers.1.blocks.0.attn.qkv.weight",
+    "image_encoder.layers.1.blocks.0.attn.attention_biases",
+    "image_encoder.layers.1.blocks.0.mlp.fc1.weight",
+    "image_encoder.layers.1.blocks.0.local_conv.c.weight",
+    "mask_decoder.transformer.layers.0.mlp.lin1.weight",
+    "mask_decoder.mask_tokens.weight",
+];
+
+/// Wrong shapes for a tensor of shape `good`: other ranks, empty, zeros, off by one, huge.
+fn bad_shapes(good: &[usize]) -> Vec<Vec<usize>> {
+    let mut out = vec![
+        vec![],
+        vec![0],
+        vec![7],
+        vec![3, 5],
+        vec![1, 1, 1, 1, 1],
+        good.iter().map(|_| 0).collect(),
+        good.iter().map(|_| 1).collect(),
+    ];
+    for i in 0..good.len() {
+        let mut off = good.to_vec();
+        off[i] += 1;
+        out.push(off);
+        let mut big = good.to_vec();
+        big[i] = 1 << 40;
+        out.push(big);
+    }
+    out
+}
+
+fn check(config: SamConfig, read: &[&str]) {
+    let shapes: HashMap<String, Vec<usize>> = config.state_dict_shapes().into_iter().collect();
+    for name in read {
+        let good = shapes
+            .get(*name)
+            .unwrap_or_else(|| panic!("{name} is in the state dict"));
+        for bad in bad_shapes(good) {
+            let mut edited = shapes.clone();
+            edited.insert((*name).to_string(), bad.clone());
+            let weights = Weights::generated(
+                edited,
+                // Generated on request: tensors of absurd sizes must be refused before this.
+                Box::new(|_, shape| vec![0.01; shape.iter().product()]),
+                "<edited checkpoint>",
+            );
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                SamModel::load(&weights, &Device::Cpu).map(|_| ())
+            }));
+            match outcome {
+                Err(_) => panic!("loading panicked with `{name}` of shape {bad:?}"),
+                Ok(Err(e)) => {
+                    let msg = format!("{e:#}");
+                    assert!(!msg.is_empty(), "{name} {bad:?}: an empty message");
+                }
+                Ok(Ok(())) => {} // a shape the architecture accepts (e.g. another MLP width)
+            }
+        }
+    }
+}
+
+#[test]
+fn malformed_vit_checkpoints_are_refused_without_a_panic() {
+    check(
+        SamConfig::with_encoder(EncoderConfig::Vit(VitConfig::official(96, 2, 4, vec![1]))),
+        VIT_READ,
+    );
+}
+
+#[test]
+fn malformed_tiny_vit_checkpoints_are_refused_without_a_panic() {
+    check(
+        SamConfig::with_encoder(EncoderConfig::TinyVit(TinyVitConfig::mobile_sam())),
+        TINY_VIT_READ,
+    );
+}
+
+fn worker() -> SamWorker {
+    SamWorker::spawn(Runtime::cpu(), Arc::new(|| {})).expect("worker")
+}
+
+/// Waits for the next response.
+fn next(w: &SamWorker) -> SamResponse {
+    w.recv_timeout(Duration::from_secs(120))
+        .expect("a response in time")
+}
+
+fn image(width: usize, height: usize) -> Arc<Rgb8> {
+    Arc::new(Rgb8 {
+        width,
+        height,
+        data: (0..width * height * 3).map(|i| (i % 251) as u8).collect(),
+    })
+}
+
+/// MobileSAM with deterministic weights, written as a safetensors checkpoint.
+fn mobile_sam_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let config = SamConfig::with_encoder(EncoderConfig::TinyVit(TinyVitConfig::mobile_sam()));
+    let tensors: HashMap<String, Tensor> = config
+        .state_dict_shapes()
+        .into_iter()
+        .map(|(k, shape)| {
+            let t = Tensor::from_vec(detweights::generate(1, &k, &shape), shape, &Device::Cpu)
+                .expect("tensor");
+            (k, t)
+        })
+        .collect();
+    let path = dir.join("mobile_sam-tiny-vitt.safetensors");
+    candle_core::safetensors::save(&tensors, &path).expect("write");
+    path
+}
+
+#[test]
+fn cancelling_a_load_stops_it_and_says_so() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = mobile_sam_file(dir.path());
+    let w = worker();
+    w.send(SamRequest::LoadModel { path: path.clone() })
+        .expect("queued");
+    // Cancel until the worker answers: a Cancel that comes before the load starts is spent
+    // by it, one during the load stops it at the next tensor.
+    let start = Instant::now();
+    let answer = loop {
+        w.cancel();
+        if let Some(r) = w.recv_timeout(Duration::from_millis(1)) {
+            break r;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "no answer");
+    };
+    assert!(matches!(answer, SamResponse::LoadCancelled), "{answer:?}");
+    // Not cancelled, the same file loads.
+    w.send(SamRequest::LoadModel { path }).expect("queued");
+    assert!(matches!(next(&w), SamResponse::ModelLoaded { .. }));
+}
+
+#[test]
+fn a_newer_image_stops_an_encoding_silently_and_a_known_one_comes_from_the_cache() {
+    let config = SamConfig::with_encoder(EncoderConfig::Vit(VitConfig::official(
+        96,
+        4,
+        4,
+        vec![1, 3],
+    )));
+    let w = worker();
+    w.send(SamRequest::UseModel(Box::new(
+        SamModel::detweights(config, 2, &Device::Cpu).expect("model"),
+    )))
+    .expect("queued");
+    assert!(matches!(next(&w), SamResponse::ModelLoaded { .. }));
+    w.send(SamRequest::SetImage {
+        image_id: 1,
+        image: image(400, 300),
+    })
+    .expect("queued");
+    assert!(matches!(next(&w), SamResponse::Encoding { image_id: 1 }));
+    // Image 2 while image 1 encodes: image 1 stops without a word, image 2 answers.
+    w.send(SamRequest::SetImage {
+        image_id: 2,
+        image: image(300, 200),
+    })
+    .expect("queued");
+    let mut seen = Vec::new();
+    loop {
+        let r = next(&w);
+        let done = matches!(r, SamResponse::Encoded { image_id: 2, .. });
+        seen.push(format!("{r:?}").chars().take(40).collect::<String>());
+        assert!(
+            !matches!(
+                r,
+                SamResponse::Cancelled { .. } | SamResponse::Failed { .. }
+            ),
+            "{seen:?}"
+        );
+        if done {
+            break;
+        }
+    }
+    // Image 2 again with the same model: answered at once from the cache, no new encoding.
+    w.send(SamRequest::SetImage {
+        image_id: 2,
+        image: image(300, 200),
+    })
+    .expect("queued");
+    assert!(matches!(next(&w), SamResponse::Encoded { image_id: 2, .. }));
+}
+
+/// Cancel pressed right after an image was opened, before the worker has even started on it,
+/// still cancels it (nothing waits for a task to begin).
+#[test]
+fn cancel_before_the_encoding_starts_still_cancels_it() {
+    let config = SamConfig::with_encoder(EncoderConfig::Vit(VitConfig::official(
+        96,
+        4,
+        4,
+        vec![1, 3],
+    )));
+    let w = worker();
+    w.send(SamRequest::UseModel(Box::new(
+        SamModel::detweights(config, 2, &Device::Cpu).expect("model"),
+    )))
+    .expect("queued");
+    w.send(SamRequest::SetImage {
+        image_id: 7,
+        image: image(400, 300),
+    })
+    .expect("queued");
+    w.cancel();
+    assert!(matches!(next(&w), SamResponse::ModelLoaded { .. }));
+    loop {
+        match next(&w) {
+            SamResponse::Encoding { image_id: 7 } => {}
+            SamResponse::Cancelled { image_id: 7 } => break,
+            other => panic!("expected the encoding to be cancelled, got {other:?}"),
+        }
+    }
+    // A later image is not affected by that Cancel.
+    w.send(SamRequest::SetImage {
+        image_id: 8,
+        image: image(300, 200),
+    })
+    .expect("queued");
+    assert!(matches!(next(&w), SamResponse::Encoding { image_id: 8 }));
+    assert!(matches!(next(&w), SamResponse::Encoded { image_id: 8, .. }));
+}
