@@ -142,26 +142,15 @@ fn segment_frames(rows: &mut Vec<Row>) {
     h.state_mut().segment.show_attention = true;
     h.run_steps(3);
     // Drag the opacity slider back and forth.
-    let slider = h.get_by_role(egui::accesskit::Role::Slider).rect();
-    let at = |t: f32| Pos2::new(slider.min.x + slider.width() * t, slider.center().y);
+    let at = common::along_slider(&h);
     h.event(Event::PointerMoved(at(0.5)));
-    h.event(Event::PointerButton {
-        pos: at(0.5),
-        button: PointerButton::Primary,
-        pressed: true,
-        modifiers: Modifiers::NONE,
-    });
+    common::primary_button(&h, at(0.5), true);
     let opacity_before = h.state().settings.segment.opacity;
     let frames = time_frames(&mut h, 300, |h, i| {
         let t = 0.5 + 0.45 * ((i as f32) * 0.05).sin();
         h.event(Event::PointerMoved(at(t)));
     });
-    h.event(Event::PointerButton {
-        pos: at(0.5),
-        button: PointerButton::Primary,
-        pressed: false,
-        modifiers: Modifiers::NONE,
-    });
+    common::primary_button(&h, at(0.5), false);
     assert_ne!(
         h.state().settings.segment.opacity,
         opacity_before,

@@ -109,6 +109,22 @@ fn worker() -> SamWorker {
     SamWorker::spawn(Runtime::cpu(), Arc::new(|| {})).expect("worker")
 }
 
+/// A worker with a small ViT SAM (deterministic weights) queued.
+fn small_vit_worker() -> SamWorker {
+    let config = SamConfig::with_encoder(EncoderConfig::Vit(VitConfig::official(
+        96,
+        4,
+        4,
+        vec![1, 3],
+    )));
+    let w = worker();
+    w.send(SamRequest::UseModel(Box::new(
+        SamModel::detweights(config, 2, &Device::Cpu).expect("model"),
+    )))
+    .expect("queued");
+    w
+}
+
 /// Waits for the next response.
 fn next(w: &SamWorker) -> SamResponse {
     w.recv_timeout(Duration::from_secs(120))
@@ -165,17 +181,7 @@ fn cancelling_a_load_stops_it_and_says_so() {
 
 #[test]
 fn a_newer_image_stops_an_encoding_silently_and_a_known_one_comes_from_the_cache() {
-    let config = SamConfig::with_encoder(EncoderConfig::Vit(VitConfig::official(
-        96,
-        4,
-        4,
-        vec![1, 3],
-    )));
-    let w = worker();
-    w.send(SamRequest::UseModel(Box::new(
-        SamModel::detweights(config, 2, &Device::Cpu).expect("model"),
-    )))
-    .expect("queued");
+    let w = small_vit_worker();
     assert!(matches!(next(&w), SamResponse::ModelLoaded { .. }));
     w.send(SamRequest::SetImage {
         image_id: 1,
@@ -218,17 +224,7 @@ fn a_newer_image_stops_an_encoding_silently_and_a_known_one_comes_from_the_cache
 /// still cancels it (nothing waits for a task to begin).
 #[test]
 fn cancel_before_the_encoding_starts_still_cancels_it() {
-    let config = SamConfig::with_encoder(EncoderConfig::Vit(VitConfig::official(
-        96,
-        4,
-        4,
-        vec![1, 3],
-    )));
-    let w = worker();
-    w.send(SamRequest::UseModel(Box::new(
-        SamModel::detweights(config, 2, &Device::Cpu).expect("model"),
-    )))
-    .expect("queued");
+    let w = small_vit_worker();
     w.send(SamRequest::SetImage {
         image_id: 7,
         image: image(400, 300),

@@ -643,25 +643,14 @@ fn opacity_retints_without_rebuilding_overlays() {
         c.overlays.iter().flatten().map(|t| t.id()).collect()
     };
     let before = ids(h.state());
-    let slider = h.get_by_role(egui::accesskit::Role::Slider).rect();
-    let at = |t: f32| Pos2::new(slider.min.x + slider.width() * t, slider.center().y);
+    let at = common::along_slider(&h);
     h.event(Event::PointerMoved(at(0.5)));
-    h.event(Event::PointerButton {
-        pos: at(0.5),
-        button: PointerButton::Primary,
-        pressed: true,
-        modifiers: Modifiers::NONE,
-    });
+    common::primary_button(&h, at(0.5), true);
     for i in 0..20 {
         h.event(Event::PointerMoved(at(0.5 + i as f32 * 0.02)));
         h.step();
     }
-    h.event(Event::PointerButton {
-        pos: at(0.9),
-        button: PointerButton::Primary,
-        pressed: false,
-        modifiers: Modifiers::NONE,
-    });
+    common::primary_button(&h, at(0.9), false);
     h.run_steps(3);
     assert!(
         h.state().settings.segment.opacity > 0.6,

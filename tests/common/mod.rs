@@ -122,3 +122,21 @@ pub fn wait_until_with(
         std::thread::sleep(pause);
     }
 }
+
+/// The primary button going down (`pressed`) or up at `pos`.
+pub fn primary_button(h: &App, pos: egui::Pos2, pressed: bool) {
+    h.event(egui::Event::PointerButton {
+        pos,
+        button: egui::PointerButton::Primary,
+        pressed,
+        modifiers: egui::Modifiers::NONE,
+    });
+}
+
+/// The point at `t` (0 = left, 1 = right) along the app's first slider (the Segment view's
+/// opacity).
+pub fn along_slider(h: &App) -> impl Fn(f32) -> egui::Pos2 {
+    use egui_kittest::kittest::Queryable;
+    let slider = h.get_by_role(egui::accesskit::Role::Slider).rect();
+    move |t| egui::Pos2::new(slider.min.x + slider.width() * t, slider.center().y)
+}
