@@ -728,11 +728,6 @@ pub fn find_sam_checkpoints() -> Vec<PathBuf> {
         .collect()
 }
 
-/// The first SAM checkpoint found in [`search_dirs`] or the Hugging Face cache.
-pub fn find_sam_checkpoint() -> Option<PathBuf> {
-    find_sam_checkpoints().into_iter().next()
-}
-
 /// What a look around the disk found: where segattn looks, and the models there.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Catalog {
@@ -770,11 +765,6 @@ pub fn model_folder_label(dir: &Path) -> String {
         None if name(dir).is_empty() => dir.display().to_string(),
         None => name(dir),
     }
-}
-
-/// The first text model folder found in [`search_dirs`] or the Hugging Face cache.
-pub fn find_text_model() -> Option<PathBuf> {
-    find_text_models().into_iter().next()
 }
 
 /// Every text model folder found in [`search_dirs`] (`all-MiniLM-L6-v2`, `gpt2`) and the

@@ -67,13 +67,3 @@ pub enum ModelActivity {
     /// The last attempt failed, for this reason.
     Failed(String),
 }
-
-impl ModelStatus {
-    /// True while a model is being looked for or loaded.
-    pub fn is_busy(&self) -> bool {
-        matches!(
-            self.activity,
-            ModelActivity::Searching | ModelActivity::Loading { .. }
-        )
-    }
-}
