@@ -11,6 +11,7 @@ pub mod sam;
 pub mod text;
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
@@ -36,6 +37,52 @@ impl<T> From<std::sync::mpsc::TrySendError<T>> for SendError {
         match e {
             std::sync::mpsc::TrySendError::Full(_) => Self::Busy,
             std::sync::mpsc::TrySendError::Disconnected(_) => Self::Stopped,
+        }
+    }
+}
+
+/// Which long tasks (a load, an encoding) should stop, shared by a worker's handle (the UI
+/// thread) and its thread. Each queued long task takes a new generation; the user's Cancel
+/// stops every task queued up to then, including one not started yet.
+#[derive(Default)]
+pub(crate) struct Generations {
+    /// The newest generation handed out.
+    current: AtomicU64,
+    /// The generation current when the user last pressed Cancel.
+    cancelled_up_to: AtomicU64,
+}
+
+impl Generations {
+    /// A new generation, for a long task being queued (it makes older ones pointless).
+    pub(crate) fn next(&self) -> u64 {
+        self.current.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// The newest generation, for a short task being queued.
+    pub(crate) fn current(&self) -> u64 {
+        self.current.load(Ordering::SeqCst)
+    }
+
+    /// The user's Cancel: every task queued so far stops.
+    pub(crate) fn cancel(&self) {
+        self.cancelled_up_to
+            .fetch_max(self.current(), Ordering::SeqCst);
+    }
+
+    /// True when the user cancelled the task queued at `generation`.
+    pub(crate) fn cancelled(&self, generation: u64) -> bool {
+        self.cancelled_up_to.load(Ordering::SeqCst) >= generation
+    }
+
+    /// Why the task queued at `generation` should stop, if it should: `true` when the user
+    /// cancelled it, `false` when a newer long task made it pointless.
+    pub(crate) fn stop_reason(&self, generation: u64) -> Option<bool> {
+        if self.cancelled(generation) {
+            Some(true)
+        } else if self.current() != generation {
+            Some(false)
+        } else {
+            None
         }
     }
 }

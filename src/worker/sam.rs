@@ -6,12 +6,11 @@
 //! model was asked for), which stops them silently: the newer request answers instead.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Handler, Repaint, SendError, CHANNEL_CAPACITY};
+use super::{Generations, Handler, Repaint, SendError, CHANNEL_CAPACITY};
 use crate::analysis::positional::RandomFourierEncoding;
 use crate::model::sam::{ImageEmbedding, SamModel};
 use crate::runtime::Runtime;
@@ -132,35 +131,11 @@ pub enum SamResponse {
 pub struct SamWorker {
     tx: SyncSender<Queued>,
     rx: Receiver<SamResponse>,
-    control: Arc<Control>,
-}
-
-/// What the UI thread tells a running task without waiting for the queue.
-#[derive(Default)]
-struct Control {
-    /// Bumped by every queued image or model: a task started at an older value is pointless.
-    generation: AtomicU64,
-    /// The generation current when the user last pressed Cancel: every task queued up to then
-    /// stops (also one that has not started yet when the button is pressed).
-    cancelled_up_to: AtomicU64,
-}
-
-impl Control {
-    /// Why the task queued at `generation` should stop, if it should: `true` when the user
-    /// cancelled it, `false` when a newer image or model made it pointless.
-    fn stop_reason(&self, generation: u64) -> Option<bool> {
-        if self.cancelled_up_to.load(Ordering::SeqCst) >= generation {
-            Some(true)
-        } else if self.generation.load(Ordering::SeqCst) != generation {
-            Some(false)
-        } else {
-            None
-        }
-    }
+    control: Arc<Generations>,
 }
 
 struct State {
-    control: Arc<Control>,
+    control: Arc<Generations>,
     runtime: Runtime,
     model: Option<SamModel>,
     /// Bumped on every new model, so a cached embedding is never used with another one.
@@ -192,7 +167,7 @@ impl State {
         });
     }
 
-    /// Why the task queued at `generation` should stop, if it should (see [`Control`]).
+    /// Why the task queued at `generation` should stop, if it should (see [`Generations`]).
     fn stop_reason(&self, generation: u64) -> Option<bool> {
         self.control.stop_reason(generation)
     }
@@ -201,8 +176,7 @@ impl State {
         let t = Instant::now();
         let control = self.control.clone();
         // Only the user's Cancel stops a load: an image opened meanwhile waits for the model.
-        let cancel: crate::weights::CancelCheck =
-            Arc::new(move || control.stop_reason(generation) == Some(true));
+        let cancel: crate::weights::CancelCheck = Arc::new(move || control.cancelled(generation));
         let loaded = Weights::open(&path)
             .map_err(anyhow::Error::from)
             .and_then(|w| {
@@ -214,9 +188,7 @@ impl State {
             });
         match loaded {
             Ok(m) => self.set_model(m, t),
-            Err(_) if self.stop_reason(generation) == Some(true) => {
-                self.send(SamResponse::LoadCancelled)
-            }
+            Err(_) if self.control.cancelled(generation) => self.send(SamResponse::LoadCancelled),
             Err(e) => self.fail(SamTask::LoadModel, &e),
         }
     }
@@ -353,7 +325,7 @@ impl SamWorker {
     pub fn spawn(runtime: Runtime, repaint: Repaint) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel::<Queued>(CHANNEL_CAPACITY);
         let (out, responses) = sync_channel::<SamResponse>(CHANNEL_CAPACITY);
-        let control = Arc::new(Control::default());
+        let control = Arc::new(Generations::default());
         let worker_control = control.clone();
         std::thread::Builder::new()
             .name("sam-worker".into())
@@ -381,9 +353,9 @@ impl SamWorker {
     /// in progress (silently: the new request answers).
     pub fn send(&self, request: SamRequest) -> Result<(), SendError> {
         let generation = if matches!(request, SamRequest::Predict { .. }) {
-            self.control.generation.load(Ordering::SeqCst)
+            self.control.current()
         } else {
-            self.control.generation.fetch_add(1, Ordering::SeqCst) + 1
+            self.control.next()
         };
         Ok(self.tx.try_send(Queued {
             request,
@@ -394,10 +366,7 @@ impl SamWorker {
     /// The user's Cancel: stops the encoding or the loading in progress at its next block or
     /// tensor (answered with [`SamResponse::Cancelled`] or [`SamResponse::LoadCancelled`]).
     pub fn cancel(&self) {
-        let now = self.control.generation.load(Ordering::SeqCst);
-        self.control
-            .cancelled_up_to
-            .fetch_max(now, Ordering::SeqCst);
+        self.control.cancel();
     }
 
     /// The next response, if any (never blocks).

@@ -1,12 +1,11 @@
 //! The text worker: owns the loaded text model and runs sentences through it.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Handler, Repaint, SendError, CHANNEL_CAPACITY};
+use super::{Generations, Handler, Repaint, SendError, CHANNEL_CAPACITY};
 use crate::analysis::positional::Matrix;
 use crate::model::text::TextModel;
 use crate::runtime::Runtime;
@@ -90,22 +89,13 @@ pub enum TextResponse {
 pub struct TextWorker {
     tx: SyncSender<(TextRequest, u64)>,
     rx: Receiver<TextResponse>,
-    control: Arc<Control>,
-}
-
-/// Cancel for loads, as in the SAM worker: every load queued before the user's Cancel stops.
-#[derive(Default)]
-struct Control {
-    /// Bumped by every queued load.
-    generation: AtomicU64,
-    /// The generation current at the user's last Cancel.
-    cancelled_up_to: AtomicU64,
+    control: Arc<Generations>,
 }
 
 struct State {
     runtime: Runtime,
     model: Option<TextModel>,
-    control: Arc<Control>,
+    control: Arc<Generations>,
     out: SyncSender<TextResponse>,
     repaint: Repaint,
 }
@@ -169,8 +159,7 @@ impl Handler for State {
         match request {
             TextRequest::LoadModel { dir } => {
                 let control = self.control.clone();
-                let cancelled =
-                    move || control.cancelled_up_to.load(Ordering::SeqCst) >= generation;
+                let cancelled = move || control.cancelled(generation);
                 let check: crate::weights::CancelCheck = Arc::new(cancelled.clone());
                 match TextModel::load_dir_cancellable(&dir, &self.runtime.device, check) {
                     Ok(m) => self.set_model(m),
@@ -216,7 +205,7 @@ impl TextWorker {
     pub fn spawn(runtime: Runtime, repaint: Repaint) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel::<(TextRequest, u64)>(CHANNEL_CAPACITY);
         let (out, responses) = sync_channel::<TextResponse>(CHANNEL_CAPACITY);
-        let control = Arc::new(Control::default());
+        let control = Arc::new(Generations::default());
         let state = State {
             runtime,
             model: None,
@@ -240,9 +229,9 @@ impl TextWorker {
     /// Queues a request without blocking.
     pub fn send(&self, req: TextRequest) -> Result<(), SendError> {
         let generation = if matches!(req, TextRequest::LoadModel { .. }) {
-            self.control.generation.fetch_add(1, Ordering::SeqCst) + 1
+            self.control.next()
         } else {
-            self.control.generation.load(Ordering::SeqCst)
+            self.control.current()
         };
         Ok(self.tx.try_send((req, generation))?)
     }
@@ -250,10 +239,7 @@ impl TextWorker {
     /// The user's Cancel: stops loading a model (one running or queued) at its next tensor
     /// (answered with [`TextResponse::LoadCancelled`]).
     pub fn cancel(&self) {
-        let now = self.control.generation.load(Ordering::SeqCst);
-        self.control
-            .cancelled_up_to
-            .fetch_max(now, Ordering::SeqCst);
+        self.control.cancel();
     }
 
     /// The next response, if any (never blocks).
