@@ -1,7 +1,9 @@
 //! Pure functions shared by the CLI, the workers and the app, no tensors here: over attention
 //! maps (mean / max over heads, attention rollout, subword → word merging, per-head entropy)
-//! and, in [`positional`], over positional encodings.
+//! and, in [`positional`], over positional encodings; [`amg`] holds the automatic mask
+//! generator's geometry and run-length encoding.
 
+pub mod amg;
 pub mod positional;
 
 use serde::Serialize;

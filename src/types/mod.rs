@@ -1,10 +1,12 @@
 //! Plain data exchanged between the models, the workers, the views, the exports and the CLI:
 //! no candle, no egui. A view draws these; a worker or the CLI fills them.
 
+pub mod everything;
 pub mod image;
 pub mod sam;
 pub mod text;
 
+pub use everything::{EverythingParams, EverythingProgress, MaskRecord, Rle};
 pub use image::{Mask, Rgb8};
 pub use sam::{
     BoxPrompt, DecoderAttention, DecoderToken, LayerAttention, PointLabel, PointPrompt, Prediction,

@@ -118,6 +118,9 @@ pub struct Prediction {
     pub masks: Vec<Mask>,
     /// Predicted IoU of each mask.
     pub iou_predictions: Vec<f32>,
+    /// Stability score of each mask (the official `calculate_stability_score` of its logits at
+    /// the original size, offset 1); empty when `masks` is.
+    pub stability_scores: Vec<f32>,
     /// `256 × 256` logits of each mask.
     pub low_res_logits: Vec<Vec<f32>>,
     /// Decoder attention for this prompt.

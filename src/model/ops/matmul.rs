@@ -107,6 +107,15 @@ pub fn transpose_2d(x: &Tensor) -> Result<Tensor> {
     }
 }
 
+/// Each matrix of `x [B, r, c]` transposed: `[B, c, r]`, contiguous (see [`transpose_2d`]).
+pub fn transpose_last2(x: &Tensor) -> Result<Tensor> {
+    if on_cpu_f32(x) && x.rank() == 3 {
+        x.contiguous()?.apply_op1_no_bwd(&TransposeOp)
+    } else {
+        x.transpose(1, 2)?.contiguous()
+    }
+}
+
 struct TransposeOp;
 
 impl CustomOp1 for TransposeOp {
@@ -116,36 +125,51 @@ impl CustomOp1 for TransposeOp {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let src = contiguous_f32(storage, layout)?;
-        let (r, c) = layout.shape().dims2()?;
-        let mut dst = vec![0f32; r * c];
-        const B: usize = 16;
-        // `out` holds destination rows j0.. (source columns), `r` values each, written one
-        // 16 × 16 tile at a time: whole cache lines, so destination rows a power-of-two apart
-        // do not evict each other.
-        let work = |(jb, out): (usize, &mut [f32])| {
-            let j0 = jb * B;
-            let width = out.len() / r.max(1);
-            let mut tile = [[0f32; B]; B];
-            for i0 in (0..r).step_by(B) {
-                let rows = B.min(r - i0);
-                for (ii, row) in src[i0 * c..].chunks_exact(c).take(rows).enumerate() {
-                    for (jj, &v) in row[j0..j0 + width].iter().enumerate() {
-                        tile[jj][ii] = v;
-                    }
-                }
-                for (jj, t) in tile.iter().enumerate().take(width) {
-                    out[jj * r + i0..][..rows].copy_from_slice(&t[..rows]);
+        let (batch, r, c) = match layout.shape().dims() {
+            &[r, c] => (None, r, c),
+            &[b, r, c] => (Some(b), r, c),
+            d => candle_core::bail!("transpose: {d:?} is neither 2-D nor 3-D"),
+        };
+        let mut dst = vec![0f32; src.len()];
+        if r * c > 0 {
+            dst.par_chunks_mut(r * c)
+                .zip(src.par_chunks(r * c))
+                .for_each(|(d, s)| transpose_into(s, (r, c), d));
+        }
+        let shape = match batch {
+            None => Shape::from((c, r)),
+            Some(b) => Shape::from((b, c, r)),
+        };
+        Ok((CpuStorage::F32(dst), shape))
+    }
+}
+
+/// `dst = srcᵀ` for a row-major `r × c` source.
+fn transpose_into(src: &[f32], (r, c): (usize, usize), dst: &mut [f32]) {
+    const B: usize = 16;
+    // `out` holds destination rows j0.. (source columns), `r` values each, written one
+    // 16 × 16 tile at a time: whole cache lines, so destination rows a power-of-two apart
+    // do not evict each other.
+    let work = |(jb, out): (usize, &mut [f32])| {
+        let j0 = jb * B;
+        let width = out.len() / r.max(1);
+        let mut tile = [[0f32; B]; B];
+        for i0 in (0..r).step_by(B) {
+            let rows = B.min(r - i0);
+            for (ii, row) in src[i0 * c..].chunks_exact(c).take(rows).enumerate() {
+                for (jj, &v) in row[j0..j0 + width].iter().enumerate() {
+                    tile[jj][ii] = v;
                 }
             }
-        };
-        if r * c > 0 {
-            if r * c >= 1 << 16 {
-                dst.par_chunks_mut(B * r).enumerate().for_each(work);
-            } else {
-                dst.chunks_mut(B * r).enumerate().for_each(work);
+            for (jj, t) in tile.iter().enumerate().take(width) {
+                out[jj * r + i0..][..rows].copy_from_slice(&t[..rows]);
             }
         }
-        Ok((CpuStorage::F32(dst), Shape::from((c, r))))
+    };
+    if r * c >= 1 << 16 {
+        dst.par_chunks_mut(B * r).enumerate().for_each(work);
+    } else {
+        dst.chunks_mut(B * r).enumerate().for_each(work);
     }
 }
 
@@ -192,6 +216,11 @@ mod tests {
             &transpose_2d(&a).expect("cpu"),
             &transpose_2d(&f64_of(&a)).expect("fallback"),
             "transpose",
+        );
+        assert_close(
+            &transpose_last2(&a3).expect("cpu"),
+            &transpose_last2(&f64_of(&a3)).expect("fallback"),
+            "batched transpose",
         );
     }
 }

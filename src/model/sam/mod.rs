@@ -4,6 +4,7 @@
 //! turns each prompt into masks, IoU predictions and the decoder's attention maps in
 //! milliseconds. Numbers follow Meta's official PyTorch code (see `tests/sam_parity.rs`).
 
+pub mod automatic;
 pub mod config;
 pub mod image_encoder;
 pub mod mask_decoder;
@@ -24,9 +25,14 @@ use crate::types::{
 use crate::weights::{Scope, Weights};
 use config::{EncoderConfig, SamConfig, EMBED_GRID, IMG_SIZE};
 use image_encoder::ImageEncoderVit;
-use mask_decoder::{DecoderImageCache, MaskDecoder};
+use mask_decoder::{BatchTokens, DecoderImageCache, MaskDecoder};
 use prompt_encoder::{EncodedPrompt, PromptEncoder};
 use tiny_vit::TinyVit;
+
+/// SAM's mask threshold on the logits (`Sam.mask_threshold`).
+pub const MASK_THRESHOLD: f32 = 0.0;
+/// The official offset of the stability score (`stability_score_offset`).
+pub const STABILITY_OFFSET: f32 = 1.0;
 
 /// The image encoder was stopped on request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -271,21 +277,36 @@ impl SamModel {
         multimask: bool,
     ) -> Result<Prediction> {
         let raw = self.predict_low_res(emb, prompts, multimask)?;
-        let masks = raw
+        let (masks, stability_scores) = raw
             .low_res_logits
             .iter()
-            .map(|l| Mask {
-                width: emb.original_hw.1,
-                height: emb.original_hw.0,
-                data: transforms::upscale_mask(
+            .map(|l| {
+                let classes = transforms::upscale_classes(
                     l,
                     (LOW_RES, LOW_RES),
                     emb.input_hw,
                     emb.original_hw,
-                ),
+                    MASK_THRESHOLD,
+                    STABILITY_OFFSET,
+                );
+                let stability = transforms::stability_of_classes(&classes);
+                let data = classes
+                    .iter()
+                    .map(|&c| u8::from(c & transforms::ABOVE_THRESHOLD != 0))
+                    .collect();
+                let mask = Mask {
+                    width: emb.original_hw.1,
+                    height: emb.original_hw.0,
+                    data,
+                };
+                (mask, stability)
             })
-            .collect();
-        Ok(Prediction { masks, ..raw })
+            .unzip();
+        Ok(Prediction {
+            masks,
+            stability_scores,
+            ..raw
+        })
     }
 
     /// Like [`Self::predict`] without the upscale to the original size (`masks` is empty).
@@ -343,6 +364,7 @@ impl SamModel {
             .collect::<Result<_>>()?;
         Ok(Prediction {
             masks: Vec::new(),
+            stability_scores: Vec::new(),
             iou_predictions,
             low_res_logits,
             decoder_attention: DecoderAttention {
@@ -357,6 +379,69 @@ impl SamModel {
                 final_token_to_image: to_vec_f32(&out.final_token_to_image)?,
             },
         })
+    }
+}
+
+/// A batch of single-point prompts decoded together on one image (the automatic mask
+/// generator's unit of work): the multimask IoU predictions of every prompt, and what their
+/// masks need.
+pub struct PointBatch {
+    tokens: BatchTokens,
+    num_mask_tokens: usize,
+}
+
+impl PointBatch {
+    /// Prompts in the batch.
+    pub fn len(&self) -> usize {
+        self.tokens.iou.len() / self.num_mask_tokens
+    }
+
+    /// True for an empty batch.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The predicted IoU of the multimask outputs (`num_mask_tokens − 1` of them) of `prompt`.
+    pub fn multimask_iou(&self, prompt: usize) -> &[f32] {
+        let n = self.num_mask_tokens;
+        &self.tokens.iou[prompt * n + 1..(prompt + 1) * n]
+    }
+}
+
+impl SamModel {
+    /// Decodes single foreground points, given in the model's input frame (see
+    /// [`transforms::apply_coords`]), as one batch against the image's cached decoder work
+    /// (the official `predict_torch` with one point per prompt and `multimask_output`).
+    pub fn decode_point_batch(
+        &self,
+        emb: &ImageEmbedding,
+        points_input: &[[f64; 2]],
+    ) -> Result<PointBatch> {
+        if points_input.is_empty() {
+            bail!("no points to decode");
+        }
+        let sparse = self
+            .prompt_encoder
+            .sparse_foreground_points(points_input, &self.device)?;
+        let tokens =
+            self.mask_decoder
+                .forward_batch(&emb.decoder_cache, &self.image_pe_rows, &sparse)?;
+        Ok(PointBatch {
+            tokens,
+            num_mask_tokens: self.config.num_mask_tokens,
+        })
+    }
+
+    /// The multimask low-res logits of the batch entries `prompts`:
+    /// `[prompts, num_mask_tokens − 1, 256, 256]` row-major.
+    pub fn point_batch_masks(&self, batch: &PointBatch, prompts: &[usize]) -> Result<Vec<f32>> {
+        if prompts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let masks =
+            self.mask_decoder
+                .batch_masks(&batch.tokens, prompts, 1..batch.num_mask_tokens)?;
+        Ok(to_vec_f32(&masks)?)
     }
 }
 

@@ -134,6 +134,27 @@ impl PromptEncoder {
         Ok((Tensor::from_vec(data, (1, t, d), device)?, kinds))
     }
 
+    /// Sparse tokens `[B, 2, 256]` of `B` single foreground points (in the input frame) and
+    /// their padding points, as the automatic mask generator feeds them: its coordinates stay
+    /// in f64 until after the shift and normalisation, as in the official code.
+    pub fn sparse_foreground_points(
+        &self,
+        points: &[[f64; 2]],
+        device: &candle_core::Device,
+    ) -> Result<Tensor> {
+        let d = PROMPT_EMBED_DIM;
+        let size = IMG_SIZE as f64;
+        let mut data = Vec::with_capacity(points.len() * 2 * d);
+        for &[x, y] in points {
+            let e = self
+                .pe
+                .encode(((x + 0.5) / size) as f32, ((y + 0.5) / size) as f32);
+            data.extend(e.iter().zip(&self.point_embeddings[1]).map(|(a, b)| a + b));
+            data.extend_from_slice(&self.not_a_point);
+        }
+        Ok(Tensor::from_vec(data, (points.len(), 2, d), device)?)
+    }
+
     /// Dense embedding `[1, 256, 64, 64]`: the downscaled mask input, or `no_mask_embed`
     /// broadcast over the grid.
     pub fn dense(&self, prompt: &EncodedPrompt, device: &candle_core::Device) -> Result<Tensor> {

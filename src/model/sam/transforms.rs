@@ -36,6 +36,12 @@ pub fn apply_coords((x, y): (f64, f64), (oh, ow): (usize, usize)) -> (f32, f32) 
     )
 }
 
+/// [`apply_coords`] kept in f64, as the automatic mask generator's numpy code keeps it.
+pub fn apply_coords_f64((x, y): (f64, f64), (oh, ow): (usize, usize)) -> [f64; 2] {
+    let (nh, nw) = preprocess_shape(oh, ow, IMG_SIZE);
+    [x * (nw as f64 / ow as f64), y * (nh as f64 / oh as f64)]
+}
+
 /// `ResizeLongestSide(1024).apply_image`.
 pub fn resize_longest_side(img: &Rgb8) -> Rgb8 {
     let (h, w) = preprocess_shape(img.height, img.width, IMG_SIZE);
@@ -85,6 +91,42 @@ pub fn upscale_mask(
     upscale_map(low_res, low_res_hw, (input_hw, original_hw), |v| {
         u8::from(v > 0.0)
     })
+}
+
+/// Bit of [`upscale_classes`]: the logit lies above `threshold − offset`.
+pub const ABOVE_LOW: u8 = 1;
+/// Bit of [`upscale_classes`]: the logit lies above `threshold` (the mask).
+pub const ABOVE_THRESHOLD: u8 = 2;
+/// Bit of [`upscale_classes`]: the logit lies above `threshold + offset`.
+pub const ABOVE_HIGH: u8 = 4;
+
+/// [`upscale_logits`] reduced to three bits per pixel ([`ABOVE_LOW`], [`ABOVE_THRESHOLD`],
+/// [`ABOVE_HIGH`]): the mask and the two masks of the stability score in one pass, without
+/// the full-size logits.
+pub fn upscale_classes(
+    low_res: &[f32],
+    low_res_hw: (usize, usize),
+    input_hw: (usize, usize),
+    original_hw: (usize, usize),
+    threshold: f32,
+    offset: f32,
+) -> Vec<u8> {
+    let (lo, hi) = (threshold - offset, threshold + offset);
+    upscale_map(low_res, low_res_hw, (input_hw, original_hw), |v| {
+        let bit = |above: bool, b: u8| if above { b } else { 0 };
+        bit(v > lo, ABOVE_LOW) | bit(v > threshold, ABOVE_THRESHOLD) | bit(v > hi, ABOVE_HIGH)
+    })
+}
+
+/// The official `calculate_stability_score` of classes from [`upscale_classes`]: the pixels
+/// above `threshold + offset` over those above `threshold − offset`.
+pub fn stability_of_classes(classes: &[u8]) -> f32 {
+    let (mut high, mut low) = (0u64, 0u64);
+    for &c in classes {
+        high += u64::from(c & ABOVE_HIGH != 0);
+        low += u64::from(c & ABOVE_LOW != 0);
+    }
+    crate::analysis::amg::stability_score(high, low)
 }
 
 /// [`upscale_logits`] with `f` applied to each final value.
