@@ -100,6 +100,12 @@ fn segments_chelsea_like_pytorch() {
     assert_eq!(summary["model"]["kind"], "vit");
     assert_eq!(summary["model"]["embed_dim"], 96);
     assert_eq!(summary["masks"].as_array().expect("masks").len(), 3);
+    for m in summary["masks"].as_array().expect("masks") {
+        let s = m["stability_score"]
+            .as_f64()
+            .expect("a stability score per mask");
+        assert!((0.0..=1.0).contains(&s), "stability {s}");
+    }
     let reference = load_tensors("sam/sam_vit_small.safetensors");
     let ref_masks: Vec<u8> = reference["p0.masks"]
         .flatten_all()
@@ -377,4 +383,147 @@ fn pickles_with_code_are_refused_and_never_run() {
     let pth = std::fs::read(fixture("sam/sam_vit_small_image_encoder.pth")).expect("pth");
     let cut = write("cut.pth", &pth[..pth.len() - 5000]);
     fails_with(&segment(&cut, &img, &p), "cut.pth");
+}
+
+/// `segattn everything` with arguments `extra` after the weights, image and output.
+fn everything_to(out: &Path, extra: &[&str]) -> Run {
+    let w = weights();
+    let img = chelsea();
+    let mut args = vec![
+        "everything",
+        "--weights",
+        w.to_str().expect("utf8"),
+        "--image",
+        img.to_str().expect("utf8"),
+        "--out",
+        out.to_str().expect("utf8"),
+    ];
+    args.extend_from_slice(extra);
+    segattn(&args)
+}
+
+/// Relaxed thresholds: the detweights model's IoU predictions are near 0 and its logits
+/// small, so the defaults keep nothing.
+const RELAXED: [&str; 10] = [
+    "--points-per-side",
+    "3",
+    "--pred-iou-thresh",
+    "-10",
+    "--stability-score-thresh",
+    "0",
+    "--stability-score-offset",
+    "0.02",
+    "--box-nms-thresh",
+    "1.0",
+];
+
+/// The records of the official generator's `coco_rle` output: every field, 3 masks per
+/// point when nothing is suppressed, sorted by predicted IoU within the crop; our RLE decodes
+/// with pycocotools to exactly our mask.
+#[test]
+fn everything_writes_the_official_records() {
+    let out = workdir().join("everything.json");
+    let run = everything_to(&out, &RELAXED);
+    assert_eq!(run.code, 0, "stderr: {}", run.stderr);
+    assert!(run.stderr.contains("27 masks"), "stderr: {}", run.stderr);
+    let records: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&out).expect("json written")).expect("json");
+    assert_eq!(records.len(), 27);
+    let mut masks = Vec::new();
+    let mut last_iou = f64::INFINITY;
+    for r in &records {
+        for key in [
+            "segmentation",
+            "area",
+            "bbox",
+            "predicted_iou",
+            "point_coords",
+            "stability_score",
+            "crop_box",
+        ] {
+            assert!(r.get(key).is_some(), "record lacks {key}: {r}");
+        }
+        assert_eq!(r["crop_box"], serde_json::json!([0, 0, 451, 300]));
+        let iou = r["predicted_iou"].as_f64().expect("iou");
+        assert!(iou <= last_iou, "records sorted by predicted IoU");
+        last_iou = iou;
+        let seg = &r["segmentation"];
+        assert_eq!(seg["size"], serde_json::json!([300, 451]));
+        let rle = segattn::analysis::amg::rle_from_coco_string(
+            seg["counts"].as_str().expect("counts"),
+            [300, 451],
+        )
+        .expect("our RLE parses");
+        let mask = segattn::analysis::amg::rle_to_mask(&rle);
+        assert_eq!(
+            mask.iter().filter(|&&v| v != 0).count() as u64,
+            r["area"].as_u64().expect("area")
+        );
+        masks.extend(mask);
+    }
+    // pycocotools (a pip wheel; CI installs it) decodes our strings to the same masks.
+    let raw = workdir().join("everything.masks");
+    std::fs::write(&raw, &masks).expect("write masks");
+    let script = r#"
+import json, sys
+import numpy as np
+from pycocotools import mask as mask_utils
+records = json.load(open(sys.argv[1]))
+ours = np.fromfile(sys.argv[2], dtype=np.uint8).reshape(len(records), 300, 451)
+for i, r in enumerate(records):
+    seg = dict(r["segmentation"], counts=r["segmentation"]["counts"].encode())
+    theirs = mask_utils.decode(seg)
+    assert theirs.shape == (300, 451), theirs.shape
+    assert (theirs == ours[i]).all(), f"record {i} differs"
+    assert int(mask_utils.area(seg)) == r["area"], f"record {i} area"
+print(f"pycocotools: {len(records)} masks equal")
+"#;
+    let python = std::env::var("SEGATTN_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has_coco = std::process::Command::new(&python)
+        .args(["-c", "import pycocotools, numpy"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_coco && std::env::var_os("CI").is_none() {
+        eprintln!("pycocotools not installed ({python}): the RLE check against it is skipped");
+        return;
+    }
+    let check = std::process::Command::new(&python)
+        .args(["-c", script])
+        .arg(&out)
+        .arg(&raw)
+        .output()
+        .expect("python runs");
+    assert!(
+        check.status.success(),
+        "pycocotools check failed: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+#[test]
+fn everything_rejects_bad_parameters_cleanly() {
+    let out = workdir().join("bad-everything.json");
+    fails_with(
+        &everything_to(&out, &["--points-per-side", "0"]),
+        "points per side",
+    );
+    fails_with(
+        &everything_to(&out, &["--crop-overlap-ratio", "1.5"]),
+        "overlap",
+    );
+    fails_with(&everything_to(&out, &["--points-per-batch", "0"]), "batch");
+    assert!(!out.exists(), "no output after an error");
+    let missing = workdir().join("missing.png");
+    let w = weights();
+    let run = segattn(&[
+        "everything",
+        "--weights",
+        w.to_str().expect("utf8"),
+        "--image",
+        missing.to_str().expect("utf8"),
+        "--out",
+        out.to_str().expect("utf8"),
+    ]);
+    fails_with(&run, "missing.png");
 }

@@ -394,6 +394,23 @@ pub fn crop_mask_to_rle(mask: &[u8], crop: &[usize; 4], image_hw: (usize, usize)
     }
 }
 
+/// A record as the official generator returns it with `output_mode="coco_rle"` (what its
+/// users write with `json.dump`).
+pub fn record_json(r: &crate::types::MaskRecord) -> serde_json::Value {
+    serde_json::json!({
+        "segmentation": {
+            "size": r.segmentation.size,
+            "counts": rle_to_coco_string(&r.segmentation),
+        },
+        "area": r.area,
+        "bbox": r.bbox,
+        "predicted_iou": r.predicted_iou,
+        "point_coords": [r.point_coords],
+        "stability_score": r.stability_score,
+        "crop_box": r.crop_box,
+    })
+}
+
 /// `[x0, y0, x1, y1]` → `[x, y, w, h]`.
 pub fn xyxy_to_xywh(b: [u32; 4]) -> [u32; 4] {
     [b[0], b[1], b[2] - b[0], b[3] - b[1]]

@@ -6,11 +6,12 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 
 use super::peak_rss_bytes;
+use crate::model::sam::automatic::generate;
 use crate::model::sam::config::{EncoderConfig, SamConfig, TinyVitConfig, VitConfig};
 use crate::model::sam::SamModel;
 use crate::model::text::TextModel;
 use crate::runtime::{device_name, select_device, DTypeChoice, DeviceChoice};
-use crate::types::{PointLabel, PointPrompt, Prompts, Rgb8};
+use crate::types::{EverythingParams, PointLabel, PointPrompt, Prompts, Rgb8};
 use crate::weights::Weights;
 
 /// What to time.
@@ -21,6 +22,8 @@ pub enum BenchTarget {
     Sam,
     /// Text transformer forward with attention capture.
     Text,
+    /// SAM's automatic mask generator ("everything") after the image is encoded.
+    Everything,
     /// Everything.
     All,
 }
@@ -84,6 +87,9 @@ pub struct BenchArgs {
     /// Sentence lengths (tokens) for `text`.
     #[arg(long, value_delimiter = ',', default_values_t = [16usize, 128])]
     pub tokens: Vec<usize>,
+    /// Grid points per side for `everything`.
+    #[arg(long, default_value_t = 32)]
+    pub points_per_side: usize,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -155,6 +161,79 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     if matches!(args.target, BenchTarget::Text | BenchTarget::All) {
         bench_text(args)?;
+    }
+    if matches!(args.target, BenchTarget::Everything | BenchTarget::All) {
+        bench_everything(args)?;
+    }
+    Ok(())
+}
+
+fn load_sam(args: &BenchArgs) -> Result<SamModel> {
+    let device = select_device(args.device)?;
+    let precision = args.dtype.resolve(&device);
+    Ok(match &args.weights {
+        Some(path) => SamModel::load_as(&Weights::open(path)?, &device, precision)?,
+        None => {
+            let config = args.arch.config();
+            let weights = crate::model::sam::detweights_sam(&config, 1)?;
+            SamModel::load_with_config(&weights, config, &device, precision)?
+        }
+    })
+}
+
+/// The generator with the default parameters (the official thresholds: with deterministic
+/// weights the IoU filter drops every mask, so this is the decoder's cost) and with every mask
+/// kept by the IoU and stability filters (each upscaled, scored, encoded and NMS'd).
+fn bench_everything(args: &BenchArgs) -> Result<()> {
+    let model = load_sam(args)?;
+    let image = match &args.image {
+        Some(p) => crate::image_io::load_rgb8(p)?,
+        None => synthetic_image(451, 300),
+    };
+    let emb = model.embed(&image)?;
+    let defaults = EverythingParams {
+        points_per_side: args.points_per_side,
+        ..Default::default()
+    };
+    let all = EverythingParams {
+        pred_iou_thresh: -10.0,
+        stability_score_thresh: 0.0,
+        ..defaults
+    };
+    let mut out = serde_json::Map::new();
+    for (key, params, runs) in [("everything", defaults, 3), ("everything_all", all, 2)] {
+        let mut n = 0;
+        let mut run = || -> Result<()> {
+            n = generate(&model, &image, &params, Some(&emb), &mut |_| {}, &|| false)?.len();
+            Ok(())
+        };
+        run()?; // warm-up
+        let times = (0..runs)
+            .map(|_| time_ms(&mut run))
+            .collect::<Result<Vec<_>>>()?;
+        out.insert(format!("{key}_ms"), median(times).into());
+        out.insert(format!("{key}_masks"), n.into());
+    }
+    let name = model.config().name();
+    let threads = rayon::current_num_threads();
+    if args.json {
+        out.insert("model".into(), name.into());
+        out.insert("points_per_side".into(), args.points_per_side.into());
+        out.insert("threads".into(), threads.into());
+        out.insert("device".into(), device_name(model.device()).into());
+        println!("{}", serde_json::Value::Object(out));
+    } else {
+        println!("| model | points | threads | everything, defaults (ms) | every mask kept (ms) |");
+        println!("| --- | --- | --- | --- | --- |");
+        println!(
+            "| {name} | {0}x{0} | {threads} | {1:.0} ({2} masks) | {3:.0} ({4} masks) |",
+            args.points_per_side,
+            out["everything_ms"].as_f64().unwrap_or(f64::NAN),
+            out["everything_masks"],
+            out["everything_all_ms"].as_f64().unwrap_or(f64::NAN),
+            out["everything_all_masks"],
+        );
+        println!("(after the image is encoded; medians of 3 and 2 runs after a warm-up)");
     }
     Ok(())
 }

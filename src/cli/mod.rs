@@ -5,6 +5,7 @@
 mod attend;
 mod bench;
 mod encodings;
+mod everything;
 mod segment;
 mod values;
 
@@ -96,6 +97,8 @@ impl From<GuiArgs> for AppOptions {
 pub enum Command {
     /// Segment an image with SAM / MobileSAM from point and box prompts.
     Segment(segment::SegmentArgs),
+    /// Segment a whole image at once: SAM's automatic mask generator, as COCO RLE records.
+    Everything(everything::EverythingArgs),
     /// Every layer's and head's attention of a text model for a sentence.
     Attend(attend::AttendArgs),
     /// Positional encodings (sinusoidal, learned, rotary) as a heatmap PNG.
@@ -108,6 +111,7 @@ pub enum Command {
 pub fn run(command: Command) -> Result<()> {
     match command {
         Command::Segment(args) => segment::run(&args),
+        Command::Everything(args) => everything::run(&args),
         Command::Attend(args) => attend::run(&args),
         Command::Encodings(args) => encodings::run(&args),
         Command::Bench(args) => bench::run(&args),

@@ -159,8 +159,12 @@ pub fn run(args: &SegmentArgs) -> Result<()> {
             .iter()
             .zip(&files)
             .zip(&pred.iou_predictions)
-            .map(|((m, f), iou)| {
-                serde_json::json!({"file": f, "predicted_iou": iou, "area": m.area()})
+            .zip(&pred.stability_scores)
+            .map(|(((m, f), iou), stability)| {
+                serde_json::json!({
+                    "file": f, "predicted_iou": iou, "stability_score": stability,
+                    "area": m.area(),
+                })
             })
             .collect();
         let out = serde_json::json!({
@@ -170,9 +174,10 @@ pub fn run(args: &SegmentArgs) -> Result<()> {
         });
         println!("{out}");
     } else {
-        for ((m, f), iou) in pred.masks.iter().zip(&files).zip(&pred.iou_predictions) {
+        let scores = pred.iou_predictions.iter().zip(&pred.stability_scores);
+        for ((m, f), (iou, stability)) in pred.masks.iter().zip(&files).zip(scores) {
             println!(
-                "{}: predicted IoU {iou:.3}, {} pixels",
+                "{}: predicted IoU {iou:.3}, stability {stability:.3}, {} pixels",
                 f.display(),
                 m.area()
             );

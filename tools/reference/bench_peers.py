@@ -77,6 +77,27 @@ def bench_text(folder, threads, runs):
     print(json.dumps(result))
 
 
+def bench_everything(model, args, result):
+    """The official generator after the image is encoded (its set_image made a no-op), with
+    the default parameters and with every mask kept by the IoU and stability filters."""
+    if args.arch == "mobile-sam":
+        from mobile_sam import SamAutomaticMaskGenerator
+    else:
+        from segment_anything import SamAutomaticMaskGenerator
+    image = synthetic_image()
+    # One run each, no warm-up: a 32 x 32 run takes minutes, far longer than any warm-up effect.
+    for key, extra, runs in (("torch_everything_ms", {}, 1), ("torch_everything_all_ms", {"pred_iou_thresh": -10.0, "stability_score_thresh": 0.0}, 1)):
+        gen = SamAutomaticMaskGenerator(model, points_per_side=args.points_per_side, **extra)
+        gen.predictor.set_image(image)
+        gen.predictor.set_image = lambda *a, **k: None
+        gen.predictor.reset_image = lambda: None
+        n = []
+        result[key], _ = timed(lambda: n.append(len(gen.generate(image))), runs, warmup=0)
+        result[key.replace("_ms", "_masks")] = n[-1]
+    result["points_per_side"] = args.points_per_side
+    print(json.dumps(result))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--text", help="a BERT-family model folder: time the text forward instead")
@@ -85,6 +106,8 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--clicks", type=int, default=20)
     ap.add_argument("--no-onnx", action="store_true")
+    ap.add_argument("--everything", action="store_true", help="time the official automatic mask generator instead")
+    ap.add_argument("--points-per-side", type=int, default=32)
     args = ap.parse_args()
     if args.text:
         return bench_text(args.text, args.threads, max(args.runs, 20))
@@ -97,6 +120,9 @@ def main():
     model.eval()
     x = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 3, 1024, 1024)).astype(np.float32))
     result = {"arch": args.arch, "threads": args.threads, "torch": torch.__version__}
+
+    if args.everything:
+        return bench_everything(model, args, result)
 
     enc = model.image_encoder
     result["torch_encode_ms"], result["torch_encode_runs_ms"] = timed(lambda: enc(x), args.runs)

@@ -172,8 +172,17 @@ fn process_crop(
     Ok(found)
 }
 
-/// The official `_process_batch`: decodes `points` (crop pixels) as one batch and keeps the
-/// masks that pass the filters, in prompt-major order.
+/// Prompts decoded together inside one of the official batches.
+///
+/// PERF: each prompt's image side (`[4096, 256]` keys through two blocks, the final attention
+/// and the upscaler) is its own work whatever the batch; only the token side and the first
+/// block's products against the cached image projections are shared. Measured with MobileSAM
+/// on 2 cores, 64 prompts took 1.57 s decoded as one batch of 64 (its `[64, 4096, 256]`
+/// activations do not stay in cache), 0.95 s in batches of 16, 1.14 s of 4 and 1.71 s of 1.
+const DECODE_CHUNK: usize = 16;
+
+/// The official `_process_batch`: decodes `points` (crop pixels) and keeps the masks that
+/// pass the filters, in prompt-major order (the official order).
 fn process_batch(
     model: &SamModel,
     emb: &ImageEmbedding,
@@ -183,64 +192,68 @@ fn process_batch(
     image_hw: (usize, usize),
 ) -> Result<Vec<Candidate>> {
     let crop_hw = emb.original_hw;
-    let input: Vec<[f64; 2]> = points
-        .iter()
-        .map(|&[x, y]| transforms::apply_coords_f64((x, y), crop_hw))
-        .collect();
-    let batch = model.decode_point_batch(emb, &input)?;
-    // (prompt, output) pairs that pass the predicted-IoU filter.
-    let pass_iou = |iou: f32| params.pred_iou_thresh <= 0.0 || iou > params.pred_iou_thresh;
-    let per_prompt = batch.multimask_iou(0).len();
-    let prompts: Vec<usize> = (0..batch.len())
-        .filter(|&p| batch.multimask_iou(p).iter().any(|&v| pass_iou(v)))
-        .collect();
-    let logits = model.point_batch_masks(&batch, &prompts)?;
-    let plane = LOW_RES * LOW_RES;
-    let jobs: Vec<(usize, usize, &[f32])> = prompts
-        .iter()
-        .enumerate()
-        .flat_map(|(row, &p)| (0..per_prompt).map(move |j| (row, p, j)))
-        .filter(|&(_, p, j)| pass_iou(batch.multimask_iou(p)[j]))
-        .map(|(row, p, j)| {
-            let at = (row * per_prompt + j) * plane;
-            (p, j, &logits[at..at + plane])
-        })
-        .collect();
-    let candidates = jobs
-        .into_par_iter()
-        .map(|(p, j, low)| {
-            let classes = transforms::upscale_classes(
-                low,
-                (LOW_RES, LOW_RES),
-                emb.input_hw,
-                crop_hw,
-                MASK_THRESHOLD,
-                params.stability_score_offset,
-            );
-            let stability = transforms::stability_of_classes(&classes);
-            // `>=` is false for NaN (no pixel above the low threshold), as in PyTorch.
-            let stable = stability >= params.stability_score_thresh;
-            if params.stability_score_thresh > 0.0 && !stable {
-                return None;
-            }
-            let mask: Vec<u8> = classes
-                .iter()
-                .map(|&c| u8::from(c & ABOVE_THRESHOLD != 0))
-                .collect();
-            let bbox = amg::mask_to_box(&mask, crop_hw);
-            if amg::is_box_near_crop_edge(&bbox, &crop.xyxy, image_hw) {
-                return None;
-            }
-            Some(Candidate {
-                rle: amg::crop_mask_to_rle(&mask, &crop.xyxy, image_hw),
-                bbox,
-                iou: batch.multimask_iou(p)[j],
-                stability,
-                point: points[p],
+    let mut out = Vec::new();
+    for chunk in points.chunks(DECODE_CHUNK) {
+        let input: Vec<[f64; 2]> = chunk
+            .iter()
+            .map(|&[x, y]| transforms::apply_coords_f64((x, y), crop_hw))
+            .collect();
+        let batch = model.decode_point_batch(emb, &input)?;
+        // The IoU filter needs no mask: only prompts with a surviving output are upscaled.
+        let pass_iou = |iou: f32| params.pred_iou_thresh <= 0.0 || iou > params.pred_iou_thresh;
+        let per_prompt = batch.multimask_iou(0).len();
+        let prompts: Vec<usize> = (0..batch.len())
+            .filter(|&p| batch.multimask_iou(p).iter().any(|&v| pass_iou(v)))
+            .collect();
+        let logits = model.point_batch_masks(&batch, &prompts)?;
+        let plane = LOW_RES * LOW_RES;
+        let jobs: Vec<(usize, usize, &[f32])> = prompts
+            .iter()
+            .enumerate()
+            .flat_map(|(row, &p)| (0..per_prompt).map(move |j| (row, p, j)))
+            .filter(|&(_, p, j)| pass_iou(batch.multimask_iou(p)[j]))
+            .map(|(row, p, j)| {
+                let at = (row * per_prompt + j) * plane;
+                (p, j, &logits[at..at + plane])
             })
-        })
-        .collect::<Vec<_>>();
-    Ok(candidates.into_iter().flatten().collect())
+            .collect();
+        let candidates = jobs
+            .into_par_iter()
+            .map(|(p, j, low)| {
+                let classes = transforms::upscale_classes(
+                    low,
+                    (LOW_RES, LOW_RES),
+                    emb.input_hw,
+                    crop_hw,
+                    MASK_THRESHOLD,
+                    params.stability_score_offset,
+                );
+                let stability = transforms::stability_of_classes(&classes);
+                // `>=` is false for NaN (no pixel above the low threshold), as in PyTorch.
+                let stable = stability >= params.stability_score_thresh;
+                if params.stability_score_thresh > 0.0 && !stable {
+                    return None;
+                }
+                let mask: Vec<u8> = classes
+                    .iter()
+                    .map(|&c| u8::from(c & ABOVE_THRESHOLD != 0))
+                    .collect();
+                let bbox = amg::mask_to_box(&mask, crop_hw);
+                if amg::is_box_near_crop_edge(&bbox, &crop.xyxy, image_hw) {
+                    return None;
+                }
+                Some(Candidate {
+                    rle: amg::crop_mask_to_rle(&mask, &crop.xyxy, image_hw),
+                    bbox,
+                    iou: batch.multimask_iou(p)[j],
+                    stability,
+                    point: chunk[p],
+                })
+            })
+            .collect::<Vec<_>>();
+        out.extend(candidates.into_iter().flatten());
+    }
+    Ok(out)
 }
 
 /// The official `postprocess_small_regions`: fills small holes and removes small islands,
