@@ -449,7 +449,9 @@ impl SegattnApp {
                     task.describe()
                 )));
                 match (self.sam_path.clone(), task) {
-                    (Some(path), SamTask::Encode | SamTask::Predict) => self.load_sam(path),
+                    (Some(path), SamTask::Encode | SamTask::Predict | SamTask::Everything) => {
+                        self.load_sam(path)
+                    }
                     _ => {
                         self.sam_model.activity = ModelActivity::Failed(format!(
                             "an internal error while {}",
@@ -458,7 +460,15 @@ impl SegattnApp {
                     }
                 }
             }
-            SamResponse::Encoding { .. } | SamResponse::Cancelled { .. } => {}
+            SamResponse::Everything { records, ms, .. } => self.status.notify(Ok(format!(
+                "everything: {} masks in {:.1} s",
+                records.len(),
+                ms / 1e3
+            ))),
+            SamResponse::Encoding { .. }
+            | SamResponse::Cancelled { .. }
+            | SamResponse::EverythingProgress { .. }
+            | SamResponse::EverythingCancelled { .. } => {}
         }
         let status = &mut self.status;
         self.segment.on_response(ctx, r, &mut |m| status.notify(m));
@@ -566,6 +576,16 @@ impl SegattnApp {
         let mut notify = |m: Result<String, String>| status.notify(m);
         if self.settings.view != View::Segment {
             return;
+        }
+        let typing = ctx.egui_wants_keyboard_input();
+        if !typing && ctx.input(|i| i.key_pressed(Key::H) && i.modifiers.is_none()) {
+            let on = !self.settings.segment.hover_preview;
+            self.settings.segment.hover_preview = on;
+            self.segment.hover_enabled = on;
+            notify(Ok(format!(
+                "hover preview {}",
+                if on { "on" } else { "off" }
+            )));
         }
         if ctx.input_mut(|i| i.consume_shortcut(&redo)) {
             self.segment.redo(&self.sam, &mut notify);

@@ -701,3 +701,184 @@ fn learned_encodings_show_the_weights() {
         "rows 0..64 of position_embeddings.weight"
     );
 }
+
+/// The canvas position of image pixel `(x, y)`.
+fn image_pos(h: &Harness<'static, SegattnApp>, x: f32, y: f32) -> Pos2 {
+    let img = h.state().segment.image.as_ref().expect("image");
+    let (w, ht) = (img.rgb.width as f32, img.rgb.height as f32);
+    let rect = h.get_by_label("Image canvas").rect();
+    Pos2::new(
+        rect.min.x + x / w * rect.width(),
+        rect.min.y + y / ht * rect.height(),
+    )
+}
+
+fn open_chelsea_encoded() -> Harness<'static, SegattnApp> {
+    let mut h = app(AppOptions {
+        sam_model: Some(small_sam()),
+        ..Default::default()
+    });
+    let ctx = h.ctx.clone();
+    h.state_mut()
+        .segment
+        .open(ImageSource::File(chelsea()), &ctx);
+    wait_until(&mut h, "the image to be encoded", |a| {
+        matches!(a.segment.encode, EncodeState::Ready { .. })
+    });
+    h
+}
+
+/// Resting the pointer shows the mask a click there would give; the click then takes that
+/// answer at once (no new request); H turns the preview off.
+#[test]
+fn hover_previews_the_mask_and_a_click_commits_it() {
+    let mut h = open_chelsea_encoded();
+    let pos = image_pos(&h, 250.0, 130.0);
+    h.event(Event::PointerMoved(pos));
+    wait_until(&mut h, "the hover preview", |a| {
+        a.segment
+            .hover
+            .preview
+            .as_ref()
+            .is_some_and(|p| p.candidates.overlays.is_some())
+    });
+    let preview_id = {
+        let s = &h.state().segment;
+        assert!(s.prompts().is_empty(), "hovering places no prompt");
+        assert!(s.candidates.is_none());
+        let p = s.hover.preview.as_ref().expect("preview");
+        assert_eq!(p.prompts.points.len(), 1);
+        let [x, y] = p.prompts.points[0].pos_in_image;
+        assert!(
+            (x - 250.0).abs() < 2.0 && (y - 130.0).abs() < 2.0,
+            "{x}, {y}"
+        );
+        assert_eq!(p.prompts.points[0].label, PointLabel::Foreground);
+        p.candidates.request_id
+    };
+    for pressed in [true, false] {
+        h.event(Event::PointerButton {
+            pos,
+            button: PointerButton::Primary,
+            pressed,
+            modifiers: Modifiers::NONE,
+        });
+        h.step();
+    }
+    {
+        let s = &h.state().segment;
+        assert_eq!(s.prompts().points.len(), 1, "the click placed the point");
+        let c = s
+            .candidates
+            .as_ref()
+            .expect("the preview became the candidates");
+        assert_eq!(c.request_id, preview_id);
+        assert!(s.awaiting.is_none(), "no request was needed");
+        assert_eq!(c.stability.len(), c.masks.len(), "stability per candidate");
+    }
+    h.step();
+    assert_eq!(
+        h.get_all_by_label_contains(", stability ").count(),
+        3,
+        "each candidate shows its stability"
+    );
+    // H turns the preview off: moving elsewhere asks nothing.
+    h.event(Event::Key {
+        key: egui::Key::H,
+        physical_key: None,
+        pressed: true,
+        repeat: false,
+        modifiers: Modifiers::NONE,
+    });
+    h.step();
+    assert!(!h.state().segment.hover_enabled);
+    assert!(!h.state().settings.segment.hover_preview);
+    let elsewhere = image_pos(&h, 100.0, 200.0);
+    h.event(Event::PointerMoved(elsewhere));
+    for _ in 0..20 {
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(h.state().segment.hover.preview.is_none());
+}
+
+/// Everything mode runs on the worker with progress, its masks come back as objects the user
+/// keeps or deletes, and a long run can be cancelled.
+#[test]
+fn everything_runs_can_be_cancelled_and_its_masks_kept() {
+    let mut h = open_chelsea_encoded();
+    // The detweights model's IoU predictions are near 0: relax the filters.
+    let params = segattn::types::EverythingParams {
+        points_per_side: 4,
+        pred_iou_thresh: 0.0,
+        stability_score_thresh: 0.0,
+        stability_score_offset: 0.02,
+        box_nms_thresh: 1.0,
+        ..Default::default()
+    };
+    h.state_mut().settings.segment.everything = params;
+    h.step();
+    h.get_by_label("Segment everything").click();
+    h.step();
+    assert!(h.state().segment.everything.running.is_some());
+    wait_until(&mut h, "the masks found", |a| {
+        !a.segment.everything.found.is_empty()
+    });
+    // The same as the generator on the view's own embedding.
+    let expected = {
+        let model = small_sam();
+        let img = segattn::image_io::load_rgb8(chelsea()).expect("image");
+        let emb = model.embed(&img).expect("embeds");
+        segattn::model::sam::automatic::generate(
+            &model,
+            &img,
+            &params,
+            Some(&emb),
+            &mut |_| {},
+            &|| false,
+        )
+        .expect("generates")
+        .len()
+    };
+    let found = h.state().segment.everything.found.len();
+    assert_eq!(found, expected);
+    assert_eq!(found, 48, "3 masks for each of 16 points, none suppressed");
+    let objects = h.state().segment.objects.len();
+    h.get_all_by_label("Keep")
+        .next()
+        .expect("a Keep button")
+        .click();
+    h.step();
+    assert_eq!(h.state().segment.objects.len(), objects + 1);
+    assert_eq!(h.state().segment.everything.found.len(), found - 1);
+    h.step(); // the panel's layout settles a frame after a row goes
+    h.get_all_by_label("Drop")
+        .next()
+        .expect("a found mask's Drop")
+        .click();
+    h.step();
+    assert_eq!(h.state().segment.everything.found.len(), found - 2);
+    // A long run shows its progress and stops on Cancel; what was found stays.
+    h.state_mut().settings.segment.everything.points_per_side = 64;
+    h.step();
+    h.get_by_label("Segment everything").click();
+    wait_until(&mut h, "some points done", |a| {
+        a.segment
+            .everything
+            .running
+            .as_ref()
+            .is_some_and(|r| r.1.points_done > 0 && r.1.points_total == 4096)
+    });
+    h.get_by_label("Cancel everything").click();
+    wait_until(&mut h, "the run to stop", |a| {
+        a.segment.everything.running.is_none()
+    });
+    let msg = h.state().status.message.as_ref().map(|m| m.0.clone());
+    assert_eq!(msg, Some(Ok("everything cancelled".to_string())));
+    assert_eq!(h.state().segment.everything.found.len(), found - 2);
+    h.step();
+    h.get_by_label("Keep all").click();
+    h.step();
+    assert!(h.state().segment.everything.found.is_empty());
+    assert_eq!(h.state().segment.objects.len(), objects + found - 1);
+}

@@ -14,7 +14,7 @@ use super::{Generations, Handler, Repaint, SendError, CHANNEL_CAPACITY};
 use crate::analysis::positional::RandomFourierEncoding;
 use crate::model::sam::{ImageEmbedding, SamModel};
 use crate::runtime::Runtime;
-use crate::types::{Prediction, Prompts, Rgb8};
+use crate::types::{EverythingParams, EverythingProgress, MaskRecord, Prediction, Prompts, Rgb8};
 use crate::weights::Weights;
 
 /// What the UI asks of the SAM worker.
@@ -45,6 +45,16 @@ pub enum SamRequest {
         /// Three candidate masks instead of one.
         multimask: bool,
     },
+    /// Segment the whole current image with the automatic mask generator (on the embedding
+    /// the worker already has). Stopped by [`SamWorker::cancel`] or a new image or model.
+    Everything {
+        /// The image.
+        image_id: u64,
+        /// Identifies the run in responses.
+        request_id: u64,
+        /// The generator's parameters.
+        params: EverythingParams,
+    },
 }
 
 /// What the SAM worker was doing when something went wrong.
@@ -56,6 +66,8 @@ pub enum SamTask {
     Encode,
     /// Decoding a prompt.
     Predict,
+    /// Segmenting everything.
+    Everything,
 }
 
 impl SamTask {
@@ -65,6 +77,7 @@ impl SamTask {
             Self::LoadModel => "loading the SAM model",
             Self::Encode => "encoding the image",
             Self::Predict => "predicting the mask",
+            Self::Everything => "segmenting everything",
         }
     }
 }
@@ -111,6 +124,33 @@ pub enum SamResponse {
         /// Prompt-to-mask time in milliseconds.
         ms: f64,
     },
+    /// How far "everything" has got (sent after each batch; dropped when the channel is full).
+    EverythingProgress {
+        /// The image.
+        image_id: u64,
+        /// The run.
+        request_id: u64,
+        /// Points and crops done.
+        progress: EverythingProgress,
+    },
+    /// The automatic masks of the whole image.
+    Everything {
+        /// The image.
+        image_id: u64,
+        /// The run.
+        request_id: u64,
+        /// The records, in the official order.
+        records: Arc<Vec<MaskRecord>>,
+        /// Generation time in milliseconds.
+        ms: f64,
+    },
+    /// The user cancelled "everything".
+    EverythingCancelled {
+        /// The image.
+        image_id: u64,
+        /// The run.
+        request_id: u64,
+    },
     /// A task failed; the previous state is kept.
     Failed {
         /// What was being done.
@@ -142,6 +182,8 @@ struct State {
     model_generation: u64,
     /// The embedding of `(model_generation, image_id)`, and how long it took.
     embedding: Option<(u64, u64, ImageEmbedding, f64)>,
+    /// The pixels of the embedded image (everything mode crops them).
+    image: Option<Arc<Rgb8>>,
     out: SyncSender<SamResponse>,
     repaint: Repaint,
 }
@@ -193,7 +235,65 @@ impl State {
         }
     }
 
-    fn encode(&mut self, image_id: u64, image: &Rgb8, generation: u64) {
+    fn everything(
+        &mut self,
+        image_id: u64,
+        request_id: u64,
+        params: &EverythingParams,
+        generation: u64,
+    ) {
+        let (Some(model), Some((gen, id, emb, _)), Some(image)) =
+            (&self.model, &self.embedding, &self.image)
+        else {
+            self.send(SamResponse::Failed {
+                task: SamTask::Everything,
+                message: "the image is not encoded yet".into(),
+            });
+            return;
+        };
+        if (*gen, *id) != (self.model_generation, image_id) {
+            return; // for an image that is no longer current
+        }
+        let t = Instant::now();
+        let (out, repaint) = (self.out.clone(), self.repaint.clone());
+        let mut progress = |progress| {
+            // Never blocks: a dropped progress report is replaced by the next one.
+            let _ = out.try_send(SamResponse::EverythingProgress {
+                image_id,
+                request_id,
+                progress,
+            });
+            repaint();
+        };
+        let stop = || self.stop_reason(generation).is_some();
+        let result = crate::model::sam::automatic::generate(
+            model,
+            image,
+            params,
+            Some(emb),
+            &mut progress,
+            &stop,
+        );
+        match result {
+            Ok(records) => self.send(SamResponse::Everything {
+                image_id,
+                request_id,
+                records: Arc::new(records),
+                ms: t.elapsed().as_secs_f64() * 1e3,
+            }),
+            Err(e) if e.is::<crate::model::sam::Cancelled>() => {
+                if self.stop_reason(generation) == Some(true) {
+                    self.send(SamResponse::EverythingCancelled {
+                        image_id,
+                        request_id,
+                    });
+                }
+            }
+            Err(e) => self.fail(SamTask::Everything, &e),
+        }
+    }
+
+    fn encode(&mut self, image_id: u64, image: &Arc<Rgb8>, generation: u64) {
         let Some(model) = &self.model else {
             self.send(SamResponse::Failed {
                 task: SamTask::Encode,
@@ -214,6 +314,7 @@ impl State {
             Ok(emb) => {
                 let ms = t.elapsed().as_secs_f64() * 1e3;
                 self.embedding = Some((self.model_generation, image_id, emb, ms));
+                self.image = Some(image.clone());
                 self.send(SamResponse::Encoded { image_id, ms });
             }
             Err(e) if e.is::<crate::model::sam::Cancelled>() => {
@@ -232,6 +333,7 @@ impl State {
         self.model = Some(m);
         self.model_generation += 1;
         self.embedding = None;
+        self.image = None;
         self.send(SamResponse::ModelLoaded {
             name,
             ms: t.elapsed().as_secs_f64() * 1e3,
@@ -249,6 +351,7 @@ impl Handler for State {
             SamRequest::LoadModel { .. } | SamRequest::UseModel(_) => SamTask::LoadModel,
             SamRequest::SetImage { .. } => SamTask::Encode,
             SamRequest::Predict { .. } => SamTask::Predict,
+            SamRequest::Everything { .. } => SamTask::Everything,
         }
     }
 
@@ -261,6 +364,11 @@ impl Handler for State {
             SamRequest::LoadModel { path } => self.load(path, q.generation),
             SamRequest::UseModel(m) => self.set_model(*m, Instant::now()),
             SamRequest::SetImage { image_id, image } => self.encode(image_id, &image, q.generation),
+            SamRequest::Everything {
+                image_id,
+                request_id,
+                params,
+            } => self.everything(image_id, request_id, &params, q.generation),
             SamRequest::Predict {
                 image_id,
                 request_id,
@@ -290,6 +398,7 @@ impl Handler for State {
     fn reset(&mut self) {
         self.model = None;
         self.embedding = None;
+        self.image = None;
         self.model_generation += 1;
     }
 
@@ -337,6 +446,7 @@ impl SamWorker {
                     model: None,
                     model_generation: 0,
                     embedding: None,
+                    image: None,
                     out,
                     repaint,
                 };
@@ -363,8 +473,9 @@ impl SamWorker {
         })?)
     }
 
-    /// The user's Cancel: stops the encoding or the loading in progress at its next block or
-    /// tensor (answered with [`SamResponse::Cancelled`] or [`SamResponse::LoadCancelled`]).
+    /// The user's Cancel: stops the encoding, the loading or "everything" in progress at its
+    /// next block, tensor or batch (answered with [`SamResponse::Cancelled`],
+    /// [`SamResponse::LoadCancelled`] or [`SamResponse::EverythingCancelled`]).
     pub fn cancel(&self) {
         self.control.cancel();
     }
@@ -418,6 +529,7 @@ mod tests {
                 SamRequest::SetImage { image_id, .. } => format!("i{image_id}"),
                 SamRequest::LoadModel { .. } => "load".into(),
                 SamRequest::UseModel(_) => "use".into(),
+                SamRequest::Everything { request_id, .. } => format!("e{request_id}"),
             })
             .collect()
     }

@@ -137,6 +137,10 @@ pub fn primary_button(h: &App, pos: egui::Pos2, pressed: bool) {
 /// opacity).
 pub fn along_slider(h: &App) -> impl Fn(f32) -> egui::Pos2 {
     use egui_kittest::kittest::Queryable;
-    let slider = h.get_by_role(egui::accesskit::Role::Slider).rect();
+    let slider = h
+        .get_all_by_role(egui::accesskit::Role::Slider)
+        .next()
+        .expect("a slider")
+        .rect();
     move |t| egui::Pos2::new(slider.min.x + slider.width() * t, slider.center().y)
 }

@@ -50,8 +50,12 @@ impl SegmentState {
             self.view.pan(resp.drag_delta(), canvas.rect.size());
         }
         canvas.uv = self.view.uv();
+        // The hover preview follows the pointer; it asks only while no button is down.
+        self.hover.free = !ui.input(|i| i.pointer.any_down());
+        self.hover.pointer = resp.hover_pos().and_then(|p| canvas.image_from_screen(p));
         self.draw(ui.ctx(), &painter, &canvas, img_tex, opacity);
         self.interact(ui, &resp, &painter, &canvas, sam, notify);
+        self.update_hover(sam);
     }
 
     fn draw(
@@ -69,9 +73,20 @@ impl SegmentState {
                 painter.image(t.id(), rect, uv, tint(o.color, opacity));
             }
         }
+        for f in self.everything.found.iter().filter(|f| f.object.visible) {
+            if let Some(t) = &f.object.overlay {
+                painter.image(t.id(), rect, uv, tint(f.object.color, opacity));
+            }
+        }
         if let Some(c) = &self.candidates {
             if let Some(t) = c.overlays.as_ref().and_then(|o| o.get(self.selected)) {
                 painter.image(t.id(), rect, uv, tint(self.next_color(), opacity));
+            }
+        }
+        if self.awaiting.is_none() {
+            if let Some(t) = self.preview_overlay() {
+                // Lighter than a committed mask: it is only what a click here would give.
+                painter.image(t.id(), rect, uv, tint(self.next_color(), opacity * 0.6));
             }
         }
         if self.show_attention {

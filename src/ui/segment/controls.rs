@@ -32,6 +32,8 @@ impl SegmentState {
         self.candidates_ui(ui, settings.opacity);
         self.objects_ui(ui);
         ui.separator();
+        self.everything_ui(ui, sam, &mut settings.everything, notify);
+        ui.separator();
         self.export_ui(ui, notify);
         ui.separator();
         self.attention_ui(ui);
@@ -133,6 +135,12 @@ impl SegmentState {
                 self.clear(sam, notify);
             }
         });
+        ui.checkbox(
+            &mut settings.hover_preview,
+            "Preview the mask under the pointer",
+        )
+        .on_hover_text("H");
+        self.hover_enabled = settings.hover_preview;
         let before = settings.multimask;
         ui.checkbox(&mut settings.multimask, "3 candidate masks");
         self.multimask = settings.multimask;
@@ -151,9 +159,10 @@ impl SegmentState {
         let color = tint(self.next_color(), opacity);
         ui.horizontal(|ui| {
             for (i, iou) in c.iou.iter().enumerate() {
+                let stability = c.stability.get(i).copied().unwrap_or(f32::NAN);
                 let size = Vec2::new(88.0, 66.0);
                 let (resp, painter) =
-                    ui.allocate_painter(size + Vec2::new(0.0, 16.0), Sense::click());
+                    ui.allocate_painter(size + Vec2::new(0.0, 30.0), Sense::click());
                 let r = Rect::from_min_size(resp.rect.min, size);
                 let full = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
                 if let Some(img) = &self.image {
@@ -175,7 +184,17 @@ impl SegmentState {
                     egui::FontId::proportional(12.0),
                     ui.visuals().text_color(),
                 );
-                let label = format!("Candidate {} (IoU {iou:.3})", i + 1);
+                painter.text(
+                    Pos2::new(r.center().x, r.max.y + 22.0),
+                    egui::Align2::CENTER_CENTER,
+                    format!("stab {stability:.3}"),
+                    egui::FontId::proportional(12.0),
+                    ui.visuals().weak_text_color(),
+                );
+                let label = format!(
+                    "Candidate {} (IoU {iou:.3}, stability {stability:.3})",
+                    i + 1
+                );
                 resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &label));
                 if resp.clicked() {
                     pick = Some(i);

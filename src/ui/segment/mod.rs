@@ -2,7 +2,8 @@
 //! SAM's mask at once, pick among the candidates, keep objects, export, and overlay the mask
 //! decoder's attention for the current prompt.
 //!
-//! Its rooms: [`loading`] (images in, decoded off the UI thread), [`view`] (zoom, pan and
+//! Its rooms: [`everything`] (the automatic mask generator), [`hover`] (the preview under the
+//! pointer), [`loading`] (images in, decoded off the UI thread), [`view`] (zoom, pan and
 //! screen ↔ image coordinates), [`history`] (prompts with undo / redo), [`objects`] (candidates,
 //! kept objects, their overlays), [`export`], [`attention`] (the decoder's attention overlay),
 //! and the drawing: [`canvas`] (the image and what is on it) and [`controls`] (the side panel).
@@ -11,8 +12,10 @@
 pub mod attention;
 pub mod canvas;
 pub mod controls;
+pub mod everything;
 pub mod export;
 pub mod history;
+pub mod hover;
 pub mod loading;
 pub mod objects;
 pub mod view;
@@ -24,13 +27,15 @@ use std::time::Instant;
 use egui::TextureHandle;
 
 use crate::jobs::{Jobs, Slot};
-use crate::types::{Mask, Prediction, Prompts};
+use crate::types::{EverythingParams, Mask, Prediction, Prompts};
 pub use crate::ui::Notify;
 use crate::viz::mask::OBJECT_COLORS;
 use crate::worker::sam::{SamRequest, SamResponse, SamTask, SamWorker};
 use attention::{AttentionOverlay, AttentionPick};
+use everything::EverythingState;
 use export::{ExportData, ExportKind, ExportResult};
 use history::PromptHistory;
+use hover::HoverState;
 use loading::{ImageLoader, Opened};
 pub use loading::{ImageSource, LoadedImage, SAMPLES};
 use objects::{best, mask_texture, Candidates, SegObject};
@@ -69,6 +74,10 @@ pub struct SegmentSettings {
     pub opacity: f32,
     /// The last image opened from disk.
     pub last_image: Option<PathBuf>,
+    /// Preview the mask under the pointer (H toggles).
+    pub hover_preview: bool,
+    /// Everything mode's parameters.
+    pub everything: EverythingParams,
 }
 
 impl Default for SegmentSettings {
@@ -77,6 +86,8 @@ impl Default for SegmentSettings {
             multimask: true,
             opacity: 0.5,
             last_image: None,
+            hover_preview: true,
+            everything: EverythingParams::default(),
         }
     }
 }
@@ -121,6 +132,12 @@ pub struct SegmentState {
     pub multimask: bool,
     /// Zoom and pan of the canvas.
     pub view: ImageView,
+    /// Everything mode: its run and the masks it found.
+    pub everything: EverythingState,
+    /// The hover preview.
+    pub hover: HoverState,
+    /// Preview under the pointer (mirrors the setting).
+    pub hover_enabled: bool,
 }
 
 impl SegmentState {
@@ -148,6 +165,9 @@ impl SegmentState {
             exports: Slot::new(jobs),
             multimask: true,
             view: ImageView::default(),
+            everything: EverythingState::new(jobs),
+            hover: HoverState::new(jobs),
+            hover_enabled: true,
         }
     }
 
@@ -211,10 +231,15 @@ impl SegmentState {
         if let Some(result) = self.exports.poll() {
             notify(result.map(|p| format!("wrote {}", p.display())));
         }
+        self.poll_everything();
+        self.poll_hover();
     }
 
     /// Handles one SAM worker response about the image or a prompt.
     pub fn on_response(&mut self, ctx: &egui::Context, r: SamResponse, notify: Notify) {
+        let Some(r) = self.on_everything_response(ctx, r, notify) else {
+            return;
+        };
         match r {
             SamResponse::Encoding { image_id }
                 if self.is_current(image_id)
@@ -237,6 +262,11 @@ impl SegmentState {
                 prediction,
                 ..
             } if self.is_current(image_id) => {
+                match self.hover.answered(request_id) {
+                    Some(true) => return self.take_hover_prediction(ctx, request_id, *prediction),
+                    Some(false) => return, // a preview a click made moot
+                    None => {}
+                }
                 if self.awaiting == Some(request_id) {
                     self.awaiting = None;
                 }
@@ -294,6 +324,8 @@ impl SegmentState {
         self.objects.clear();
         self.awaiting = None;
         self.click_started = None;
+        self.hover.clear();
+        self.everything.reset();
         if model_loaded {
             self.encode_current(sam, notify);
         } else {
@@ -339,6 +371,7 @@ impl SegmentState {
             request_id,
             masks,
             iou: p.iou_predictions,
+            stability: p.stability_scores,
             low_res: p.low_res_logits,
             attention: p.decoder_attention,
             overlays: None,
@@ -368,6 +401,8 @@ impl SegmentState {
             prompts: self.history.current().clone(),
             multimask: self.multimask,
         };
+        // The worker runs only the newest prompt: a preview queued before this is dropped.
+        self.hover.forget_in_flight();
         match sam.send(req) {
             Ok(()) => {
                 self.awaiting = Some(request_id);
@@ -379,7 +414,16 @@ impl SegmentState {
 
     /// Changes the prompts (recording undo) and asks SAM.
     pub fn edit(&mut self, sam: &SamWorker, notify: Notify, change: impl FnOnce(&mut Prompts)) {
+        let t = Instant::now();
         self.history.edit(change);
+        if self.commit_preview() {
+            // A click where the preview rested: its answer is already on screen.
+            self.hover.forget_in_flight();
+            self.awaiting = None;
+            self.click_started = None;
+            self.last_click_ms = Some(t.elapsed().as_secs_f64() * 1e3);
+            return;
+        }
         self.request(sam, notify);
     }
 

@@ -16,6 +16,8 @@ pub struct Candidates {
     pub masks: Vec<Arc<Mask>>,
     /// Predicted IoU per mask.
     pub iou: Vec<f32>,
+    /// Stability score per mask.
+    pub stability: Vec<f32>,
     /// Low-res logits per mask (refinement input).
     pub low_res: Vec<Vec<f32>>,
     /// Decoder attention for this prompt.

@@ -1,0 +1,309 @@
+//! Everything mode in the Segment view: the automatic mask generator runs on the SAM worker
+//! (progress, Cancel), its masks come back as objects in their own colours that the user keeps,
+//! hides or deletes.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use egui::{Color32, Sense, Vec2};
+
+use super::objects::{mask_texture, SegObject};
+use super::{EncodeState, Notify, SegmentState};
+use crate::analysis::amg::rle_to_mask;
+use crate::jobs::{Jobs, Slot};
+use crate::types::{EverythingParams, EverythingProgress, Mask, MaskRecord};
+use crate::viz::mask::OBJECT_COLORS;
+use crate::worker::sam::{SamRequest, SamResponse, SamTask, SamWorker};
+
+/// A mask the generator found, not yet kept.
+pub struct Found {
+    /// Shown like an object.
+    pub object: SegObject,
+    /// The decoder's predicted IoU.
+    pub predicted_iou: f32,
+    /// The stability score.
+    pub stability_score: f32,
+}
+
+/// The masks of one run with their overlays, made on a job.
+type Decoded = (u64, Vec<(Arc<Mask>, egui::TextureHandle)>);
+
+/// Everything mode's state.
+pub struct EverythingState {
+    /// The run on the worker: its id, progress and start.
+    pub running: Option<(u64, EverythingProgress, Instant)>,
+    /// The last run's records, being turned into overlays.
+    records: Option<(u64, Arc<Vec<MaskRecord>>)>,
+    decoded: Slot<Decoded>,
+    /// Masks found and not yet kept or deleted.
+    pub found: Vec<Found>,
+    /// How the last run went: masks and seconds.
+    pub last: Option<(usize, f64)>,
+}
+
+impl EverythingState {
+    /// Nothing found yet; overlays are made on `jobs`.
+    pub fn new(jobs: &Jobs) -> Self {
+        Self {
+            running: None,
+            records: None,
+            decoded: Slot::new(jobs),
+            found: Vec::new(),
+            last: None,
+        }
+    }
+
+    /// Forgets the run and what it found (a new image).
+    pub fn reset(&mut self) {
+        self.running = None;
+        self.records = None;
+        self.decoded.cancel();
+        self.found.clear();
+        self.last = None;
+    }
+}
+
+impl SegmentState {
+    /// Starts the automatic mask generator on the current image's embedding.
+    pub fn start_everything(&mut self, sam: &SamWorker, params: EverythingParams, notify: Notify) {
+        let Some(img) = &self.image else { return };
+        if !matches!(self.encode, EncodeState::Ready { .. }) || self.everything.running.is_some() {
+            return;
+        }
+        if let Err(e) = params.validate() {
+            notify(Err(e));
+            return;
+        }
+        let request_id = self.next_request_id;
+        self.next_request_id += 1;
+        match sam.send(SamRequest::Everything {
+            image_id: img.id,
+            request_id,
+            params,
+        }) {
+            Ok(()) => {
+                self.everything.running =
+                    Some((request_id, EverythingProgress::default(), Instant::now()));
+                self.hover.clear();
+            }
+            Err(e) => notify(Err(e.to_string())),
+        }
+    }
+
+    /// Handles the worker's answers about everything mode; other responses pass through.
+    pub(super) fn on_everything_response(
+        &mut self,
+        ctx: &egui::Context,
+        r: SamResponse,
+        notify: Notify,
+    ) -> Option<SamResponse> {
+        let running = self.everything.running.as_ref().map(|r| r.0);
+        match r {
+            SamResponse::EverythingProgress {
+                image_id,
+                request_id,
+                progress,
+            } if self.is_current(image_id) && running == Some(request_id) => {
+                if let Some(r) = &mut self.everything.running {
+                    r.1 = progress;
+                }
+            }
+            SamResponse::Everything {
+                image_id,
+                request_id,
+                records,
+                ms,
+            } if self.is_current(image_id) && running == Some(request_id) => {
+                self.everything.running = None;
+                self.everything.last = Some((records.len(), ms / 1e3));
+                self.decode_found(ctx, request_id, records);
+            }
+            SamResponse::EverythingCancelled {
+                image_id,
+                request_id,
+            } if self.is_current(image_id) && running == Some(request_id) => {
+                self.everything.running = None;
+                notify(Ok("everything cancelled".into()));
+            }
+            SamResponse::Failed {
+                task: SamTask::Everything,
+                ..
+            } => {
+                self.everything.running = None;
+                return Some(r);
+            }
+            SamResponse::EverythingProgress { .. }
+            | SamResponse::Everything { .. }
+            | SamResponse::EverythingCancelled { .. } => {}
+            other => return Some(other),
+        }
+        None
+    }
+
+    /// Turns the records into masks and overlays on a job.
+    fn decode_found(
+        &mut self,
+        ctx: &egui::Context,
+        request_id: u64,
+        records: Arc<Vec<MaskRecord>>,
+    ) {
+        let Some(img) = &self.image else { return };
+        let (size, ctx, recs) = (img.display_size, ctx.clone(), records.clone());
+        self.everything.records = Some((request_id, records));
+        self.everything.decoded.submit(move |stale| {
+            let mut out = Vec::with_capacity(recs.len());
+            for (i, r) in recs.iter().enumerate() {
+                if stale() {
+                    break;
+                }
+                let [h, w] = r.segmentation.size;
+                let mask = Arc::new(Mask {
+                    width: w,
+                    height: h,
+                    data: rle_to_mask(&r.segmentation),
+                });
+                let tex = mask_texture(&ctx, &format!("everything {i}"), &mask, size);
+                out.push((mask, tex));
+            }
+            (request_id, out)
+        });
+    }
+
+    /// Applies finished overlays of a run (call once per frame).
+    pub(super) fn poll_everything(&mut self) {
+        let Some((request_id, masks)) = self.everything.decoded.poll() else {
+            return;
+        };
+        let Some((id, records)) = self.everything.records.take() else {
+            return;
+        };
+        if id != request_id {
+            return;
+        }
+        let offset = self.objects.len();
+        self.everything.found = records
+            .iter()
+            .zip(masks)
+            .enumerate()
+            .map(|(i, (r, (mask, tex)))| Found {
+                object: SegObject {
+                    name: format!("mask {}", i + 1),
+                    color: OBJECT_COLORS[(offset + i) % OBJECT_COLORS.len()],
+                    mask,
+                    visible: true,
+                    overlay: Some(tex),
+                },
+                predicted_iou: r.predicted_iou,
+                stability_score: r.stability_score,
+            })
+            .collect();
+    }
+
+    /// Keeps found mask `i` as an object.
+    pub fn keep_found(&mut self, i: usize) {
+        if i < self.everything.found.len() {
+            let mut f = self.everything.found.remove(i);
+            f.object.name = format!("object {}", self.objects.len() + 1);
+            self.objects.push(f.object);
+        }
+    }
+
+    /// Keeps every found mask as an object.
+    pub fn keep_all_found(&mut self) {
+        while !self.everything.found.is_empty() {
+            self.keep_found(0);
+        }
+    }
+
+    /// The "Everything" section of the side panel.
+    pub(super) fn everything_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        sam: &SamWorker,
+        params: &mut EverythingParams,
+        notify: Notify,
+    ) {
+        ui.heading("Everything");
+        ui.horizontal(|ui| {
+            let label = ui.label("points per side");
+            ui.add(egui::DragValue::new(&mut params.points_per_side).range(1..=128))
+                .labelled_by(label.id);
+        });
+        ui.add(egui::Slider::new(&mut params.pred_iou_thresh, 0.0..=1.0).text("min predicted IoU"));
+        ui.add(
+            egui::Slider::new(&mut params.stability_score_thresh, 0.0..=1.0).text("min stability"),
+        );
+        let ready = matches!(self.encode, EncodeState::Ready { .. });
+        match &self.everything.running {
+            Some((_, p, since)) => {
+                let done = if p.points_total == 0 {
+                    0.0
+                } else {
+                    p.points_done as f32 / p.points_total as f32
+                };
+                ui.add(egui::ProgressBar::new(done).text(format!(
+                    "points {}/{} · crops {}/{} · {:.0} s",
+                    p.points_done,
+                    p.points_total,
+                    p.crops_done,
+                    p.crops_total,
+                    since.elapsed().as_secs_f32()
+                )));
+                if ui.button("Cancel everything").clicked() {
+                    sam.cancel();
+                }
+            }
+            None => {
+                if ui
+                    .add_enabled(ready, egui::Button::new("Segment everything"))
+                    .on_hover_text("SAM's automatic mask generator on a grid of points")
+                    .clicked()
+                {
+                    self.start_everything(sam, *params, notify);
+                }
+            }
+        }
+        if let Some((n, s)) = self.everything.last {
+            ui.label(format!("last run: {n} masks in {s:.1} s"));
+        }
+        if self.everything.found.is_empty() {
+            return;
+        }
+        ui.horizontal(|ui| {
+            if ui.button("Keep all").clicked() {
+                self.keep_all_found();
+            }
+            if ui.button("Discard all").clicked() {
+                self.everything.found.clear();
+            }
+        });
+        let (mut keep, mut delete) = (None, None);
+        for (i, f) in self.everything.found.iter_mut().enumerate() {
+            ui.horizontal(|ui| {
+                let [r, g, b] = f.object.color;
+                let (swatch, painter) = ui.allocate_painter(Vec2::splat(12.0), Sense::hover());
+                painter.rect_filled(swatch.rect, 2.0, Color32::from_rgb(r, g, b));
+                ui.checkbox(&mut f.object.visible, &f.object.name);
+                ui.label(format!(
+                    "IoU {:.2} · stab {:.2}",
+                    f.predicted_iou, f.stability_score
+                ));
+                if ui.small_button("Keep").clicked() {
+                    keep = Some(i);
+                }
+                if ui
+                    .small_button("Drop")
+                    .on_hover_text("Delete this mask")
+                    .clicked()
+                {
+                    delete = Some(i);
+                }
+            });
+        }
+        if let Some(i) = keep {
+            self.keep_found(i);
+        } else if let Some(i) = delete {
+            self.everything.found.remove(i);
+        }
+    }
+}
