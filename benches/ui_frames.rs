@@ -184,6 +184,9 @@ fn clicks() -> (Vec<f64>, Vec<f64>) {
     wait_until(&mut h, "the cat to be encoded", |a| {
         matches!(a.segment.encode, EncodeState::Ready { .. })
     });
+    // Clicks alone, as before the hover preview (`hovers` times that).
+    h.state_mut().settings.segment.hover_preview = false;
+    h.step();
     let canvas = h.get_by_label("Image canvas").rect();
     let (mut app_ms, mut model_ms) = (Vec::new(), Vec::new());
     for i in 0..40 {
@@ -225,6 +228,49 @@ fn clicks() -> (Vec<f64>, Vec<f64>) {
         }
     }
     (app_ms, model_ms)
+}
+
+/// The hover preview as the app runs it: from the pointer coming to rest at a new position to
+/// its preview on screen (the rest time included), frames paced as eframe paces them.
+fn hovers() -> Vec<f64> {
+    let mut h = app(AppOptions {
+        sam_model: Some(mobile_sam()),
+        ..Default::default()
+    });
+    wait_until(&mut h, "the cat to be encoded", |a| {
+        matches!(a.segment.encode, EncodeState::Ready { .. })
+    });
+    let canvas = h.get_by_label("Image canvas").rect();
+    let mut out = Vec::new();
+    for i in 0..30 {
+        let pos = sweep(canvas, i, 30);
+        h.event(Event::PointerMoved(pos));
+        let start = Instant::now();
+        h.step();
+        let target = h.state().segment.hover.pointer;
+        loop {
+            if h.ctx.has_requested_repaint() {
+                h.step();
+            } else {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            let shown = h
+                .state()
+                .segment
+                .hover
+                .preview
+                .as_ref()
+                .map(|p| p.prompts.points.last().map(|q| q.pos_in_image));
+            if shown.flatten() == target && target.is_some() {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "no preview");
+        }
+        if i >= 5 {
+            out.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    out
 }
 
 fn decode_sample() -> (String, segattn::types::Rgb8) {
@@ -340,6 +386,7 @@ fn main() {
     attention_frames(&mut rows);
     encodings_frames(&mut rows);
     let (app_ms, model_ms) = clicks();
+    let hover_ms = hovers();
     println!("| scenario | frames | median (ms) | worst (ms) |");
     println!("| --- | --- | --- | --- |");
     for r in &rows {
@@ -367,6 +414,12 @@ fn main() {
         model_ms.len(),
         median(&model_ms),
         worst(&model_ms)
+    );
+    println!(
+        "| hover: pointer at rest to its preview on screen (40 ms rest included) | {} | {:.1} | {:.1} |",
+        hover_ms.len(),
+        median(&hover_ms),
+        worst(&hover_ms)
     );
     let ratios: Vec<f64> = app_ms.iter().zip(&model_ms).map(|(a, m)| a / m).collect();
     println!(

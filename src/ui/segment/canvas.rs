@@ -55,7 +55,7 @@ impl SegmentState {
         self.hover.pointer = resp.hover_pos().and_then(|p| canvas.image_from_screen(p));
         self.draw(ui.ctx(), &painter, &canvas, img_tex, opacity);
         self.interact(ui, &resp, &painter, &canvas, sam, notify);
-        self.update_hover(sam);
+        self.update_hover(ui.ctx(), sam);
     }
 
     fn draw(

@@ -3,9 +3,14 @@
 //! request at a time: when its answer comes, the newest pointer position is asked next, so
 //! nothing queues up; none is sent while a click waits for its answer (the worker runs only
 //! the newest prompt, and a click must never be the one dropped). A click at the previewed
-//! position takes the preview as its answer at once.
+//! position takes the preview as its answer at once. The pointer must rest [`REST`] first, so
+//! sweeping across the image sends nothing.
+
+/// How long the pointer rests before its preview is asked for.
+pub const REST: Duration = Duration::from_millis(40);
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::objects::{best, mask_texture, Candidates};
 use super::{EncodeState, SegmentState};
@@ -27,6 +32,8 @@ pub struct HoverState {
     pub pointer: Option<[f32; 2]>,
     /// No pointer button is down (no request is sent meanwhile).
     pub free: bool,
+    /// Where the pointer came to rest, and since when.
+    resting: Option<([f32; 2], Instant)>,
     /// The preview request awaited: its id and prompts.
     in_flight: Option<(u64, Prompts)>,
     /// Every preview request not answered yet (a click makes the awaited one moot, but its
@@ -45,6 +52,7 @@ impl HoverState {
         Self {
             pointer: None,
             free: true,
+            resting: None,
             in_flight: None,
             sent: Vec::new(),
             preview: None,
@@ -92,7 +100,13 @@ impl SegmentState {
     }
 
     /// Sends a preview request for the newest pointer position when nothing is awaited.
-    pub(super) fn update_hover(&mut self, sam: &SamWorker) {
+    pub(super) fn update_hover(&mut self, ctx: &egui::Context, sam: &SamWorker) {
+        let now = Instant::now();
+        self.hover.resting = match (self.hover.pointer, self.hover.resting) {
+            (Some(p), Some((q, t))) if p == q => Some((q, t)),
+            (Some(p), _) => Some((p, now)),
+            (None, _) => None,
+        };
         let enabled = self.hover_enabled
             && matches!(self.encode, EncodeState::Ready { .. })
             && self.everything.running.is_none()
@@ -106,6 +120,11 @@ impl SegmentState {
             return;
         };
         if self.hover.in_flight.is_some() {
+            return;
+        }
+        let rested = self.hover.resting.map_or(Duration::ZERO, |(_, t)| now - t);
+        if rested < REST {
+            ctx.request_repaint_after(REST - rested);
             return;
         }
         let prompts = self.prompts_with_point(pos);
