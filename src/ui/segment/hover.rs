@@ -3,7 +3,8 @@
 //! request at a time: when its answer comes, the newest pointer position is asked next, so
 //! nothing queues up; none is sent while a click waits for its answer (the worker runs only
 //! the newest prompt, and a click must never be the one dropped). A click at the previewed
-//! position takes the preview as its answer at once. The pointer must rest [`REST`] first, so
+//! position takes the preview as its answer at once; one that comes before the preview's
+//! answer adopts the preview's request instead of queueing a second decode. The pointer must rest [`REST`] first, so
 //! sweeping across the image sends nothing.
 
 /// How long the pointer rests before its preview is asked for.
@@ -204,6 +205,16 @@ impl SegmentState {
                 }
             }
         }
+    }
+
+    /// If the preview request in flight asks exactly the current prompts (a click where the
+    /// pointer rests before its preview came), it becomes the click's request: its id, so
+    /// that its answer is taken as the click's and no second decode runs. Returns it.
+    pub(super) fn adopt_in_flight(&mut self) -> Option<u64> {
+        let current = self.history.current();
+        let (id, _) = self.hover.in_flight.take_if(|(_, p)| p == current)?;
+        self.hover.sent.retain(|&s| s != id);
+        Some(id)
     }
 
     /// If the preview answers exactly `prompts` (a click where the pointer rested), it becomes

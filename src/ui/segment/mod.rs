@@ -380,7 +380,9 @@ impl SegmentState {
 
     /// Sends the current prompts to SAM (the worker runs only the newest).
     fn request(&mut self, sam: &SamWorker, notify: Notify) {
-        let Some(img) = &self.image else { return };
+        let Some(image_id) = self.image.as_ref().map(|i| i.id) else {
+            return;
+        };
         if self.history.current().is_empty() {
             self.candidates = None;
             self.incoming = None;
@@ -393,10 +395,15 @@ impl SegmentState {
         ) {
             return; // nothing to decode against; the view says why
         }
+        if let Some(request_id) = self.adopt_in_flight() {
+            self.awaiting = Some(request_id);
+            self.click_started = Some((request_id, Instant::now()));
+            return;
+        }
         let request_id = self.next_request_id;
         self.next_request_id += 1;
         let req = SamRequest::Predict {
-            image_id: img.id,
+            image_id,
             request_id,
             prompts: self.history.current().clone(),
             multimask: self.multimask,
