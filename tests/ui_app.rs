@@ -882,3 +882,35 @@ fn everything_runs_can_be_cancelled_and_its_masks_kept() {
     assert!(h.state().segment.everything.found.is_empty());
     assert_eq!(h.state().segment.objects.len(), objects + found - 1);
 }
+
+/// Every parameter of the generator is in the panel, and "Official defaults" restores them.
+#[test]
+fn everything_parameters_are_all_reachable() {
+    let mut h = app(AppOptions {
+        sam_model: Some(small_sam()),
+        ..Default::default()
+    });
+    h.state_mut().settings.segment.everything.points_per_side = 4;
+    h.state_mut().settings.segment.everything.crop_n_layers = 2;
+    h.step();
+    h.get_by_label("More parameters").click();
+    h.run_steps(3);
+    for label in [
+        "points per batch",
+        "stability offset",
+        "box NMS IoU",
+        "crop layers",
+        "crop NMS IoU",
+        "crop overlap ratio",
+        "crop points downscale",
+        "min region area (px)",
+    ] {
+        h.get_by_label(label);
+    }
+    h.get_by_label("Official defaults").click();
+    h.step();
+    assert_eq!(
+        h.state().settings.segment.everything,
+        segattn::types::EverythingParams::default()
+    );
+}

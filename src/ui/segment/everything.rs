@@ -233,6 +233,9 @@ impl SegmentState {
         ui.add(
             egui::Slider::new(&mut params.stability_score_thresh, 0.0..=1.0).text("min stability"),
         );
+        egui::CollapsingHeader::new("More parameters")
+            .id_salt("everything-params")
+            .show(ui, |ui| more_params_ui(ui, params));
         let ready = matches!(self.encode, EncodeState::Ready { .. });
         match &self.everything.running {
             Some((_, p, since)) => {
@@ -305,5 +308,66 @@ impl SegmentState {
         } else if let Some(i) = delete {
             self.everything.found.remove(i);
         }
+    }
+}
+
+/// The generator's other parameters (official names and defaults), and a reset.
+fn more_params_ui(ui: &mut egui::Ui, p: &mut EverythingParams) {
+    fn row(ui: &mut egui::Ui, label: &str, value: egui::DragValue<'_>) {
+        ui.horizontal(|ui| {
+            let l = ui.label(label);
+            ui.add(value).labelled_by(l.id);
+        });
+    }
+    row(
+        ui,
+        "points per batch",
+        egui::DragValue::new(&mut p.points_per_batch).range(1..=256),
+    );
+    row(
+        ui,
+        "stability offset",
+        egui::DragValue::new(&mut p.stability_score_offset)
+            .speed(0.01)
+            .range(0.0..=10.0),
+    );
+    row(
+        ui,
+        "box NMS IoU",
+        egui::DragValue::new(&mut p.box_nms_thresh)
+            .speed(0.01)
+            .range(0.0..=1.0),
+    );
+    row(
+        ui,
+        "crop layers",
+        egui::DragValue::new(&mut p.crop_n_layers).range(0..=3),
+    );
+    row(
+        ui,
+        "crop NMS IoU",
+        egui::DragValue::new(&mut p.crop_nms_thresh)
+            .speed(0.01)
+            .range(0.0..=1.0),
+    );
+    row(
+        ui,
+        "crop overlap ratio",
+        egui::DragValue::new(&mut p.crop_overlap_ratio)
+            .speed(0.01)
+            .range(0.0..=0.99),
+    );
+    row(
+        ui,
+        "crop points downscale",
+        egui::DragValue::new(&mut p.crop_n_points_downscale_factor).range(1..=8),
+    );
+    row(
+        ui,
+        "min region area (px)",
+        egui::DragValue::new(&mut p.min_mask_region_area).range(0..=100_000),
+    );
+    if ui.button("Official defaults").clicked() {
+        *p = EverythingParams::default();
     }
 }
