@@ -10,47 +10,18 @@
 mod common;
 
 use candle_core::Device;
-use common::{json, load_tensors};
+use common::{fixture_sam, json, sam_fixture_image};
 use segattn::analysis::amg;
 use segattn::model::sam::automatic::generate;
-use segattn::model::sam::config::{EncoderConfig, SamConfig, TinyVitConfig, VitConfig};
 use segattn::model::sam::transforms;
 use segattn::model::sam::SamModel;
 use segattn::types::{
-    BoxPrompt, EverythingParams, MaskRecord, PointLabel, PointPrompt, Prompts, Rgb8, LOW_RES,
+    BoxPrompt, EverythingParams, MaskRecord, PointLabel, PointPrompt, Prompts, LOW_RES,
 };
 
 fn model(name: &str) -> SamModel {
-    let (config, seed) = match name {
-        "mobilesam_vit_t" => (
-            SamConfig::with_encoder(EncoderConfig::TinyVit(TinyVitConfig::mobile_sam())),
-            1,
-        ),
-        _ => (
-            SamConfig::with_encoder(EncoderConfig::Vit(VitConfig::official(
-                96,
-                4,
-                4,
-                vec![1, 3],
-            ))),
-            2,
-        ),
-    };
+    let (config, seed) = fixture_sam(name);
     SamModel::detweights(config, seed, &Device::Cpu).expect("model builds")
-}
-
-fn fixture_image(key: &str) -> Rgb8 {
-    let t = load_tensors("sam/image.safetensors");
-    let img = t.get(key).expect("image tensor");
-    let (h, w, _) = img.dims3().expect("hwc");
-    Rgb8 {
-        width: w,
-        height: h,
-        data: img
-            .flatten_all()
-            .and_then(|t| t.to_vec1::<u8>())
-            .expect("u8"),
-    }
 }
 
 /// Their record's mask, decoded from its COCO string.
@@ -144,14 +115,14 @@ fn check_case(name: &str, case: &serde_json::Value, ours: &[MaskRecord]) {
 
 #[test]
 fn everything_matches_the_official_generator() {
-    let image = fixture_image("image");
+    let image = sam_fixture_image("image");
     for name in ["mobilesam_vit_t", "sam_vit_small"] {
         let reference = json(&format!("sam/amg_{name}.json"));
         let model = model(name);
         // The whole-image crop uses the embedding of the official resized image, as the view
         // passes its own; other crops are resized and encoded by the generator.
         let emb = model
-            .embed_resized(&fixture_image("resized"), (300, 451))
+            .embed_resized(&sam_fixture_image("resized"), (300, 451))
             .expect("encodes");
         for case in reference["cases"].as_array().expect("cases") {
             let params: EverythingParams =
@@ -172,7 +143,7 @@ fn single_prompt_stability_matches_the_official_score() {
         let meta = json(&format!("sam/{name}.json"));
         let model = model(name);
         let emb = model
-            .embed_resized(&fixture_image("resized"), (300, 451))
+            .embed_resized(&sam_fixture_image("resized"), (300, 451))
             .expect("encodes");
         for p in meta["prompts"].as_array().expect("prompts") {
             let id = p["id"].as_str().expect("id");

@@ -11,41 +11,17 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use candle_core::{Device, Tensor};
-use common::{f32s, fixture, json, load_tensors, max_abs, rel_err};
-use segattn::model::sam::config::{EncoderConfig, SamConfig, TinyVitConfig, VitConfig};
+use common::{
+    f32s, fixture, fixture_sam, json, load_tensors, max_abs, mobile_sam_config, rel_err,
+    sam_fixture_image, small_vit_config,
+};
+use segattn::model::sam::config::SamConfig;
 use segattn::model::sam::transforms::{resize_longest_side, upscale_logits};
 use segattn::model::sam::{ImageEmbedding, SamModel};
 use segattn::runtime::Precision;
-use segattn::types::{BoxPrompt, PointLabel, PointPrompt, Prompts, Rgb8, LOW_RES};
+use segattn::types::{BoxPrompt, PointLabel, PointPrompt, Prompts, LOW_RES};
 use segattn::weights::Weights;
 use sha2::{Digest, Sha256};
-
-fn mobile_sam_config() -> SamConfig {
-    SamConfig::with_encoder(EncoderConfig::TinyVit(TinyVitConfig::mobile_sam()))
-}
-
-fn small_vit_config() -> SamConfig {
-    SamConfig::with_encoder(EncoderConfig::Vit(VitConfig::official(
-        96,
-        4,
-        4,
-        vec![1, 3],
-    )))
-}
-
-fn fixture_image(key: &str) -> Rgb8 {
-    let t = load_tensors("sam/image.safetensors");
-    let img = t.get(key).expect("image tensor");
-    let (h, w, _) = img.dims3().expect("hwc");
-    Rgb8 {
-        width: w,
-        height: h,
-        data: img
-            .flatten_all()
-            .and_then(|t| t.to_vec1::<u8>())
-            .expect("u8"),
-    }
-}
 
 /// A model built from detweights and its embedding of the fixture's official resized image.
 struct Case {
@@ -58,13 +34,15 @@ struct Case {
 fn case(name: &str) -> &'static Case {
     static MOBILE: OnceLock<Case> = OnceLock::new();
     static VIT: OnceLock<Case> = OnceLock::new();
-    let (cell, config, seed) = match name {
-        "mobilesam_vit_t" => (&MOBILE, mobile_sam_config(), 1),
-        _ => (&VIT, small_vit_config(), 2),
+    let cell = if name == "mobilesam_vit_t" {
+        &MOBILE
+    } else {
+        &VIT
     };
+    let (config, seed) = fixture_sam(name);
     cell.get_or_init(|| {
         let model = SamModel::detweights(config, seed, &Device::Cpu).expect("model builds");
-        let resized = fixture_image("resized");
+        let resized = sam_fixture_image("resized");
         let emb = model.embed_resized(&resized, (300, 451)).expect("encodes");
         Case {
             model,
@@ -209,7 +187,7 @@ fn check_decoder(name: &str) {
 /// End to end from the original image: our resize, encoder, decoder and upscale.
 fn check_end_to_end(name: &str) {
     let c = case(name);
-    let emb = c.model.embed(&fixture_image("image")).expect("encodes");
+    let emb = c.model.embed(&sam_fixture_image("image")).expect("encodes");
     for p in c.meta["prompts"].as_array().expect("prompts") {
         let id = p["id"].as_str().expect("id");
         let (prompts, multimask) = prompts_of(p);
@@ -284,8 +262,8 @@ fn vit_end_to_end_masks_match_pytorch() {
 
 #[test]
 fn resize_matches_pillow_pixel_for_pixel() {
-    let ours = resize_longest_side(&fixture_image("image"));
-    let reference = fixture_image("resized");
+    let ours = resize_longest_side(&sam_fixture_image("image"));
+    let reference = sam_fixture_image("resized");
     assert_eq!(
         (ours.width, ours.height),
         (reference.width, reference.height)
@@ -373,7 +351,7 @@ fn encoding_can_be_cancelled() {
     let c = case("sam_vit_small");
     let err = c
         .model
-        .embed_cancellable(&fixture_image("image"), &|| true)
+        .embed_cancellable(&sam_fixture_image("image"), &|| true)
         .err()
         .expect("cancelled");
     assert!(err.is::<segattn::model::sam::Cancelled>(), "{err}");
@@ -404,10 +382,7 @@ fn iou(a: &[u8], b: &[u8]) -> f64 {
 /// refuses it on the CPU.)
 fn check_half_precision(name: &str) {
     let c = case(name);
-    let (config, seed) = match name {
-        "mobilesam_vit_t" => (mobile_sam_config(), 1),
-        _ => (small_vit_config(), 2),
-    };
+    let (config, seed) = fixture_sam(name);
     let weights = segattn::model::sam::detweights_sam(&config, seed).expect("weights");
     let refused =
         SamModel::load_with_config(&weights, config.clone(), &Device::Cpu, Precision::Bf16);
@@ -417,7 +392,7 @@ fn check_half_precision(name: &str) {
             .expect("model builds");
         assert_eq!(model.precision(), precision);
         let emb = model
-            .embed_resized(&fixture_image("resized"), (300, 451))
+            .embed_resized(&sam_fixture_image("resized"), (300, 451))
             .expect("encodes");
         let err = rel_err(
             &emb.to_vec().expect("embedding"),

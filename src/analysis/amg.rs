@@ -155,24 +155,7 @@ pub fn is_box_near_crop_edge(bbox: &[u32; 4], crop: &[usize; 4], image_hw: (usiz
 
 /// The run-length encoding of a row-major `h × w` mask, as COCO orders it (column-major).
 pub fn mask_to_rle(mask: &[u8], (h, w): (usize, usize)) -> Rle {
-    let mut counts = Vec::new();
-    let (mut current, mut run) = (0u8, 0u32);
-    for x in 0..w {
-        for y in 0..h {
-            let v = u8::from(mask[y * w + x] != 0);
-            if v != current {
-                counts.push(run);
-                current = v;
-                run = 0;
-            }
-            run += 1;
-        }
-    }
-    counts.push(run);
-    Rle {
-        size: [h, w],
-        counts,
-    }
+    crop_mask_to_rle(mask, &[0, 0, w, h], (h, w))
 }
 
 /// The row-major `h × w` mask of a run-length encoding.

@@ -12,7 +12,6 @@ use crate::model::sam::SamModel;
 use crate::model::text::TextModel;
 use crate::runtime::{device_name, select_device, DTypeChoice, DeviceChoice};
 use crate::types::{EverythingParams, PointLabel, PointPrompt, Prompts, Rgb8};
-use crate::weights::Weights;
 
 /// What to time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
@@ -168,17 +167,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// The model to time: `--weights`, or deterministic weights at `--arch`'s shapes.
 fn load_sam(args: &BenchArgs) -> Result<SamModel> {
+    if let Some(path) = &args.weights {
+        return super::load_sam(path, args.device, args.dtype);
+    }
     let device = select_device(args.device)?;
-    let precision = args.dtype.resolve(&device);
-    Ok(match &args.weights {
-        Some(path) => SamModel::load_as(&Weights::open(path)?, &device, precision)?,
-        None => {
-            let config = args.arch.config();
-            let weights = crate::model::sam::detweights_sam(&config, 1)?;
-            SamModel::load_with_config(&weights, config, &device, precision)?
-        }
-    })
+    let config = args.arch.config();
+    let weights = crate::model::sam::detweights_sam(&config, 1)?;
+    SamModel::load_with_config(&weights, config, &device, args.dtype.resolve(&device))
 }
 
 /// The generator with the default parameters (the official thresholds: with deterministic
@@ -306,17 +303,9 @@ fn bench_text(args: &BenchArgs) -> Result<()> {
 
 fn bench_sam(args: &BenchArgs) -> Result<()> {
     let runs = args.runs.max(5);
-    let device = select_device(args.device)?;
-    let precision = args.dtype.resolve(&device);
-    let model = match &args.weights {
-        Some(path) => SamModel::load_as(&Weights::open(path)?, &device, precision)?,
-        None => {
-            let config = args.arch.config();
-            let weights = crate::model::sam::detweights_sam(&config, 1)?;
-            SamModel::load_with_config(&weights, config, &device, precision)?
-        }
-    };
-    let dtype = precision.name();
+    let model = load_sam(args)?;
+    let device = model.device().clone();
+    let dtype = model.precision().name();
     let image = match &args.image {
         Some(p) => crate::image_io::load_rgb8(p)?,
         None => synthetic_image(451, 300),

@@ -9,10 +9,8 @@ use anyhow::{Context, Result};
 
 use crate::analysis::amg::record_json;
 use crate::model::sam::automatic::generate;
-use crate::model::sam::SamModel;
-use crate::runtime::{device_name, select_device, DTypeChoice, DeviceChoice};
+use crate::runtime::{device_name, DTypeChoice, DeviceChoice};
 use crate::types::EverythingParams;
-use crate::weights::Weights;
 
 /// Arguments of `segattn everything` (the generator's parameters keep the official names and
 /// defaults).
@@ -92,10 +90,8 @@ pub fn run(args: &EverythingArgs) -> Result<()> {
     let params = args.params();
     params.validate().map_err(anyhow::Error::msg)?;
     let image = crate::image_io::load_rgb8(&args.image)?;
-    let device = select_device(args.device)?;
-    let weights = Weights::open(&args.weights)?;
-    let model = SamModel::load_as(&weights, &device, args.dtype.resolve(&device))?;
-    drop(weights);
+    let model = super::load_sam(&args.weights, args.device, args.dtype)?;
+    let device = model.device().clone();
 
     let t0 = Instant::now();
     let emb = model.embed(&image)?;

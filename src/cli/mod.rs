@@ -118,6 +118,18 @@ pub fn run(command: Command) -> Result<()> {
     }
 }
 
+/// Opens a SAM / MobileSAM checkpoint on the chosen device with the image encoder in the
+/// chosen format (`segment` and `everything`); the file is closed once loaded.
+fn load_sam(
+    weights: &std::path::Path,
+    device: crate::runtime::DeviceChoice,
+    dtype: crate::runtime::DTypeChoice,
+) -> Result<crate::model::sam::SamModel> {
+    let device = crate::runtime::select_device(device)?;
+    let weights = crate::weights::Weights::open(weights)?;
+    crate::model::sam::SamModel::load_as(&weights, &device, dtype.resolve(&device))
+}
+
 /// Inserts `-{i}` before the extension: `mask.png` → `mask-0.png`.
 pub fn indexed_path(path: &std::path::Path, i: usize) -> PathBuf {
     let stem = path

@@ -8,10 +8,8 @@ use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 
 use super::indexed_path;
-use crate::model::sam::SamModel;
-use crate::runtime::{device_name, select_device, DTypeChoice, DeviceChoice};
+use crate::runtime::{device_name, DTypeChoice, DeviceChoice};
 use crate::types::{BoxPrompt, PointLabel, PointPrompt, Prompts, LOW_RES};
-use crate::weights::Weights;
 
 /// Arguments of `segattn segment`.
 #[derive(Debug, clap::Args)]
@@ -109,10 +107,8 @@ pub fn run(args: &SegmentArgs) -> Result<()> {
         bail!("no prompt: give at least one --point X,Y or a --box X0,Y0,X1,Y1");
     }
     let image = crate::image_io::load_rgb8(&args.image)?;
-    let device = select_device(args.device)?;
-    let weights = Weights::open(&args.weights)?;
-    let model = SamModel::load_as(&weights, &device, args.dtype.resolve(&device))?;
-    drop(weights);
+    let model = super::load_sam(&args.weights, args.device, args.dtype)?;
+    let device = model.device().clone();
 
     let t0 = Instant::now();
     let emb = model.embed(&image)?;

@@ -180,10 +180,9 @@ struct State {
     model: Option<SamModel>,
     /// Bumped on every new model, so a cached embedding is never used with another one.
     model_generation: u64,
-    /// The embedding of `(model_generation, image_id)`, and how long it took.
-    embedding: Option<(u64, u64, ImageEmbedding, f64)>,
-    /// The pixels of the embedded image (everything mode crops them).
-    image: Option<Arc<Rgb8>>,
+    /// The embedding of `(model_generation, image_id)`, how long it took, and the image's
+    /// pixels (everything mode crops them).
+    embedding: Option<(u64, u64, ImageEmbedding, f64, Arc<Rgb8>)>,
     out: SyncSender<SamResponse>,
     repaint: Repaint,
 }
@@ -242,9 +241,7 @@ impl State {
         params: &EverythingParams,
         generation: u64,
     ) {
-        let (Some(model), Some((gen, id, emb, _)), Some(image)) =
-            (&self.model, &self.embedding, &self.image)
-        else {
+        let (Some(model), Some((gen, id, emb, _, image))) = (&self.model, &self.embedding) else {
             self.send(SamResponse::Failed {
                 task: SamTask::Everything,
                 message: "the image is not encoded yet".into(),
@@ -301,7 +298,7 @@ impl State {
             });
             return;
         };
-        if let Some((gen, id, _, ms)) = &self.embedding {
+        if let Some((gen, id, _, ms, _)) = &self.embedding {
             if (*gen, *id) == (self.model_generation, image_id) {
                 self.send(SamResponse::Encoded { image_id, ms: *ms });
                 return;
@@ -313,8 +310,7 @@ impl State {
         match model.embed_cancellable(image, &stop) {
             Ok(emb) => {
                 let ms = t.elapsed().as_secs_f64() * 1e3;
-                self.embedding = Some((self.model_generation, image_id, emb, ms));
-                self.image = Some(image.clone());
+                self.embedding = Some((self.model_generation, image_id, emb, ms, image.clone()));
                 self.send(SamResponse::Encoded { image_id, ms });
             }
             Err(e) if e.is::<crate::model::sam::Cancelled>() => {
@@ -333,7 +329,6 @@ impl State {
         self.model = Some(m);
         self.model_generation += 1;
         self.embedding = None;
-        self.image = None;
         self.send(SamResponse::ModelLoaded {
             name,
             ms: t.elapsed().as_secs_f64() * 1e3,
@@ -375,7 +370,7 @@ impl Handler for State {
                 prompts,
                 multimask,
             } => {
-                let (Some(model), Some((gen, id, emb, _))) = (&self.model, &self.embedding) else {
+                let (Some(model), Some((gen, id, emb, ..))) = (&self.model, &self.embedding) else {
                     return; // Nothing to decode against yet; the UI shows the encoding state.
                 };
                 if (*gen, *id) != (self.model_generation, image_id) {
@@ -398,7 +393,6 @@ impl Handler for State {
     fn reset(&mut self) {
         self.model = None;
         self.embedding = None;
-        self.image = None;
         self.model_generation += 1;
     }
 
@@ -446,7 +440,6 @@ impl SamWorker {
                     model: None,
                     model_generation: 0,
                     embedding: None,
-                    image: None,
                     out,
                     repaint,
                 };

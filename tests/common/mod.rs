@@ -144,3 +144,43 @@ pub fn along_slider(h: &App) -> impl Fn(f32) -> egui::Pos2 {
         .rect();
     move |t| egui::Pos2::new(slider.min.x + slider.width() * t, slider.center().y)
 }
+
+/// MobileSAM's official architecture (the `mobilesam_vit_t` fixtures).
+pub fn mobile_sam_config() -> segattn::model::sam::config::SamConfig {
+    use segattn::model::sam::config::{EncoderConfig, SamConfig, TinyVitConfig};
+    SamConfig::with_encoder(EncoderConfig::TinyVit(TinyVitConfig::mobile_sam()))
+}
+
+/// The small ViT SAM of the `sam_vit_small` fixtures (`_build_sam(96, 4, 4, [1, 3])`).
+pub fn small_vit_config() -> segattn::model::sam::config::SamConfig {
+    use segattn::model::sam::config::{EncoderConfig, SamConfig, VitConfig};
+    SamConfig::with_encoder(EncoderConfig::Vit(VitConfig::official(
+        96,
+        4,
+        4,
+        vec![1, 3],
+    )))
+}
+
+/// The architecture and detweights seed of fixture model `name`.
+pub fn fixture_sam(name: &str) -> (segattn::model::sam::config::SamConfig, u64) {
+    match name {
+        "mobilesam_vit_t" => (mobile_sam_config(), 1),
+        _ => (small_vit_config(), 2),
+    }
+}
+
+/// An image of `sam/image.safetensors`: `image` (the cat) or `resized` (the official resize).
+pub fn sam_fixture_image(key: &str) -> segattn::types::Rgb8 {
+    let t = load_tensors("sam/image.safetensors");
+    let img = t.get(key).expect("image tensor");
+    let (h, w, _) = img.dims3().expect("hwc");
+    segattn::types::Rgb8 {
+        width: w,
+        height: h,
+        data: img
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<u8>())
+            .expect("u8"),
+    }
+}

@@ -79,20 +79,6 @@ pub fn upscale_logits(
     upscale_map(low_res, low_res_hw, (input_hw, original_hw), |v| v)
 }
 
-/// The binary mask of [`upscale_logits`] (1 where the logit is > 0), thresholded as the last
-/// resize computes each pixel: the same logits, without a full-size f32 image in between
-/// (48 MB per mask for a 12-megapixel photo).
-pub fn upscale_mask(
-    low_res: &[f32],
-    low_res_hw: (usize, usize),
-    input_hw: (usize, usize),
-    original_hw: (usize, usize),
-) -> Vec<u8> {
-    upscale_map(low_res, low_res_hw, (input_hw, original_hw), |v| {
-        u8::from(v > 0.0)
-    })
-}
-
 /// Bit of [`upscale_classes`]: the logit lies above `threshold − offset`.
 pub const ABOVE_LOW: u8 = 1;
 /// Bit of [`upscale_classes`]: the logit lies above `threshold` (the mask).
@@ -144,10 +130,10 @@ fn upscale_map<T: Copy + Default + Send>(
 mod tests {
     use super::*;
 
-    /// The thresholded upscale is exactly the threshold of the upscaled logits, for a
+    /// The upscaled classes are exactly the thresholds of the upscaled logits, for a
     /// downscaled and an upscaled original.
     #[test]
-    fn upscale_mask_is_the_thresholded_logits() {
+    fn upscale_classes_are_the_thresholded_logits() {
         let low: Vec<f32> = (0..64 * 64)
             .map(|i| ((i * 7919) % 101) as f32 * 0.05 - 2.5)
             .collect();
@@ -158,11 +144,17 @@ mod tests {
                 (original.1 as f32 * scale).round() as usize,
             );
             let logits = upscale_logits(&low, (64, 64), input, original);
-            let mask = upscale_mask(&low, (64, 64), input, original);
-            assert_eq!(mask.len(), logits.len());
+            let classes = upscale_classes(&low, (64, 64), input, original, 0.0, 1.0);
+            assert_eq!(classes.len(), logits.len());
+            let mask: Vec<u8> = classes
+                .iter()
+                .map(|c| u8::from(c & ABOVE_THRESHOLD != 0))
+                .collect();
             assert!(mask.contains(&1) && mask.contains(&0));
-            for (m, l) in mask.iter().zip(&logits) {
-                assert_eq!(*m, u8::from(*l > 0.0));
+            for (c, l) in classes.iter().zip(&logits) {
+                assert_eq!(c & ABOVE_THRESHOLD != 0, *l > 0.0);
+                assert_eq!(c & ABOVE_LOW != 0, *l > -1.0);
+                assert_eq!(c & ABOVE_HIGH != 0, *l > 1.0);
             }
         }
     }

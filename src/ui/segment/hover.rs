@@ -10,13 +10,12 @@
 /// How long the pointer rests before its preview is asked for.
 pub const REST: Duration = Duration::from_millis(40);
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::objects::{best, mask_texture, Candidates};
+use super::objects::{best, Candidates, Overlays};
 use super::{EncodeState, SegmentState};
 use crate::jobs::{Jobs, Slot};
-use crate::types::{Mask, PointLabel, PointPrompt, Prediction, Prompts};
+use crate::types::{PointLabel, PointPrompt, Prediction, Prompts};
 use crate::worker::sam::{SamRequest, SamWorker};
 
 /// A previewed answer and the prompts it answers.
@@ -44,7 +43,7 @@ pub struct HoverState {
     pub preview: Option<Preview>,
     /// An answer whose overlays are being made.
     incoming: Option<Preview>,
-    overlays: Slot<(u64, Vec<egui::TextureHandle>)>,
+    overlays: Slot<Overlays>,
 }
 
 impl HoverState {
@@ -164,29 +163,18 @@ impl SegmentState {
             return;
         };
         let Some(img) = &self.image else { return };
-        let masks: Vec<Arc<Mask>> = p.masks.into_iter().map(Arc::new).collect();
-        let (jobs_masks, size, ctx) = (masks.clone(), img.display_size, ctx.clone());
-        self.hover.overlays.submit(move |stale| {
-            let mut textures = Vec::with_capacity(jobs_masks.len());
-            for (i, m) in jobs_masks.iter().enumerate() {
-                if stale() {
-                    break;
-                }
-                textures.push(mask_texture(&ctx, &format!("preview {i}"), m, size));
-            }
-            (request_id, textures)
-        });
+        let size = img.display_size;
+        let candidates = Candidates::start(
+            &mut self.hover.overlays,
+            ctx,
+            request_id,
+            p,
+            size,
+            "preview",
+        );
         self.hover.incoming = Some(Preview {
             prompts,
-            candidates: Candidates {
-                request_id,
-                masks,
-                iou: p.iou_predictions,
-                stability: p.stability_scores,
-                low_res: p.low_res_logits,
-                attention: p.decoder_attention,
-                overlays: None,
-            },
+            candidates,
         });
     }
 

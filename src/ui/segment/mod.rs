@@ -24,8 +24,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use egui::TextureHandle;
-
 use crate::jobs::{Jobs, Slot};
 use crate::types::{EverythingParams, Mask, Prediction, Prompts};
 pub use crate::ui::Notify;
@@ -38,7 +36,7 @@ use history::PromptHistory;
 use hover::HoverState;
 use loading::{ImageLoader, Opened};
 pub use loading::{ImageSource, LoadedImage, SAMPLES};
-use objects::{best, mask_texture, Candidates, SegObject};
+use objects::{best, Candidates, Overlays, SegObject};
 use view::ImageView;
 
 /// State of the image encoder for the current image.
@@ -91,9 +89,6 @@ impl Default for SegmentSettings {
         }
     }
 }
-
-/// The overlays made for the candidates answering one prompt.
-type Overlays = (u64, Vec<TextureHandle>);
 
 /// Everything the Segment view holds between frames (runtime only).
 pub struct SegmentState {
@@ -355,27 +350,9 @@ impl SegmentState {
     /// Keeps SAM's answer and starts making its overlays (shown when ready).
     fn take_prediction(&mut self, ctx: &egui::Context, request_id: u64, p: Prediction) {
         let Some(img) = &self.image else { return };
-        let masks: Vec<Arc<Mask>> = p.masks.into_iter().map(Arc::new).collect();
-        let (jobs_masks, size, ctx) = (masks.clone(), img.display_size, ctx.clone());
-        self.overlays.submit(move |stale| {
-            let mut textures = Vec::with_capacity(jobs_masks.len());
-            for (i, m) in jobs_masks.iter().enumerate() {
-                if stale() {
-                    break;
-                }
-                textures.push(mask_texture(&ctx, &format!("candidate {i}"), m, size));
-            }
-            (request_id, textures)
-        });
-        self.incoming = Some(Candidates {
-            request_id,
-            masks,
-            iou: p.iou_predictions,
-            stability: p.stability_scores,
-            low_res: p.low_res_logits,
-            attention: p.decoder_attention,
-            overlays: None,
-        });
+        let size = img.display_size;
+        let c = Candidates::start(&mut self.overlays, ctx, request_id, p, size, "candidate");
+        self.incoming = Some(c);
     }
 
     /// Sends the current prompts to SAM (the worker runs only the newest).

@@ -6,7 +6,12 @@ use std::sync::Arc;
 
 use egui::{Color32, ColorImage, TextureHandle, TextureOptions};
 
-use crate::types::{DecoderAttention, Mask};
+use crate::jobs::Slot;
+use crate::types::{DecoderAttention, Mask, Prediction};
+
+/// The overlays made for the candidates answering one prompt: the prompt's id and one texture
+/// per mask.
+pub type Overlays = (u64, Vec<TextureHandle>);
 
 /// The candidate masks answering one prompt.
 pub struct Candidates {
@@ -24,6 +29,41 @@ pub struct Candidates {
     pub attention: DecoderAttention,
     /// One overlay per mask, once the job has made them.
     pub overlays: Option<Vec<TextureHandle>>,
+}
+
+impl Candidates {
+    /// SAM's answer to prompt `request_id`, its overlays (named `name i`, at the display
+    /// `size`) started on `slot`'s job; `overlays` is filled when the job is done.
+    pub fn start(
+        slot: &mut Slot<Overlays>,
+        ctx: &egui::Context,
+        request_id: u64,
+        p: Prediction,
+        size: (usize, usize),
+        name: &'static str,
+    ) -> Self {
+        let masks: Vec<Arc<Mask>> = p.masks.into_iter().map(Arc::new).collect();
+        let (jobs_masks, ctx) = (masks.clone(), ctx.clone());
+        slot.submit(move |stale| {
+            let mut textures = Vec::with_capacity(jobs_masks.len());
+            for (i, m) in jobs_masks.iter().enumerate() {
+                if stale() {
+                    break;
+                }
+                textures.push(mask_texture(&ctx, &format!("{name} {i}"), m, size));
+            }
+            (request_id, textures)
+        });
+        Self {
+            request_id,
+            masks,
+            iou: p.iou_predictions,
+            stability: p.stability_scores,
+            low_res: p.low_res_logits,
+            attention: p.decoder_attention,
+            overlays: None,
+        }
+    }
 }
 
 /// A kept object.
