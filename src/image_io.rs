@@ -88,6 +88,31 @@ pub fn load_rgb8(path: impl AsRef<Path>) -> Result<Rgb8, ImageLoadError> {
 /// ends before its end-of-image marker (Pillow's "image file is truncated"; the decoder would
 /// fill the missing rows with grey).
 pub fn decode_rgb8(bytes: &[u8], name: impl AsRef<Path>) -> Result<Rgb8, ImageLoadError> {
+    decode_dynamic(bytes, name).map(dynamic_to_rgb8)
+}
+
+/// Reads a binary mask image (ours or another tool's): any format and depth, converted to
+/// grey; pixels above 127 are inside. Same checks as [`load_rgb8`].
+pub fn load_mask(path: impl AsRef<Path>) -> Result<crate::types::Mask, ImageLoadError> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|source| ImageLoadError::Io {
+        source,
+        path: path.to_path_buf(),
+    })?;
+    let grey = decode_dynamic(&bytes, path)?.into_luma8();
+    Ok(crate::types::Mask {
+        width: grey.width() as usize,
+        height: grey.height() as usize,
+        data: grey
+            .into_raw()
+            .into_iter()
+            .map(|v| u8::from(v > 127))
+            .collect(),
+    })
+}
+
+/// [`decode_rgb8`] before the conversion to RGB.
+fn decode_dynamic(bytes: &[u8], name: impl AsRef<Path>) -> Result<DynamicImage, ImageLoadError> {
     let path = name.as_ref().to_path_buf();
     let decode = |e: image::ImageError| ImageLoadError::Decode {
         reason: e.to_string(),
@@ -133,7 +158,7 @@ pub fn decode_rgb8(bytes: &[u8], name: impl AsRef<Path>) -> Result<Rgb8, ImageLo
     let orientation = decoder.orientation().map_err(decode)?;
     let mut img = DynamicImage::from_decoder(decoder).map_err(decode)?;
     img.apply_orientation(orientation);
-    Ok(dynamic_to_rgb8(img))
+    Ok(img)
 }
 
 /// True when a JPEG stream reaches its end-of-image marker: the marker segments are walked

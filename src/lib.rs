@@ -10,7 +10,7 @@
 //! | app and views | [`app`], [`ui`] | egui; talks to workers and jobs with plain data |
 //! | background work | [`worker`] (models), [`jobs`] (view work), [`download`] | candle in [`worker`] only |
 //! | models | [`model`], [`weights`], [`runtime`] | candle |
-//! | plain data and pure functions | [`types`], [`analysis`], [`viz`], [`image_io`], [`files`], [`error`], [`alloc`] | neither egui nor candle |
+//! | plain data and pure functions | [`types`], [`analysis`], [`annotate`], [`viz`], [`image_io`], [`files`], [`error`], [`alloc`] | neither egui nor candle |
 //!
 //! # One click, from the pointer to the overlay
 //!
@@ -29,6 +29,7 @@
 
 pub mod alloc;
 pub mod analysis;
+pub mod annotate;
 pub mod app;
 pub mod cli;
 pub mod download;

@@ -17,7 +17,7 @@ fn main() {
     segattn::runtime::init_compute_pool(threads);
     let result = match cli::parse() {
         Invocation::App(options) => segattn::app::run(*options),
-        Invocation::Command(command) => cli::run(command),
+        Invocation::Command(command) => cli::run(*command),
     };
     if let Err(err) = result {
         eprintln!("error: {}", segattn::error::one_line(&err));

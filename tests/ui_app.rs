@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use candle_core::Device;
@@ -15,6 +15,7 @@ use segattn::app::{AppOptions, SegattnApp};
 use segattn::model::sam::config::{EncoderConfig, SamConfig, VitConfig};
 use segattn::model::sam::SamModel;
 use segattn::types::PointLabel;
+use segattn::ui::segment::export::ExportKind;
 use segattn::ui::segment::{EncodeState, ImageSource};
 use segattn::ui::View;
 
@@ -147,7 +148,11 @@ fn click_shows_a_mask_and_undo_redo_export_work() {
     // Export the chosen mask and all masks as COCO.
     let dir = tempfile::tempdir().expect("tmp");
     let png = dir.path().join("mask.png");
-    h.state().segment.export_mask_png(&png).expect("png export");
+    let export = |h: &egui_kittest::Harness<'_, segattn::app::SegattnApp>, kind, path: &Path| {
+        let a = h.state();
+        a.segment.export(kind, &a.settings.segment, path)
+    };
+    export(&h, ExportKind::MaskPng, &png).expect("png export");
     let img = image::open(&png).expect("valid png").into_luma8();
     assert_eq!(img.dimensions(), (451, 300));
     let area = img.pixels().filter(|p| p.0[0] == 255).count();
@@ -159,10 +164,7 @@ fn click_shows_a_mask_and_undo_redo_export_work() {
     h.step();
     assert_eq!(h.state().segment.objects.len(), 1);
     let json_path = dir.path().join("coco.json");
-    h.state()
-        .segment
-        .export_coco_json(&json_path)
-        .expect("coco export");
+    export(&h, ExportKind::Coco, &json_path).expect("coco export");
     let coco: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json_path).expect("json"))
             .expect("valid json");
@@ -178,7 +180,7 @@ fn click_shows_a_mask_and_undo_redo_export_work() {
     assert_eq!(ann["area"].as_u64(), Some(area as u64));
     let cutout = dir.path().join("cut.png");
     assert!(
-        h.state().segment.export_cutout_png(&cutout).is_err(),
+        export(&h, ExportKind::CutoutPng, &cutout).is_err(),
         "no current mask after Add object"
     );
 }
@@ -913,4 +915,118 @@ fn everything_parameters_are_all_reachable() {
         h.state().settings.segment.everything,
         segattn::types::EverythingParams::default()
     );
+}
+
+/// The chosen mask's polygon outline is traced and counted, follows the simplification
+/// slider, and the exports write the objects' labels (YOLO class indices in the labels' order).
+#[test]
+fn polygons_follow_the_tolerance_and_exports_carry_the_labels() {
+    let mut h = open_chelsea_encoded();
+    h.state_mut().settings.segment.hover_preview = false;
+    click_image(&mut h, 250.0, 130.0, PointerButton::Primary);
+    wait_until(&mut h, "the mask's outline", |a| {
+        a.segment
+            .selected_mask()
+            .is_some_and(|m| a.segment.outline.of(m).is_some())
+    });
+    let count = |a: &SegattnApp| {
+        let m = a.segment.selected_mask().expect("mask");
+        a.segment.outline.of(m).expect("outline").vertex_count()
+    };
+    let fine = count(h.state());
+    assert!(fine >= 3, "{fine} vertices");
+    assert!(h.query_by_label_contains("vertices in").is_some());
+    h.state_mut().settings.segment.simplify_px = 0.0;
+    h.step();
+    wait_until(&mut h, "the outline at tolerance 0", |a| {
+        !a.segment.outline.is_pending() && count(a) >= fine
+    });
+    let exact = count(h.state());
+    h.state_mut().settings.segment.simplify_px = 8.0;
+    h.step();
+    wait_until(&mut h, "the outline at tolerance 8", |a| {
+        !a.segment.outline.is_pending() && count(a) < exact
+    });
+
+    // A second label, chosen for the next object.
+    h.get_by_label("Add label").click();
+    h.step();
+    assert_eq!(h.state().settings.segment.labels, ["object", "label 2"]);
+    assert_eq!(h.state().settings.segment.label, "label 2");
+    h.get_by_label("Add object").click();
+    h.step();
+    assert_eq!(h.state().segment.objects[0].label, "label 2");
+    let dir = tempfile::tempdir().expect("tmp");
+    let txt = dir.path().join("chelsea.txt");
+    let a = h.state();
+    a.segment
+        .export(ExportKind::Yolo, &a.settings.segment, &txt)
+        .expect("yolo export");
+    let text = std::fs::read_to_string(&txt).expect("txt");
+    assert!(text.lines().all(|l| l.starts_with("1 ")), "{text}");
+    let yaml = std::fs::read_to_string(dir.path().join("data.yaml")).expect("yaml");
+    assert!(
+        yaml.contains("  0: object") && yaml.contains("  1: label 2"),
+        "{yaml}"
+    );
+    let lm = dir.path().join("chelsea.json");
+    a.segment
+        .export(ExportKind::LabelMe, &a.settings.segment, &lm)
+        .expect("labelme export");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&lm).expect("json")).expect("valid");
+    assert_eq!(json["imagePath"], "chelsea.png");
+    assert_eq!(json["shapes"][0]["label"], "label 2");
+}
+
+/// A kept object's mask is edited with the chosen candidate and the tools, each step undone
+/// and redone, its overlay remade.
+#[test]
+fn object_masks_are_edited_and_each_step_undone() {
+    let mut h = open_chelsea_encoded();
+    h.state_mut().settings.segment.hover_preview = false;
+    click_image(&mut h, 250.0, 130.0, PointerButton::Primary);
+    wait_until(&mut h, "a mask", |a| a.segment.selected_mask().is_some());
+    h.get_by_label("Add object").click();
+    h.step();
+    let first = h.state().segment.objects[0].mask.clone();
+    click_image(&mut h, 60.0, 250.0, PointerButton::Primary);
+    wait_until(&mut h, "a second mask", |a| {
+        a.segment.selected_mask().is_some()
+    });
+    let other = h.state().segment.selected_mask().expect("mask").clone();
+    h.get_by_label("Edit").click();
+    h.step();
+    h.step();
+    assert_eq!(h.state().segment.editing, Some(0));
+    h.get_by_label("Add the chosen mask").click();
+    h.step();
+    let union = h.state().segment.objects[0].mask.clone();
+    let expected = first
+        .data
+        .iter()
+        .zip(&other.data)
+        .filter(|(a, b)| **a != 0 || **b != 0)
+        .count();
+    assert_eq!(union.area(), expected);
+    assert_eq!(h.state().segment.objects[0].revision, 1);
+    wait_until(&mut h, "the edited overlay", |a| {
+        a.segment.objects[0].overlay_revision == 1
+    });
+    h.get_by_label("Keep the largest part").click();
+    h.step();
+    h.get_by_label("Undo edit").click();
+    h.step();
+    if h.state().segment.objects[0].edits.can_undo() {
+        h.get_by_label("Undo edit").click();
+        h.step();
+    }
+    assert_eq!(
+        *h.state().segment.objects[0].mask,
+        *first,
+        "back to the first mask"
+    );
+    h.get_by_label("Redo edit").click();
+    h.step();
+    assert_eq!(*h.state().segment.objects[0].mask, *union);
 }

@@ -306,7 +306,7 @@ pub fn remove_small_regions(
 
 /// 8-connected components of `on`: a label per pixel (0 off, 1.. in raster order of each
 /// component's first pixel) and each component's size.
-fn label_components(on: &[bool], (h, w): (usize, usize)) -> (Vec<usize>, Vec<usize>) {
+pub fn label_components(on: &[bool], (h, w): (usize, usize)) -> (Vec<usize>, Vec<usize>) {
     let mut labels = vec![0usize; h * w];
     let mut sizes = Vec::new();
     let mut stack = Vec::new();

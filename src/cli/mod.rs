@@ -1,4 +1,4 @@
-//! The command line: `segattn segment`, `attend`, `encodings` and `bench`, as specified in
+//! The command line: `segattn segment`, `everything`, `export`, `attend`, `encodings` and `bench`, as specified in
 //! DESIGN.md, and the desktop app's options. Only `main.rs` reaches this module; it is the one
 //! place that knows clap.
 
@@ -6,6 +6,7 @@ mod attend;
 mod bench;
 mod encodings;
 mod everything;
+mod export;
 mod segment;
 mod values;
 
@@ -64,14 +65,14 @@ pub enum Invocation {
     /// The desktop app (no subcommand).
     App(Box<AppOptions>),
     /// A subcommand.
-    Command(Command),
+    Command(Box<Command>),
 }
 
 /// Parses the process's arguments (printing help or a usage error and exiting, as clap does).
 pub fn parse() -> Invocation {
     let cli = Cli::parse();
     match cli.command {
-        Some(command) => Invocation::Command(command),
+        Some(command) => Invocation::Command(Box::new(command)),
         None => Invocation::App(Box::new(cli.gui.into())),
     }
 }
@@ -99,6 +100,8 @@ pub enum Command {
     Segment(segment::SegmentArgs),
     /// Segment a whole image at once: SAM's automatic mask generator, as COCO RLE records.
     Everything(everything::EverythingArgs),
+    /// Turn a binary mask PNG into COCO, YOLO or LabelMe annotations.
+    Export(export::ExportArgs),
     /// Every layer's and head's attention of a text model for a sentence.
     Attend(attend::AttendArgs),
     /// Positional encodings (sinusoidal, learned, rotary) as a heatmap PNG.
@@ -112,6 +115,7 @@ pub fn run(command: Command) -> Result<()> {
     match command {
         Command::Segment(args) => segment::run(&args),
         Command::Everything(args) => everything::run(&args),
+        Command::Export(args) => export::run(&args),
         Command::Attend(args) => attend::run(&args),
         Command::Encodings(args) => encodings::run(&args),
         Command::Bench(args) => bench::run(&args),

@@ -38,6 +38,10 @@ pub struct SegmentArgs {
     /// Print a JSON summary on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Annotation files for the mask (with --multimask, the candidate of highest predicted
+    /// IoU).
+    #[command(flatten)]
+    pub annotations: super::export::AnnotationArgs,
     /// Where to run.
     #[arg(long, value_enum, default_value_t)]
     pub device: DeviceChoice,
@@ -106,6 +110,7 @@ pub fn run(args: &SegmentArgs) -> Result<()> {
     if prompts.is_empty() {
         bail!("no prompt: give at least one --point X,Y or a --box X0,Y0,X1,Y1");
     }
+    args.annotations.validate()?;
     let image = crate::image_io::load_rgb8(&args.image)?;
     let model = super::load_sam(&args.weights, args.device, args.dtype)?;
     let device = model.device().clone();
@@ -126,6 +131,15 @@ pub fn run(args: &SegmentArgs) -> Result<()> {
         };
         crate::viz::mask::save_mask_png(mask, &path)?;
         files.push(path);
+    }
+    let mut annotation_files = Vec::new();
+    if args.annotations.any() {
+        let best = crate::types::best_candidate(&pred.iou_predictions);
+        let name = args
+            .image
+            .file_name()
+            .map_or_else(|| "image".into(), |n| n.to_string_lossy().into_owned());
+        annotation_files = args.annotations.write(&pred.masks[best], &name)?;
     }
     if let Some(path) = &args.logits_out {
         let n = pred.low_res_logits.len();
@@ -166,6 +180,7 @@ pub fn run(args: &SegmentArgs) -> Result<()> {
         let out = serde_json::json!({
             "model": {"kind": kind, "embed_dim": embed_dim, "depth": depth, "heads": heads},
             "masks": masks,
+            "annotations": annotation_files,
             "timings_ms": {"encode": encode_ms, "decode": decode_ms},
         });
         println!("{out}");
@@ -177,6 +192,9 @@ pub fn run(args: &SegmentArgs) -> Result<()> {
                 f.display(),
                 m.area()
             );
+        }
+        for f in &annotation_files {
+            println!("{}", f.display());
         }
         eprintln!(
             "{} on {} (encoder {}): encode {encode_ms:.0} ms, decode {decode_ms:.1} ms",

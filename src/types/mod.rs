@@ -9,7 +9,7 @@ pub mod text;
 pub use everything::{EverythingParams, EverythingProgress, MaskRecord, Rle};
 pub use image::{Mask, Rgb8};
 pub use sam::{
-    BoxPrompt, DecoderAttention, DecoderToken, LayerAttention, PointLabel, PointPrompt, Prediction,
-    Prompts, SparseToken, LOW_RES,
+    best_candidate, BoxPrompt, DecoderAttention, DecoderToken, LayerAttention, PointLabel,
+    PointPrompt, Prediction, Prompts, SparseToken, LOW_RES,
 };
 pub use text::{Encoded, TextModelInfo, TextOutput, Token};

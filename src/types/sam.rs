@@ -126,3 +126,11 @@ pub struct Prediction {
     /// Decoder attention for this prompt.
     pub decoder_attention: DecoderAttention,
 }
+
+/// Index of the best candidate by predicted IoU (the first of equals; 0 when none).
+pub fn best_candidate(iou: &[f32]) -> usize {
+    iou.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i)
+}

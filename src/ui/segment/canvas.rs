@@ -83,6 +83,9 @@ impl SegmentState {
                 painter.image(t.id(), rect, uv, tint(self.next_color(), opacity));
             }
         }
+        if let Some(p) = self.selected_mask().and_then(|m| self.outline.of(m)) {
+            super::outline::Outline::draw(painter, canvas, p);
+        }
         if self.awaiting.is_none() {
             if let Some(t) = self.preview_overlay() {
                 // Lighter than a committed mask: it is only what a click here would give.

@@ -1,16 +1,15 @@
 //! The Segment view's side panel: image, encoder state, prompt editing, candidates, objects,
 //! export and the decoder-attention picker.
 
-use std::path::Path;
-
 use egui::{Color32, Pos2, Rect, Sense, Stroke, Vec2};
 
 use super::attention::{layer_name, token_name};
-use super::export::ExportKind;
+use super::export::{suggested, ExportKind};
 use super::loading::{ImageSource, SAMPLES};
 use super::objects::tint;
 use super::view::ImageView;
 use super::{EncodeState, Notify, SegmentSettings, SegmentState};
+use crate::annotate::CocoShape;
 use crate::ui::widgets::busy_ui;
 use crate::worker::sam::SamWorker;
 
@@ -26,15 +25,19 @@ impl SegmentState {
         settings: &mut SegmentSettings,
         notify: Notify,
     ) {
+        self.poll_object_overlays(ui.ctx());
         self.image_ui(ui, sam);
         ui.separator();
         self.prompt_ui(ui, sam, settings, notify);
         self.candidates_ui(ui, settings.opacity);
-        self.objects_ui(ui);
+        self.polygon_ui(ui, settings);
+        ui.separator();
+        self.labels_ui(ui, settings);
+        self.objects_ui(ui, &settings.labels, notify);
         ui.separator();
         self.everything_ui(ui, sam, &mut settings.everything, notify);
         ui.separator();
-        self.export_ui(ui, notify);
+        self.export_ui(ui, settings, notify);
         ui.separator();
         self.attention_ui(ui);
     }
@@ -213,45 +216,203 @@ impl SegmentState {
         }
     }
 
-    fn objects_ui(&mut self, ui: &mut egui::Ui) {
+    /// The chosen mask as the exports' polygons: the tolerance, the outline, its counts.
+    fn polygon_ui(&mut self, ui: &mut egui::Ui, settings: &mut SegmentSettings) {
+        let Some(mask) = self.selected_mask().cloned() else {
+            return;
+        };
+        ui.horizontal(|ui| {
+            ui.checkbox(&mut settings.show_outline, "Polygon outline");
+            ui.add(
+                egui::Slider::new(&mut settings.simplify_px, 0.0..=10.0)
+                    .step_by(0.25)
+                    .text("simplify (px)"),
+            )
+            .on_hover_text(
+                "Douglas–Peucker tolerance: no border pixel is farther from the polygon. \
+                 The COCO (polygons), YOLO and LabelMe exports use it.",
+            );
+        });
+        if !settings.show_outline {
+            return;
+        }
+        match self.outline.of(&mask) {
+            Some(p) => {
+                let parts = p.outer_rings().count();
+                let mut text = format!(
+                    "{} vertices in {parts} part{}",
+                    p.vertex_count(),
+                    if parts == 1 { "" } else { "s" }
+                );
+                if p.has_holes() {
+                    text.push_str(&format!(
+                        ", {} hole(s): lost in YOLO, LabelMe and COCO polygons",
+                        p.hole_count()
+                    ));
+                }
+                ui.label(text);
+            }
+            None => busy_ui(ui, "tracing the outline…"),
+        }
+    }
+
+    /// The labels objects get: pick the next one, rename (objects follow), add, remove.
+    fn labels_ui(&mut self, ui: &mut egui::Ui, settings: &mut SegmentSettings) {
+        ui.heading("Labels");
+        let mut remove = None;
+        let removable = settings.labels.len() > 1;
+        let mut rename = None;
+        for i in 0..settings.labels.len() {
+            ui.horizontal(|ui| {
+                let label = settings.labels[i].clone();
+                let radio = ui
+                    .radio(settings.label == label, format!("{}", i + 1))
+                    .on_hover_text("The next object's label");
+                if radio.clicked() {
+                    settings.label.clone_from(&label);
+                }
+                // Edited in a buffer, applied when the field loses focus (Enter, Tab, a click
+                // elsewhere): an empty name or one already taken is undone.
+                let mut text = match &self.label_edit {
+                    Some((j, t)) if *j == i => t.clone(),
+                    _ => label.clone(),
+                };
+                let edit = ui
+                    .add(
+                        egui::TextEdit::singleline(&mut text)
+                            .desired_width(120.0)
+                            .id_salt(("label", i)),
+                    )
+                    .labelled_by(radio.id);
+                if edit.lost_focus() {
+                    self.label_edit = None;
+                    let new = text.trim().to_owned();
+                    if !new.is_empty() && !settings.labels.contains(&new) {
+                        rename = Some((i, new));
+                    }
+                } else if edit.has_focus() {
+                    self.label_edit = Some((i, text));
+                }
+                if removable
+                    && ui
+                        .small_button("Remove")
+                        .on_hover_text("Remove this label")
+                        .clicked()
+                {
+                    remove = Some(i);
+                }
+            });
+        }
+        if let Some((i, new)) = rename {
+            let old = std::mem::replace(&mut settings.labels[i], new.clone());
+            for o in self.objects.iter_mut().filter(|o| o.label == old) {
+                o.label.clone_from(&new);
+            }
+            if settings.label == old {
+                settings.label = new;
+            }
+        }
+        if let Some(i) = remove {
+            self.label_edit = None;
+            let gone = settings.labels.remove(i);
+            let fallback = settings.labels[0].clone();
+            for o in self.objects.iter_mut().filter(|o| o.label == gone) {
+                o.label.clone_from(&fallback);
+            }
+            if settings.label == gone {
+                settings.label = fallback;
+            }
+        }
+        if ui.button("Add label").clicked() {
+            let mut n = settings.labels.len() + 1;
+            while settings.labels.contains(&format!("label {n}")) {
+                n += 1;
+            }
+            settings.labels.push(format!("label {n}"));
+            settings.label = format!("label {n}");
+        }
+        if !settings.labels.contains(&settings.label) {
+            settings.label = settings.labels[0].clone();
+        }
+    }
+
+    fn objects_ui(&mut self, ui: &mut egui::Ui, labels: &[String], notify: Notify) {
         if self.objects.is_empty() {
             return;
         }
         ui.separator();
         ui.heading("Objects");
         let mut delete = None;
-        for (i, o) in self.objects.iter_mut().enumerate() {
+        for i in 0..self.objects.len() {
+            let editing = self.editing == Some(i);
             ui.horizontal(|ui| {
+                let o = &mut self.objects[i];
                 let [r, g, b] = o.color;
                 let (swatch, painter) = ui.allocate_painter(Vec2::splat(12.0), Sense::hover());
                 painter.rect_filled(swatch.rect, 2.0, Color32::from_rgb(r, g, b));
-                ui.checkbox(&mut o.visible, "");
-                ui.add(egui::TextEdit::singleline(&mut o.name).desired_width(110.0));
+                ui.checkbox(&mut o.visible, format!("{}", i + 1));
+                egui::ComboBox::from_id_salt(("object label", i))
+                    .selected_text(o.label.as_str())
+                    .show_ui(ui, |ui| {
+                        for l in labels {
+                            ui.selectable_value(&mut o.label, l.clone(), l);
+                        }
+                    });
+                ui.label(format!("{} px", o.mask.area()));
+                if ui
+                    .selectable_label(editing, "Edit")
+                    .on_hover_text("Add or subtract masks, fill holes, remove small parts")
+                    .clicked()
+                {
+                    self.editing = if editing { None } else { Some(i) };
+                }
                 if ui.small_button("Delete").clicked() {
                     delete = Some(i);
                 }
             });
+            if editing {
+                ui.indent(("edit object", i), |ui| self.object_edit_ui(ui, i, notify));
+            }
         }
         if let Some(i) = delete {
             self.objects.remove(i);
+            self.editing = None;
+            // A remade overlay in flight was for an index that moved: it is made again.
+            self.object_overlays.cancel();
         }
     }
 
-    fn export_ui(&mut self, ui: &mut egui::Ui, notify: Notify) {
+    fn export_ui(&mut self, ui: &mut egui::Ui, settings: &mut SegmentSettings, notify: Notify) {
         ui.heading("Export");
-        let stem = self.image.as_ref().map_or("mask".to_string(), |i| {
-            Path::new(&i.name)
-                .file_stem()
-                .map_or("mask".into(), |s| s.to_string_lossy().into_owned())
+        ui.horizontal(|ui| {
+            ui.label("Annotations of");
+            ui.radio_value(&mut settings.export_all, true, "all objects");
+            ui.radio_value(&mut settings.export_all, false, "the chosen mask");
         });
+        egui::ComboBox::from_label("COCO segmentation")
+            .selected_text(settings.coco_shape.label())
+            .show_ui(ui, |ui| {
+                for shape in CocoShape::ALL {
+                    ui.selectable_value(&mut settings.coco_shape, shape, shape.label());
+                }
+            })
+            .response
+            .on_hover_text(
+                "COCO polygons cannot carry holes: an object with holes goes as RLE unless \
+                 polygons are forced.",
+            );
+        let name = self
+            .image
+            .as_ref()
+            .map_or("mask".to_string(), |i| i.name.clone());
         ui.horizontal_wrapped(|ui| {
             for kind in ExportKind::ALL {
                 if ui.button(kind.label()).clicked() {
                     if let Some(p) = rfd::FileDialog::new()
-                        .set_file_name(kind.file_name(&stem))
+                        .set_file_name(suggested(kind, &name).to_string_lossy())
                         .save_file()
                     {
-                        self.start_export(kind, p, notify);
+                        self.start_export(kind, settings, p, notify);
                     }
                 }
             }

@@ -186,13 +186,12 @@ impl SegmentState {
             .zip(masks)
             .enumerate()
             .map(|(i, (r, (mask, tex)))| Found {
-                object: SegObject {
-                    name: format!("mask {}", i + 1),
-                    color: OBJECT_COLORS[(offset + i) % OBJECT_COLORS.len()],
+                object: SegObject::new(
+                    self.label.clone(),
+                    OBJECT_COLORS[(offset + i) % OBJECT_COLORS.len()],
                     mask,
-                    visible: true,
-                    overlay: Some(tex),
-                },
+                    Some(tex),
+                ),
                 predicted_iou: r.predicted_iou,
                 stability_score: r.stability_score,
             })
@@ -203,7 +202,7 @@ impl SegmentState {
     pub fn keep_found(&mut self, i: usize) {
         if i < self.everything.found.len() {
             let mut f = self.everything.found.remove(i);
-            f.object.name = format!("object {}", self.objects.len() + 1);
+            f.object.label = self.label.clone();
             self.objects.push(f.object);
         }
     }
@@ -286,7 +285,7 @@ impl SegmentState {
                 let [r, g, b] = f.object.color;
                 let (swatch, painter) = ui.allocate_painter(Vec2::splat(12.0), Sense::hover());
                 painter.rect_filled(swatch.rect, 2.0, Color32::from_rgb(r, g, b));
-                ui.checkbox(&mut f.object.visible, &f.object.name);
+                ui.checkbox(&mut f.object.visible, format!("mask {}", i + 1));
                 ui.label(format!(
                     "IoU {:.2} · stab {:.2}",
                     f.predicted_iou, f.stability_score

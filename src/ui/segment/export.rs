@@ -1,14 +1,17 @@
-//! What the Segment view exports: the chosen mask as a grey PNG, a cut-out PNG with alpha, and
-//! every object (and the current mask) as COCO RLE JSON. Written atomically, on a job (a
-//! 12-megapixel PNG takes a good part of a second to encode).
+//! What the Segment view exports: the chosen mask as a grey PNG or a cut-out PNG with alpha,
+//! and the image's objects (or only the chosen mask) as COCO instances JSON, YOLO segmentation
+//! labels with their `data.yaml`, or LabelMe JSON ([`crate::annotate`]). Written atomically, on
+//! a job (a 12-megapixel PNG takes a good part of a second to encode).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Result};
 
+use super::SegmentSettings;
+use crate::annotate::{AnnotatedImage, CocoShape, Labeled};
 use crate::types::{Mask, Rgb8};
-use crate::viz::mask::{coco_json, cutout, save_mask_png};
+use crate::viz::mask::{cutout, save_mask_png};
 
 /// Which file to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,20 +20,32 @@ pub enum ExportKind {
     MaskPng,
     /// The image's pixels inside the chosen mask, transparent elsewhere.
     CutoutPng,
-    /// Every object and the chosen mask as COCO run-length encoded annotations.
-    CocoJson,
+    /// COCO instances JSON (RLE or polygons, as the settings say).
+    Coco,
+    /// YOLO segmentation labels, `data.yaml` beside them.
+    Yolo,
+    /// LabelMe JSON.
+    LabelMe,
 }
 
 impl ExportKind {
     /// Every export, in button order.
-    pub const ALL: [ExportKind; 3] = [Self::MaskPng, Self::CutoutPng, Self::CocoJson];
+    pub const ALL: [ExportKind; 5] = [
+        Self::MaskPng,
+        Self::CutoutPng,
+        Self::Coco,
+        Self::Yolo,
+        Self::LabelMe,
+    ];
 
     /// The button's label.
     pub fn label(self) -> &'static str {
         match self {
             Self::MaskPng => "Mask PNG…",
             Self::CutoutPng => "Cut-out PNG…",
-            Self::CocoJson => "COCO JSON…",
+            Self::Coco => "COCO JSON…",
+            Self::Yolo => "YOLO txt…",
+            Self::LabelMe => "LabelMe JSON…",
         }
     }
 
@@ -39,7 +54,39 @@ impl ExportKind {
         match self {
             Self::MaskPng => format!("{stem}-mask.png"),
             Self::CutoutPng => format!("{stem}-cutout.png"),
-            Self::CocoJson => format!("{stem}-coco.json"),
+            Self::Coco => format!("{stem}-coco.json"),
+            Self::Yolo => format!("{stem}.txt"),
+            Self::LabelMe => format!("{stem}.json"),
+        }
+    }
+
+    /// True for the annotation formats (which follow the "all objects" choice).
+    pub fn is_annotation(self) -> bool {
+        matches!(self, Self::Coco | Self::Yolo | Self::LabelMe)
+    }
+}
+
+/// The settings an export follows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportOptions {
+    /// The labels in their order (category ids and class indices follow it).
+    pub labels: Vec<String>,
+    /// How objects go to COCO.
+    pub coco_shape: CocoShape,
+    /// Polygon simplification in pixels.
+    pub tolerance: f32,
+    /// Every object (and the chosen mask), else only the chosen mask.
+    pub all: bool,
+}
+
+impl ExportOptions {
+    /// The options `settings` hold.
+    pub fn of(settings: &SegmentSettings) -> Self {
+        Self {
+            labels: settings.labels.clone(),
+            coco_shape: settings.coco_shape,
+            tolerance: settings.simplify_px,
+            all: settings.export_all,
         }
     }
 }
@@ -51,38 +98,89 @@ pub struct ExportData {
     pub image_name: String,
     /// The image.
     pub image: Arc<Rgb8>,
-    /// The chosen candidate mask, if any.
-    pub current: Option<Arc<Mask>>,
-    /// The kept objects: name and mask.
+    /// The chosen candidate mask and the label it would get, if any.
+    pub current: Option<(String, Arc<Mask>)>,
+    /// The kept objects: label and mask.
     pub objects: Vec<(String, Arc<Mask>)>,
+    /// The settings.
+    pub options: ExportOptions,
 }
 
-/// Writes `kind` of `data` to `path`.
-pub fn write(kind: ExportKind, data: &ExportData, path: &Path) -> Result<()> {
-    let no_mask = || anyhow::anyhow!("no mask to export: click on the image first");
-    match kind {
-        ExportKind::MaskPng => save_mask_png(data.current.as_ref().ok_or_else(no_mask)?, path),
-        ExportKind::CutoutPng => {
-            let m = data.current.as_ref().ok_or_else(no_mask)?;
-            cutout(&data.image, m).save_png(path)
+impl ExportData {
+    /// The labelled masks an annotation export holds.
+    fn annotated(&self) -> Result<AnnotatedImage<'_>> {
+        let mut objects: Vec<Labeled> = Vec::new();
+        if self.options.all {
+            objects.extend(
+                self.objects
+                    .iter()
+                    .map(|(label, mask)| Labeled { label, mask }),
+            );
         }
-        ExportKind::CocoJson => {
-            let mut masks: Vec<(&str, &Mask)> = data
-                .objects
-                .iter()
-                .map(|(name, m)| (name.as_str(), m.as_ref()))
-                .collect();
-            if let Some(m) = &data.current {
-                masks.push(("current", m));
+        if let Some((label, mask)) = &self.current {
+            objects.push(Labeled { label, mask });
+        }
+        if objects.is_empty() {
+            if self.options.all {
+                bail!("no object to export: click on the image first");
             }
-            if masks.is_empty() {
-                bail!(no_mask());
-            }
-            let json = coco_json(&data.image_name, &masks);
-            crate::files::write_bytes_atomic(path, serde_json::to_string_pretty(&json)?.as_bytes())
+            bail!("no mask chosen to export (or export all objects)");
+        }
+        Ok(AnnotatedImage {
+            file_name: self.image_name.clone(),
+            width: self.image.width,
+            height: self.image.height,
+            objects,
+        })
+    }
+}
+
+/// Writes `kind` of `data` to `path`; returns the notices (holes lost, objects left out).
+pub fn write(kind: ExportKind, data: &ExportData, path: &Path) -> Result<Vec<String>> {
+    let no_mask = || anyhow::anyhow!("no mask to export: click on the image first");
+    let current = || data.current.as_ref().map(|(_, m)| m).ok_or_else(no_mask);
+    let o = &data.options;
+    match kind {
+        ExportKind::MaskPng => save_mask_png(current()?, path).map(|()| Vec::new()),
+        ExportKind::CutoutPng => cutout(&data.image, current()?)
+            .save_png(path)
+            .map(|()| Vec::new()),
+        ExportKind::Coco => crate::annotate::write_coco(
+            path,
+            &[data.annotated()?],
+            &o.labels,
+            o.coco_shape,
+            o.tolerance,
+        ),
+        ExportKind::Yolo => {
+            crate::annotate::write_yolo(path, &data.annotated()?, &o.labels, o.tolerance)
+        }
+        ExportKind::LabelMe => {
+            crate::annotate::write_labelme(path, &data.annotated()?, o.tolerance)
         }
     }
 }
 
-/// The outcome of an export job: the file written, or why not.
-pub type ExportResult = Result<PathBuf, String>;
+/// The outcome of an export job: what the status bar says, or why it failed.
+pub type ExportResult = Result<String, String>;
+
+/// The status line for a file written with `notices`.
+pub fn written(path: &Path, notices: &[String]) -> String {
+    match notices {
+        [] => format!("wrote {}", path.display()),
+        [one] => format!("wrote {} (note: {one})", path.display()),
+        [first, rest @ ..] => format!(
+            "wrote {} (note: {first}; and {} more)",
+            path.display(),
+            rest.len()
+        ),
+    }
+}
+
+/// A path for the dialog's suggestion.
+pub fn suggested(kind: ExportKind, image_name: &str) -> PathBuf {
+    let stem = Path::new(image_name)
+        .file_stem()
+        .map_or("mask".into(), |s| s.to_string_lossy().into_owned());
+    PathBuf::from(kind.file_name(&stem))
+}

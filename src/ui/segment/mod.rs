@@ -5,25 +5,29 @@
 //! Its rooms: [`everything`] (the automatic mask generator), [`hover`] (the preview under the
 //! pointer), [`loading`] (images in, decoded off the UI thread), [`view`] (zoom, pan and
 //! screen ↔ image coordinates), [`history`] (prompts with undo / redo), [`objects`] (candidates,
-//! kept objects, their overlays), [`export`], [`attention`] (the decoder's attention overlay),
+//! kept objects, their overlays), [`outline`] (the chosen mask as the exports' polygons),
+//! [`export`], [`attention`] (the decoder's attention overlay),
 //! and the drawing: [`canvas`] (the image and what is on it) and [`controls`] (the side panel).
 //! This file holds the state and its answers to the SAM worker.
 
 pub mod attention;
 pub mod canvas;
 pub mod controls;
+pub mod editing;
 pub mod everything;
 pub mod export;
 pub mod history;
 pub mod hover;
 pub mod loading;
 pub mod objects;
+pub mod outline;
 pub mod view;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::annotate::CocoShape;
 use crate::jobs::{Jobs, Slot};
 use crate::types::{EverythingParams, Mask, Prediction, Prompts};
 pub use crate::ui::Notify;
@@ -31,12 +35,13 @@ use crate::viz::mask::OBJECT_COLORS;
 use crate::worker::sam::{SamRequest, SamResponse, SamTask, SamWorker};
 use attention::{AttentionOverlay, AttentionPick};
 use everything::EverythingState;
-use export::{ExportData, ExportKind, ExportResult};
+use export::{ExportData, ExportKind, ExportOptions, ExportResult};
 use history::PromptHistory;
 use hover::HoverState;
 use loading::{ImageLoader, Opened};
 pub use loading::{ImageSource, LoadedImage, SAMPLES};
 use objects::{best, Candidates, Overlays, SegObject};
+use outline::Outline;
 use view::ImageView;
 
 /// State of the image encoder for the current image.
@@ -62,6 +67,9 @@ pub enum EncodeState {
     Failed(String),
 }
 
+/// The label of a first object.
+pub const DEFAULT_LABEL: &str = "object";
+
 /// Settings of the Segment view that persist.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -76,6 +84,18 @@ pub struct SegmentSettings {
     pub hover_preview: bool,
     /// Everything mode's parameters.
     pub everything: EverythingParams,
+    /// The labels (categories) objects get, in the order exports number them.
+    pub labels: Vec<String>,
+    /// The label the next object gets.
+    pub label: String,
+    /// Polygon simplification of the exports, in pixels.
+    pub simplify_px: f32,
+    /// Draw the chosen mask's polygon outline.
+    pub show_outline: bool,
+    /// How objects go to COCO.
+    pub coco_shape: CocoShape,
+    /// Exports hold every object (else only the chosen mask).
+    pub export_all: bool,
 }
 
 impl Default for SegmentSettings {
@@ -86,6 +106,12 @@ impl Default for SegmentSettings {
             last_image: None,
             hover_preview: true,
             everything: EverythingParams::default(),
+            labels: vec![DEFAULT_LABEL.into()],
+            label: DEFAULT_LABEL.into(),
+            simplify_px: 1.0,
+            show_outline: true,
+            coco_shape: CocoShape::Auto,
+            export_all: true,
         }
     }
 }
@@ -133,6 +159,17 @@ pub struct SegmentState {
     pub hover: HoverState,
     /// Preview under the pointer (mirrors the setting).
     pub hover_enabled: bool,
+    /// The label the next object gets (mirrors the setting).
+    pub label: String,
+    /// The chosen mask's polygon outline.
+    pub outline: Outline,
+    /// A label being renamed: its index and the text typed so far.
+    label_edit: Option<(usize, String)>,
+    /// The object whose editing tools are open.
+    pub editing: Option<usize>,
+    /// "Remove parts under" this many pixels.
+    pub min_part_px: usize,
+    object_overlays: Slot<editing::ObjectOverlay>,
 }
 
 impl SegmentState {
@@ -163,6 +200,12 @@ impl SegmentState {
             everything: EverythingState::new(jobs),
             hover: HoverState::new(jobs),
             hover_enabled: true,
+            label: DEFAULT_LABEL.into(),
+            outline: Outline::new(jobs),
+            label_edit: None,
+            editing: None,
+            min_part_px: 100,
+            object_overlays: Slot::new(jobs),
         }
     }
 
@@ -224,10 +267,17 @@ impl SegmentState {
             }
         }
         if let Some(result) = self.exports.poll() {
-            notify(result.map(|p| format!("wrote {}", p.display())));
+            notify(result);
         }
         self.poll_everything();
         self.poll_hover();
+        self.label.clone_from(&settings.label);
+        let chosen = self.selected_mask().cloned();
+        self.outline.update(
+            chosen.as_ref().filter(|_| settings.show_outline),
+            settings.simplify_px,
+        );
+        self.outline.poll();
     }
 
     /// Handles one SAM worker response about the image or a prompt.
@@ -317,6 +367,8 @@ impl SegmentState {
         self.incoming = None;
         self.overlays.cancel();
         self.objects.clear();
+        self.editing = None;
+        self.object_overlays.cancel();
         self.awaiting = None;
         self.click_started = None;
         self.hover.clear();
@@ -459,20 +511,19 @@ impl SegmentState {
             .as_ref()
             .and_then(|o| o.get(self.selected))
             .cloned();
-        self.objects.push(SegObject {
-            name: format!("object {}", self.objects.len() + 1),
-            color: self.next_color(),
+        self.objects.push(SegObject::new(
+            self.label.clone(),
+            self.next_color(),
             mask,
-            visible: true,
             overlay,
-        });
+        ));
         self.history.reset();
         self.incoming = None;
         self.overlays.cancel();
     }
 
     /// What the exports read, shared (no pixel copied).
-    fn export_data(&self) -> anyhow::Result<ExportData> {
+    fn export_data(&self, settings: &SegmentSettings) -> anyhow::Result<ExportData> {
         let img = self
             .image
             .as_ref()
@@ -480,41 +531,41 @@ impl SegmentState {
         Ok(ExportData {
             image_name: img.name.clone(),
             image: img.rgb.clone(),
-            current: self.selected_mask().cloned(),
+            current: self
+                .selected_mask()
+                .map(|m| (settings.label.clone(), m.clone())),
             objects: self
                 .objects
                 .iter()
-                .map(|o| (o.name.clone(), o.mask.clone()))
+                .map(|o| (o.label.clone(), o.mask.clone()))
                 .collect(),
+            options: ExportOptions::of(settings),
         })
     }
 
-    /// Writes `kind` to `path` now (tests and scripts; the buttons use [`Self::start_export`]).
-    pub fn export(&self, kind: ExportKind, path: &Path) -> anyhow::Result<()> {
-        export::write(kind, &self.export_data()?, path)
-    }
-
-    /// Writes the chosen mask as a grey PNG.
-    pub fn export_mask_png(&self, path: &Path) -> anyhow::Result<()> {
-        self.export(ExportKind::MaskPng, path)
-    }
-
-    /// Writes the chosen mask as a cut-out PNG with alpha.
-    pub fn export_cutout_png(&self, path: &Path) -> anyhow::Result<()> {
-        self.export(ExportKind::CutoutPng, path)
-    }
-
-    /// Writes every kept object (and the current mask) as COCO RLE JSON.
-    pub fn export_coco_json(&self, path: &Path) -> anyhow::Result<()> {
-        self.export(ExportKind::CocoJson, path)
+    /// Writes `kind` to `path` now, as `settings` say (tests and scripts; the buttons use
+    /// [`Self::start_export`]); returns the notices.
+    pub fn export(
+        &self,
+        kind: ExportKind,
+        settings: &SegmentSettings,
+        path: &Path,
+    ) -> anyhow::Result<Vec<String>> {
+        export::write(kind, &self.export_data(settings)?, path)
     }
 
     /// Writes `kind` to `path` on a job; the status bar reports the outcome.
-    pub fn start_export(&mut self, kind: ExportKind, path: PathBuf, notify: Notify) {
-        match self.export_data() {
+    pub fn start_export(
+        &mut self,
+        kind: ExportKind,
+        settings: &SegmentSettings,
+        path: PathBuf,
+        notify: Notify,
+    ) {
+        match self.export_data(settings) {
             Ok(data) => self.exports.submit(move |_| {
                 export::write(kind, &data, &path)
-                    .map(|()| path)
+                    .map(|notices| export::written(&path, &notices))
                     .map_err(|e| crate::error::one_line(&e))
             }),
             Err(e) => notify(Err(crate::error::one_line(&e))),

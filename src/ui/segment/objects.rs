@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use egui::{Color32, ColorImage, TextureHandle, TextureOptions};
 
+use crate::annotate::edit::EditHistory;
 use crate::jobs::Slot;
 use crate::types::{DecoderAttention, Mask, Prediction};
 
@@ -68,16 +69,43 @@ impl Candidates {
 
 /// A kept object.
 pub struct SegObject {
-    /// User-editable name.
-    pub name: String,
+    /// Its label (category), one of the view's labels.
+    pub label: String,
     /// Overlay colour.
     pub color: [u8; 3],
     /// The mask.
     pub mask: Arc<Mask>,
     /// Shown on the image.
     pub visible: bool,
-    /// Its overlay (the candidate's, reused).
+    /// Its overlay (the candidate's, reused; remade on a job after an edit).
     pub overlay: Option<TextureHandle>,
+    /// Its editing steps, for undo and redo.
+    pub edits: EditHistory<Arc<Mask>>,
+    /// Bumped by every edit of the mask.
+    pub revision: u64,
+    /// The revision `overlay` shows.
+    pub overlay_revision: u64,
+}
+
+impl SegObject {
+    /// A new object labelled `label` with its overlay (if made).
+    pub fn new(
+        label: String,
+        color: [u8; 3],
+        mask: Arc<Mask>,
+        overlay: Option<TextureHandle>,
+    ) -> Self {
+        Self {
+            label,
+            color,
+            mask,
+            visible: true,
+            overlay,
+            edits: EditHistory::default(),
+            revision: 0,
+            overlay_revision: 0,
+        }
+    }
 }
 
 /// The colour to draw a white overlay texture with: `color` at `opacity` (premultiplied, as
@@ -119,13 +147,7 @@ fn overlay_pixels(mask: &Mask, (width, height): (usize, usize)) -> Vec<Color32> 
     pixels
 }
 
-/// Index of the best candidate by predicted IoU.
-pub fn best(iou: &[f32]) -> usize {
-    iou.iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map_or(0, |(i, _)| i)
-}
+pub use crate::types::best_candidate as best;
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,153 @@
+//! Editing a kept object's mask ([`crate::annotate::edit`]): add or subtract the chosen
+//! candidate, fill holes, remove small parts, keep the largest; each step undoable. The edit
+//! itself runs on the UI thread (a few milliseconds per megapixel); the object's overlay is
+//! remade on a job, the old one shown meanwhile.
+
+use std::sync::Arc;
+
+use super::objects::mask_texture;
+use super::SegmentState;
+use crate::annotate::edit::{apply, EditOp};
+use crate::types::Mask;
+
+/// A remade overlay: the object's id (its index is not stable), its revision, the texture.
+pub type ObjectOverlay = (usize, u64, egui::TextureHandle);
+
+impl SegmentState {
+    /// Applies `op` to object `i` (with the chosen candidate for union and difference),
+    /// recording the step for undo.
+    pub fn edit_object(&mut self, i: usize, op: EditOp) -> Result<(), String> {
+        let other = self.selected_mask().cloned();
+        let o = self.objects.get_mut(i).ok_or("no such object")?;
+        let edited = apply(&o.mask, op, other.as_deref()).map_err(|e| e.to_string())?;
+        if edited == *o.mask {
+            return Err(format!("{}: nothing changed", op.label()));
+        }
+        let before = std::mem::replace(&mut o.mask, Arc::new(edited));
+        o.edits.record(before);
+        o.revision += 1;
+        Ok(())
+    }
+
+    /// Undoes the last edit of object `i`; false when there is none.
+    pub fn undo_object_edit(&mut self, i: usize) -> bool {
+        self.step_object(i, true)
+    }
+
+    /// Redoes the last undone edit of object `i`; false when there is none.
+    pub fn redo_object_edit(&mut self, i: usize) -> bool {
+        self.step_object(i, false)
+    }
+
+    fn step_object(&mut self, i: usize, undo: bool) -> bool {
+        let Some(o) = self.objects.get_mut(i) else {
+            return false;
+        };
+        let current = o.mask.clone();
+        let result = if undo {
+            o.edits.undo(current)
+        } else {
+            o.edits.redo(current)
+        };
+        match result {
+            Ok(m) => {
+                o.mask = m;
+                o.revision += 1;
+                true
+            }
+            Err(m) => {
+                o.mask = m;
+                false
+            }
+        }
+    }
+
+    /// Starts remaking the overlay of one edited object, takes a finished one. Once per frame.
+    pub(super) fn poll_object_overlays(&mut self, ctx: &egui::Context) {
+        if let Some((id, revision, tex)) = self.object_overlays.poll() {
+            if let Some(o) = self.objects.get_mut(id) {
+                if o.revision == revision {
+                    o.overlay = Some(tex);
+                    o.overlay_revision = revision;
+                }
+            }
+        }
+        if self.object_overlays.is_pending() {
+            return;
+        }
+        let Some(size) = self.image.as_ref().map(|i| i.display_size) else {
+            return;
+        };
+        if let Some((i, o)) = self
+            .objects
+            .iter()
+            .enumerate()
+            .find(|(_, o)| o.overlay_revision != o.revision)
+        {
+            let (mask, revision, ctx): (Arc<Mask>, u64, egui::Context) =
+                (o.mask.clone(), o.revision, ctx.clone());
+            self.object_overlays.submit(move |_| {
+                (
+                    i,
+                    revision,
+                    mask_texture(&ctx, &format!("object {i}"), &mask, size),
+                )
+            });
+        }
+    }
+
+    /// The editing tools of object `i` (under its row in the Objects list).
+    pub(super) fn object_edit_ui(&mut self, ui: &mut egui::Ui, i: usize, notify: super::Notify) {
+        let has_other = self.selected_mask().is_some();
+        let mut op = None;
+        ui.horizontal_wrapped(|ui| {
+            for o in [EditOp::Union, EditOp::Difference] {
+                if ui
+                    .add_enabled(has_other, egui::Button::new(o.label()))
+                    .on_disabled_hover_text("Click on the image for a mask first")
+                    .clicked()
+                {
+                    op = Some(o);
+                }
+            }
+            for o in [EditOp::FillHoles, EditOp::KeepLargest] {
+                if ui.button(o.label()).clicked() {
+                    op = Some(o);
+                }
+            }
+        });
+        ui.horizontal(|ui| {
+            if ui.button("Remove parts under").clicked() {
+                op = Some(EditOp::RemoveSmall(self.min_part_px));
+            }
+            ui.add(
+                egui::DragValue::new(&mut self.min_part_px)
+                    .range(1..=1_000_000)
+                    .suffix(" px"),
+            );
+        });
+        ui.horizontal(|ui| {
+            let (can_undo, can_redo) = self
+                .objects
+                .get(i)
+                .map_or((false, false), |o| (o.edits.can_undo(), o.edits.can_redo()));
+            if ui
+                .add_enabled(can_undo, egui::Button::new("Undo edit"))
+                .clicked()
+            {
+                self.undo_object_edit(i);
+            }
+            if ui
+                .add_enabled(can_redo, egui::Button::new("Redo edit"))
+                .clicked()
+            {
+                self.redo_object_edit(i);
+            }
+        });
+        if let Some(op) = op {
+            if let Err(e) = self.edit_object(i, op) {
+                notify(Err(e));
+            }
+        }
+    }
+}
