@@ -69,20 +69,6 @@ fn border_distance(mask: &[u8], x: usize, y: usize) -> f32 {
     best
 }
 
-fn python() -> Option<String> {
-    let python = std::env::var("SEGATTN_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = std::process::Command::new(&python)
-        .args(["-c", "import pycocotools, numpy"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok || std::env::var_os("CI").is_some() {
-        Some(python)
-    } else {
-        eprintln!("pycocotools not installed ({python}): the COCO check against it is skipped");
-        None
-    }
-}
-
 /// pycocotools' `annToMask` of every annotation of `coco`, written raw (one byte per pixel).
 fn decode_with_pycocotools(python: &str, coco: &Path, out: &Path) {
     let script = r#"
@@ -154,7 +140,7 @@ fn a_mask_png_exports_to_coco_yolo_and_labelme_and_reads_back() {
         .sum();
     assert!(vertices < 60, "simplified: {vertices} vertices");
 
-    if let Some(py) = python() {
+    if let Some(py) = common::python_with_pycocotools() {
         let raw = dir.path().join("rle.raw");
         decode_with_pycocotools(&py, &rle, &raw);
         assert_eq!(

@@ -478,15 +478,9 @@ for i, r in enumerate(records):
     assert int(mask_utils.area(seg)) == r["area"], f"record {i} area"
 print(f"pycocotools: {len(records)} masks equal")
 "#;
-    let python = std::env::var("SEGATTN_PYTHON").unwrap_or_else(|_| "python3".into());
-    let has_coco = std::process::Command::new(&python)
-        .args(["-c", "import pycocotools, numpy"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_coco && std::env::var_os("CI").is_none() {
-        eprintln!("pycocotools not installed ({python}): the RLE check against it is skipped");
+    let Some(python) = common::python_with_pycocotools() else {
         return;
-    }
+    };
     let check = std::process::Command::new(&python)
         .args(["-c", script])
         .arg(&out)

@@ -32,11 +32,6 @@ impl EditOp {
             Self::KeepLargest => "Keep the largest part".into(),
         }
     }
-
-    /// True for the steps that take a second mask.
-    pub fn needs_other(self) -> bool {
-        matches!(self, Self::Union | Self::Difference)
-    }
 }
 
 /// Why a step cannot be applied.

@@ -172,41 +172,41 @@ fn to_ring(points: &[Point<i32>]) -> Ring {
     points.iter().map(|p| [p.x as f32, p.y as f32]).collect()
 }
 
-/// Signed area of a ring (shoelace; positive when counter-clockwise in image coordinates).
-pub fn ring_area(ring: &[[f32; 2]]) -> f64 {
-    let n = ring.len();
-    let mut twice = 0.0f64;
-    for i in 0..n {
-        let (a, b) = (ring[i], ring[(i + 1) % n]);
-        twice += f64::from(a[0]) * f64::from(b[1]) - f64::from(b[0]) * f64::from(a[1]);
-    }
-    twice / 2.0
-}
-
-/// Distance from `p` to the segment `a`–`b`.
-pub fn point_segment_distance(p: [f32; 2], a: [f32; 2], b: [f32; 2]) -> f32 {
-    let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
-    let len2 = dx * dx + dy * dy;
-    let t = if len2 == 0.0 {
-        0.0
-    } else {
-        (((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / len2).clamp(0.0, 1.0)
-    };
-    let (qx, qy) = (a[0] + t * dx - p[0], a[1] + t * dy - p[1]);
-    (qx * qx + qy * qy).sqrt()
-}
-
-/// Distance from `p` to the nearest edge of a closed ring.
-pub fn ring_distance(p: [f32; 2], ring: &[[f32; 2]]) -> f32 {
-    let n = ring.len();
-    (0..n)
-        .map(|i| point_segment_distance(p, ring[i], ring[(i + 1) % n]))
-        .fold(f32::INFINITY, f32::min)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Signed area of a ring (shoelace; positive when counter-clockwise in image coordinates).
+    fn ring_area(ring: &[[f32; 2]]) -> f64 {
+        let n = ring.len();
+        let mut twice = 0.0f64;
+        for i in 0..n {
+            let (a, b) = (ring[i], ring[(i + 1) % n]);
+            twice += f64::from(a[0]) * f64::from(b[1]) - f64::from(b[0]) * f64::from(a[1]);
+        }
+        twice / 2.0
+    }
+
+    /// Distance from `p` to the segment `a`–`b`.
+    fn point_segment_distance(p: [f32; 2], a: [f32; 2], b: [f32; 2]) -> f32 {
+        let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
+        let len2 = dx * dx + dy * dy;
+        let t = if len2 == 0.0 {
+            0.0
+        } else {
+            (((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / len2).clamp(0.0, 1.0)
+        };
+        let (qx, qy) = (a[0] + t * dx - p[0], a[1] + t * dy - p[1]);
+        (qx * qx + qy * qy).sqrt()
+    }
+
+    /// Distance from `p` to the nearest edge of a closed ring.
+    fn ring_distance(p: [f32; 2], ring: &[[f32; 2]]) -> f32 {
+        let n = ring.len();
+        (0..n)
+            .map(|i| point_segment_distance(p, ring[i], ring[(i + 1) % n]))
+            .fold(f32::INFINITY, f32::min)
+    }
 
     fn mask(width: usize, height: usize, on: impl Fn(usize, usize) -> bool) -> Mask {
         let mut data = vec![0; width * height];

@@ -1,4 +1,5 @@
-//! Mask encodings: grey PNG, cut-out with alpha, and COCO run-length encoding.
+//! Mask encodings: grey PNG, cut-out with alpha, and COCO run-length encoding (the annotation
+//! files are [`crate::annotate`]'s).
 
 use std::path::Path;
 
@@ -101,28 +102,6 @@ pub fn bbox(mask: &Mask) -> [usize; 4] {
     } else {
         [x0, y0, x1 - x0, y1 - y0]
     }
-}
-
-/// A COCO-style annotation file for named masks on one image.
-pub fn coco_json(file_name: &str, masks: &[(&str, &Mask)]) -> serde_json::Value {
-    let (w, h) = masks.first().map_or((0, 0), |(_, m)| (m.width, m.height));
-    let mut categories = Vec::new();
-    let annotations: Vec<_> = masks
-        .iter()
-        .enumerate()
-        .map(|(i, (name, m))| {
-            categories.push(serde_json::json!({"id": i + 1, "name": name}));
-            serde_json::json!({
-                "id": i + 1, "image_id": 1, "category_id": i + 1, "iscrowd": 0,
-                "area": m.area(), "bbox": bbox(m), "segmentation": coco_rle(m),
-            })
-        })
-        .collect();
-    serde_json::json!({
-        "images": [{"id": 1, "file_name": file_name, "width": w, "height": h}],
-        "annotations": annotations,
-        "categories": categories,
-    })
 }
 
 #[cfg(test)]

@@ -184,3 +184,20 @@ pub fn sam_fixture_image(key: &str) -> segattn::types::Rgb8 {
             .expect("u8"),
     }
 }
+
+/// The Python with pycocotools and numpy (`SEGATTN_PYTHON`, else `python3`); `None` (said on
+/// stderr, so the caller skips its check) when it has not, except under CI, where the check
+/// must run and fail loudly.
+pub fn python_with_pycocotools() -> Option<String> {
+    let python = std::env::var("SEGATTN_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import pycocotools, numpy"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok || std::env::var_os("CI").is_some() {
+        Some(python)
+    } else {
+        eprintln!("pycocotools not installed ({python}): the check against it is skipped");
+        None
+    }
+}

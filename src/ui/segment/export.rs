@@ -59,11 +59,6 @@ impl ExportKind {
             Self::LabelMe => format!("{stem}.json"),
         }
     }
-
-    /// True for the annotation formats (which follow the "all objects" choice).
-    pub fn is_annotation(self) -> bool {
-        matches!(self, Self::Coco | Self::Yolo | Self::LabelMe)
-    }
 }
 
 /// The settings an export follows.
