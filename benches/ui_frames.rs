@@ -10,6 +10,9 @@
 //! - Click: from the pointer event to the mask's overlay ready to draw (the status bar's
 //!   "click"), on the bundled cat, against the model's own prompt-to-mask time in the same run
 //!   (what `segattn bench sam` times).
+//! - Folder: a folder of 8 photos whose embeddings a first app put in the disk cache; a new
+//!   app (a restart) on it, D pressed, and a click as soon as the image is on screen: from the
+//!   key press to the mask's overlay ready to draw.
 //! - Attention (needs `.testdata/all-MiniLM-L6-v2`): 128 and 512 tokens, rollout and merged
 //!   words, the layer changing every 20 frames while the pointer sweeps the heatmap.
 //! - Encodings: 512 sinusoidal positions with cosine similarity, and SAM's point encoding
@@ -282,6 +285,98 @@ fn decode_sample() -> (String, segattn::types::Rgb8) {
     )
 }
 
+/// Steps the app as eframe runs it (a frame only when a worker or job asked for one) until
+/// `cond` holds.
+fn paced_until(h: &mut App, start: Instant, what: &str, cond: impl Fn(&SegattnApp) -> bool) {
+    loop {
+        if h.ctx.has_requested_repaint() {
+            h.step();
+        } else {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        if cond(h.state()) {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "no {what}");
+    }
+}
+
+/// Key press to first mask on images whose embeddings are in the disk cache (see the module
+/// doc), and the same steps with no cache (the encoder runs each time), in ms.
+fn folder_steps() -> (Vec<f64>, Vec<f64>) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cache = dir.path().join("cache");
+    let images = dir.path().join("photos");
+    std::fs::create_dir(&images).expect("dir");
+    let (_, cat) = decode_sample();
+    for i in 0..8u8 {
+        // Distinct content (so distinct embeddings): the cat, its colours rotated.
+        let img = image::RgbImage::from_fn(cat.width as u32, cat.height as u32, |x, y| {
+            let p = (y as usize * cat.width + x as usize) * 3;
+            let c = &cat.data[p..p + 3];
+            image::Rgb([c[0].wrapping_add(i * 29), c[1].wrapping_add(i * 13), c[2]])
+        });
+        img.save(images.join(format!("photo{i}.png")))
+            .expect("write");
+    }
+    let open = |with_cache: bool| {
+        let mut h = app(AppOptions {
+            sam_model: Some(mobile_sam()),
+            image: Some(images.clone()),
+            cache_dir: with_cache.then(|| cache.clone()),
+            ..Default::default()
+        });
+        wait_until(&mut h, "the folder's first image", |a| {
+            a.segment.folder.is_some() && matches!(a.segment.encode, EncodeState::Ready { .. })
+        });
+        h.state_mut().settings.segment.hover_preview = false;
+        h
+    };
+    // Put every embedding in the cache.
+    let mut h = open(true);
+    for i in 1..8 {
+        h.key_press(egui::Key::D);
+        wait_until(&mut h, "the next image encoded", |a| {
+            a.segment.folder.as_ref().and_then(|f| f.current) == Some(i)
+                && a.segment.loading().is_none()
+                && matches!(a.segment.encode, EncodeState::Ready { .. })
+        });
+    }
+    drop(h);
+    let steps = |with_cache: bool| {
+        let mut h = open(with_cache);
+        let canvas = h.get_by_label("Image canvas").rect();
+        let mut out = Vec::new();
+        for i in 1..8 {
+            let start = Instant::now();
+            h.key_press(egui::Key::D);
+            paced_until(&mut h, start, "the image", |a| {
+                let s = &a.segment;
+                let here = s.folder.as_ref().and_then(|f| f.current) == Some(i);
+                here && s.loading().is_none() && matches!(s.encode, EncodeState::Ready { .. })
+            });
+            if with_cache {
+                assert!(
+                    matches!(
+                        h.state().segment.encode,
+                        EncodeState::Ready { cached: true, .. }
+                    ),
+                    "image {i} from the cache"
+                );
+            }
+            click(&h, sweep(canvas, i, 8));
+            h.step();
+            paced_until(&mut h, start, "the overlay", |a| {
+                a.segment.candidates.is_some() && a.segment.awaiting.is_none()
+            });
+            out.push(start.elapsed().as_secs_f64() * 1e3);
+            h.state_mut().segment.history.reset();
+        }
+        out
+    };
+    (steps(true), steps(false))
+}
+
 fn attention_frames(rows: &mut Vec<Row>) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".testdata/all-MiniLM-L6-v2");
     if !dir.join("config.json").is_file() {
@@ -387,6 +482,7 @@ fn main() {
     encodings_frames(&mut rows);
     let (app_ms, model_ms) = clicks();
     let hover_ms = hovers();
+    let (cached_ms, uncached_ms) = folder_steps();
     println!("| scenario | frames | median (ms) | worst (ms) |");
     println!("| --- | --- | --- | --- |");
     for r in &rows {
@@ -420,6 +516,18 @@ fn main() {
         hover_ms.len(),
         median(&hover_ms),
         worst(&hover_ms)
+    );
+    println!(
+        "| folder, D then a click: key press to mask, embedding in the disk cache (after a restart) | {} | {:.1} | {:.1} |",
+        cached_ms.len(),
+        median(&cached_ms),
+        worst(&cached_ms)
+    );
+    println!(
+        "| folder, D then a click: key press to mask, no cache (the encoder runs) | {} | {:.1} | {:.1} |",
+        uncached_ms.len(),
+        median(&uncached_ms),
+        worst(&uncached_ms)
     );
     let ratios: Vec<f64> = app_ms.iter().zip(&model_ms).map(|(a, m)| a / m).collect();
     println!(

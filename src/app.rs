@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::download::{Download, DownloadEvent, DownloadOptions, DownloadSpec, ModelKind};
+use crate::embed_cache::EmbeddingCache;
 use crate::jobs::{Jobs, Slot};
 use crate::model::sam::SamModel;
 use crate::model::text::TextModel;
@@ -38,6 +39,10 @@ pub struct Settings {
     pub attention: AttentionSettings,
     /// Encodings view.
     pub encodings: EncodingsSettings,
+    /// Keep image embeddings on disk.
+    pub embedding_cache: bool,
+    /// The embedding cache's bound, in GB.
+    pub embedding_cache_gb: f32,
 }
 
 impl Default for Settings {
@@ -50,6 +55,8 @@ impl Default for Settings {
             segment: SegmentSettings::default(),
             attention: AttentionSettings::default(),
             encodings: EncodingsSettings::default(),
+            embedding_cache: true,
+            embedding_cache_gb: (crate::embed_cache::DEFAULT_MAX_BYTES as f64 / 1e9) as f32,
         }
     }
 }
@@ -61,7 +68,8 @@ pub struct AppOptions {
     pub sam_weights: Option<PathBuf>,
     /// A text model folder to load (else the remembered or discovered one).
     pub text_model: Option<PathBuf>,
-    /// An image to open (else the last one, else the bundled cat).
+    /// An image or a folder of images to open (else the last folder or image, else the
+    /// bundled cat).
     pub image: Option<PathBuf>,
     /// Close after this many frames (smoke tests).
     pub exit_after_frames: Option<u64>,
@@ -79,6 +87,9 @@ pub struct AppOptions {
     pub dtype: DTypeChoice,
     /// Where model downloads come from and go (default: the Hub and its standard cache).
     pub downloads: DownloadOptions,
+    /// The folder of the embedding cache (else, with `discover`, the standard one:
+    /// [`EmbeddingCache::default_dir`]; else none).
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// Progress of one file of a download: name, position in the list, bytes done, bytes in all.
@@ -126,6 +137,11 @@ pub struct SegattnApp {
     downloads: DownloadOptions,
     /// The running download and its last progress.
     download: Option<(Download, Option<FileProgress>)>,
+    /// The embedding cache's folder, if any.
+    pub cache_dir: Option<PathBuf>,
+    /// The cache settings the worker has: on, bound.
+    cache_sent: Option<(bool, f32)>,
+    cache_slider_held: bool,
 }
 
 impl SegattnApp {
@@ -170,8 +186,16 @@ impl SegattnApp {
             repaint,
             downloads: opts.downloads,
             download: None,
+            cache_dir: None,
+            cache_sent: None,
+            cache_slider_held: false,
         };
         app.segment.multimask = app.settings.segment.multimask;
+        // Before any model loads: a checkpoint's digest is taken as it loads.
+        app.cache_dir = opts
+            .cache_dir
+            .or_else(|| opts.discover.then(EmbeddingCache::default_dir).flatten());
+        app.apply_cache_settings();
         if let Some(v) = opts.view {
             app.settings.view = v;
         }
@@ -212,20 +236,41 @@ impl SegattnApp {
                 catalog,
             }
         });
-        let image = opts.image.map(ImageSource::File).or_else(|| {
-            app.settings
-                .segment
-                .last_image
-                .clone()
-                .filter(|p| opts.discover && p.exists())
-                .map(ImageSource::File)
-        });
-        let (name, bytes) = SAMPLES[0];
-        app.segment.open(
-            image.unwrap_or(ImageSource::Sample(name, bytes)),
-            &cc.egui_ctx,
-        );
+        let remembered = |p: &Option<PathBuf>| p.clone().filter(|p| opts.discover && p.exists());
+        let start = opts
+            .image
+            .or_else(|| remembered(&app.settings.segment.last_folder))
+            .or_else(|| remembered(&app.settings.segment.last_image));
+        match start {
+            Some(dir) if dir.is_dir() => app.segment.open_folder(dir),
+            Some(file) => app.segment.open(ImageSource::File(file), &cc.egui_ctx),
+            None => {
+                let (name, bytes) = SAMPLES[0];
+                app.segment
+                    .open(ImageSource::Sample(name, bytes), &cc.egui_ctx);
+            }
+        }
         Ok(app)
+    }
+
+    /// Gives the SAM worker the embedding cache as the settings say (when they changed).
+    pub fn apply_cache_settings(&mut self) {
+        let want = (
+            self.settings.embedding_cache,
+            self.settings.embedding_cache_gb,
+        );
+        if self.cache_sent == Some(want) || self.cache_slider_held {
+            return;
+        }
+        let cache = self
+            .cache_dir
+            .clone()
+            .filter(|_| want.0)
+            .map(|dir| EmbeddingCache::new(dir, (f64::from(want.1.max(0.0)) * 1e9) as u64));
+        self.segment.cache_enabled = cache.is_some();
+        // Evicting to a smaller bound runs on the worker, not here.
+        self.send_sam(SamRequest::SetCache(cache));
+        self.cache_sent = Some(want);
     }
 
     fn send_sam(&mut self, r: SamRequest) {
@@ -466,6 +511,7 @@ impl SegattnApp {
                 ms / 1e3
             ))),
             SamResponse::Encoding { .. }
+            | SamResponse::Preencoded { .. }
             | SamResponse::Cancelled { .. }
             | SamResponse::EverythingProgress { .. }
             | SamResponse::EverythingCancelled { .. } => {}
@@ -542,6 +588,7 @@ impl SegattnApp {
         let status = &mut self.status;
         let model_loaded = self.sam_model.loaded.is_some();
         self.segment.poll(
+            ctx,
             &self.sam,
             &mut self.settings.segment,
             model_loaded,
@@ -564,7 +611,11 @@ impl SegattnApp {
         });
         if let Some(p) = dropped.into_iter().next() {
             self.settings.view = View::Segment;
-            self.segment.open(ImageSource::File(p), ctx);
+            if p.is_dir() {
+                self.segment.open_folder(p);
+            } else {
+                self.segment.open(ImageSource::File(p), ctx);
+            }
         }
     }
 
@@ -586,6 +637,18 @@ impl SegattnApp {
                 "hover preview {}",
                 if on { "on" } else { "off" }
             )));
+        }
+        let key = |k: Key| !typing && ctx.input(|i| i.key_pressed(k) && i.modifiers.is_none());
+        if key(Key::D) {
+            self.segment.step_image(1, ctx);
+        } else if key(Key::A) {
+            self.segment.step_image(-1, ctx);
+        }
+        if key(Key::Enter) {
+            self.segment.add_object();
+        }
+        if key(Key::Space) {
+            self.segment.toggle_done(&self.settings.segment.labels);
         }
         if ctx.input_mut(|i| i.consume_shortcut(&redo)) {
             self.segment.redo(&self.sam, &mut notify);
@@ -687,6 +750,27 @@ impl SegattnApp {
                 }
             }
             ui.label("Files go to the Hugging Face cache (HF_HOME), where segattn also looks. Without a network, weights/README.md says which files to put where.");
+            ui.separator();
+            ui.heading("Embedding cache");
+            match &self.cache_dir {
+                Some(dir) => {
+                    ui.checkbox(
+                        &mut self.settings.embedding_cache,
+                        "Keep image embeddings on disk (an image seen before is ready at once)",
+                    );
+                    let bound = ui.add(
+                        egui::Slider::new(&mut self.settings.embedding_cache_gb, 0.1..=64.0)
+                            .logarithmic(true)
+                            .text("GB at most (least recently used go first)"),
+                    );
+                    // Sent to the worker once the slider is let go, not at every frame.
+                    self.cache_slider_held = bound.dragged();
+                    ui.monospace(dir.display().to_string());
+                }
+                None => {
+                    ui.label("No cache folder (set SEGATTN_CACHE_DIR or HOME).");
+                }
+            }
         });
         if open && !self.show_models {
             self.rescan(); // just opened: look again
@@ -772,6 +856,7 @@ impl eframe::App for SegattnApp {
         } else {
             egui::Theme::Light
         });
+        self.apply_cache_settings();
         self.poll(ctx);
         self.shortcuts(ctx);
         self.frames += 1;
@@ -824,6 +909,12 @@ impl eframe::App for SegattnApp {
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        // At exit (and every 30 s): the folder's annotations on disk before anything else.
+        if let Err(e) = self.segment.flush_folder(&self.settings.segment.labels) {
+            eprintln!("segattn: cannot save the annotations: {e}");
+            self.status
+                .notify(Err(format!("cannot save the annotations: {e}")));
+        }
         eframe::set_value(storage, eframe::APP_KEY, &self.settings);
     }
 }

@@ -12,6 +12,10 @@ use rayon::prelude::*;
 
 use crate::types::Rgb8;
 
+/// File extensions of the images segattn opens (lower case): the image dialog's filter and
+/// what a folder lists.
+pub const IMAGE_EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp"];
+
 /// The largest image accepted, in pixels (250 megapixels; a 50-megapixel photo is well inside).
 pub const MAX_PIXELS: u64 = 250_000_000;
 

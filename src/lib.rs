@@ -33,6 +33,7 @@ pub mod annotate;
 pub mod app;
 pub mod cli;
 pub mod download;
+pub mod embed_cache;
 pub mod error;
 pub mod files;
 pub mod image_io;

@@ -182,6 +182,19 @@ pub fn lower_thread_priority() {
     }
 }
 
+/// Lowers the calling thread's scheduling priority to the lowest, nice 19 (Linux; elsewhere
+/// nothing): work done ahead (encoding the next image) takes only the CPU nothing else wants.
+pub fn idle_thread_priority() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: as in `lower_thread_priority`.
+        unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
+        }
+    }
+}
+
 /// Starts rayon's global pool (candle's and our kernels' threads) with `threads` threads at
 /// background priority. Call once at start-up, before any model runs; later calls (and a pool
 /// already started) are left as they are.

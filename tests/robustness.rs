@@ -248,3 +248,124 @@ fn cancel_before_the_encoding_starts_still_cancels_it() {
     assert!(matches!(next(&w), SamResponse::Encoding { image_id: 8 }));
     assert!(matches!(next(&w), SamResponse::Encoded { image_id: 8, .. }));
 }
+
+/// The next response that is not `Encoding`.
+fn answer(w: &SamWorker) -> SamResponse {
+    loop {
+        match next(w) {
+            SamResponse::Encoding { .. } => {}
+            r => return r,
+        }
+    }
+}
+
+/// The masks a foreground point at (120, 90) gives on the current image.
+fn masks_at_a_point(w: &SamWorker, image_id: u64) -> Vec<segattn::types::Mask> {
+    let mut prompts = segattn::types::Prompts::default();
+    prompts.points.push(segattn::types::PointPrompt {
+        pos_in_image: [120.0, 90.0],
+        label: segattn::types::PointLabel::Foreground,
+    });
+    w.send(SamRequest::Predict {
+        image_id,
+        request_id: 1,
+        prompts,
+        multimask: true,
+    })
+    .expect("queued");
+    match answer(w) {
+        SamResponse::Prediction { prediction, .. } => prediction.masks,
+        other => panic!("expected a prediction, got {other:?}"),
+    }
+}
+
+/// The embedding cache on disk as the worker uses it: a miss encodes and stores, a new worker
+/// (a restart) answers from the disk with the same masks, a corrupt entry is encoded again and
+/// rewritten, another model or image misses, a checkpoint's digest keys its entries, and an
+/// image encoded ahead is then read from the disk.
+#[test]
+fn embeddings_on_disk_survive_a_restart_and_corrupt_ones_are_redone() {
+    use segattn::embed_cache::{EmbeddingCache, DEFAULT_MAX_BYTES};
+    let dir = tempfile::tempdir().expect("tmp");
+    let cache = || EmbeddingCache::new(dir.path().join("emb"), DEFAULT_MAX_BYTES);
+    let entries = || {
+        std::fs::read_dir(dir.path().join("emb"))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".safetensors"))
+                    .map(|e| e.path())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let encoded = |r: SamResponse| match r {
+        SamResponse::Encoded { from_cache, .. } => from_cache,
+        other => panic!("expected Encoded, got {other:?}"),
+    };
+    // Opens an image; whether its embedding came from the disk.
+    let open = |w: &SamWorker, image_id: u64, image: Arc<Rgb8>| {
+        w.send(SamRequest::SetImage { image_id, image })
+            .expect("queued");
+        encoded(answer(w))
+    };
+    let start = |w: &SamWorker| {
+        w.send(SamRequest::SetCache(Some(cache()))).expect("queued");
+        assert!(matches!(next(w), SamResponse::ModelLoaded { .. }));
+    };
+
+    let w = small_vit_worker();
+    start(&w);
+    assert!(!open(&w, 1, image(400, 300)), "a miss encodes");
+    let fresh = masks_at_a_point(&w, 1);
+    assert_eq!(entries().len(), 1, "and stores");
+    drop(w);
+
+    let w = small_vit_worker();
+    start(&w);
+    assert!(
+        open(&w, 1, image(400, 300)),
+        "after a restart it comes from the disk"
+    );
+    assert_eq!(masks_at_a_point(&w, 1), fresh, "with the very same masks");
+
+    // A corrupt entry: ignored, encoded again, rewritten whole.
+    let path = entries().pop().expect("entry");
+    let whole = std::fs::read(&path).expect("read");
+    std::fs::write(&path, &whole[..1000]).expect("cut");
+    assert!(
+        !open(&w, 2, image(400, 300)),
+        "a corrupt entry is not trusted"
+    );
+    assert_eq!(masks_at_a_point(&w, 2), fresh); // (the entry is written before this answer)
+    assert_eq!(
+        std::fs::metadata(&path).expect("rewritten").len(),
+        whole.len() as u64
+    );
+    assert!(open(&w, 4, image(400, 300)), "and trusted again");
+
+    // Another image misses; encoded ahead, it is then read from the disk.
+    w.send(SamRequest::Preencode {
+        token: 9,
+        image: image(300, 200),
+    })
+    .expect("queued");
+    assert!(matches!(
+        answer(&w),
+        SamResponse::Preencoded { token: 9, .. }
+    ));
+    assert_eq!(entries().len(), 2);
+    assert!(open(&w, 3, image(300, 200)), "the image encoded ahead");
+    drop(w);
+
+    // A checkpoint file: keyed by its SHA-256, remembered in checkpoints.json.
+    let ckpt = mobile_sam_file(dir.path());
+    let w = worker();
+    w.send(SamRequest::SetCache(Some(cache()))).expect("queued");
+    w.send(SamRequest::LoadModel { path: ckpt })
+        .expect("queued");
+    assert!(matches!(next(&w), SamResponse::ModelLoaded { .. }));
+    assert!(dir.path().join("emb/checkpoints.json").is_file());
+    assert!(!open(&w, 1, image(400, 300)), "another model misses");
+    masks_at_a_point(&w, 1); // (the entry is written before this answer)
+    assert_eq!(entries().len(), 3);
+}

@@ -184,6 +184,26 @@ fn check_decoder(name: &str) {
     }
 }
 
+/// How many of `pred`'s mask pixels differ from the reference `{id}.masks`, and what fraction.
+fn mask_mismatch(
+    pred: &segattn::types::Prediction,
+    reference: &HashMap<String, Tensor>,
+    id: &str,
+) -> (usize, f64) {
+    let want: Vec<u8> = reference[&format!("{id}.masks")]
+        .flatten_all()
+        .and_then(|t| t.to_vec1())
+        .expect("mask data");
+    let got: Vec<u8> = pred
+        .masks
+        .iter()
+        .flat_map(|m| m.data.iter().copied())
+        .collect();
+    assert_eq!(got.len(), want.len(), "{id} mask size");
+    let n = got.iter().zip(&want).filter(|(a, b)| a != b).count();
+    (n, n as f64 / got.len() as f64)
+}
+
 /// End to end from the original image: our resize, encoder, decoder and upscale.
 fn check_end_to_end(name: &str) {
     let c = case(name);
@@ -195,22 +215,8 @@ fn check_end_to_end(name: &str) {
             .model
             .predict(&emb, &prompts, multimask)
             .expect("predicts");
-        let reference: Vec<u8> = c.reference[&format!("{id}.masks")]
-            .flatten_all()
-            .and_then(|t| t.to_vec1())
-            .expect("mask data");
-        let ours: Vec<u8> = pred
-            .masks
-            .iter()
-            .flat_map(|m| m.data.iter().copied())
-            .collect();
-        assert_eq!(ours.len(), reference.len(), "{name} {id} mask size");
-        let mismatched = ours.iter().zip(&reference).filter(|(a, b)| a != b).count();
-        let frac = mismatched as f64 / ours.len() as f64;
-        eprintln!(
-            "{name} {id}: {mismatched} of {} mask pixels differ",
-            ours.len()
-        );
+        let (mismatched, frac) = mask_mismatch(&pred, &c.reference, id);
+        eprintln!("{name} {id}: {mismatched} mask pixels differ");
         assert!(
             frac <= tolerances().mask_mismatch,
             "{name} {id}: {frac:.5} of mask pixels differ"
@@ -428,4 +434,71 @@ fn mobilesam_half_precision_masks_equal_f32() {
 #[test]
 fn vit_half_precision_masks_equal_f32() {
     check_half_precision("sam_vit_small");
+}
+
+/// A chain of clicks each refined with the previous answer's low-res logits as `mask_input`,
+/// against the official `SamPredictor.predict(..., mask_input=...)`
+/// (`tools/reference/make_mask_input_fixtures.py`): given the official mask input, then fed
+/// with our own previous answer as the app does. Low-res logits, IoU and masks at the original
+/// size within the manifest's tolerances.
+#[test]
+fn vit_mask_input_refinement_matches_pytorch() {
+    let c = case("sam_vit_small");
+    let reference = load_tensors("sam/mask_input_sam_vit_small.safetensors");
+    let meta = json("sam/mask_input_sam_vit_small.json");
+    let t = tolerances();
+    let low_res = |pred: &segattn::types::Prediction| pred.low_res_logits.clone();
+    // Our answers so far, by step: low-res logits per mask, and IoU.
+    let mut ours: HashMap<String, (Vec<Vec<f32>>, Vec<f32>)> = HashMap::new();
+    let best = |(_, iou): &(Vec<Vec<f32>>, Vec<f32>)| segattn::types::best_candidate(iou);
+    for s in meta["steps"].as_array().expect("steps") {
+        let id = s["id"].as_str().expect("id");
+        let (prompts, multimask) = prompts_of(s);
+        // Where its mask input came from in the chain.
+        let own_input = match id {
+            "s2" | "s4" => ours.get("s1").map(|o| o.0[best(o)].clone()),
+            "s3" => ours.get("s2").map(|o| o.0[0].clone()),
+            _ => None,
+        };
+        let given = s["mask_input"]
+            .as_bool()
+            .expect("flag")
+            .then(|| f32s(&reference, &format!("{id}.mask_input")));
+        assert_eq!(given.is_some(), own_input.is_some(), "{id}: the chain");
+        for (how, mask_input) in [("official input", given), ("our own input", own_input)] {
+            let p = Prompts {
+                mask_input,
+                ..prompts.clone()
+            };
+            let pred = c.model.predict(&c.emb, &p, multimask).expect("predicts");
+            let logits: Vec<f32> = pred.low_res_logits.concat();
+            let err = rel_err(&logits, &f32s(&reference, &format!("{id}.low_res_logits")));
+            assert!(
+                err <= t.low_res_rel,
+                "{id} ({how}): low-res rel err {err:e}"
+            );
+            let iou = max_abs(
+                &pred.iou_predictions,
+                &f32s(&reference, &format!("{id}.iou_predictions")),
+            );
+            assert!(iou <= t.iou_abs, "{id} ({how}): IoU abs err {iou:e}");
+            let (_, frac) = mask_mismatch(&pred, &reference, id);
+            assert!(
+                frac <= t.mask_mismatch,
+                "{id} ({how}): {frac:.5} of mask pixels differ"
+            );
+            eprintln!("{id} ({how}): low-res rel err {err:.2e}, IoU abs err {iou:.2e}, masks differ {frac:.5}");
+            if how == "our own input" || id == "s1" {
+                ours.insert(
+                    id.to_owned(),
+                    (low_res(&pred), pred.iou_predictions.clone()),
+                );
+            }
+        }
+    }
+    // The refinement changes the answer (else the test could not fail on an ignored input).
+    let with = f32s(&reference, "s2.low_res_logits");
+    let (prompts, _) = prompts_of(&meta["steps"][1]);
+    let without = c.model.predict(&c.emb, &prompts, false).expect("predicts");
+    assert!(rel_err(&without.low_res_logits.concat(), &with) > 100.0 * t.low_res_rel);
 }

@@ -1030,3 +1030,132 @@ fn object_masks_are_edited_and_each_step_undone() {
     h.step();
     assert_eq!(*h.state().segment.objects[0].mask, *union);
 }
+
+/// Steps until the open folder shows image `i` encoded, with no save in flight.
+fn wait_for_folder_image(h: &mut Harness<'static, SegattnApp>, i: usize) {
+    wait_until(h, &format!("folder image {i}, encoded and saved"), |a| {
+        let s = &a.segment;
+        s.folder
+            .as_ref()
+            .is_some_and(|f| f.current == Some(i) && !f.unsaved())
+            && s.loading().is_none()
+            && matches!(s.encode, EncodeState::Ready { .. })
+    });
+}
+
+/// A folder opened from the command line: an object kept on its first image is saved to the
+/// folder's COCO file at once (the image marked done), D and A move between images and bring
+/// the objects back, Space marks an image done, and a new app on the same folder — as after a
+/// crash: nothing is flushed at exit here — shows them again.
+#[test]
+fn a_folder_is_annotated_saved_and_reloaded() {
+    use segattn::annotate::folder::{annotation_path, FolderAnnotations};
+    let dir = tempfile::tempdir().expect("tmp");
+    let cache = tempfile::tempdir().expect("tmp");
+    let assets = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets");
+    std::fs::copy(chelsea(), dir.path().join("img1.png")).expect("copy");
+    std::fs::copy(assets.join("astronaut.png"), dir.path().join("img2.png")).expect("copy");
+    std::fs::write(dir.path().join("notes.txt"), "not an image").expect("write");
+    let opts = || AppOptions {
+        sam_model: Some(small_sam()),
+        image: Some(dir.path().to_path_buf()),
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..Default::default()
+    };
+    let mut h = app(opts());
+    wait_for_folder_image(&mut h, 0);
+    // While img1 is annotated, img2 is encoded ahead into the disk cache.
+    wait_until(&mut h, "img2 encoded ahead", |a| {
+        a.segment
+            .encoded_ahead
+            .iter()
+            .any(|p| p.ends_with("img2.png"))
+    });
+    assert_eq!(
+        h.state().segment.folder.as_ref().expect("folder").images,
+        ["img1.png", "img2.png"]
+    );
+    assert!(h.query_by_label_contains("0 of 2 images done").is_some());
+    assert!(h.query_by_label_contains("img2.png · 0 objects").is_some());
+    h.state_mut().settings.segment.hover_preview = false;
+    click_image(&mut h, 250.0, 130.0, PointerButton::Primary);
+    wait_until(&mut h, "a mask", |a| a.segment.selected_mask().is_some());
+    h.key_press(egui::Key::Enter);
+    h.step();
+    assert_eq!(h.state().segment.objects.len(), 1, "Enter keeps the mask");
+    let kept = h.state().segment.objects[0].mask.clone();
+    wait_for_folder_image(&mut h, 0);
+    let (on_disk, _) = FolderAnnotations::load(dir.path()).expect("the file is written");
+    let first = &on_disk.images["img1.png"];
+    assert!(first.done, "the first object marks the image done");
+    assert_eq!(first.objects.len(), 1);
+    assert_eq!(first.objects[0].label, "object");
+    assert_eq!(first.objects[0].mask(), *kept);
+    assert!(h.query_by_label_contains("1 of 2 images done").is_some());
+
+    h.key_press(egui::Key::D);
+    wait_for_folder_image(&mut h, 1);
+    assert!(h.state().segment.objects.is_empty());
+    assert!(
+        matches!(
+            h.state().segment.encode,
+            EncodeState::Ready { cached: true, .. }
+        ),
+        "img2's embedding comes from the disk: {:?}",
+        h.state().segment.encode
+    );
+    h.key_press(egui::Key::Space);
+    h.step();
+    wait_for_folder_image(&mut h, 1);
+    let (on_disk, _) = FolderAnnotations::load(dir.path()).expect("file");
+    assert!(on_disk.images["img2.png"].done, "Space marks it done");
+    assert!(on_disk.images["img2.png"].objects.is_empty());
+
+    h.key_press(egui::Key::A);
+    wait_for_folder_image(&mut h, 0);
+    wait_until(&mut h, "the object back with its overlay", |a| {
+        a.segment.objects.len() == 1 && a.segment.objects[0].overlay.is_some()
+    });
+    assert_eq!(*h.state().segment.objects[0].mask, *kept);
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(annotation_path(dir.path())).expect("file"))
+            .expect("json");
+    assert_eq!(json["images"].as_array().map(Vec::len), Some(2));
+    assert_eq!(json["annotations"].as_array().map(Vec::len), Some(1));
+    drop(h);
+
+    // Reopened: every image is done, so the first one shows, with its object.
+    let mut h = app(opts());
+    wait_for_folder_image(&mut h, 0);
+    wait_until(&mut h, "the stored object", |a| {
+        a.segment.objects.len() == 1
+    });
+    assert_eq!(*h.state().segment.objects[0].mask, *kept);
+    assert!(h.query_by_label_contains("2 of 2 images done").is_some());
+    if let Some(python) = common::python_with_pycocotools() {
+        // pycocotools reads the file and decodes the object to the very same pixels.
+        let script = "import sys, numpy as np\nfrom pycocotools.coco import COCO\n\
+            c = COCO(sys.argv[1]); m = c.annToMask(c.loadAnns([1])[0]).astype(np.int64)\n\
+            i = np.arange(m.size).reshape(m.shape)\nprint(m.sum(), (m * i).sum())";
+        let out = std::process::Command::new(python)
+            .args(["-c", script])
+            .arg(annotation_path(dir.path()))
+            .output()
+            .expect("python runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let index_sum: usize = kept
+            .data
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| **v != 0)
+            .map(|(i, _)| i)
+            .sum();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let last = text.lines().last().unwrap_or_default();
+        assert_eq!(last, format!("{} {index_sum}", kept.area()), "{text}");
+    }
+}

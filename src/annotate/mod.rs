@@ -1,8 +1,9 @@
 //! Annotations as labelling and training tools read them: masks as polygons ([`polygon`]),
-//! COCO / YOLO / LabelMe files ([`formats`]), written atomically beside what is there, and
-//! mask editing ([`edit`]).
+//! COCO / YOLO / LabelMe files ([`formats`]), written atomically beside what is there, mask
+//! editing ([`edit`]) and a folder's annotation file ([`folder`]).
 
 pub mod edit;
+pub mod folder;
 pub mod formats;
 pub mod polygon;
 

@@ -43,7 +43,8 @@ pub struct GuiArgs {
     /// Text model folder to load (else the last one, else one found in weights/).
     #[arg(long)]
     pub text_model: Option<PathBuf>,
-    /// Image to open.
+    /// Image to open, or a folder of images to annotate (its objects are saved to
+    /// _annotations.coco.json in it).
     #[arg(long)]
     pub image: Option<PathBuf>,
     /// Close the window after this many frames (smoke tests).

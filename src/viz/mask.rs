@@ -61,26 +61,12 @@ pub struct CocoRle {
     pub counts: Vec<u32>,
 }
 
-/// Encodes a mask as COCO RLE.
+/// Encodes a mask as COCO RLE (the one encoder, [`crate::analysis::amg::mask_to_rle`]).
 pub fn coco_rle(mask: &Mask) -> CocoRle {
-    let mut counts = Vec::new();
-    let mut current = 0u8;
-    let mut run = 0u32;
-    for x in 0..mask.width {
-        for y in 0..mask.height {
-            let v = u8::from(mask.data[y * mask.width + x] != 0);
-            if v != current {
-                counts.push(run);
-                run = 0;
-                current = v;
-            }
-            run += 1;
-        }
-    }
-    counts.push(run);
+    let rle = crate::analysis::amg::mask_to_rle(&mask.data, (mask.height, mask.width));
     CocoRle {
-        size: [mask.height, mask.width],
-        counts,
+        size: rle.size,
+        counts: rle.counts,
     }
 }
 

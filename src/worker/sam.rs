@@ -4,14 +4,23 @@
 //! Cancel ([`SamWorker::cancel`], answered with [`SamResponse::LoadCancelled`] or
 //! [`SamResponse::Cancelled`]), or a newer request that makes them pointless (another image or
 //! model was asked for), which stops them silently: the newer request answers instead.
+//!
+//! With an [`EmbeddingCache`] ([`SamRequest::SetCache`]), every embedding the worker makes is
+//! stored on disk and an image seen before is not encoded again, across restarts. The
+//! pre-encoder ([`SamRequest::Preencode`]: the folder's next image) runs on a thread of its
+//! own with a compute pool at the lowest priority, sharing the model: the clicks on the
+//! current image keep the CPU, and the next image's embedding lands in the disk cache only
+//! (never a second embedding held in memory). Any new image or model stops it.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Generations, Handler, Repaint, SendError, CHANNEL_CAPACITY};
 use crate::analysis::positional::RandomFourierEncoding;
+use crate::embed_cache::{image_digest, EmbeddingCache, EmbeddingKey, Lookup, StoredEmbedding};
 use crate::model::sam::{ImageEmbedding, SamModel};
 use crate::runtime::Runtime;
 use crate::types::{EverythingParams, EverythingProgress, MaskRecord, Prediction, Prompts, Rgb8};
@@ -45,6 +54,18 @@ pub enum SamRequest {
         /// Three candidate masks instead of one.
         multimask: bool,
     },
+    /// Keep embeddings in this disk cache from now on (`None`: none). Send it before loading
+    /// a model: a checkpoint's SHA-256 is taken when it loads with a cache set.
+    SetCache(Option<EmbeddingCache>),
+    /// Encode `image` into the disk cache in the background (the image the user will likely
+    /// open next). Answered with [`SamResponse::Preencoded`]; stopped by any new image or
+    /// model; nothing without a disk cache.
+    Preencode {
+        /// Identifies the request in the answer.
+        token: u64,
+        /// The pixels.
+        image: Arc<Rgb8>,
+    },
     /// Segment the whole current image with the automatic mask generator (on the embedding
     /// the worker already has). Stopped by [`SamWorker::cancel`] or a new image or model.
     Everything {
@@ -68,6 +89,8 @@ pub enum SamTask {
     Predict,
     /// Segmenting everything.
     Everything,
+    /// Encoding an image ahead.
+    Preencode,
 }
 
 impl SamTask {
@@ -78,6 +101,7 @@ impl SamTask {
             Self::Encode => "encoding the image",
             Self::Predict => "predicting the mask",
             Self::Everything => "segmenting everything",
+            Self::Preencode => "encoding the next image",
         }
     }
 }
@@ -105,7 +129,16 @@ pub enum SamResponse {
     Encoded {
         /// The image.
         image_id: u64,
-        /// Encoder time in milliseconds.
+        /// Encoder time in milliseconds (reading the disk cache, when it came from there).
+        ms: f64,
+        /// It came from the disk cache.
+        from_cache: bool,
+    },
+    /// A [`SamRequest::Preencode`] is done: the image's embedding is in the disk cache.
+    Preencoded {
+        /// The request.
+        token: u64,
+        /// Encoder time in milliseconds (0 when it was there already).
         ms: f64,
     },
     /// The user cancelled the encoding.
@@ -177,7 +210,11 @@ pub struct SamWorker {
 struct State {
     control: Arc<Generations>,
     runtime: Runtime,
-    model: Option<SamModel>,
+    model: Option<Arc<SamModel>>,
+    /// Embeddings on disk.
+    cache: Option<EmbeddingCache>,
+    /// The background encoder, started with the first [`SamRequest::Preencode`].
+    preencoder: Option<PreEncoder>,
     /// Bumped on every new model, so a cached embedding is never used with another one.
     model_generation: u64,
     /// The embedding of `(model_generation, image_id)`, how long it took, and the image's
@@ -228,7 +265,18 @@ impl State {
                 )
             });
         match loaded {
-            Ok(m) => self.set_model(m, t),
+            Ok(m) => {
+                // The checkpoint's digest keys its embeddings (read once, then remembered).
+                let m = match self.cache.as_ref().map(|c| c.checkpoint_digest(&path)) {
+                    Some(Ok(d)) => m.with_identity(format!("sha256:{d}")),
+                    Some(Err(e)) => {
+                        eprintln!("segattn: embeddings of this model are not cached: {e:#}");
+                        m
+                    }
+                    None => m,
+                };
+                self.set_model(m, t)
+            }
             Err(_) if self.control.cancelled(generation) => self.send(SamResponse::LoadCancelled),
             Err(e) => self.fail(SamTask::LoadModel, &e),
         }
@@ -300,8 +348,39 @@ impl State {
         };
         if let Some((gen, id, _, ms, _)) = &self.embedding {
             if (*gen, *id) == (self.model_generation, image_id) {
-                self.send(SamResponse::Encoded { image_id, ms: *ms });
+                self.send(SamResponse::Encoded {
+                    image_id,
+                    ms: *ms,
+                    from_cache: false,
+                });
                 return;
+            }
+        }
+        if let Some(p) = &self.preencoder {
+            p.stop(); // the user went elsewhere: this image comes first
+        }
+        let t = Instant::now();
+        let key = cache_key(model, self.cache.as_ref(), image);
+        if let (Some(cache), Some(key)) = (&self.cache, &key) {
+            match cache.get(key) {
+                Lookup::Hit(stored) if stored.original_hw == (image.height, image.width) => {
+                    match model.embedding_from_features(stored.features, stored.original_hw) {
+                        Ok(emb) => {
+                            let ms = t.elapsed().as_secs_f64() * 1e3;
+                            self.embedding =
+                                Some((self.model_generation, image_id, emb, ms, image.clone()));
+                            self.send(SamResponse::Encoded {
+                                image_id,
+                                ms,
+                                from_cache: true,
+                            });
+                            return;
+                        }
+                        Err(e) => eprintln!("segattn: a cached embedding was not usable: {e:#}"),
+                    }
+                }
+                Lookup::Corrupt(why) => eprintln!("segattn: embedding cache: {why}"),
+                _ => {}
             }
         }
         self.send(SamResponse::Encoding { image_id });
@@ -310,8 +389,23 @@ impl State {
         match model.embed_cancellable(image, &stop) {
             Ok(emb) => {
                 let ms = t.elapsed().as_secs_f64() * 1e3;
+                let stored = key.as_ref().and_then(|_| emb.to_vec().ok());
                 self.embedding = Some((self.model_generation, image_id, emb, ms, image.clone()));
-                self.send(SamResponse::Encoded { image_id, ms });
+                self.send(SamResponse::Encoded {
+                    image_id,
+                    ms,
+                    from_cache: false,
+                });
+                // Stored after the answer: the first click does not wait for the disk.
+                if let (Some(cache), Some(key), Some(features)) = (&self.cache, &key, stored) {
+                    let stored = StoredEmbedding {
+                        features,
+                        original_hw: (image.height, image.width),
+                    };
+                    if let Err(e) = cache.put(key, &stored) {
+                        eprintln!("segattn: cannot store the embedding: {e:#}");
+                    }
+                }
             }
             Err(e) if e.is::<crate::model::sam::Cancelled>() => {
                 if self.stop_reason(generation) == Some(true) {
@@ -326,7 +420,10 @@ impl State {
     fn set_model(&mut self, m: SamModel, t: Instant) {
         let name = m.config().name();
         let point_encoding = m.prompt_encoder().positional_encoding().clone();
-        self.model = Some(m);
+        if let Some(p) = &self.preencoder {
+            p.stop();
+        }
+        self.model = Some(Arc::new(m));
         self.model_generation += 1;
         self.embedding = None;
         self.send(SamResponse::ModelLoaded {
@@ -334,6 +431,174 @@ impl State {
             ms: t.elapsed().as_secs_f64() * 1e3,
             point_encoding,
         });
+    }
+}
+
+impl State {
+    /// Hands `image` to the pre-encoder (started on first use).
+    fn preencode(&mut self, token: u64, image: Arc<Rgb8>) {
+        let (Some(model), Some(cache)) = (&self.model, &self.cache) else {
+            return; // nothing to encode with, or nowhere to keep it
+        };
+        let Some(identity) = model.identity() else {
+            return;
+        };
+        if self.preencoder.is_none() {
+            match PreEncoder::spawn(self.out.clone(), self.repaint.clone()) {
+                Ok(p) => self.preencoder = Some(p),
+                Err(e) => {
+                    eprintln!("segattn: no background encoding: {e}");
+                    return;
+                }
+            }
+        }
+        let key = EmbeddingKey {
+            image: String::new(), // its digest is taken on the pre-encoder's thread
+            model: identity.to_owned(),
+            encoder: encoder_label(model),
+        };
+        let job = PreJob {
+            token,
+            image,
+            model: model.clone(),
+            cache: cache.clone(),
+            key,
+            generation: 0,
+        };
+        if let Some(p) = &self.preencoder {
+            p.submit(job);
+        }
+    }
+}
+
+/// Where and in which format `model`'s encoder runs, for cache keys (`cpu f32`).
+fn encoder_label(model: &SamModel) -> String {
+    let device = if model.device().is_cuda() {
+        "cuda"
+    } else if model.device().is_metal() {
+        "metal"
+    } else {
+        "cpu"
+    };
+    format!("{device} {}", model.precision().name())
+}
+
+/// The cache key of `image` with `model`, when there is a cache and the model has an identity.
+fn cache_key(
+    model: &SamModel,
+    cache: Option<&EmbeddingCache>,
+    image: &Rgb8,
+) -> Option<EmbeddingKey> {
+    cache?;
+    Some(EmbeddingKey {
+        image: image_digest(image),
+        model: model.identity()?.to_owned(),
+        encoder: encoder_label(model),
+    })
+}
+
+/// One image to encode ahead.
+struct PreJob {
+    token: u64,
+    image: Arc<Rgb8>,
+    model: Arc<SamModel>,
+    cache: EmbeddingCache,
+    /// The key but for the image's digest.
+    key: EmbeddingKey,
+    /// The generation it was submitted at (set by [`PreEncoder::submit`]).
+    generation: u64,
+}
+
+/// The background encoder: a thread and a compute pool of its own at the lowest priority.
+struct PreEncoder {
+    tx: SyncSender<PreJob>,
+    /// Bumped to stop the job in progress and drop those queued.
+    generation: Arc<AtomicU64>,
+}
+
+impl PreEncoder {
+    fn spawn(out: SyncSender<SamResponse>, repaint: Repaint) -> std::io::Result<Self> {
+        let (tx, rx) = sync_channel::<PreJob>(2);
+        let generation = Arc::new(AtomicU64::new(0));
+        let current = generation.clone();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(rayon::current_num_threads())
+            .thread_name(|i| format!("sam-preencode-{i}"))
+            .start_handler(|_| crate::runtime::idle_thread_priority())
+            .build()
+            .map_err(std::io::Error::other)?;
+        std::thread::Builder::new()
+            .name("sam-preencode".into())
+            .spawn(move || {
+                crate::runtime::idle_thread_priority();
+                while let Ok(job) = rx.recv() {
+                    let run = std::panic::AssertUnwindSafe(|| {
+                        preencode_one(&pool, job, &current, &out, &repaint)
+                    });
+                    if std::panic::catch_unwind(run).is_err() {
+                        eprintln!(
+                            "segattn: encoding the next image stopped with an internal error"
+                        );
+                    }
+                }
+            })?;
+        Ok(Self { tx, generation })
+    }
+
+    /// Stops the job in progress (at its next encoder block) and those queued.
+    fn stop(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Queues `job` behind a stop of what runs (only the newest is worth doing); dropped
+    /// when the queue is full.
+    fn submit(&self, mut job: PreJob) {
+        self.stop();
+        job.generation = self.generation.load(Ordering::SeqCst);
+        let _ = self.tx.try_send(job);
+    }
+}
+
+/// Encodes one image ahead into the disk cache, unless it is there or a stop came.
+fn preencode_one(
+    pool: &rayon::ThreadPool,
+    job: PreJob,
+    current: &AtomicU64,
+    out: &SyncSender<SamResponse>,
+    repaint: &Repaint,
+) {
+    let stopped = || current.load(Ordering::SeqCst) != job.generation;
+    if stopped() {
+        return;
+    }
+    let key = EmbeddingKey {
+        image: image_digest(&job.image),
+        ..job.key
+    };
+    let done = |ms| {
+        let _ = out.send(SamResponse::Preencoded {
+            token: job.token,
+            ms,
+        });
+        repaint();
+    };
+    if job.cache.contains(&key) {
+        return done(0.0);
+    }
+    let t = Instant::now();
+    let Ok(emb) = pool.install(|| job.model.embed_cancellable(&job.image, &stopped)) else {
+        return; // stopped, or it failed: the image is encoded when opened, and says why then
+    };
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    let stored = emb.to_vec().map(|features| StoredEmbedding {
+        features,
+        original_hw: (job.image.height, job.image.width),
+    });
+    drop(emb);
+    match stored.map(|s| job.cache.put(&key, &s)) {
+        Ok(Ok(())) => done(ms),
+        Ok(Err(e)) => eprintln!("segattn: cannot store the embedding: {e:#}"),
+        Err(e) => eprintln!("segattn: cannot store the embedding: {e:#}"),
     }
 }
 
@@ -347,6 +612,8 @@ impl Handler for State {
             SamRequest::SetImage { .. } => SamTask::Encode,
             SamRequest::Predict { .. } => SamTask::Predict,
             SamRequest::Everything { .. } => SamTask::Everything,
+            SamRequest::SetCache(_) => SamTask::Encode,
+            SamRequest::Preencode { .. } => SamTask::Preencode,
         }
     }
 
@@ -359,6 +626,13 @@ impl Handler for State {
             SamRequest::LoadModel { path } => self.load(path, q.generation),
             SamRequest::UseModel(m) => self.set_model(*m, Instant::now()),
             SamRequest::SetImage { image_id, image } => self.encode(image_id, &image, q.generation),
+            SamRequest::SetCache(cache) => {
+                if let Some(c) = &cache {
+                    c.evict(); // the bound may have shrunk
+                }
+                self.cache = cache;
+            }
+            SamRequest::Preencode { token, image } => self.preencode(token, image),
             SamRequest::Everything {
                 image_id,
                 request_id,
@@ -391,6 +665,9 @@ impl Handler for State {
     }
 
     fn reset(&mut self) {
+        if let Some(p) = &self.preencoder {
+            p.stop();
+        }
         self.model = None;
         self.embedding = None;
         self.model_generation += 1;
@@ -438,6 +715,8 @@ impl SamWorker {
                     control: worker_control,
                     runtime,
                     model: None,
+                    cache: None,
+                    preencoder: None,
                     model_generation: 0,
                     embedding: None,
                     out,
@@ -523,6 +802,8 @@ mod tests {
                 SamRequest::LoadModel { .. } => "load".into(),
                 SamRequest::UseModel(_) => "use".into(),
                 SamRequest::Everything { request_id, .. } => format!("e{request_id}"),
+                SamRequest::SetCache(_) => "cache".into(),
+                SamRequest::Preencode { token, .. } => format!("pre{token}"),
             })
             .collect()
     }

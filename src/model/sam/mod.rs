@@ -77,6 +77,9 @@ pub struct SamModel {
     device: Device,
     /// The image encoder's format (everything else runs in f32).
     precision: Precision,
+    /// What identifies the weights for the embedding cache (a checkpoint's SHA-256, or how a
+    /// model built in memory was made); `None`: not cached.
+    identity: Option<String>,
 }
 
 impl SamModel {
@@ -119,13 +122,29 @@ impl SamModel {
             config,
             device: device.clone(),
             precision,
+            identity: None,
         })
     }
 
     /// A model with deterministic random weights ("detweights", `seed`) at `config`'s shapes.
     pub fn detweights(config: SamConfig, seed: u64, device: &Device) -> Result<Self> {
         let weights = detweights_sam(&config, seed)?;
-        Self::load_with_config(&weights, config, device, Precision::F32)
+        let identity = format!("detweights seed {seed} {config:?}");
+        Ok(
+            Self::load_with_config(&weights, config, device, Precision::F32)?
+                .with_identity(identity),
+        )
+    }
+
+    /// The model with `identity` naming its weights for the embedding cache.
+    pub fn with_identity(mut self, identity: String) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
+    /// What identifies the weights for the embedding cache, if known.
+    pub fn identity(&self) -> Option<&str> {
+        self.identity.as_deref()
     }
 
     /// The image encoder's format.
@@ -184,6 +203,31 @@ impl SamModel {
             Err(_) if cancelled() => return Err(Cancelled.into()),
             f => f?.to_dtype(candle_core::DType::F32)?,
         };
+        self.embedding_of(features, original_hw, (resized.height, resized.width))
+    }
+
+    /// The embedding of an image of `original_hw` whose encoder output `features`
+    /// (`[1, 256, 64, 64]` row-major f32) were stored earlier: the prompt-independent decoder
+    /// work is redone, the encoder is not run.
+    pub fn embedding_from_features(
+        &self,
+        features: Vec<f32>,
+        original_hw: (usize, usize),
+    ) -> Result<ImageEmbedding> {
+        let features = Tensor::from_vec(features, (1, 256, 64, 64), &self.device)?;
+        let (oh, ow) = original_hw;
+        let input_hw = transforms::preprocess_shape(oh, ow, IMG_SIZE);
+        self.embedding_of(features, original_hw, input_hw)
+    }
+
+    /// The embedding around the encoder's output `features` `[1, 256, 64, 64]` f32 of an image
+    /// of `original_hw`, `input_hw` once resized.
+    fn embedding_of(
+        &self,
+        features: Tensor,
+        original_hw: (usize, usize),
+        input_hw: (usize, usize),
+    ) -> Result<ImageEmbedding> {
         let no_mask = self
             .prompt_encoder
             .dense(&EncodedPrompt::default(), &self.device)?;
@@ -194,7 +238,7 @@ impl SamModel {
             features,
             decoder_cache,
             original_hw,
-            input_hw: (resized.height, resized.width),
+            input_hw,
         })
     }
 

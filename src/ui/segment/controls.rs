@@ -5,6 +5,7 @@ use egui::{Color32, Pos2, Rect, Sense, Stroke, Vec2};
 
 use super::attention::{layer_name, token_name};
 use super::export::{suggested, ExportKind};
+use super::folder_ui::shortcuts_ui;
 use super::loading::{ImageSource, SAMPLES};
 use super::objects::tint;
 use super::view::ImageView;
@@ -12,9 +13,6 @@ use super::{EncodeState, Notify, SegmentSettings, SegmentState};
 use crate::annotate::CocoShape;
 use crate::ui::widgets::busy_ui;
 use crate::worker::sam::SamWorker;
-
-/// File types the image dialog offers.
-const IMAGE_EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp"];
 
 impl SegmentState {
     /// The side panel: image, prompts, candidates, objects, export, attention.
@@ -27,6 +25,7 @@ impl SegmentState {
     ) {
         self.poll_object_overlays(ui.ctx());
         self.image_ui(ui, sam);
+        self.folder_ui(ui, settings, notify);
         ui.separator();
         self.prompt_ui(ui, sam, settings, notify);
         self.candidates_ui(ui, settings.opacity);
@@ -47,10 +46,19 @@ impl SegmentState {
         ui.horizontal_wrapped(|ui| {
             if ui.button("Open image…").clicked() {
                 if let Some(p) = rfd::FileDialog::new()
-                    .add_filter("images", &IMAGE_EXTENSIONS)
+                    .add_filter("images", &crate::image_io::IMAGE_EXTENSIONS)
                     .pick_file()
                 {
                     self.open(ImageSource::File(p), ui.ctx());
+                }
+            }
+            if ui
+                .button("Open folder…")
+                .on_hover_text("Annotate a folder of images: objects are saved in it as COCO")
+                .clicked()
+            {
+                if let Some(dir) = rfd::FileDialog::new().pick_folder() {
+                    self.open_folder(dir);
                 }
             }
             for (name, bytes) in SAMPLES {
@@ -59,6 +67,9 @@ impl SegmentState {
                 }
             }
         });
+        if self.reading_folder() {
+            busy_ui(ui, "reading the folder…");
+        }
         if let Some(name) = self.loading() {
             busy_ui(ui, &format!("decoding {name}…"));
         }
@@ -74,8 +85,13 @@ impl SegmentState {
                     }
                 });
             }
-            EncodeState::Ready { ms } => {
+            EncodeState::Ready { ms, cached: false } => {
                 ui.label(format!("image encoded in {ms:.0} ms: click to segment"));
+            }
+            EncodeState::Ready { ms, cached: true } => {
+                ui.label(format!(
+                    "embedding read from the disk cache in {ms:.0} ms: click to segment"
+                ));
             }
             EncodeState::Cancelled => {
                 ui.horizontal(|ui| {
@@ -104,6 +120,7 @@ impl SegmentState {
     ) {
         ui.heading("Prompt");
         ui.label("Left click: foreground point. Right click: background point. Drag: box.");
+        shortcuts_ui(ui);
         ui.horizontal(|ui| {
             ui.label(format!(
                 "Zoom {:.0}% (scroll; middle-drag pans)",
@@ -209,7 +226,7 @@ impl SegmentState {
         }
         if ui
             .button("Add object")
-            .on_hover_text("Keep this mask and start a new object")
+            .on_hover_text("Keep this mask and start a new object (Enter)")
             .clicked()
         {
             self.add_object();
@@ -308,6 +325,9 @@ impl SegmentState {
             for o in self.objects.iter_mut().filter(|o| o.label == old) {
                 o.label.clone_from(&new);
             }
+            if let Some(f) = &mut self.folder {
+                f.relabel(&old, &new, &settings.labels);
+            }
             if settings.label == old {
                 settings.label = new;
             }
@@ -318,6 +338,9 @@ impl SegmentState {
             let fallback = settings.labels[0].clone();
             for o in self.objects.iter_mut().filter(|o| o.label == gone) {
                 o.label.clone_from(&fallback);
+            }
+            if let Some(f) = &mut self.folder {
+                f.relabel(&gone, &fallback, &settings.labels);
             }
             if settings.label == gone {
                 settings.label = fallback;
@@ -350,14 +373,16 @@ impl SegmentState {
                 let [r, g, b] = o.color;
                 let (swatch, painter) = ui.allocate_painter(Vec2::splat(12.0), Sense::hover());
                 painter.rect_filled(swatch.rect, 2.0, Color32::from_rgb(r, g, b));
-                ui.checkbox(&mut o.visible, format!("{}", i + 1));
+                let shown = ui.checkbox(&mut o.visible, format!("{}", i + 1));
                 egui::ComboBox::from_id_salt(("object label", i))
                     .selected_text(o.label.as_str())
                     .show_ui(ui, |ui| {
                         for l in labels {
                             ui.selectable_value(&mut o.label, l.clone(), l);
                         }
-                    });
+                    })
+                    .response
+                    .labelled_by(shown.id);
                 ui.label(format!("{} px", o.mask.area()));
                 if ui
                     .selectable_label(editing, "Edit")

@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use egui::{ColorImage, TextureHandle, TextureOptions};
 
+use super::folder::{LabeledMask, StoredObjects};
+use crate::annotate::folder::StoredObject;
 use crate::jobs::{Jobs, Slot};
-use crate::types::Rgb8;
+use crate::types::{Mask, Rgb8};
 
 /// Longest side of display textures (the model still sees and returns full resolution).
 pub const MAX_DISPLAY_SIDE: usize = 2048;
@@ -87,6 +89,12 @@ pub struct Opened {
     pub texture: TextureHandle,
     /// Its size `(width, height)`.
     pub display_size: (usize, usize),
+    /// Its stored objects (a folder's image): label, mask, overlay at display size.
+    pub objects: Vec<(String, Arc<Mask>, TextureHandle)>,
+    /// Stored objects whose size is not the image's (kept in the file, not shown).
+    pub hidden: Vec<StoredObject>,
+    /// What the user should know about the stored objects, one line each.
+    pub notices: Vec<String>,
 }
 
 /// Decodes images off the UI thread.
@@ -94,6 +102,8 @@ pub struct ImageLoader {
     slot: Slot<anyhow::Result<Opened>>,
     /// The name of the image being decoded.
     pub loading: Option<String>,
+    /// Its file, when it comes from disk.
+    pub loading_path: Option<PathBuf>,
 }
 
 impl ImageLoader {
@@ -102,21 +112,42 @@ impl ImageLoader {
         Self {
             slot: Slot::new(jobs),
             loading: None,
+            loading_path: None,
         }
     }
 
-    /// Starts decoding `src`; an image still decoding from an earlier call is dropped.
-    pub fn open(&mut self, src: ImageSource, ctx: &egui::Context) {
+    /// Starts decoding `src` and the masks of its `stored` objects, making their overlays;
+    /// an image still decoding from an earlier call is dropped.
+    pub fn open(&mut self, src: ImageSource, stored: StoredObjects, ctx: &egui::Context) {
         self.loading = Some(src.name());
+        self.loading_path = src.path().cloned();
         let ctx = ctx.clone();
         self.slot.submit(move |_| {
             let rgb = decode_image(&src)?;
-            let (texture, display_size) = display_texture(&ctx, &src.name(), &rgb);
+            let name = src.name();
+            let (texture, display_size) = display_texture(&ctx, &name, &rgb);
+            let (masks, hidden, notices) = stored_masks(stored, &name, (rgb.width, rgb.height));
+            let objects = masks
+                .into_iter()
+                .enumerate()
+                .map(|(i, (label, mask))| {
+                    let t = super::objects::mask_texture(
+                        &ctx,
+                        &format!("{name} object {i}"),
+                        &mask,
+                        display_size,
+                    );
+                    (label, mask, t)
+                })
+                .collect();
             Ok(Opened {
                 source: src,
                 rgb,
                 texture,
                 display_size,
+                objects,
+                hidden,
+                notices,
             })
         });
     }
@@ -126,9 +157,38 @@ impl ImageLoader {
         let r = self.slot.poll();
         if !self.slot.is_pending() {
             self.loading = None; // done, or the job was lost to a bug: stop saying "decoding"
+            self.loading_path = None;
         }
         r
     }
+}
+
+/// The masks of an image's stored objects, decoded, and those whose size is not the image's
+/// `(width, height)` (with a notice: the image file changed since they were made).
+fn stored_masks(
+    stored: StoredObjects,
+    name: &str,
+    (width, height): (usize, usize),
+) -> (Vec<LabeledMask>, Vec<StoredObject>, Vec<String>) {
+    let mut masks: Vec<LabeledMask> = stored.masks; // made in this session, not yet encoded
+    let mut hidden = Vec::new();
+    for o in stored.encoded {
+        if o.rle.size == [height, width] {
+            masks.push((o.label.clone(), Arc::new(o.mask())));
+        } else {
+            hidden.push(o);
+        }
+    }
+    let notices = if hidden.is_empty() {
+        Vec::new()
+    } else {
+        let [h, w] = hidden[0].rle.size;
+        vec![format!(
+            "{name}: {} stored object(s) are {w}×{h}, the image {width}×{height} (the file changed?): kept in the annotation file, not shown",
+            hidden.len()
+        )]
+    };
+    (masks, hidden, notices)
 }
 
 /// The display size of a `w × h` image: at most [`MAX_DISPLAY_SIDE`] on its longest side.

@@ -6,7 +6,8 @@
 //! pointer), [`loading`] (images in, decoded off the UI thread), [`view`] (zoom, pan and
 //! screen ↔ image coordinates), [`history`] (prompts with undo / redo), [`objects`] (candidates,
 //! kept objects, their overlays), [`outline`] (the chosen mask as the exports' polygons),
-//! [`export`], [`attention`] (the decoder's attention overlay),
+//! [`export`], [`folder`] (a folder's images and their annotation file), [`attention`] (the
+//! decoder's attention overlay),
 //! and the drawing: [`canvas`] (the image and what is on it) and [`controls`] (the side panel).
 //! This file holds the state and its answers to the SAM worker.
 
@@ -16,6 +17,8 @@ pub mod controls;
 pub mod editing;
 pub mod everything;
 pub mod export;
+pub mod folder;
+pub mod folder_ui;
 pub mod history;
 pub mod hover;
 pub mod loading;
@@ -36,10 +39,11 @@ use crate::worker::sam::{SamRequest, SamResponse, SamTask, SamWorker};
 use attention::{AttentionOverlay, AttentionPick};
 use everything::EverythingState;
 use export::{ExportData, ExportKind, ExportOptions, ExportResult};
+use folder::{FolderScan, FolderState};
 use history::PromptHistory;
 use hover::HoverState;
+pub use loading::{decode_image, ImageSource, LoadedImage, SAMPLES};
 use loading::{ImageLoader, Opened};
-pub use loading::{ImageSource, LoadedImage, SAMPLES};
 use objects::{best, Candidates, Overlays, SegObject};
 use outline::Outline;
 use view::ImageView;
@@ -58,8 +62,10 @@ pub enum EncodeState {
     },
     /// The embedding is ready.
     Ready {
-        /// Encoder time in milliseconds.
+        /// Encoder time in milliseconds (reading the disk cache, when it came from there).
         ms: f64,
+        /// The embedding came from the disk cache.
+        cached: bool,
     },
     /// The user cancelled the encoding.
     Cancelled,
@@ -80,6 +86,8 @@ pub struct SegmentSettings {
     pub opacity: f32,
     /// The last image opened from disk.
     pub last_image: Option<PathBuf>,
+    /// The last folder opened (reopened at start-up).
+    pub last_folder: Option<PathBuf>,
     /// Preview the mask under the pointer (H toggles).
     pub hover_preview: bool,
     /// Everything mode's parameters.
@@ -104,6 +112,7 @@ impl Default for SegmentSettings {
             multimask: true,
             opacity: 0.5,
             last_image: None,
+            last_folder: None,
             hover_preview: true,
             everything: EverythingParams::default(),
             labels: vec![DEFAULT_LABEL.into()],
@@ -170,6 +179,22 @@ pub struct SegmentState {
     /// "Remove parts under" this many pixels.
     pub min_part_px: usize,
     object_overlays: Slot<editing::ObjectOverlay>,
+    /// The open folder.
+    pub folder: Option<FolderState>,
+    folder_scan: Slot<anyhow::Result<FolderScan>>,
+    /// The worker keeps embeddings on disk (so encoding the next image ahead is worth it).
+    pub cache_enabled: bool,
+    /// The folder's image encoded ahead: its file, and the token of the request once sent.
+    ahead: Option<(PathBuf, Option<u64>)>,
+    /// The image encoded ahead, decoded.
+    ahead_image: Slot<(PathBuf, anyhow::Result<crate::types::Rgb8>)>,
+    next_token: u64,
+    /// The last step through the folder (+1 next, -1 previous): the image encoded ahead is
+    /// one more step that way.
+    direction: isize,
+    /// The folder images whose embedding the worker encoded ahead into the disk cache.
+    pub encoded_ahead: Vec<PathBuf>,
+    jobs: Jobs,
 }
 
 impl SegmentState {
@@ -206,6 +231,15 @@ impl SegmentState {
             editing: None,
             min_part_px: 100,
             object_overlays: Slot::new(jobs),
+            folder: None,
+            folder_scan: Slot::new(jobs),
+            cache_enabled: false,
+            ahead: None,
+            ahead_image: Slot::new(jobs),
+            next_token: 1,
+            direction: 1,
+            encoded_ahead: Vec::new(),
+            jobs: jobs.clone(),
         }
     }
 
@@ -219,15 +253,180 @@ impl SegmentState {
         self.loader.loading.as_deref()
     }
 
-    /// Starts decoding `src` off the UI thread; it replaces the current image when ready.
+    /// Starts decoding `src` off the UI thread; it replaces the current image when ready. An
+    /// image of the open folder comes with its stored objects.
     pub fn open(&mut self, src: ImageSource, ctx: &egui::Context) {
-        self.loader.open(src, ctx);
+        let stored = self
+            .folder
+            .as_ref()
+            .and_then(|f| Some(f.stored(f.index_of(src.path()?)?)))
+            .unwrap_or_default();
+        self.loader.open(src, stored, ctx);
+    }
+
+    /// Starts reading folder `dir` (its images and annotation file) off the UI thread; its
+    /// first image not done opens when it is read.
+    pub fn open_folder(&mut self, dir: PathBuf) {
+        self.folder_scan.submit(move |_| FolderScan::read(dir));
+    }
+
+    /// True while a folder is being read.
+    pub fn reading_folder(&self) -> bool {
+        self.folder_scan.is_pending()
+    }
+
+    /// Opens image `i` of the open folder.
+    pub fn go_to(&mut self, i: usize, ctx: &egui::Context) {
+        let Some(path) = self
+            .folder
+            .as_ref()
+            .filter(|f| i < f.images.len())
+            .map(|f| f.path(i))
+        else {
+            return;
+        };
+        self.open(ImageSource::File(path), ctx);
+    }
+
+    /// Opens the folder's image `delta` places from the current one (wrapping around).
+    pub fn step_image(&mut self, delta: isize, ctx: &egui::Context) {
+        self.direction = delta.signum();
+        let Some(f) = &self.folder else { return };
+        let n = f.images.len() as isize;
+        let here = self
+            .loader
+            .loading_path
+            .as_ref()
+            .and_then(|p| f.index_of(p))
+            .or(f.current);
+        let next = here.map_or(0, |i| (i as isize + delta).rem_euclid(n)) as usize;
+        self.go_to(next, ctx);
+    }
+
+    /// Records the current image's objects in the folder (saved on a job) if they changed.
+    fn sync_folder(&mut self, labels: &[String]) {
+        if let Some(f) = &mut self.folder {
+            let objects: Vec<folder::LabeledMask> = self
+                .objects
+                .iter()
+                .map(|o| (o.label.clone(), o.mask.clone()))
+                .collect();
+            f.sync(&objects, labels);
+        }
+    }
+
+    /// Writes the folder's unsaved changes now (at exit).
+    pub fn flush_folder(&mut self, labels: &[String]) -> Result<(), String> {
+        self.sync_folder(labels);
+        self.folder.as_mut().map_or(Ok(()), |f| f.flush(labels))
+    }
+
+    /// Closes the folder, its changes written first.
+    pub fn close_folder(&mut self, settings: &mut SegmentSettings, notify: Notify) {
+        if let Err(e) = self.flush_folder(&settings.labels) {
+            notify(Err(format!("cannot save the annotations: {e}")));
+            return; // kept open: the work is not on disk
+        }
+        self.folder = None;
+        settings.last_folder = None;
+    }
+
+    fn poll_folder(&mut self, ctx: &egui::Context, settings: &mut SegmentSettings, notify: Notify) {
+        if let Some(scan) = self.folder_scan.poll() {
+            match scan {
+                Ok(scan) => {
+                    if let Err(e) = self.flush_folder(&settings.labels) {
+                        notify(Err(format!("cannot save the annotations: {e}")));
+                    }
+                    for n in &scan.notices {
+                        notify(Err(n.clone()));
+                    }
+                    for c in &scan.annotations.categories {
+                        if !settings.labels.contains(c) {
+                            settings.labels.push(c.clone());
+                        }
+                    }
+                    let f = FolderState::new(scan, &self.jobs);
+                    notify(Ok(format!(
+                        "folder {}: {} images, {} done",
+                        f.name(),
+                        f.images.len(),
+                        f.done_count()
+                    )));
+                    let start = settings
+                        .last_image
+                        .as_ref()
+                        .and_then(|p| f.index_of(p))
+                        .or_else(|| f.next_not_done(None))
+                        .unwrap_or(0);
+                    settings.last_folder = Some(f.dir.clone());
+                    self.folder = Some(f);
+                    self.go_to(start, ctx);
+                }
+                Err(e) => notify(Err(crate::error::one_line(&e))),
+            }
+        }
+        if let Some(Err(e)) = self.folder.as_mut().and_then(FolderState::poll) {
+            notify(Err(format!("cannot save the annotations: {e}")));
+        }
+    }
+
+    /// While the current image of a folder is ready, has the worker encode the next one into
+    /// the disk cache (decoded on a job first). A new image or model stops it in the worker;
+    /// it starts again from here for the image after the new one.
+    fn encode_ahead(&mut self, sam: &SamWorker) {
+        if let Some((path, rgb)) = self.ahead_image.poll() {
+            match (&mut self.ahead, rgb) {
+                (Some((p, token @ None)), Ok(rgb)) if *p == path => {
+                    let t = self.next_token;
+                    self.next_token += 1;
+                    let image = Arc::new(rgb);
+                    if sam.send(SamRequest::Preencode { token: t, image }).is_ok() {
+                        *token = Some(t);
+                    }
+                }
+                _ => {} // not needed any more, or undecodable: said when it is opened
+            }
+        }
+        let next = self.folder.as_ref().and_then(|f| {
+            let i = f.current?;
+            let n = f.images.len() as isize;
+            (n > 1).then(|| f.path((i as isize + self.direction).rem_euclid(n) as usize))
+        });
+        let ready = matches!(self.encode, EncodeState::Ready { .. });
+        let Some(next) = next.filter(|p| {
+            ready
+                && self.cache_enabled
+                && self.loading().is_none()
+                && !self.encoded_ahead.contains(p)
+        }) else {
+            return;
+        };
+        if self.ahead.as_ref().is_some_and(|(p, _)| *p == next) {
+            return; // on its way
+        }
+        self.ahead = Some((next.clone(), None));
+        self.ahead_image.submit(move |_| {
+            let rgb = decode_image(&ImageSource::File(next.clone()));
+            (next, rgb)
+        });
+    }
+
+    /// The worker answered a request to encode ahead.
+    fn encoded_ahead(&mut self, token: u64) {
+        if let Some((path, Some(t))) = &self.ahead {
+            if *t == token {
+                self.encoded_ahead.push(path.clone());
+                self.ahead = None;
+            }
+        }
     }
 
     /// Applies finished background work: a decoded image, candidate overlays, an export. Call
     /// once per frame before drawing; `model_loaded` says whether SAM can encode.
     pub fn poll(
         &mut self,
+        ctx: &egui::Context,
         sam: &SamWorker,
         settings: &mut SegmentSettings,
         model_loaded: bool,
@@ -239,7 +438,7 @@ impl SegmentState {
                     if let Some(p) = opened.source.path() {
                         settings.last_image = Some(p.clone());
                     }
-                    self.set_image(opened, sam, model_loaded, notify);
+                    self.set_image(opened, sam, &settings.labels, model_loaded, notify);
                 }
                 Err(e) => notify(Err(crate::error::one_line(&e))),
             }
@@ -278,6 +477,9 @@ impl SegmentState {
             settings.simplify_px,
         );
         self.outline.poll();
+        self.poll_folder(ctx, settings, notify);
+        self.sync_folder(&settings.labels);
+        self.encode_ahead(sam);
     }
 
     /// Handles one SAM worker response about the image or a prompt.
@@ -294,12 +496,20 @@ impl SegmentState {
                     since: Instant::now(),
                 };
             }
+            SamResponse::Preencoded { token, .. } => self.encoded_ahead(token),
             SamResponse::Cancelled { image_id } if self.is_current(image_id) => {
                 self.encode = EncodeState::Cancelled;
                 notify(Ok("encoding cancelled".into()));
             }
-            SamResponse::Encoded { image_id, ms } if self.is_current(image_id) => {
-                self.encode = EncodeState::Ready { ms };
+            SamResponse::Encoded {
+                image_id,
+                ms,
+                from_cache,
+            } if self.is_current(image_id) => {
+                self.encode = EncodeState::Ready {
+                    ms,
+                    cached: from_cache,
+                };
             }
             SamResponse::Prediction {
                 image_id,
@@ -340,6 +550,8 @@ impl SegmentState {
 
     /// A new model is loaded: the current image needs a new embedding, the prompts new masks.
     pub fn on_model_loaded(&mut self, sam: &SamWorker, notify: Notify) {
+        self.encoded_ahead.clear(); // those were another model's
+        self.ahead = None;
         self.candidates = None;
         self.incoming = None;
         self.overlays.cancel();
@@ -350,7 +562,15 @@ impl SegmentState {
         self.image.as_ref().is_some_and(|i| i.id == image_id)
     }
 
-    fn set_image(&mut self, opened: Opened, sam: &SamWorker, model_loaded: bool, notify: Notify) {
+    fn set_image(
+        &mut self,
+        opened: Opened,
+        sam: &SamWorker,
+        labels: &[String],
+        model_loaded: bool,
+        notify: Notify,
+    ) {
+        self.sync_folder(labels); // the image leaving: its last change saved
         let id = self.next_image_id;
         self.next_image_id += 1;
         self.image = Some(LoadedImage {
@@ -366,7 +586,30 @@ impl SegmentState {
         self.candidates = None;
         self.incoming = None;
         self.overlays.cancel();
-        self.objects.clear();
+        self.objects = opened
+            .objects
+            .into_iter()
+            .enumerate()
+            .map(|(i, (label, mask, overlay))| {
+                let color = OBJECT_COLORS[i % OBJECT_COLORS.len()];
+                SegObject::new(label, color, mask, Some(overlay))
+            })
+            .collect();
+        for n in &opened.notices {
+            notify(Err(n.clone()));
+        }
+        if let Some(f) = &mut self.folder {
+            let img = self.image.as_ref().expect("just set");
+            match img.path.as_ref().and_then(|p| f.index_of(p)) {
+                Some(i) => {
+                    let fp = folder::fingerprint(
+                        self.objects.iter().map(|o| (o.label.as_str(), &o.mask)),
+                    );
+                    f.arrived(i, (img.rgb.width, img.rgb.height), fp, opened.hidden);
+                }
+                None => f.current = None,
+            }
+        }
         self.editing = None;
         self.object_overlays.cancel();
         self.awaiting = None;
