@@ -191,6 +191,7 @@ impl SegattnApp {
             cache_slider_held: false,
         };
         app.segment.multimask = app.settings.segment.multimask;
+        app.segment.refine = app.settings.segment.refine;
         // Before any model loads: a checkpoint's digest is taken as it loads.
         app.cache_dir = opts
             .cache_dir

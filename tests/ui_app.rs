@@ -1159,3 +1159,70 @@ fn a_folder_is_annotated_saved_and_reloaded() {
         assert_eq!(last, format!("{} {index_sum}", kept.area()), "{text}");
     }
 }
+
+/// "Refine each click with the previous mask": the second click sends the chosen candidate's
+/// low-res logits as `mask_input` and shows the model's answer to exactly those prompts;
+/// undo brings back the first prompts, with no input.
+#[test]
+fn refinement_feeds_the_previous_mask_to_the_next_click() {
+    let mut h = open_chelsea_encoded();
+    h.state_mut().settings.segment.hover_preview = false;
+    h.get_by_label("Refine each click with the previous mask")
+        .click();
+    h.step();
+    assert!(h.state().segment.refine);
+    click_image(&mut h, 250.0, 130.0, PointerButton::Primary);
+    wait_until(&mut h, "a mask", |a| {
+        a.segment.selected_mask().is_some() && a.segment.awaiting.is_none()
+    });
+    assert!(
+        h.state().segment.prompts().mask_input.is_none(),
+        "the first click has nothing to refine"
+    );
+    let (first_id, first_low) = {
+        let s = &h.state().segment;
+        let c = s.candidates.as_ref().expect("candidates");
+        (c.request_id, c.low_res[s.selected].clone())
+    };
+    click_image(&mut h, 300.0, 160.0, PointerButton::Primary);
+    wait_until(&mut h, "the refined mask", |a| {
+        a.segment
+            .candidates
+            .as_ref()
+            .is_some_and(|c| c.request_id != first_id)
+            && a.segment.awaiting.is_none()
+    });
+    let prompts = h.state().segment.prompts().clone();
+    assert_eq!(prompts.points.len(), 2);
+    assert_eq!(prompts.mask_input.as_ref(), Some(&first_low));
+    let model = small_sam();
+    let emb = model
+        .embed(&segattn::image_io::load_rgb8(chelsea()).expect("cat"))
+        .expect("embedding");
+    let multimask = h.state().segment.multimask;
+    let want = model.predict(&emb, &prompts, multimask).expect("predicts");
+    let shown = h.state().segment.candidates.as_ref().expect("candidates");
+    let got: Vec<f32> = shown.low_res.concat();
+    assert!(
+        common::rel_err(&got, &want.low_res_logits.concat()) < 1e-5,
+        "the answer to the refined prompts"
+    );
+    let plain = model
+        .predict(
+            &emb,
+            &segattn::types::Prompts {
+                mask_input: None,
+                ..prompts.clone()
+            },
+            multimask,
+        )
+        .expect("predicts");
+    assert!(
+        common::rel_err(&got, &plain.low_res_logits.concat()) > 1e-3,
+        "the input changes the answer"
+    );
+    h.get_by_label("Undo").click();
+    h.step();
+    assert_eq!(h.state().segment.prompts().points.len(), 1);
+    assert!(h.state().segment.prompts().mask_input.is_none());
+}

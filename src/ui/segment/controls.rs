@@ -167,6 +167,16 @@ impl SegmentState {
         if before != settings.multimask {
             self.request(sam, notify);
         }
+        ui.checkbox(
+            &mut settings.refine,
+            "Refine each click with the previous mask",
+        )
+        .on_hover_text(
+            "The chosen candidate's low-res logits go to the next click as SAM's mask_input, \
+                 as the official predictor refines a mask (undo brings back the input each \
+                 step had)",
+        );
+        self.refine = settings.refine;
         // The overlays are tinted at draw time: dragging the slider rebuilds nothing.
         ui.add(egui::Slider::new(&mut settings.opacity, 0.1..=1.0).text("mask opacity"));
     }

@@ -96,6 +96,8 @@ impl SegmentState {
             pos_in_image: pos,
             label: PointLabel::Foreground,
         });
+        // Exactly what a click there would send, refinement included.
+        p.mask_input = self.refinement_input();
         p
     }
 

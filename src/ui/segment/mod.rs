@@ -104,6 +104,8 @@ pub struct SegmentSettings {
     pub coco_shape: CocoShape,
     /// Exports hold every object (else only the chosen mask).
     pub export_all: bool,
+    /// Feed the chosen candidate's low-res logits to the next click as SAM's `mask_input`.
+    pub refine: bool,
 }
 
 impl Default for SegmentSettings {
@@ -121,6 +123,7 @@ impl Default for SegmentSettings {
             show_outline: true,
             coco_shape: CocoShape::Auto,
             export_all: true,
+            refine: false,
         }
     }
 }
@@ -160,6 +163,8 @@ pub struct SegmentState {
     exports: Slot<ExportResult>,
     /// Ask for 3 candidates (mirrors the setting).
     pub multimask: bool,
+    /// Refine each click with the previous answer (mirrors the setting).
+    pub refine: bool,
     /// Zoom and pan of the canvas.
     pub view: ImageView,
     /// Everything mode: its run and the masks it found.
@@ -221,6 +226,7 @@ impl SegmentState {
             last_click_ms: None,
             exports: Slot::new(jobs),
             multimask: true,
+            refine: false,
             view: ImageView::default(),
             everything: EverythingState::new(jobs),
             hover: HoverState::new(jobs),
@@ -691,10 +697,28 @@ impl SegmentState {
         }
     }
 
+    /// The `mask_input` the next click gets: with refinement on, the chosen candidate's
+    /// low-res logits (SAM's answer to the current prompts), as the official predictor takes
+    /// them.
+    pub(super) fn refinement_input(&self) -> Option<Vec<f32>> {
+        if !self.refine || self.history.current().is_empty() {
+            return None;
+        }
+        self.candidates
+            .as_ref()?
+            .low_res
+            .get(self.selected)
+            .cloned()
+    }
+
     /// Changes the prompts (recording undo) and asks SAM.
     pub fn edit(&mut self, sam: &SamWorker, notify: Notify, change: impl FnOnce(&mut Prompts)) {
         let t = Instant::now();
-        self.history.edit(change);
+        let input = self.refinement_input();
+        self.history.edit(|p| {
+            change(p);
+            p.mask_input = input.filter(|_| !p.is_empty());
+        });
         if self.commit_preview() {
             // A click where the preview rested: its answer is already on screen.
             self.hover.forget_in_flight();
