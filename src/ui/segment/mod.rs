@@ -577,6 +577,7 @@ impl SegmentState {
         notify: Notify,
     ) {
         self.sync_folder(labels); // the image leaving: its last change saved
+        self.ahead = None; // a new image stops the worker's encoding ahead: asked again
         let id = self.next_image_id;
         self.next_image_id += 1;
         self.image = Some(LoadedImage {
