@@ -979,6 +979,17 @@ fn polygons_follow_the_tolerance_and_exports_carry_the_labels() {
     assert_eq!(json["shapes"][0]["label"], "label 2");
 }
 
+/// Clicks the widget labelled `label` as a person would: scrolled into view first (the side
+/// panel is taller than the window), the scroll's animation over.
+fn press(h: &mut Harness<'static, SegattnApp>, label: &str) {
+    h.get_by_label(label).scroll_to_me();
+    for _ in 0..30 {
+        h.step(); // the scroll is animated
+    }
+    h.get_by_label(label).click();
+    h.step();
+}
+
 /// A kept object's mask is edited with the chosen candidate and the tools, each step undone
 /// and redone, its overlay remade.
 #[test]
@@ -987,20 +998,17 @@ fn object_masks_are_edited_and_each_step_undone() {
     h.state_mut().settings.segment.hover_preview = false;
     click_image(&mut h, 250.0, 130.0, PointerButton::Primary);
     wait_until(&mut h, "a mask", |a| a.segment.selected_mask().is_some());
-    h.get_by_label("Add object").click();
-    h.step();
+    press(&mut h, "Add object");
     let first = h.state().segment.objects[0].mask.clone();
     click_image(&mut h, 60.0, 250.0, PointerButton::Primary);
     wait_until(&mut h, "a second mask", |a| {
         a.segment.selected_mask().is_some()
     });
     let other = h.state().segment.selected_mask().expect("mask").clone();
-    h.get_by_label("Edit").click();
-    h.step();
+    press(&mut h, "Edit");
     h.step();
     assert_eq!(h.state().segment.editing, Some(0));
-    h.get_by_label("Add the chosen mask").click();
-    h.step();
+    press(&mut h, "Add the chosen mask");
     let union = h.state().segment.objects[0].mask.clone();
     let expected = first
         .data
@@ -1013,21 +1021,17 @@ fn object_masks_are_edited_and_each_step_undone() {
     wait_until(&mut h, "the edited overlay", |a| {
         a.segment.objects[0].overlay_revision == 1
     });
-    h.get_by_label("Keep the largest part").click();
-    h.step();
-    h.get_by_label("Undo edit").click();
-    h.step();
+    press(&mut h, "Keep the largest part");
+    press(&mut h, "Undo edit");
     if h.state().segment.objects[0].edits.can_undo() {
-        h.get_by_label("Undo edit").click();
-        h.step();
+        press(&mut h, "Undo edit");
     }
     assert_eq!(
         *h.state().segment.objects[0].mask,
         *first,
         "back to the first mask"
     );
-    h.get_by_label("Redo edit").click();
-    h.step();
+    press(&mut h, "Redo edit");
     assert_eq!(*h.state().segment.objects[0].mask, *union);
 }
 
