@@ -12,7 +12,10 @@
 //!   (what `segattn bench sam` times).
 //! - Folder: a folder of 8 photos whose embeddings a first app put in the disk cache; a new
 //!   app (a restart) on it, D pressed, and a click as soon as the image is on screen: from the
-//!   key press to the mask's overlay ready to draw.
+//!   key press to the mask's overlay ready to draw, and where that time went (the image on
+//!   screen, the embedding ready). Then clicks on a folder's image while the next one is
+//!   encoded ahead, against the same clicks after. `cargo bench --bench ui_frames -- folder`
+//!   runs only these.
 //! - Attention (needs `.testdata/all-MiniLM-L6-v2`): 128 and 512 tokens, rollout and merged
 //!   words, the layer changing every 20 frames while the pointer sweeps the heatmap.
 //! - Encodings: 512 sinusoidal positions with cosine similarity, and SAM's point encoding
@@ -195,25 +198,7 @@ fn clicks() -> (Vec<f64>, Vec<f64>) {
     for i in 0..40 {
         // One foreground point per click, each a new object (3 masks, as `bench sam`).
         let pos = sweep(canvas, i, 40);
-        let before = h.state().segment.candidates.as_ref().map(|c| c.request_id);
-        h.state_mut().segment.history.reset();
-        click(&h, pos);
-        h.step(); // the frame that takes the pointer events
-                  // As eframe runs the app: a frame only when a worker or job asked for one.
-        let start = Instant::now();
-        loop {
-            if h.ctx.has_requested_repaint() {
-                h.step();
-            } else {
-                std::thread::sleep(Duration::from_micros(100));
-            }
-            let a = h.state();
-            let shown = a.segment.candidates.as_ref().map(|c| c.request_id);
-            if shown.is_some() && shown != before && a.segment.awaiting.is_none() {
-                break;
-            }
-            assert!(start.elapsed() < Duration::from_secs(60), "no overlay");
-        }
+        let app_click = app_click(&mut h, pos);
         let s = &h.state().segment;
         let prompts = Prompts {
             points: vec![PointPrompt {
@@ -222,7 +207,6 @@ fn clicks() -> (Vec<f64>, Vec<f64>) {
             }],
             ..Default::default()
         };
-        let app_click = s.last_click_ms.expect("timed");
         let t = Instant::now();
         model.predict(&emb, &prompts, true).expect("predicts");
         if i >= 5 {
@@ -231,6 +215,75 @@ fn clicks() -> (Vec<f64>, Vec<f64>) {
         }
     }
     (app_ms, model_ms)
+}
+
+/// One click at `pos` as a new object, as the app runs it: the status bar's click time
+/// (pointer event to overlay ready), in ms.
+fn app_click(h: &mut App, pos: Pos2) -> f64 {
+    let before = h.state().segment.candidates.as_ref().map(|c| c.request_id);
+    h.state_mut().segment.history.reset();
+    click(h, pos);
+    h.step(); // the frame that takes the pointer events
+    let start = Instant::now();
+    // As eframe runs the app: a frame only when a worker or job asked for one.
+    paced_until(h, start, "the overlay", |a| {
+        let shown = a.segment.candidates.as_ref().map(|c| c.request_id);
+        shown.is_some() && shown != before && a.segment.awaiting.is_none()
+    });
+    h.state().segment.last_click_ms.expect("timed")
+}
+
+/// Clicks on a folder's first image while the worker encodes the next one ahead (only the
+/// clicks that ended before it did), then as many once it is done: what the background
+/// encoder costs a click.
+fn clicks_while_encoding_ahead() -> (Vec<f64>, Vec<f64>) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let images = dir.path().join("photos");
+    write_folder(&images, 3);
+    let mut h = app(AppOptions {
+        sam_model: Some(mobile_sam()),
+        image: Some(images),
+        cache_dir: Some(dir.path().join("cache")),
+        ..Default::default()
+    });
+    wait_until(&mut h, "the folder's first image", |a| {
+        a.segment.folder.is_some() && matches!(a.segment.encode, EncodeState::Ready { .. })
+    });
+    h.state_mut().settings.segment.hover_preview = false;
+    wait_until(&mut h, "the next image encoded ahead", |a| {
+        a.segment.encoding_ahead().is_some()
+    });
+    let canvas = h.get_by_label("Image canvas").rect();
+    let mut during = Vec::new();
+    for i in 0..40 {
+        let ms = app_click(&mut h, sweep(canvas, i, 40));
+        if h.state().segment.encoding_ahead().is_none() {
+            break;
+        }
+        during.push(ms);
+    }
+    wait_until(&mut h, "the encoding ahead done", |a| {
+        !a.segment.encoded_ahead.is_empty()
+    });
+    let after = (0..during.len().max(5))
+        .map(|i| app_click(&mut h, sweep(canvas, i, 40)))
+        .collect();
+    (during, after)
+}
+
+/// Writes `n` photos of distinct content (so distinct embeddings) to the new folder `dir`:
+/// the cat, its colours rotated.
+fn write_folder(dir: &std::path::Path, n: u8) {
+    std::fs::create_dir(dir).expect("dir");
+    let (_, cat) = decode_sample();
+    for i in 0..n {
+        let img = image::RgbImage::from_fn(cat.width as u32, cat.height as u32, |x, y| {
+            let p = (y as usize * cat.width + x as usize) * 3;
+            let c = &cat.data[p..p + 3];
+            image::Rgb([c[0].wrapping_add(i * 29), c[1].wrapping_add(i * 13), c[2]])
+        });
+        img.save(dir.join(format!("photo{i}.png"))).expect("write");
+    }
 }
 
 /// The hover preview as the app runs it: from the pointer coming to rest at a new position to
@@ -301,24 +354,26 @@ fn paced_until(h: &mut App, start: Instant, what: &str, cond: impl Fn(&SegattnAp
     }
 }
 
+/// Where one folder step's time went, in ms from the key press.
+#[derive(Default)]
+struct FolderPhases {
+    /// The image on screen (decoded).
+    shown: Vec<f64>,
+    /// The embedding ready in the worker.
+    ready: Vec<f64>,
+    /// The worker's own time for the embedding (the cache read, or the encoder).
+    worker: Vec<f64>,
+    /// The mask's overlay ready to draw (the whole step).
+    mask: Vec<f64>,
+}
+
 /// Key press to first mask on images whose embeddings are in the disk cache (see the module
-/// doc), and the same steps with no cache (the encoder runs each time), in ms.
-fn folder_steps() -> (Vec<f64>, Vec<f64>) {
+/// doc), and the same steps with no cache (the encoder runs each time).
+fn folder_steps() -> (FolderPhases, FolderPhases) {
     let dir = tempfile::tempdir().expect("tmp");
     let cache = dir.path().join("cache");
     let images = dir.path().join("photos");
-    std::fs::create_dir(&images).expect("dir");
-    let (_, cat) = decode_sample();
-    for i in 0..8u8 {
-        // Distinct content (so distinct embeddings): the cat, its colours rotated.
-        let img = image::RgbImage::from_fn(cat.width as u32, cat.height as u32, |x, y| {
-            let p = (y as usize * cat.width + x as usize) * 3;
-            let c = &cat.data[p..p + 3];
-            image::Rgb([c[0].wrapping_add(i * 29), c[1].wrapping_add(i * 13), c[2]])
-        });
-        img.save(images.join(format!("photo{i}.png")))
-            .expect("write");
-    }
+    write_folder(&images, 8);
     let open = |with_cache: bool| {
         let mut h = app(AppOptions {
             sam_model: Some(mobile_sam()),
@@ -346,15 +401,24 @@ fn folder_steps() -> (Vec<f64>, Vec<f64>) {
     let steps = |with_cache: bool| {
         let mut h = open(with_cache);
         let canvas = h.get_by_label("Image canvas").rect();
-        let mut out = Vec::new();
+        let mut out = FolderPhases::default();
+        let since = |start: Instant| start.elapsed().as_secs_f64() * 1e3;
         for i in 1..8 {
             let start = Instant::now();
             h.key_press(egui::Key::D);
             paced_until(&mut h, start, "the image", |a| {
                 let s = &a.segment;
                 let here = s.folder.as_ref().and_then(|f| f.current) == Some(i);
-                here && s.loading().is_none() && matches!(s.encode, EncodeState::Ready { .. })
+                here && s.loading().is_none()
             });
+            out.shown.push(since(start));
+            paced_until(&mut h, start, "the embedding", |a| {
+                matches!(a.segment.encode, EncodeState::Ready { .. })
+            });
+            out.ready.push(since(start));
+            if let EncodeState::Ready { ms, .. } = h.state().segment.encode {
+                out.worker.push(ms);
+            }
             if with_cache {
                 assert!(
                     matches!(
@@ -369,7 +433,7 @@ fn folder_steps() -> (Vec<f64>, Vec<f64>) {
             paced_until(&mut h, start, "the overlay", |a| {
                 a.segment.candidates.is_some() && a.segment.awaiting.is_none()
             });
-            out.push(start.elapsed().as_secs_f64() * 1e3);
+            out.mask.push(since(start));
             h.state_mut().segment.history.reset();
         }
         out
@@ -477,12 +541,17 @@ fn main() {
     segattn::alloc::tune_for_inference();
     segattn::runtime::init_compute_pool(threads);
     let mut rows = Vec::new();
+    let (cached, uncached) = folder_steps();
+    let (during, after) = clicks_while_encoding_ahead();
+    print_folder(&cached, &uncached, &during, &after);
+    if std::env::args().any(|a| a == "folder") {
+        return; // `cargo bench --bench ui_frames -- folder`: this scenario only
+    }
     segment_frames(&mut rows);
     attention_frames(&mut rows);
     encodings_frames(&mut rows);
     let (app_ms, model_ms) = clicks();
     let hover_ms = hovers();
-    let (cached_ms, uncached_ms) = folder_steps();
     println!("| scenario | frames | median (ms) | worst (ms) |");
     println!("| --- | --- | --- | --- |");
     for r in &rows {
@@ -517,18 +586,6 @@ fn main() {
         median(&hover_ms),
         worst(&hover_ms)
     );
-    println!(
-        "| folder, D then a click: key press to mask, embedding in the disk cache (after a restart) | {} | {:.1} | {:.1} |",
-        cached_ms.len(),
-        median(&cached_ms),
-        worst(&cached_ms)
-    );
-    println!(
-        "| folder, D then a click: key press to mask, no cache (the encoder runs) | {} | {:.1} | {:.1} |",
-        uncached_ms.len(),
-        median(&uncached_ms),
-        worst(&uncached_ms)
-    );
     let ratios: Vec<f64> = app_ms.iter().zip(&model_ms).map(|(a, m)| a / m).collect();
     println!(
         "(CPU side of each frame; {} threads; app / model click: {:.2} (ratio of medians), {:.2} (median of the pairs' ratios))",
@@ -536,4 +593,40 @@ fn main() {
         median(&app_ms) / median(&model_ms),
         median(&ratios)
     );
+}
+
+/// The folder scenario's table: the whole step and its phases, with and without the cache.
+fn print_folder(cached: &FolderPhases, uncached: &FolderPhases, during: &[f64], after: &[f64]) {
+    println!("| folder, D then a click (MobileSAM) | steps | median (ms) | worst (ms) |");
+    println!("| --- | --- | --- | --- |");
+    for (what, p) in [
+        ("embedding in the disk cache (after a restart)", cached),
+        ("no cache: the encoder runs", uncached),
+    ] {
+        for (phase, v) in [
+            ("key press to mask", &p.mask),
+            ("key press to image on screen", &p.shown),
+            ("key press to embedding ready", &p.ready),
+            ("the worker's embedding time", &p.worker),
+        ] {
+            println!(
+                "| {what}: {phase} | {} | {:.1} | {:.1} |",
+                v.len(),
+                median(v),
+                worst(v)
+            );
+        }
+    }
+    for (what, v) in [
+        ("a click while the next image is encoded ahead", during),
+        ("the same clicks once it is done", after),
+    ] {
+        println!(
+            "| {what} | {} | {:.1} | {:.1} |",
+            v.len(),
+            median(v),
+            worst(v)
+        );
+    }
+    println!();
 }

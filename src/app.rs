@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::download::{Download, DownloadEvent, DownloadOptions, DownloadSpec, ModelKind};
-use crate::embed_cache::EmbeddingCache;
+use crate::embed_cache::{CacheUsage, EmbeddingCache};
 use crate::jobs::{Jobs, Slot};
 use crate::model::sam::SamModel;
 use crate::model::text::TextModel;
@@ -144,6 +144,10 @@ pub struct SegattnApp {
     /// The cache settings the worker has: on, bound.
     cache_sent: Option<(bool, f32)>,
     cache_slider_held: bool,
+    /// The cache's entries and bytes, measured on a job when the Models window opens or the
+    /// cache is cleared (`None` until the first answer).
+    pub cache_usage: Option<CacheUsage>,
+    cache_usage_job: Slot<CacheUsage>,
 }
 
 impl SegattnApp {
@@ -191,6 +195,8 @@ impl SegattnApp {
             cache_dir: None,
             cache_sent: None,
             cache_slider_held: false,
+            cache_usage: None,
+            cache_usage_job: Slot::new(&jobs),
         };
         app.segment.multimask = app.settings.segment.multimask;
         app.segment.refine = app.settings.segment.refine;
@@ -420,7 +426,24 @@ impl SegattnApp {
         });
     }
 
+    /// Measures the cache folder on a job; with `clear`, empties it first.
+    pub(super) fn measure_cache(&mut self, clear: bool) {
+        let Some(dir) = self.cache_dir.clone() else {
+            return;
+        };
+        self.cache_usage_job.submit(move |_| {
+            let cache = EmbeddingCache::new(dir, u64::MAX);
+            if clear {
+                cache.clear();
+            }
+            cache.usage()
+        });
+    }
+
     fn poll_found(&mut self) {
+        if let Some(usage) = self.cache_usage_job.poll() {
+            self.cache_usage = Some(usage);
+        }
         let Some(found) = self.found.poll() else {
             return;
         };
@@ -514,6 +537,7 @@ impl SegattnApp {
                 ms / 1e3
             ))),
             SamResponse::Encoding { .. }
+            | SamResponse::Preencoding { .. }
             | SamResponse::Preencoded { .. }
             | SamResponse::Cancelled { .. }
             | SamResponse::EverythingProgress { .. }
@@ -790,6 +814,7 @@ impl eframe::App for SegattnApp {
                     self.show_models = !self.show_models;
                     if self.show_models {
                         self.rescan();
+                        self.measure_cache(false);
                     }
                 }
                 let theme = if self.settings.dark_mode {

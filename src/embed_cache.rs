@@ -104,6 +104,15 @@ pub enum Lookup {
     Corrupt(String),
 }
 
+/// What the cache holds: its entries and their bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheUsage {
+    /// Entries (one image and model each).
+    pub entries: usize,
+    /// Bytes on disk.
+    pub bytes: u64,
+}
+
 /// A bounded folder of embeddings.
 #[derive(Debug, Clone)]
 pub struct EmbeddingCache {
@@ -214,7 +223,17 @@ impl EmbeddingCache {
 
     /// The bytes the entries take.
     pub fn size(&self) -> u64 {
-        self.entries().iter().map(|e| e.1).sum()
+        self.usage().bytes
+    }
+
+    /// How many entries there are and the bytes they take (a walk of the folder: call it off
+    /// the UI thread).
+    pub fn usage(&self) -> CacheUsage {
+        let entries = self.entries();
+        CacheUsage {
+            entries: entries.len(),
+            bytes: entries.iter().map(|e| e.1).sum(),
+        }
     }
 
     /// Deletes the least recently used entries until the cache fits its bound; returns how
@@ -436,10 +455,16 @@ mod tests {
         assert!(matches!(cache.get(&key("c")), Lookup::Hit(_)));
         // A new entry over the bound pushes out the least recent again.
         cache.put(&key("d"), &emb(4.0)).expect("put");
-        assert_eq!(cache.size(), 2 * one);
+        assert_eq!(
+            cache.usage(),
+            CacheUsage {
+                entries: 2,
+                bytes: 2 * one
+            }
+        );
         assert!(matches!(cache.get(&key("d")), Lookup::Hit(_)));
         assert_eq!(cache.clear(), 2);
-        assert_eq!(cache.size(), 0);
+        assert_eq!(cache.usage(), CacheUsage::default());
     }
 
     #[test]

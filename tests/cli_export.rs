@@ -1,11 +1,11 @@
 //! `segattn export`: a binary mask PNG to COCO (RLE and polygons), YOLO and LabelMe, read back
 //! with pycocotools and a plain YOLO parser; empty masks and bad flags fail cleanly.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
-use common::{assert_clean_error, segattn};
+use crate::common::{assert_clean_error, segattn};
 
 const W: usize = 120;
 const H: usize = 90;

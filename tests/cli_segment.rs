@@ -1,13 +1,13 @@
 //! `segattn segment` end to end through the real binary, and its handling of bad input: every
 //! case must end with a one-line error and a non-zero exit, never a panic.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use crate::common::{assert_clean_error, fixture, load_tensors, segattn, Run};
 use candle_core::Device;
-use common::{assert_clean_error, fixture, load_tensors, segattn, Run};
 use segattn::model::sam::config::{EncoderConfig, SamConfig, VitConfig};
 
 /// A clean failure mentioning `needle`.

@@ -1,10 +1,10 @@
 //! `segattn attend` and `segattn encodings` through the real binary, and bad model folders.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
-use common::{assert_clean_error, segattn};
+use crate::common::{assert_clean_error, segattn};
 
 fn minilm() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".testdata/all-MiniLM-L6-v2")

@@ -253,7 +253,7 @@ fn cancel_before_the_encoding_starts_still_cancels_it() {
 fn answer(w: &SamWorker) -> SamResponse {
     loop {
         match next(w) {
-            SamResponse::Encoding { .. } => {}
+            SamResponse::Encoding { .. } | SamResponse::Preencoding { .. } => {}
             r => return r,
         }
     }
@@ -281,8 +281,9 @@ fn masks_at_a_point(w: &SamWorker, image_id: u64) -> Vec<segattn::types::Mask> {
 
 /// The embedding cache on disk as the worker uses it: a miss encodes and stores, a new worker
 /// (a restart) answers from the disk with the same masks, a corrupt entry is encoded again and
-/// rewritten, another model or image misses, a checkpoint's digest keys its entries, and an
-/// image encoded ahead is then read from the disk.
+/// rewritten, another model or image misses, a checkpoint's digest keys its entries, an image
+/// encoded ahead is then read from the disk, and one opened while it is encoded ahead waits
+/// for that encoding instead of starting another.
 #[test]
 fn embeddings_on_disk_survive_a_restart_and_corrupt_ones_are_redone() {
     use segattn::embed_cache::{EmbeddingCache, DEFAULT_MAX_BYTES};
@@ -355,6 +356,37 @@ fn embeddings_on_disk_survive_a_restart_and_corrupt_ones_are_redone() {
     ));
     assert_eq!(entries().len(), 2);
     assert!(open(&w, 3, image(300, 200)), "the image encoded ahead");
+
+    // Opened while it is encoded ahead: the encoding is handed over, not stopped and redone.
+    w.send(SamRequest::Preencode {
+        token: 10,
+        image: image(200, 300),
+    })
+    .expect("queued");
+    assert!(matches!(next(&w), SamResponse::Preencoding { token: 10 }));
+    w.send(SamRequest::SetImage {
+        image_id: 5,
+        image: image(200, 300),
+    })
+    .expect("queued");
+    let mut ahead_ms = None;
+    let from_cache = loop {
+        match next(&w) {
+            SamResponse::Encoding { image_id: 5 } => {}
+            SamResponse::Preencoded { token: 10, ms } => ahead_ms = Some(ms),
+            SamResponse::Encoded {
+                image_id: 5,
+                from_cache,
+                ..
+            } => break from_cache,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert!(
+        from_cache && ahead_ms.is_some_and(|ms| ms > 0.0),
+        "one encoding, in the background: {from_cache} {ahead_ms:?}"
+    );
+    assert_eq!(entries().len(), 3);
     drop(w);
 
     // A checkpoint file: keyed by its SHA-256, remembered in checkpoints.json.
@@ -367,5 +399,5 @@ fn embeddings_on_disk_survive_a_restart_and_corrupt_ones_are_redone() {
     assert!(dir.path().join("emb/checkpoints.json").is_file());
     assert!(!open(&w, 1, image(400, 300)), "another model misses");
     masks_at_a_point(&w, 1); // (the entry is written before this answer)
-    assert_eq!(entries().len(), 3);
+    assert_eq!(entries().len(), 4);
 }

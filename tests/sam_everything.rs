@@ -7,10 +7,8 @@
 //! within 1e-3, identical `bbox` and `crop_box`, `point_coords` within 1e-3 px; single-prompt
 //! stability scores within 1e-4.
 
-mod common;
-
+use crate::common::{fixture_sam, json, sam_fixture_image};
 use candle_core::Device;
-use common::{fixture_sam, json, sam_fixture_image};
 use segattn::analysis::amg;
 use segattn::model::sam::automatic::generate;
 use segattn::model::sam::transforms;

@@ -5,16 +5,14 @@
 //! `tests/fixtures/WEIGHTS_SPEC.md`); `tools/reference/make_sam_fixtures.py` regenerates them.
 //! Tolerances are those of `tests/fixtures/sam/manifest.json`.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use candle_core::{Device, Tensor};
-use common::{
+use crate::common::{
     f32s, fixture, fixture_sam, json, load_tensors, max_abs, mobile_sam_config, rel_err,
     sam_fixture_image, small_vit_config,
 };
+use candle_core::{Device, Tensor};
 use segattn::model::sam::config::SamConfig;
 use segattn::model::sam::transforms::{resize_longest_side, upscale_logits};
 use segattn::model::sam::{ImageEmbedding, SamModel};

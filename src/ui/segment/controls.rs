@@ -23,6 +23,7 @@ impl SegmentState {
         settings: &mut SegmentSettings,
         notify: Notify,
     ) {
+        self.poll_edit(notify);
         self.poll_object_overlays(ui.ctx());
         self.image_ui(ui, sam);
         self.folder_ui(ui, settings, notify);

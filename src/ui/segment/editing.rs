@@ -1,7 +1,7 @@
 //! Editing a kept object's mask ([`crate::annotate::edit`]): add or subtract the chosen
 //! candidate, fill holes, remove small parts, keep the largest; each step undoable. The edit
-//! itself runs on the UI thread (a few milliseconds per megapixel); the object's overlay is
-//! remade on a job, the old one shown meanwhile.
+//! runs on a job (tens of milliseconds on a 12-megapixel mask), then the object's overlay is
+//! remade on another, the old one shown meanwhile; undo and redo swap masks at once.
 
 use std::sync::Arc;
 
@@ -13,20 +13,65 @@ use crate::types::Mask;
 /// A remade overlay: the object's id (its index is not stable), its revision, the texture.
 pub type ObjectOverlay = (usize, u64, egui::TextureHandle);
 
+/// A finished edit: the object's index, the mask it started from, the step, its result.
+pub struct EditDone {
+    index: usize,
+    from: Arc<Mask>,
+    op: EditOp,
+    result: Result<Mask, String>,
+}
+
 impl SegmentState {
-    /// Applies `op` to object `i` (with the chosen candidate for union and difference),
-    /// recording the step for undo.
+    /// Starts applying `op` to object `i` (with the chosen candidate for union and
+    /// difference) on a job; [`Self::poll_edit`] records the step for undo. One edit at a time.
     pub fn edit_object(&mut self, i: usize, op: EditOp) -> Result<(), String> {
-        let other = self.selected_mask().cloned();
-        let o = self.objects.get_mut(i).ok_or("no such object")?;
-        let edited = apply(&o.mask, op, other.as_deref()).map_err(|e| e.to_string())?;
-        if edited == *o.mask {
-            return Err(format!("{}: nothing changed", op.label()));
+        if self.edit_job.is_pending() {
+            return Err("an edit is still running".into());
         }
-        let before = std::mem::replace(&mut o.mask, Arc::new(edited));
-        o.edits.record(before);
-        o.revision += 1;
+        let other = self.selected_mask().cloned();
+        let o = self.objects.get(i).ok_or("no such object")?;
+        let from = o.mask.clone();
+        self.edit_job.submit(move |_| {
+            let result = apply(&from, op, other.as_deref()).map_err(|e| e.to_string());
+            EditDone {
+                index: i,
+                from,
+                op,
+                result,
+            }
+        });
         Ok(())
+    }
+
+    /// True while an edit runs.
+    pub fn editing_mask(&self) -> bool {
+        self.edit_job.is_pending()
+    }
+
+    /// Takes a finished edit: its object's new mask (the old one kept for undo), unless the
+    /// mask changed meanwhile (an undo, another image). Once per frame.
+    pub(super) fn poll_edit(&mut self, notify: super::Notify) {
+        let Some(done) = self.edit_job.poll() else {
+            return;
+        };
+        let Some(o) = self
+            .objects
+            .get_mut(done.index)
+            .filter(|o| Arc::ptr_eq(&o.mask, &done.from))
+        else {
+            return; // that mask is gone: the edit no longer applies
+        };
+        match done.result {
+            Ok(edited) if edited == *o.mask => {
+                notify(Err(format!("{}: nothing changed", done.op.label())));
+            }
+            Ok(edited) => {
+                let before = std::mem::replace(&mut o.mask, Arc::new(edited));
+                o.edits.record(before);
+                o.revision += 1;
+            }
+            Err(e) => notify(Err(e)),
+        }
     }
 
     /// Undoes the last edit of object `i`; false when there is none.
@@ -99,11 +144,12 @@ impl SegmentState {
     /// The editing tools of object `i` (under its row in the Objects list).
     pub(super) fn object_edit_ui(&mut self, ui: &mut egui::Ui, i: usize, notify: super::Notify) {
         let has_other = self.selected_mask().is_some();
+        let idle = !self.editing_mask();
         let mut op = None;
         ui.horizontal_wrapped(|ui| {
             for o in [EditOp::Union, EditOp::Difference] {
                 if ui
-                    .add_enabled(has_other, egui::Button::new(o.label()))
+                    .add_enabled(has_other && idle, egui::Button::new(o.label()))
                     .on_disabled_hover_text("Click on the image for a mask first")
                     .clicked()
                 {
@@ -111,13 +157,19 @@ impl SegmentState {
                 }
             }
             for o in [EditOp::FillHoles, EditOp::KeepLargest] {
-                if ui.button(o.label()).clicked() {
+                if ui.add_enabled(idle, egui::Button::new(o.label())).clicked() {
                     op = Some(o);
                 }
             }
+            if !idle {
+                ui.weak("editing…");
+            }
         });
         ui.horizontal(|ui| {
-            if ui.button("Remove parts under").clicked() {
+            if ui
+                .add_enabled(idle, egui::Button::new("Remove parts under"))
+                .clicked()
+            {
                 op = Some(EditOp::RemoveSmall(self.min_part_px));
             }
             ui.add(
@@ -132,13 +184,13 @@ impl SegmentState {
                 .get(i)
                 .map_or((false, false), |o| (o.edits.can_undo(), o.edits.can_redo()));
             if ui
-                .add_enabled(can_undo, egui::Button::new("Undo edit"))
+                .add_enabled(can_undo && idle, egui::Button::new("Undo edit"))
                 .clicked()
             {
                 self.undo_object_edit(i);
             }
             if ui
-                .add_enabled(can_redo, egui::Button::new("Redo edit"))
+                .add_enabled(can_redo && idle, egui::Button::new("Redo edit"))
                 .clicked()
             {
                 self.redo_object_edit(i);

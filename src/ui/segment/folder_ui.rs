@@ -68,6 +68,15 @@ impl SegmentState {
             ))
             .on_hover_text(f.dir.display().to_string());
         }
+        if let Some(p) = self.encoding_ahead() {
+            let name = p
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            ui.weak(format!("encoding {name} ahead…")).on_hover_text(
+                "The next image's embedding goes to the disk cache in the background, \
+                 so opening it is instant; clicks here come first",
+            );
+        }
         let current = f.current;
         let mut go = None;
         let mut close = false;

@@ -79,12 +79,30 @@ pub struct LoadedImage {
     pub display_size: (usize, usize),
 }
 
+/// A file's size and modification time: a file decoded earlier whose stamp is unchanged is
+/// not decoded again.
+pub type FileStamp = (u64, std::time::SystemTime);
+
+/// `path`'s stamp (`None` when it cannot be read: then it is always decoded again).
+pub fn file_stamp(path: &std::path::Path) -> Option<FileStamp> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.len(), m.modified().ok()?))
+}
+
+/// Pixels decoded earlier (the folder's image encoded ahead) with the stamp of their file then.
+pub struct Decoded {
+    /// The file's stamp when it was decoded.
+    pub stamp: Option<FileStamp>,
+    /// The pixels.
+    pub rgb: Arc<Rgb8>,
+}
+
 /// A decoded image and its display texture, from the loader job.
 pub struct Opened {
     /// Where it came from.
     pub source: ImageSource,
     /// Full-resolution pixels.
-    pub rgb: Rgb8,
+    pub rgb: Arc<Rgb8>,
     /// The display texture.
     pub texture: TextureHandle,
     /// Its size `(width, height)`.
@@ -117,13 +135,26 @@ impl ImageLoader {
     }
 
     /// Starts decoding `src` and the masks of its `stored` objects, making their overlays;
-    /// an image still decoding from an earlier call is dropped.
-    pub fn open(&mut self, src: ImageSource, stored: StoredObjects, ctx: &egui::Context) {
+    /// an image still decoding from an earlier call is dropped. `decoded`: its pixels, decoded
+    /// before, used when its file has not changed since.
+    pub fn open(
+        &mut self,
+        src: ImageSource,
+        stored: StoredObjects,
+        decoded: Option<Decoded>,
+        ctx: &egui::Context,
+    ) {
         self.loading = Some(src.name());
         self.loading_path = src.path().cloned();
         let ctx = ctx.clone();
         self.slot.submit(move |_| {
-            let rgb = decode_image(&src)?;
+            let unchanged = |d: &Decoded| {
+                d.stamp.is_some() && src.path().and_then(|p| file_stamp(p)) == d.stamp
+            };
+            let rgb = match decoded.filter(unchanged) {
+                Some(d) => d.rgb,
+                None => Arc::new(decode_image(&src)?),
+            };
             let name = src.name();
             let (texture, display_size) = display_texture(&ctx, &name, &rgb);
             let (masks, hidden, notices) = stored_masks(stored, &name, (rgb.width, rgb.height));

@@ -43,7 +43,7 @@ use folder::{FolderScan, FolderState};
 use history::PromptHistory;
 use hover::HoverState;
 pub use loading::{decode_image, ImageSource, LoadedImage, SAMPLES};
-use loading::{ImageLoader, Opened};
+use loading::{file_stamp, Decoded, FileStamp, ImageLoader, Opened};
 use objects::{best, Candidates, Overlays, SegObject};
 use outline::Outline;
 use view::ImageView;
@@ -184,6 +184,8 @@ pub struct SegmentState {
     /// "Remove parts under" this many pixels.
     pub min_part_px: usize,
     object_overlays: Slot<editing::ObjectOverlay>,
+    /// The edit of an object's mask in progress.
+    edit_job: Slot<editing::EditDone>,
     /// The open folder.
     pub folder: Option<FolderState>,
     folder_scan: Slot<anyhow::Result<FolderScan>>,
@@ -191,8 +193,17 @@ pub struct SegmentState {
     pub cache_enabled: bool,
     /// The folder's image encoded ahead: its file, and the token of the request once sent.
     ahead: Option<(PathBuf, Option<u64>)>,
-    /// The image encoded ahead, decoded.
-    ahead_image: Slot<(PathBuf, anyhow::Result<crate::types::Rgb8>)>,
+    /// The image encoded ahead, decoded (with its file's stamp).
+    ahead_image: Slot<(
+        PathBuf,
+        Option<FileStamp>,
+        anyhow::Result<crate::types::Rgb8>,
+    )>,
+    /// The pixels of the image encoded ahead: moving to it shows them without decoding its
+    /// file again (one image at most; dropped when another is encoded ahead).
+    ahead_pixels: Option<(PathBuf, Decoded)>,
+    /// The request to encode ahead whose encoder the worker said runs.
+    preencoding: Option<u64>,
     next_token: u64,
     /// The last step through the folder (+1 next, -1 previous): the image encoded ahead is
     /// one more step that way.
@@ -237,11 +248,14 @@ impl SegmentState {
             editing: None,
             min_part_px: 100,
             object_overlays: Slot::new(jobs),
+            edit_job: Slot::new(jobs),
             folder: None,
             folder_scan: Slot::new(jobs),
             cache_enabled: false,
             ahead: None,
             ahead_image: Slot::new(jobs),
+            ahead_pixels: None,
+            preencoding: None,
             next_token: 1,
             direction: 1,
             encoded_ahead: Vec::new(),
@@ -267,7 +281,11 @@ impl SegmentState {
             .as_ref()
             .and_then(|f| Some(f.stored(f.index_of(src.path()?)?)))
             .unwrap_or_default();
-        self.loader.open(src, stored, ctx);
+        let decoded = match (&self.ahead_pixels, src.path()) {
+            (Some((p, _)), Some(path)) if p == path => self.ahead_pixels.take().map(|(_, d)| d),
+            _ => None,
+        };
+        self.loader.open(src, stored, decoded, ctx);
     }
 
     /// Starts reading folder `dir` (its images and annotation file) off the UI thread; its
@@ -381,15 +399,17 @@ impl SegmentState {
     /// the disk cache (decoded on a job first). A new image or model stops it in the worker;
     /// it starts again from here for the image after the new one.
     fn encode_ahead(&mut self, sam: &SamWorker) {
-        if let Some((path, rgb)) = self.ahead_image.poll() {
+        if let Some((path, stamp, rgb)) = self.ahead_image.poll() {
             match (&mut self.ahead, rgb) {
                 (Some((p, token @ None)), Ok(rgb)) if *p == path => {
                     let t = self.next_token;
                     self.next_token += 1;
                     let image = Arc::new(rgb);
+                    let rgb = image.clone();
                     if sam.send(SamRequest::Preencode { token: t, image }).is_ok() {
                         *token = Some(t);
                     }
+                    self.ahead_pixels = Some((path, Decoded { stamp, rgb }));
                 }
                 _ => {} // not needed any more, or undecodable: said when it is opened
             }
@@ -412,10 +432,20 @@ impl SegmentState {
             return; // on its way
         }
         self.ahead = Some((next.clone(), None));
+        self.ahead_pixels = None; // another image's
         self.ahead_image.submit(move |_| {
+            let stamp = file_stamp(&next);
             let rgb = decode_image(&ImageSource::File(next.clone()));
-            (next, rgb)
+            (next, stamp, rgb)
         });
+    }
+
+    /// The folder image whose embedding the worker is encoding ahead now.
+    pub fn encoding_ahead(&self) -> Option<&Path> {
+        match &self.ahead {
+            Some((p, Some(t))) if self.preencoding == Some(*t) => Some(p),
+            _ => None,
+        }
     }
 
     /// The worker answered a request to encode ahead.
@@ -502,6 +532,7 @@ impl SegmentState {
                     since: Instant::now(),
                 };
             }
+            SamResponse::Preencoding { token } => self.preencoding = Some(token),
             SamResponse::Preencoded { token, .. } => self.encoded_ahead(token),
             SamResponse::Cancelled { image_id } if self.is_current(image_id) => {
                 self.encode = EncodeState::Cancelled;
@@ -584,7 +615,7 @@ impl SegmentState {
             id,
             name: opened.source.name(),
             path: opened.source.path().cloned(),
-            rgb: Arc::new(opened.rgb),
+            rgb: opened.rgb,
             texture: opened.texture,
             display_size: opened.display_size,
         });
@@ -619,6 +650,7 @@ impl SegmentState {
         }
         self.editing = None;
         self.object_overlays.cancel();
+        self.edit_job.cancel();
         self.awaiting = None;
         self.click_started = None;
         self.hover.clear();
