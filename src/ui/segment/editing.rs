@@ -23,7 +23,7 @@ pub struct EditDone {
 
 impl SegmentState {
     /// Starts applying `op` to object `i` (with the chosen candidate for union and
-    /// difference) on a job; [`Self::poll_edit`] records the step for undo. One edit at a time.
+    /// difference) on a job; the next frame records the step for undo. One edit at a time.
     pub fn edit_object(&mut self, i: usize, op: EditOp) -> Result<(), String> {
         if self.edit_job.is_pending() {
             return Err("an edit is still running".into());
