@@ -119,15 +119,11 @@ impl DecoderAttention {
         Ok((self.out_proj.forward(&out)?, probs))
     }
 
-    /// Projects the image side once (for a cache): `k_in`, `v_in` `[4096, D]`.
-    fn project_image(&self, k_in: &Tensor, v_in: &Tensor) -> candle_core::Result<ProjectedImage> {
-        Ok(ProjectedImage {
-            k_t: self
-                .split_heads(&self.k_proj.forward(k_in)?)?
-                .t()?
-                .contiguous()?,
-            v: self.split_heads(&self.v_proj.forward(v_in)?)?,
-        })
+    /// `proj(x)` split into heads and transposed: `x [P, D]` → `[heads, c, P]` (the rows of
+    /// `proj(x)ᵀ` are in head-major order already).
+    fn project_t(&self, proj: &Linear, x: &Tensor) -> candle_core::Result<Tensor> {
+        let p = x.dim(0)?;
+        transpose_2d(&proj.forward(x)?)?.reshape((self.num_heads, self.head_dim(), p))
     }
 
     /// Tokens attend to the image.
@@ -367,8 +363,9 @@ impl Mlp {
 /// LayerNorm over channels and GELU: one GEMM, then a pixel shuffle (the 2×2 windows do not
 /// overlap, so this is exact).
 ///
-/// PERF: on the CPU the shuffle, bias, norm and GELU happen in one pass over the GEMM output
-/// instead of four full-size tensor passes (a permute copy, a bias add, the norm, the GELU).
+/// PERF: on the CPU the bias is the GEMM's, the norm and GELU run in place on its output
+/// ([`Upsample2x::forward_blocks`]), and the shuffle is one copy (none at all inside the
+/// decoder's own upscaling, [`UpscaleMasks`]), instead of four full-size tensor passes.
 struct Upsample2x {
     /// `[Cin, Cout·4]`
     weight: Tensor,
@@ -377,7 +374,9 @@ struct Upsample2x {
     weight_host: Vec<f32>,
     /// `[Cout]`
     bias: Tensor,
-    bias_v: Vec<f32>,
+    /// The bias once per output pixel of a 2×2 block: the GEMM's bias in (dy, dx, channel)
+    /// column order, `[4·Cout]`.
+    bias4: Vec<f32>,
     /// LayerNorm2d `(weight, bias, eps)` applied after the bias.
     norm: Option<(Vec<f32>, Vec<f32>, f32)>,
     norm_t: Option<LayerNorm>,
@@ -410,7 +409,7 @@ impl Upsample2x {
             None => (None, None),
         };
         Ok(Self {
-            bias_v: bias.to_vec1()?,
+            bias4: bias.to_vec1::<f32>()?.repeat(4),
             weight,
             weight_host,
             bias,
@@ -441,6 +440,106 @@ impl Upsample2x {
     }
 }
 
+impl Upsample2x {
+    /// The CPU form that keeps each input pixel's 2×2 output block together: `x [N, Cin]`
+    /// (pixels in any order) → `[N·4, Cout]` in (pixel, dy, dx) order, with the bias, norm and
+    /// GELU applied. The transposed convolution's 2×2 windows do not overlap and the norm and
+    /// GELU work per pixel, so these are the forward's values, only in another pixel order.
+    fn forward_blocks(&self, x: &[f32], n: usize) -> Vec<f32> {
+        use rayon::prelude::*;
+        let c = self.cout;
+        let dims = (n, 4 * c, x.len() / n.max(1));
+        let Some((nw, nb, eps)) = &self.norm else {
+            return linear_gemm(
+                x,
+                &self.weight_host,
+                Some(&self.bias4),
+                dims,
+                Epilogue::Gelu,
+            );
+        };
+        let mut y = linear_gemm(
+            x,
+            &self.weight_host,
+            Some(&self.bias4),
+            dims,
+            Epilogue::None,
+        );
+        y.par_chunks_mut(64 * c).for_each(|pixels| {
+            for px in pixels.chunks_mut(c) {
+                let mean = lane_sum(px, |t| t) / c as f32;
+                let var = lane_sum(px, |t| (t - mean) * (t - mean)) / c as f32;
+                let inv = 1.0 / (var + eps).sqrt();
+                for ((t, g), bb) in px.iter_mut().zip(nw).zip(nb) {
+                    *t = (*t - mean) * inv * g + bb;
+                }
+            }
+            gelu_inplace(pixels);
+        });
+        y
+    }
+}
+
+/// The decoder's upscaling and mask product on the CPU, with no pixel shuffle: the keys
+/// `[h·w, D]` and the hypernetworks' outputs `[n, 32]` → mask logits `[n, 4h, 4w]`.
+///
+/// PERF: both upsampling steps keep each pixel's output block together
+/// ([`Upsample2x::forward_blocks`]), so the 8 MiB activations are neither shuffled nor
+/// zero-filled; only the `n` mask planes are put in image order, at the end.
+struct UpscaleMasks<'a> {
+    up1: &'a Upsample2x,
+    up2: &'a Upsample2x,
+    hw: (usize, usize),
+}
+
+impl candle_core::CustomOp2 for UpscaleMasks<'_> {
+    fn name(&self) -> &'static str {
+        "segattn-upscale-masks"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &candle_core::CpuStorage,
+        l1: &candle_core::Layout,
+        s2: &candle_core::CpuStorage,
+        l2: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use rayon::prelude::*;
+        let (keys, hyper) = (contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?);
+        let (h, w) = self.hw;
+        let (n, uc) = l2.shape().dims2()?;
+        if l1.shape().dims2()?.0 != h * w || uc != self.up2.cout {
+            candle_core::bail!(
+                "upscale masks: keys {:?}, hypernetworks {:?}",
+                l1.dims(),
+                l2.dims()
+            );
+        }
+        let up = self.up1.forward_blocks(keys, h * w); // [h·w·4, C/4]
+        let up = self.up2.forward_blocks(&up, h * w * 4); // [h·w·16, 32]
+                                                          // [h·w·16, n]: pixel (iy, ix, dy1, dx1, dy2, dx2) of each mask.
+        let hyper_t: Vec<f32> = (0..uc)
+            .flat_map(|k| (0..n).map(move |j| hyper[j * uc + k]))
+            .collect();
+        let logits = linear_gemm(&up, &hyper_t, None, (h * w * 16, n, uc), Epilogue::None);
+        let (oh, ow) = (4 * h, 4 * w);
+        let mut out = vec![0f32; n * oh * ow];
+        out.par_chunks_mut(ow).enumerate().for_each(|(row, line)| {
+            let (j, oy) = (row / oh, row % oh);
+            let (iy, dy1, dy2) = (oy / 4, (oy / 2) % 2, oy % 2);
+            for (ox, v) in line.iter_mut().enumerate() {
+                let (ix, dx1, dx2) = (ox / 4, (ox / 2) % 2, ox % 2);
+                let src = (((iy * w + ix) * 2 + dy1) * 2 + dx1) * 4 + dy2 * 2 + dx2;
+                *v = logits[src * n + j];
+            }
+        });
+        Ok((
+            candle_core::CpuStorage::F32(out),
+            candle_core::Shape::from((n, oh, ow)),
+        ))
+    }
+}
+
 impl candle_core::CustomOp1 for Upsample2x {
     fn name(&self) -> &'static str {
         "segattn-upsample2x"
@@ -453,10 +552,9 @@ impl candle_core::CustomOp1 for Upsample2x {
     ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
         use rayon::prelude::*;
         let data = contiguous_f32(storage, layout)?;
-        let (h, w, cin) = layout.shape().dims3()?;
+        let (h, w, _) = layout.shape().dims3()?;
         let c = self.cout;
-        let dims = (h * w, 4 * c, cin);
-        let y = linear_gemm(data, &self.weight_host, None, dims, Epilogue::None); // [H·W, 4·Cout]
+        let y = self.forward_blocks(data, h * w); // [H·W·4, Cout], (pixel, dy, dx) order
         let mut out = vec![0f32; 4 * h * w * c];
         out.par_chunks_mut(2 * w * c)
             .enumerate()
@@ -464,20 +562,8 @@ impl candle_core::CustomOp1 for Upsample2x {
                 let (iy, dy) = (oy / 2, oy % 2);
                 for (ox, px) in row.chunks_mut(c).enumerate() {
                     let (ix, dx) = (ox / 2, ox % 2);
-                    let src = &y[((iy * w + ix) * 4 + dy * 2 + dx) * c..][..c];
-                    for ((val, s), b) in px.iter_mut().zip(src).zip(&self.bias_v) {
-                        *val = s + b;
-                    }
-                    if let Some((nw, nb, eps)) = &self.norm {
-                        let mean = lane_sum(px, |t| t) / c as f32;
-                        let var = lane_sum(px, |t| (t - mean) * (t - mean)) / c as f32;
-                        let inv = 1.0 / (var + eps).sqrt();
-                        for ((t, g), bb) in px.iter_mut().zip(nw).zip(nb) {
-                            *t = (*t - mean) * inv * g + bb;
-                        }
-                    }
+                    px.copy_from_slice(&y[((iy * w + ix) * 4 + dy * 2 + dx) * c..][..c]);
                 }
-                gelu_inplace(row);
             });
         Ok((
             candle_core::CpuStorage::F32(out),
@@ -542,25 +628,33 @@ impl MaskDecoder {
     /// Precomputes the prompt-independent part of the decoder for an image (used when the
     /// dense prompt is the no-mask embedding).
     ///
+    /// PERF: every transpose here (the channels-first grid to rows, the projected keys and
+    /// queries to `[heads, c, 4096]`) is the blocked parallel [`transpose_2d`]: candle's
+    /// strided copies took over a third of this step (about 30 ms on 2 cores, paid on every
+    /// image read from the embedding cache).
+    ///
     /// # Shapes
-    /// `image_embeddings`, `dense`: `[1, 256, 64, 64]`; `key_pe`: `[4096, 256]`
-    /// ([`image_pe_rows`]).
+    /// `image_embeddings`: `[1, 256, 64, 64]`; `no_mask`: `[1, 256, 1, 1]` (the no-mask dense
+    /// embedding before its broadcast); `key_pe`: `[4096, 256]` ([`image_pe_rows`]).
     pub fn image_cache(
         &self,
         image_embeddings: &Tensor,
         key_pe: &Tensor,
-        dense: &Tensor,
+        no_mask: &Tensor,
     ) -> candle_core::Result<DecoderImageCache> {
-        let keys = flatten_grid(&(image_embeddings + dense)?)?;
+        let keys = flatten_grid(&image_embeddings.broadcast_add(no_mask)?)?; // [P, D]
         let keys_pe = (&keys + key_pe)?;
         let first = &self.blocks[0];
-        let t2i = first.cross_token_to_image.project_image(&keys_pe, &keys)?;
+        let t2i = &first.cross_token_to_image;
         let i2t = &first.cross_image_to_token;
-        let i2t_q_t = i2t
-            .split_heads(&i2t.q_proj.forward(&keys_pe)?)?
-            .t()?
-            .contiguous()?;
-        Ok(DecoderImageCache { keys, t2i, i2t_q_t })
+        Ok(DecoderImageCache {
+            t2i: ProjectedImage {
+                k_t: t2i.project_t(&t2i.k_proj, &keys_pe)?,
+                v: t2i.split_heads(&t2i.v_proj.forward(&keys)?)?,
+            },
+            i2t_q_t: i2t.project_t(&i2t.q_proj, &keys_pe)?,
+            keys,
+        })
     }
 
     /// Runs the decoder for one prompt.
@@ -602,9 +696,6 @@ impl MaskDecoder {
         let hs = self.norm_final.forward(&(queries + out)?)?; // [T, D]
 
         let iou_out = hs.narrow(0, 0, 1)?; // [1, D]
-        let src = keys.reshape((h, w, c))?;
-        let up = self.up1.forward(&src)?;
-        let up = self.up2.forward(&up)?; // [256, 256, 32]
         let hyper = self
             .hypernetworks
             .iter()
@@ -613,10 +704,23 @@ impl MaskDecoder {
             .collect::<candle_core::Result<Vec<_>>>()?;
         let n = hyper.len();
         let hyper = Tensor::cat(&hyper, 0)?; // [n, 32]
-        let (uh, uw, uc) = up.dims3()?;
-        let masks = hyper
-            .matmul(&up.reshape((uh * uw, uc))?.t()?)?
-            .reshape((1, n, uh, uw))?;
+        let masks = if on_cpu_f32(&keys) && on_cpu_f32(&hyper) {
+            let op = UpscaleMasks {
+                up1: &self.up1,
+                up2: &self.up2,
+                hw: (h, w),
+            };
+            keys.contiguous()?
+                .apply_op2_no_bwd(&hyper.contiguous()?, &op)? // [n, 4h, 4w]
+                .unsqueeze(0)?
+        } else {
+            let up = self.up1.forward(&keys.reshape((h, w, c))?)?;
+            let up = self.up2.forward(&up)?; // [4h, 4w, 32]
+            let (uh, uw, uc) = up.dims3()?;
+            hyper
+                .matmul(&up.reshape((uh * uw, uc))?.t()?)?
+                .reshape((1, n, uh, uw))?
+        };
         let iou = self.iou_head.forward(&iou_out)?;
         Ok(DecoderOutput {
             masks,
@@ -634,5 +738,50 @@ pub fn image_pe_rows(image_pe: &Tensor) -> candle_core::Result<Tensor> {
 
 /// `[1, C, H, W]` → `[H·W, C]`
 fn flatten_grid(x: &Tensor) -> candle_core::Result<Tensor> {
-    x.squeeze(0)?.flatten_from(1)?.t()?.contiguous()
+    transpose_2d(&x.squeeze(0)?.flatten_from(1)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ops::testing::{assert_close, tensor, vals, weights};
+    use candle_core::Device;
+
+    /// The shuffle-free CPU upscaling gives the masks of the spatial-order forward (both
+    /// upsampling steps in image order, then the hypernetworks' product), on a 5 × 3 grid.
+    #[test]
+    fn upscaling_without_shuffles_equals_the_spatial_forward() {
+        let (d, h, w, n) = (32, 5, 3, 4);
+        let wts = weights(vec![
+            ("up.0.weight".into(), vec![d, d / 4, 2, 2]),
+            ("up.0.bias".into(), vec![d / 4]),
+            ("up.1.weight".into(), vec![d / 4]),
+            ("up.1.bias".into(), vec![d / 4]),
+            ("up.3.weight".into(), vec![d / 4, d / 8, 2, 2]),
+            ("up.3.bias".into(), vec![d / 8]),
+        ]);
+        let up = Scope::new(&wts, &Device::Cpu).pp("up");
+        let up1 = Upsample2x::load(&up.pp(0), d, d / 4, Some(&up.pp(1))).expect("up1");
+        let up2 = Upsample2x::load(&up.pp(3), d / 4, d / 8, None).expect("up2");
+        let keys = tensor(vals(h * w * d, 1), &[h * w, d]);
+        let hyper = tensor(vals(n * d / 8, 2), &[n, d / 8]);
+        let spatial = keys
+            .reshape((h, w, d))
+            .and_then(|k| up1.forward(&k))
+            .and_then(|u| up2.forward(&u))
+            .expect("spatial"); // [4h, 4w, d/8]
+        let want = spatial
+            .reshape((16 * h * w, d / 8))
+            .and_then(|u| hyper.matmul(&u.t()?))
+            .and_then(|m| m.reshape((n, 4 * h, 4 * w)))
+            .expect("masks");
+        let op = UpscaleMasks {
+            up1: &up1,
+            up2: &up2,
+            hw: (h, w),
+        };
+        let got = keys.apply_op2_no_bwd(&hyper, &op).expect("fused");
+        assert_eq!(got.dims(), [n, 4 * h, 4 * w]);
+        assert_close(&got, &want, "mask logits");
+    }
 }

@@ -228,12 +228,11 @@ impl SamModel {
         original_hw: (usize, usize),
         input_hw: (usize, usize),
     ) -> Result<ImageEmbedding> {
-        let no_mask = self
-            .prompt_encoder
-            .dense(&EncodedPrompt::default(), &self.device)?;
-        let decoder_cache =
-            self.mask_decoder
-                .image_cache(&features, &self.image_pe_rows, &no_mask)?;
+        let decoder_cache = self.mask_decoder.image_cache(
+            &features,
+            &self.image_pe_rows,
+            self.prompt_encoder.no_mask_embed(),
+        )?;
         Ok(ImageEmbedding {
             features,
             decoder_cache,

@@ -155,6 +155,12 @@ impl PromptEncoder {
         Ok(Tensor::from_vec(data, (points.len(), 2, d), device)?)
     }
 
+    /// `no_mask_embed`, `[1, 256, 1, 1]`: the dense embedding of a prompt without a mask
+    /// input, before its broadcast over the grid.
+    pub fn no_mask_embed(&self) -> &Tensor {
+        &self.no_mask
+    }
+
     /// Dense embedding `[1, 256, 64, 64]`: the downscaled mask input, or `no_mask_embed`
     /// broadcast over the grid.
     pub fn dense(&self, prompt: &EncodedPrompt, device: &candle_core::Device) -> Result<Tensor> {
