@@ -10,7 +10,7 @@
 //! - Click: from the pointer event to the mask's overlay ready to draw (the status bar's
 //!   "click"), on the bundled cat, against the model's own prompt-to-mask time in the same run
 //!   (what `segattn bench sam` times).
-//! - Folder: a folder of 8 photos whose embeddings a first app put in the disk cache; a new
+//! - Folder: a folder of 16 photos whose embeddings a first app put in the disk cache; a new
 //!   app (a restart) on it, D pressed, and a click as soon as the image is on screen: from the
 //!   key press to the mask's overlay ready to draw, and where that time went (the image on
 //!   screen, the embedding ready). Then clicks on a folder's image while the next one is
@@ -34,7 +34,6 @@ use egui::{Event, Modifiers, PointerButton, Pos2};
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use segattn::app::{AppOptions, SegattnApp};
-use segattn::model::sam::config::{EncoderConfig, SamConfig, TinyVitConfig};
 use segattn::model::sam::SamModel;
 use segattn::types::{PointLabel, PointPrompt, Prompts};
 use segattn::ui::attention_view::AttnMode;
@@ -45,8 +44,7 @@ use segattn::ui::View;
 use common::App;
 
 fn mobile_sam() -> SamModel {
-    let config = SamConfig::with_encoder(EncoderConfig::TinyVit(TinyVitConfig::mobile_sam()));
-    SamModel::detweights(config, 1, &Device::Cpu).expect("model")
+    SamModel::detweights(common::mobile_sam_config(), 1, &Device::Cpu).expect("model")
 }
 
 fn app(opts: AppOptions) -> App {
@@ -135,7 +133,7 @@ fn segment_frames(rows: &mut Vec<Row>) {
             .image
             .as_ref()
             .is_some_and(|i| i.rgb.width == 4000)
-            && matches!(a.segment.encode, EncodeState::Ready { .. })
+            && common::encoded(a)
     });
     let canvas = h.get_by_label("Image canvas").rect();
     click(&h, canvas.center());
@@ -187,9 +185,7 @@ fn clicks() -> (Vec<f64>, Vec<f64>) {
         sam_model: Some(mobile_sam()),
         ..Default::default()
     });
-    wait_until(&mut h, "the cat to be encoded", |a| {
-        matches!(a.segment.encode, EncodeState::Ready { .. })
-    });
+    wait_until(&mut h, "the cat to be encoded", common::encoded);
     // Clicks alone, as before the hover preview (`hovers` times that).
     h.state_mut().settings.segment.hover_preview = false;
     h.step();
@@ -247,7 +243,7 @@ fn clicks_while_encoding_ahead() -> (Vec<f64>, Vec<f64>) {
         ..Default::default()
     });
     wait_until(&mut h, "the folder's first image", |a| {
-        a.segment.folder.is_some() && matches!(a.segment.encode, EncodeState::Ready { .. })
+        a.segment.folder.is_some() && common::encoded(a)
     });
     h.state_mut().settings.segment.hover_preview = false;
     wait_until(&mut h, "the next image encoded ahead", |a| {
@@ -293,9 +289,7 @@ fn hovers() -> Vec<f64> {
         sam_model: Some(mobile_sam()),
         ..Default::default()
     });
-    wait_until(&mut h, "the cat to be encoded", |a| {
-        matches!(a.segment.encode, EncodeState::Ready { .. })
-    });
+    wait_until(&mut h, "the cat to be encoded", common::encoded);
     let canvas = h.get_by_label("Image canvas").rect();
     let mut out = Vec::new();
     for i in 0..30 {
@@ -367,13 +361,16 @@ struct FolderPhases {
     mask: Vec<f64>,
 }
 
+/// Photos in the folder scenario (one step fewer: the first image opens with the folder).
+const FOLDER_IMAGES: usize = 16;
+
 /// Key press to first mask on images whose embeddings are in the disk cache (see the module
 /// doc), and the same steps with no cache (the encoder runs each time).
 fn folder_steps() -> (FolderPhases, FolderPhases) {
     let dir = tempfile::tempdir().expect("tmp");
     let cache = dir.path().join("cache");
     let images = dir.path().join("photos");
-    write_folder(&images, 8);
+    write_folder(&images, FOLDER_IMAGES as u8);
     let open = |with_cache: bool| {
         let mut h = app(AppOptions {
             sam_model: Some(mobile_sam()),
@@ -382,19 +379,19 @@ fn folder_steps() -> (FolderPhases, FolderPhases) {
             ..Default::default()
         });
         wait_until(&mut h, "the folder's first image", |a| {
-            a.segment.folder.is_some() && matches!(a.segment.encode, EncodeState::Ready { .. })
+            a.segment.folder.is_some() && common::encoded(a)
         });
         h.state_mut().settings.segment.hover_preview = false;
         h
     };
     // Put every embedding in the cache.
     let mut h = open(true);
-    for i in 1..8 {
+    for i in 1..FOLDER_IMAGES {
         h.key_press(egui::Key::D);
         wait_until(&mut h, "the next image encoded", |a| {
             a.segment.folder.as_ref().and_then(|f| f.current) == Some(i)
                 && a.segment.loading().is_none()
-                && matches!(a.segment.encode, EncodeState::Ready { .. })
+                && common::encoded(a)
         });
     }
     drop(h);
@@ -403,7 +400,7 @@ fn folder_steps() -> (FolderPhases, FolderPhases) {
         let canvas = h.get_by_label("Image canvas").rect();
         let mut out = FolderPhases::default();
         let since = |start: Instant| start.elapsed().as_secs_f64() * 1e3;
-        for i in 1..8 {
+        for i in 1..FOLDER_IMAGES {
             let start = Instant::now();
             h.key_press(egui::Key::D);
             paced_until(&mut h, start, "the image", |a| {
@@ -412,9 +409,7 @@ fn folder_steps() -> (FolderPhases, FolderPhases) {
                 here && s.loading().is_none()
             });
             out.shown.push(since(start));
-            paced_until(&mut h, start, "the embedding", |a| {
-                matches!(a.segment.encode, EncodeState::Ready { .. })
-            });
+            paced_until(&mut h, start, "the embedding", common::encoded);
             out.ready.push(since(start));
             if let EncodeState::Ready { ms, .. } = h.state().segment.encode {
                 out.worker.push(ms);
@@ -428,7 +423,7 @@ fn folder_steps() -> (FolderPhases, FolderPhases) {
                     "image {i} from the cache"
                 );
             }
-            click(&h, sweep(canvas, i, 8));
+            click(&h, sweep(canvas, i, FOLDER_IMAGES));
             h.step();
             paced_until(&mut h, start, "the overlay", |a| {
                 a.segment.candidates.is_some() && a.segment.awaiting.is_none()

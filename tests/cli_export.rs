@@ -285,24 +285,7 @@ fn empty_masks_and_bad_flags_fail_cleanly() {
 #[test]
 fn segment_writes_annotations_for_its_mask() {
     let dir = tempfile::tempdir().expect("tmp");
-    let config = segattn::model::sam::config::SamConfig::with_encoder(
-        segattn::model::sam::config::EncoderConfig::Vit(
-            segattn::model::sam::config::VitConfig::official(96, 4, 4, vec![1, 3]),
-        ),
-    );
-    let weights = segattn::model::sam::detweights_sam(&config, 2).expect("weights");
-    let tensors: std::collections::HashMap<String, candle_core::Tensor> = weights
-        .names()
-        .into_iter()
-        .map(|n| {
-            let t = weights
-                .load_any(&n, &candle_core::Device::Cpu)
-                .expect("tensor");
-            (n, t)
-        })
-        .collect();
-    let w = dir.path().join("sam.safetensors");
-    candle_core::safetensors::save(&tensors, &w).expect("save");
+    let w = common::small_vit_file();
     let img = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/chelsea.png");
     let (png, coco, txt) = (
         dir.path().join("m.png"),

@@ -4,46 +4,22 @@
 use crate::common;
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use crate::common::{assert_clean_error, fixture, load_tensors, segattn, Run};
 use candle_core::Device;
-use segattn::model::sam::config::{EncoderConfig, SamConfig, VitConfig};
 
 /// A clean failure mentioning `needle`.
 fn fails_with(run: &Run, needle: &str) {
     assert_clean_error(run, &[needle]);
 }
 
-/// A temp folder with the small ViT (detweights seed 2) as safetensors, made once per run.
+/// The temp folder that holds the small ViT's file; outputs go there too.
 fn workdir() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = SamConfig::with_encoder(EncoderConfig::Vit(VitConfig::official(
-            96,
-            4,
-            4,
-            vec![1, 3],
-        )));
-        let weights = segattn::model::sam::detweights_sam(&config, 2).expect("weights");
-        let tensors: std::collections::HashMap<String, candle_core::Tensor> = weights
-            .names()
-            .into_iter()
-            .map(|n| {
-                let t = weights.load_any(&n, &Device::Cpu).expect("tensor");
-                (n, t)
-            })
-            .collect();
-        candle_core::safetensors::save(&tensors, dir.path().join("sam_small.safetensors"))
-            .expect("save");
-        dir
-    })
-    .path()
+    common::small_vit_dir()
 }
 
 fn weights() -> PathBuf {
-    workdir().join("sam_small.safetensors")
+    common::small_vit_file()
 }
 
 fn segment(weights: &Path, image: &Path, extra: &[&str]) -> Run {

@@ -111,15 +111,9 @@ fn worker() -> SamWorker {
 
 /// A worker with a small ViT SAM (deterministic weights) queued.
 fn small_vit_worker() -> SamWorker {
-    let config = SamConfig::with_encoder(EncoderConfig::Vit(VitConfig::official(
-        96,
-        4,
-        4,
-        vec![1, 3],
-    )));
     let w = worker();
     w.send(SamRequest::UseModel(Box::new(
-        SamModel::detweights(config, 2, &Device::Cpu).expect("model"),
+        SamModel::detweights(crate::common::small_vit_config(), 2, &Device::Cpu).expect("model"),
     )))
     .expect("queued");
     w
@@ -129,6 +123,18 @@ fn small_vit_worker() -> SamWorker {
 fn next(w: &SamWorker) -> SamResponse {
     w.recv_timeout(Duration::from_secs(120))
         .expect("a response in time")
+}
+
+/// Asks the worker to show image `image_id`.
+fn set_image(w: &SamWorker, image_id: u64, image: Arc<Rgb8>) {
+    w.send(SamRequest::SetImage { image_id, image })
+        .expect("queued");
+}
+
+/// Asks the worker to encode `image` ahead, into the disk cache.
+fn preencode(w: &SamWorker, token: u64, image: Arc<Rgb8>) {
+    w.send(SamRequest::Preencode { token, image })
+        .expect("queued");
 }
 
 fn image(width: usize, height: usize) -> Arc<Rgb8> {
@@ -183,18 +189,10 @@ fn cancelling_a_load_stops_it_and_says_so() {
 fn a_newer_image_stops_an_encoding_silently_and_a_known_one_comes_from_the_cache() {
     let w = small_vit_worker();
     assert!(matches!(next(&w), SamResponse::ModelLoaded { .. }));
-    w.send(SamRequest::SetImage {
-        image_id: 1,
-        image: image(400, 300),
-    })
-    .expect("queued");
+    set_image(&w, 1, image(400, 300));
     assert!(matches!(next(&w), SamResponse::Encoding { image_id: 1 }));
     // Image 2 while image 1 encodes: image 1 stops without a word, image 2 answers.
-    w.send(SamRequest::SetImage {
-        image_id: 2,
-        image: image(300, 200),
-    })
-    .expect("queued");
+    set_image(&w, 2, image(300, 200));
     let mut seen = Vec::new();
     loop {
         let r = next(&w);
@@ -212,11 +210,7 @@ fn a_newer_image_stops_an_encoding_silently_and_a_known_one_comes_from_the_cache
         }
     }
     // Image 2 again with the same model: answered at once from the cache, no new encoding.
-    w.send(SamRequest::SetImage {
-        image_id: 2,
-        image: image(300, 200),
-    })
-    .expect("queued");
+    set_image(&w, 2, image(300, 200));
     assert!(matches!(next(&w), SamResponse::Encoded { image_id: 2, .. }));
 }
 
@@ -225,11 +219,7 @@ fn a_newer_image_stops_an_encoding_silently_and_a_known_one_comes_from_the_cache
 #[test]
 fn cancel_before_the_encoding_starts_still_cancels_it() {
     let w = small_vit_worker();
-    w.send(SamRequest::SetImage {
-        image_id: 7,
-        image: image(400, 300),
-    })
-    .expect("queued");
+    set_image(&w, 7, image(400, 300));
     w.cancel();
     assert!(matches!(next(&w), SamResponse::ModelLoaded { .. }));
     loop {
@@ -240,11 +230,7 @@ fn cancel_before_the_encoding_starts_still_cancels_it() {
         }
     }
     // A later image is not affected by that Cancel.
-    w.send(SamRequest::SetImage {
-        image_id: 8,
-        image: image(300, 200),
-    })
-    .expect("queued");
+    set_image(&w, 8, image(300, 200));
     assert!(matches!(next(&w), SamResponse::Encoding { image_id: 8 }));
     assert!(matches!(next(&w), SamResponse::Encoded { image_id: 8, .. }));
 }
@@ -305,8 +291,7 @@ fn embeddings_on_disk_survive_a_restart_and_corrupt_ones_are_redone() {
     };
     // Opens an image; whether its embedding came from the disk.
     let open = |w: &SamWorker, image_id: u64, image: Arc<Rgb8>| {
-        w.send(SamRequest::SetImage { image_id, image })
-            .expect("queued");
+        set_image(w, image_id, image);
         encoded(answer(w))
     };
     let start = |w: &SamWorker| {
@@ -345,11 +330,7 @@ fn embeddings_on_disk_survive_a_restart_and_corrupt_ones_are_redone() {
     assert!(open(&w, 4, image(400, 300)), "and trusted again");
 
     // Another image misses; encoded ahead, it is then read from the disk.
-    w.send(SamRequest::Preencode {
-        token: 9,
-        image: image(300, 200),
-    })
-    .expect("queued");
+    preencode(&w, 9, image(300, 200));
     assert!(matches!(
         answer(&w),
         SamResponse::Preencoded { token: 9, .. }
@@ -358,17 +339,9 @@ fn embeddings_on_disk_survive_a_restart_and_corrupt_ones_are_redone() {
     assert!(open(&w, 3, image(300, 200)), "the image encoded ahead");
 
     // Opened while it is encoded ahead: the encoding is handed over, not stopped and redone.
-    w.send(SamRequest::Preencode {
-        token: 10,
-        image: image(200, 300),
-    })
-    .expect("queued");
+    preencode(&w, 10, image(200, 300));
     assert!(matches!(next(&w), SamResponse::Preencoding { token: 10 }));
-    w.send(SamRequest::SetImage {
-        image_id: 5,
-        image: image(200, 300),
-    })
-    .expect("queued");
+    set_image(&w, 5, image(200, 300));
     let mut ahead_ms = None;
     let from_cache = loop {
         match next(&w) {

@@ -12,21 +12,15 @@ use egui::{Event, Modifiers, PointerButton, Pos2};
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use segattn::app::{AppOptions, SegattnApp};
-use segattn::model::sam::config::{EncoderConfig, SamConfig, VitConfig};
 use segattn::model::sam::SamModel;
 use segattn::types::PointLabel;
 use segattn::ui::segment::export::ExportKind;
 use segattn::ui::segment::{EncodeState, ImageSource};
 use segattn::ui::View;
 
+/// The small ViT SAM of the fixtures (detweights seed 2).
 fn small_sam() -> SamModel {
-    let config = SamConfig::with_encoder(EncoderConfig::Vit(VitConfig::official(
-        96,
-        4,
-        4,
-        vec![1, 3],
-    )));
-    SamModel::detweights(config, 2, &Device::Cpu).expect("model")
+    SamModel::detweights(common::small_vit_config(), 2, &Device::Cpu).expect("model")
 }
 
 fn app(opts: AppOptions) -> Harness<'static, SegattnApp> {
@@ -42,6 +36,16 @@ fn wait_until(
     cond: impl Fn(&SegattnApp) -> bool,
 ) {
     common::wait_until_with(h, what, Duration::from_millis(20), cond);
+}
+
+/// The app with the small ViT, once the bundled sample is encoded.
+fn sample_encoded() -> Harness<'static, SegattnApp> {
+    let mut h = app(AppOptions {
+        sam_model: Some(small_sam()),
+        ..Default::default()
+    });
+    wait_until(&mut h, "the bundled sample to be encoded", common::encoded);
+    h
 }
 
 /// A click on the image canvas at image pixel `(x, y)`.
@@ -68,8 +72,14 @@ fn click_image(h: &mut Harness<'static, SegattnApp>, x: f32, y: f32, button: Poi
     }
 }
 
+fn asset(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("assets")
+        .join(name)
+}
+
 fn chelsea() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/chelsea.png")
+    asset("chelsea.png")
 }
 
 #[test]
@@ -187,13 +197,7 @@ fn click_shows_a_mask_and_undo_redo_export_work() {
 
 #[test]
 fn drag_draws_a_box_prompt() {
-    let mut h = app(AppOptions {
-        sam_model: Some(small_sam()),
-        ..Default::default()
-    });
-    wait_until(&mut h, "the bundled sample to be encoded", |a| {
-        matches!(a.segment.encode, EncodeState::Ready { .. })
-    });
+    let mut h = sample_encoded();
     let rect = h.get_by_label("Image canvas").rect();
     let (a, b) = (
         rect.min + (rect.size() * 0.2),
@@ -230,13 +234,7 @@ fn drag_draws_a_box_prompt() {
 
 #[test]
 fn bad_image_keeps_the_previous_state_and_says_why() {
-    let mut h = app(AppOptions {
-        sam_model: Some(small_sam()),
-        ..Default::default()
-    });
-    wait_until(&mut h, "the sample", |a| {
-        matches!(a.segment.encode, EncodeState::Ready { .. })
-    });
+    let mut h = sample_encoded();
     let dir = tempfile::tempdir().expect("tmp");
     let bad = dir.path().join("notes.png");
     std::fs::write(&bad, b"not an image at all").expect("write");
@@ -348,13 +346,7 @@ fn encodings_view_draws_sinusoids() {
 
 #[test]
 fn scroll_zooms_around_the_pointer_and_clicks_follow() {
-    let mut h = app(AppOptions {
-        sam_model: Some(small_sam()),
-        ..Default::default()
-    });
-    wait_until(&mut h, "the sample", |a| {
-        matches!(a.segment.encode, EncodeState::Ready { .. })
-    });
+    let mut h = sample_encoded();
     let rect = h.get_by_label("Image canvas").rect();
     // Zoom in around the image centre.
     h.event(Event::PointerMoved(rect.center()));
@@ -474,9 +466,7 @@ fn the_models_window_measures_and_clears_the_cache() {
         cache_dir: Some(cache.path().to_path_buf()),
         ..Default::default()
     });
-    wait_until(&mut h, "the encoded sample", |a| {
-        matches!(a.segment.encode, EncodeState::Ready { .. })
-    });
+    wait_until(&mut h, "the encoded sample", common::encoded);
     let stored = segattn::embed_cache::EmbeddingCache::new(cache.path().to_path_buf(), u64::MAX);
     wait_until(&mut h, "the embedding on disk", |_| {
         stored.usage().entries == 1
@@ -560,10 +550,7 @@ fn messages_until(
 }
 
 fn mobile_sam() -> SamModel {
-    let config = SamConfig::with_encoder(EncoderConfig::TinyVit(
-        segattn::model::sam::config::TinyVitConfig::mobile_sam(),
-    ));
-    SamModel::detweights(config, 1, &Device::Cpu).expect("model")
+    SamModel::detweights(common::mobile_sam_config(), 1, &Device::Cpu).expect("model")
 }
 
 /// With no model the views say what to do in a panel (one-click download, a file dialog), and
@@ -593,9 +580,7 @@ fn a_model_loading_at_start_cancels_nothing() {
         sam_model: Some(small_sam()),
         ..Default::default()
     });
-    let seen = messages_until(&mut h, "the encoded sample", |a| {
-        matches!(a.segment.encode, EncodeState::Ready { .. })
-    });
+    let seen = messages_until(&mut h, "the encoded sample", common::encoded);
     assert!(
         seen.iter()
             .all(|m| !m.contains("cancel") && !m.starts_with("Error")),
@@ -624,9 +609,7 @@ fn cancel_stops_the_encoding_and_says_so() {
     });
     assert!(seen.iter().any(|m| m == "encoding cancelled"), "{seen:?}");
     h.get_by_label("Encode").click();
-    wait_until(&mut h, "the encoding", |a| {
-        matches!(a.segment.encode, EncodeState::Ready { .. })
-    });
+    wait_until(&mut h, "the encoding", common::encoded);
 }
 
 /// An image that finishes decoding after a newer one was opened never replaces it.
@@ -662,13 +645,7 @@ fn a_late_image_never_replaces_a_newer_one() {
 /// Dragging the opacity slider re-tints the overlays: no mask texture is made again.
 #[test]
 fn opacity_retints_without_rebuilding_overlays() {
-    let mut h = app(AppOptions {
-        sam_model: Some(small_sam()),
-        ..Default::default()
-    });
-    wait_until(&mut h, "the sample", |a| {
-        matches!(a.segment.encode, EncodeState::Ready { .. })
-    });
+    let mut h = sample_encoded();
     click_image(&mut h, 250.0, 130.0, PointerButton::Primary);
     wait_until(&mut h, "the candidates' overlays", |a| {
         a.segment
@@ -760,9 +737,7 @@ fn open_chelsea_encoded() -> Harness<'static, SegattnApp> {
     h.state_mut()
         .segment
         .open(ImageSource::File(chelsea()), &ctx);
-    wait_until(&mut h, "the image to be encoded", |a| {
-        matches!(a.segment.encode, EncodeState::Ready { .. })
-    });
+    wait_until(&mut h, "the image to be encoded", common::encoded);
     h
 }
 
@@ -1077,6 +1052,49 @@ fn object_masks_are_edited_and_each_step_undone() {
 }
 
 /// Steps until the open folder shows image `i` encoded, with no save in flight.
+/// A folder of copies of images (`img1.png`, `img2.png`, …) with an embedding cache of its
+/// own, both removed when dropped.
+struct Folder {
+    dir: tempfile::TempDir,
+    cache: tempfile::TempDir,
+}
+
+impl Folder {
+    fn new(images: &[PathBuf]) -> Self {
+        let dir = tempfile::tempdir().expect("tmp");
+        for (i, src) in images.iter().enumerate() {
+            std::fs::copy(src, dir.path().join(format!("img{}.png", i + 1))).expect("copy");
+        }
+        let cache = tempfile::tempdir().expect("tmp");
+        Self { dir, cache }
+    }
+
+    /// A new app on the folder, as `segattn --image DIR` starts, once its first image is
+    /// encoded.
+    fn open(&self) -> Harness<'static, SegattnApp> {
+        let mut h = app(AppOptions {
+            sam_model: Some(small_sam()),
+            image: Some(self.dir.path().to_path_buf()),
+            cache_dir: Some(self.cache.path().to_path_buf()),
+            ..Default::default()
+        });
+        wait_for_folder_image(&mut h, 0);
+        h
+    }
+
+    /// [`Self::open`], then until `img2.png` is encoded ahead into the disk cache.
+    fn open_encoding_ahead(&self) -> Harness<'static, SegattnApp> {
+        let mut h = self.open();
+        wait_until(&mut h, "img2 encoded ahead", |a| {
+            a.segment
+                .encoded_ahead
+                .iter()
+                .any(|p| p.ends_with("img2.png"))
+        });
+        h
+    }
+}
+
 fn wait_for_folder_image(h: &mut Harness<'static, SegattnApp>, i: usize) {
     wait_until(h, &format!("folder image {i}, encoded and saved"), |a| {
         let s = &a.segment;
@@ -1095,27 +1113,11 @@ fn wait_for_folder_image(h: &mut Harness<'static, SegattnApp>, i: usize) {
 #[test]
 fn a_folder_is_annotated_saved_and_reloaded() {
     use segattn::annotate::folder::{annotation_path, FolderAnnotations};
-    let dir = tempfile::tempdir().expect("tmp");
-    let cache = tempfile::tempdir().expect("tmp");
-    let assets = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets");
-    std::fs::copy(chelsea(), dir.path().join("img1.png")).expect("copy");
-    std::fs::copy(assets.join("astronaut.png"), dir.path().join("img2.png")).expect("copy");
+    let folder = Folder::new(&[chelsea(), asset("astronaut.png")]);
+    let dir = &folder.dir;
     std::fs::write(dir.path().join("notes.txt"), "not an image").expect("write");
-    let opts = || AppOptions {
-        sam_model: Some(small_sam()),
-        image: Some(dir.path().to_path_buf()),
-        cache_dir: Some(cache.path().to_path_buf()),
-        ..Default::default()
-    };
-    let mut h = app(opts());
-    wait_for_folder_image(&mut h, 0);
     // While img1 is annotated, img2 is encoded ahead into the disk cache.
-    wait_until(&mut h, "img2 encoded ahead", |a| {
-        a.segment
-            .encoded_ahead
-            .iter()
-            .any(|p| p.ends_with("img2.png"))
-    });
+    let mut h = folder.open_encoding_ahead();
     assert_eq!(
         h.state().segment.folder.as_ref().expect("folder").images,
         ["img1.png", "img2.png"]
@@ -1170,8 +1172,7 @@ fn a_folder_is_annotated_saved_and_reloaded() {
     drop(h);
 
     // Reopened: every image is done, so the first one shows, with its object.
-    let mut h = app(opts());
-    wait_for_folder_image(&mut h, 0);
+    let mut h = folder.open();
     wait_until(&mut h, "the stored object", |a| {
         a.segment.objects.len() == 1
     });
@@ -1209,26 +1210,11 @@ fn a_folder_is_annotated_saved_and_reloaded() {
 /// since: then the new file is what shows (and what SAM sees).
 #[test]
 fn an_image_changed_after_encoding_ahead_is_read_again() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let cache = tempfile::tempdir().expect("tmp");
-    let assets = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets");
-    std::fs::copy(chelsea(), dir.path().join("img1.png")).expect("copy");
-    std::fs::copy(chelsea(), dir.path().join("img2.png")).expect("copy");
-    let mut h = app(AppOptions {
-        sam_model: Some(small_sam()),
-        image: Some(dir.path().to_path_buf()),
-        cache_dir: Some(cache.path().to_path_buf()),
-        ..Default::default()
-    });
-    wait_for_folder_image(&mut h, 0);
-    wait_until(&mut h, "img2 encoded ahead", |a| {
-        a.segment
-            .encoded_ahead
-            .iter()
-            .any(|p| p.ends_with("img2.png"))
-    });
+    let folder = Folder::new(&[chelsea(), chelsea()]);
+    let dir = &folder.dir;
+    let mut h = folder.open_encoding_ahead();
     // Another picture under the same name (another size, so another stamp).
-    std::fs::copy(assets.join("astronaut.png"), dir.path().join("img2.png")).expect("copy");
+    std::fs::copy(asset("astronaut.png"), dir.path().join("img2.png")).expect("copy");
     let want = image::open(dir.path().join("img2.png"))
         .expect("decodes")
         .to_rgb8();

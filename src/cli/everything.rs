@@ -89,13 +89,13 @@ impl EverythingArgs {
 pub fn run(args: &EverythingArgs) -> Result<()> {
     let params = args.params();
     params.validate().map_err(anyhow::Error::msg)?;
-    let image = crate::image_io::load_rgb8(&args.image)?;
-    let model = super::load_sam(&args.weights, args.device, args.dtype)?;
+    let super::Encoded {
+        image,
+        model,
+        emb,
+        encode_ms,
+    } = super::load_and_encode(&args.image, &args.weights, args.device, args.dtype)?;
     let device = model.device().clone();
-
-    let t0 = Instant::now();
-    let emb = model.embed(&image)?;
-    let encode_ms = t0.elapsed().as_secs_f64() * 1e3;
     let t1 = Instant::now();
     let records = generate(&model, &image, &params, Some(&emb), &mut |_| {}, &|| false)?;
     let generate_ms = t1.elapsed().as_secs_f64() * 1e3;

@@ -135,6 +135,34 @@ fn load_sam(
     crate::model::sam::SamModel::load_as(&weights, &device, dtype.resolve(&device))
 }
 
+/// What `segment` and `everything` start from: the image, the model and its embedding.
+struct Encoded {
+    image: crate::types::Rgb8,
+    model: crate::model::sam::SamModel,
+    emb: crate::model::sam::ImageEmbedding,
+    /// The encoder's time (the model load and the image decode not included).
+    encode_ms: f64,
+}
+
+/// Reads `image`, opens the SAM checkpoint [`load_sam`] opens and encodes the image.
+fn load_and_encode(
+    image: &std::path::Path,
+    weights: &std::path::Path,
+    device: crate::runtime::DeviceChoice,
+    dtype: crate::runtime::DTypeChoice,
+) -> Result<Encoded> {
+    let image = crate::image_io::load_rgb8(image)?;
+    let model = load_sam(weights, device, dtype)?;
+    let t = std::time::Instant::now();
+    let emb = model.embed(&image)?;
+    Ok(Encoded {
+        encode_ms: t.elapsed().as_secs_f64() * 1e3,
+        image,
+        model,
+        emb,
+    })
+}
+
 /// Inserts `-{i}` before the extension: `mask.png` → `mask-0.png`.
 pub fn indexed_path(path: &std::path::Path, i: usize) -> PathBuf {
     let stem = path

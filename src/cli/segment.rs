@@ -111,13 +111,13 @@ pub fn run(args: &SegmentArgs) -> Result<()> {
         bail!("no prompt: give at least one --point X,Y or a --box X0,Y0,X1,Y1");
     }
     args.annotations.validate()?;
-    let image = crate::image_io::load_rgb8(&args.image)?;
-    let model = super::load_sam(&args.weights, args.device, args.dtype)?;
+    let super::Encoded {
+        image: _,
+        model,
+        emb,
+        encode_ms,
+    } = super::load_and_encode(&args.image, &args.weights, args.device, args.dtype)?;
     let device = model.device().clone();
-
-    let t0 = Instant::now();
-    let emb = model.embed(&image)?;
-    let encode_ms = t0.elapsed().as_secs_f64() * 1e3;
     let t1 = Instant::now();
     let pred = model.predict(&emb, &prompts, args.multimask)?;
     let decode_ms = t1.elapsed().as_secs_f64() * 1e3;

@@ -123,6 +123,14 @@ pub fn wait_until_with(
     }
 }
 
+/// Whether the Segment view's current image has its embedding.
+pub fn encoded(a: &segattn::app::SegattnApp) -> bool {
+    matches!(
+        a.segment.encode,
+        segattn::ui::segment::EncodeState::Ready { .. }
+    )
+}
+
 /// The primary button going down (`pressed`) or up at `pos`.
 pub fn primary_button(h: &App, pos: egui::Pos2, pressed: bool) {
     h.event(egui::Event::PointerButton {
@@ -160,6 +168,33 @@ pub fn small_vit_config() -> segattn::model::sam::config::SamConfig {
         4,
         vec![1, 3],
     )))
+}
+
+/// A temp folder holding the small ViT SAM (detweights seed 2) as `sam_small.safetensors`,
+/// written once per test run.
+pub fn small_vit_dir() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let weights = segattn::model::sam::detweights_sam(&small_vit_config(), 2).expect("weights");
+        let tensors: HashMap<String, Tensor> = weights
+            .names()
+            .into_iter()
+            .map(|n| {
+                let t = weights.load_any(&n, &Device::Cpu).expect("tensor");
+                (n, t)
+            })
+            .collect();
+        candle_core::safetensors::save(&tensors, dir.path().join("sam_small.safetensors"))
+            .expect("save");
+        dir
+    })
+    .path()
+}
+
+/// The small ViT SAM's file in [`small_vit_dir`].
+pub fn small_vit_file() -> PathBuf {
+    small_vit_dir().join("sam_small.safetensors")
 }
 
 /// The architecture and detweights seed of fixture model `name`.
