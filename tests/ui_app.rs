@@ -265,6 +265,7 @@ fn attention_grid_picks_layer_2_head_3() {
         ..Default::default()
     });
     h.state_mut().settings.view = View::Attention;
+    h.state_mut().settings.attention.merge_words = false;
     wait_until(&mut h, "attention for the default text", |a| {
         a.attention.output.is_some() && a.attention.shown.is_some()
     });
@@ -312,6 +313,90 @@ fn attention_grid_picks_layer_2_head_3() {
 }
 
 /// The Positional-encodings view shows the sinusoids of the formula, value for value.
+/// The lesson, word by word: the view starts from `chat` in the default sentence, with merged
+/// words, and lists what it looks at as `word : value` bars equal to the map's row; a click on
+/// another row of the heatmap picks that word, and a bar under the pointer marks its cell.
+#[test]
+#[cfg_attr(
+    not(has_minilm),
+    ignore = "needs .testdata/all-MiniLM-L6-v2 (scripts/fetch-test-models.sh)"
+)]
+fn a_word_is_picked_and_its_attention_listed_as_bars() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".testdata/all-MiniLM-L6-v2");
+    let mut h = app(AppOptions {
+        text_model: Some(dir),
+        ..Default::default()
+    });
+    h.state_mut().settings.view = View::Attention;
+    wait_until(&mut h, "the merged map of the default text", |a| {
+        a.attention.shown.as_ref().is_some_and(|m| m.key.merge)
+    });
+    h.run_steps(2);
+    let bars = |h: &Harness<'static, SegattnApp>, row: usize| {
+        let m = h.state().attention.shown.as_ref().expect("map");
+        (0..m.n)
+            .map(|c| {
+                segattn::ui::attention_lesson::bar_text(
+                    &m.labels[c],
+                    m.values[row * m.n + c],
+                    false,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let labels = h
+        .state()
+        .attention
+        .shown
+        .as_ref()
+        .expect("map")
+        .labels
+        .clone();
+    let at = |w: &str| labels.iter().position(|l| l == w);
+    assert!(at("mange").is_some(), "words merged: {labels:?}");
+    let chat = at("chat").expect("chat");
+    assert!(h.query_by_label_contains("What “chat” looks at").is_some());
+    let want = bars(&h, chat);
+    for text in &want {
+        assert!(h.query_all_by_label(text).next().is_some(), "no bar {text}");
+    }
+    assert!(h
+        .query_by_label_contains("each row is a word that looks")
+        .is_some());
+
+    // A click on the row of `table` in the heatmap picks it.
+    let table = at("table").expect("table");
+    let n = labels.len() as f32;
+    let rect = h.get_by_label("Attention heatmap").rect();
+    // The map: below the column labels and their title (86 px), right of the row labels and
+    // their title (106 px), the colour scale after it.
+    let side = rect.height() - 86.0;
+    let map_min = rect.min + egui::Vec2::new(106.0, 86.0);
+    let pos = map_min + egui::Vec2::new(side * 0.5, side * (table as f32 + 0.5) / n);
+    h.event(Event::PointerMoved(pos));
+    h.step();
+    for pressed in [true, false] {
+        common::primary_button(&h, pos, pressed);
+        h.step();
+    }
+    h.run_steps(2);
+    assert_eq!(h.state().settings.attention.word, Some(table));
+    assert!(h.query_by_label_contains("What “table” looks at").is_some());
+    let want = bars(&h, table);
+    assert!(
+        h.query_all_by_label(&want[chat]).next().is_some(),
+        "no bar {}",
+        want[chat]
+    );
+
+    // The bar of `noir` under the pointer outlines its cell in the heatmap.
+    let noir = at("noir").expect("noir");
+    let bar = h.get_all_by_label(&want[noir]).next().expect("bar").rect();
+    h.event(Event::PointerMoved(bar.center()));
+    h.run_steps(2);
+    assert_eq!(h.state().attention.bar_hover, Some(noir));
+}
+
 #[test]
 fn encodings_view_draws_sinusoids() {
     let mut h = app(AppOptions::default());

@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 
 use egui::{Color32, Pos2, Rect, Sense, TextureHandle, Vec2};
 
-use super::widgets::{heatmap_ui, texture};
+use super::widgets::{heatmap_ui, texture, HeatmapMarks, HoveredCell};
 use crate::analysis::{merge_groups, word_groups, AttentionMaps};
 use crate::jobs::{Jobs, Slot, Stale};
 use crate::types::{TextModelInfo, TextOutput};
@@ -72,6 +72,9 @@ pub struct AttentionSettings {
     pub head_view: bool,
     /// Heatmap colours.
     pub colormap: Colormap,
+    /// The word (a row of the shown map) whose attention the bar list shows; `None` until
+    /// one is picked: the view starts from `chat` ([`super::attention_lesson::default_word`]).
+    pub word: Option<usize>,
 }
 
 impl Default for AttentionSettings {
@@ -81,16 +84,18 @@ impl Default for AttentionSettings {
             layer: 0,
             head: 0,
             mode: AttnMode::Head,
-            merge_words: false,
+            // Words, not subword pieces, for the lesson.
+            merge_words: true,
             head_view: false,
             colormap: Colormap::Viridis,
+            word: None,
         }
     }
 }
 
-/// Colour range from 0 to the largest value.
-fn zero_to_max(values: &[f32]) -> ValueRange {
-    ValueRange::Fixed(0.0, values.iter().copied().fold(0f32, f32::max).max(1e-6))
+/// The largest value, the top of a map's colour range (which starts at 0).
+fn largest(values: &[f32]) -> f32 {
+    values.iter().copied().fold(0f32, f32::max).max(1e-6)
 }
 
 /// What a displayed heatmap shows: a map is recomputed only when this changes.
@@ -125,6 +130,8 @@ pub struct ShownMap {
     pub values: Vec<f32>,
     /// Masked (future) cells for causal models.
     pub causal: bool,
+    /// The value the brightest colour stands for (the darkest is 0).
+    pub scale_max: f32,
     /// The coloured raster (what export writes).
     pub raster: Raster,
     /// Each row's strongest links `(column, weight)`, strongest first (the head view).
@@ -172,6 +179,8 @@ pub struct AttentionState {
     pub forward_ms: Option<f64>,
     /// The query token under the pointer in the head view (kept while the pointer is away).
     pub head_view_hover: Option<usize>,
+    /// The column whose bar in the word list is under the pointer (outlined in the heatmap).
+    pub bar_hover: Option<usize>,
     model_request: Option<PathBuf>,
 }
 
@@ -195,6 +204,7 @@ impl AttentionState {
             exports: Slot::new(jobs),
             forward_ms: None,
             head_view_hover: None,
+            bar_hover: None,
             model_request: None,
         }
     }
@@ -370,26 +380,75 @@ impl AttentionState {
         self.settings_ui(ui, maps, s, notify);
         s.layer = s.layer.min(maps.layers.saturating_sub(1));
         s.head = s.head.min(maps.heads.saturating_sub(1));
+        let word = self.shown.as_ref().map(|m| {
+            let w = s.word.filter(|&w| w < m.n);
+            w.unwrap_or_else(|| super::attention_lesson::default_word(&m.labels))
+        });
+        if let Some(m) = &self.shown {
+            ui.label(
+                egui::RichText::new(super::attention_lesson::caption(
+                    m.key.mode,
+                    m.key.layer,
+                    m.key.head,
+                    m.key.merge,
+                    m.causal,
+                ))
+                .weak(),
+            );
+        }
+        let mut bar_hover = None;
         ui.horizontal_top(|ui| {
-            let side = (ui.available_height() - 90.0)
+            let side = (ui.available_height() - 110.0)
                 .min(ui.available_width() * 0.55)
                 .max(120.0);
             if let (true, Some(m)) = (s.head_view, &self.shown) {
                 self.head_view_hover = head_view_ui(ui, m, side, self.head_view_hover);
             } else if let Some(m) = &self.shown {
                 let (vals, n, causal, labels) = (&m.values, m.n, m.causal, &m.labels);
-                heatmap_ui(ui, &m.texture, (n, n), labels, labels, side, |r, c| {
-                    if causal && c > r {
-                        format!(
-                            "{} to {}: masked (a causal model cannot see later tokens)",
-                            labels[r], labels[c]
-                        )
-                    } else {
-                        format!("{} to {}: {:.4}", labels[r], labels[c], vals[r * n + c])
-                    }
-                });
+                let marks = HeatmapMarks {
+                    axis_titles: Some(("word that looks (query)", "word looked at (key)")),
+                    row: word,
+                    cell: word
+                        .zip(self.bar_hover)
+                        .map(|(row, col)| HoveredCell { row, col }),
+                    scale: Some((m.key.colormap, 0.0, m.scale_max)),
+                };
+                let (resp, cell) = heatmap_ui(
+                    ui,
+                    &m.texture,
+                    (n, n),
+                    labels,
+                    labels,
+                    side,
+                    marks,
+                    |r, c| {
+                        if causal && c > r {
+                            format!(
+                                "{} to {}: masked (a causal model cannot see later tokens)",
+                                labels[r], labels[c]
+                            )
+                        } else {
+                            format!("{} to {}: {:.4}", labels[r], labels[c], vals[r * n + c])
+                        }
+                    },
+                );
+                if let (true, Some(cell)) = (resp.clicked(), cell) {
+                    s.word = Some(cell.row);
+                }
             }
             ui.vertical(|ui| {
+                if let (Some(m), Some(w)) = (&self.shown, word) {
+                    let row = &m.values[w * m.n..(w + 1) * m.n];
+                    bar_hover = super::attention_lesson::word_bars_ui(
+                        ui,
+                        &m.labels,
+                        w,
+                        row,
+                        m.causal,
+                        (side * 0.45).max(120.0),
+                    );
+                    ui.separator();
+                }
                 ui.horizontal(|ui| {
                     ui.label("All layers × heads (click one):");
                     if self.is_computing() {
@@ -399,6 +458,7 @@ impl AttentionState {
                 self.grid_ui(ui, maps, s);
             });
         });
+        self.bar_hover = bar_hover;
     }
 
     fn settings_ui(
@@ -424,6 +484,26 @@ impl AttentionState {
                     }
                 });
             ui.checkbox(&mut s.merge_words, "merge subwords into words");
+            if let Some(m) = &self.shown {
+                let current = s
+                    .word
+                    .filter(|&w| w < m.n)
+                    .unwrap_or_else(|| super::attention_lesson::default_word(&m.labels));
+                // Token rows are the model's positions; merged words are counted instead.
+                let name = |i: usize| match m.key.merge {
+                    false => format!("{} : position {i}", m.labels[i]),
+                    true => format!("{} : word {i}", m.labels[i]),
+                };
+                egui::ComboBox::from_label("word")
+                    .selected_text(name(current))
+                    .show_ui(ui, |ui| {
+                        for i in 0..m.labels.len() {
+                            if ui.selectable_label(i == current, name(i)).clicked() {
+                                s.word = Some(i);
+                            }
+                        }
+                    });
+            }
             ui.checkbox(&mut s.head_view, "head view (lines)");
             egui::ComboBox::from_label("colormap")
                 .selected_text(s.colormap.name())
@@ -549,9 +629,9 @@ fn compute_map(
     }
     // Colours span 0 … the map's largest value (attention rarely nears 1 away from [CLS]);
     // the hover tooltip gives the exact number.
-    let raster = heatmap(&values, n, n, zero_to_max(&values), key.colormap, |r, c| {
-        causal && c > r
-    });
+    let scale_max = largest(&values);
+    let range = ValueRange::Fixed(0.0, scale_max);
+    let raster = heatmap(&values, n, n, range, key.colormap, |r, c| causal && c > r);
     let links = if stale() {
         Vec::new()
     } else {
@@ -564,6 +644,7 @@ fn compute_map(
         labels,
         values,
         causal,
+        scale_max,
         raster,
         links,
         texture,
@@ -609,7 +690,14 @@ fn thumbnails(
         let head = maps.head(i / maps.heads, i % maps.heads);
         let pooled = max_pool(head, n, side);
         let masked = |r: usize, c: usize| maps.causal && c * n / side >= (r + 1) * n / side;
-        let raster = heatmap(&pooled, side, side, zero_to_max(&pooled), colormap, masked);
+        let raster = heatmap(
+            &pooled,
+            side,
+            side,
+            ValueRange::Fixed(0.0, largest(&pooled)),
+            colormap,
+            masked,
+        );
         out.push(texture(ctx, &format!("head-{i}"), &raster, true));
     }
     out

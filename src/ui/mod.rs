@@ -2,6 +2,7 @@
 //! the first-run panel and shared widgets. Models are reached through the workers, never
 //! directly; heavy view work runs as [`crate::jobs`].
 
+pub mod attention_lesson;
 pub mod attention_view;
 pub mod encodings_view;
 pub mod first_run;

@@ -2,7 +2,7 @@
 
 use egui::{Color32, ColorImage, Pos2, Rect, Sense, TextureHandle, TextureOptions, Vec2};
 
-use crate::viz::Raster;
+use crate::viz::{Colormap, Raster};
 
 /// Uploads a raster as a texture (call once per result, never per frame).
 pub fn texture(ctx: &egui::Context, name: &str, r: &Raster, nearest: bool) -> TextureHandle {
@@ -24,8 +24,24 @@ pub struct HoveredCell {
     pub col: usize,
 }
 
+/// What a heatmap shows besides its cells.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeatmapMarks<'a> {
+    /// Titles of the row and column axes (what a row stands for, what a column stands for).
+    pub axis_titles: Option<(&'a str, &'a str)>,
+    /// A row drawn outlined (the selected word).
+    pub row: Option<usize>,
+    /// A cell drawn outlined (the bar under the pointer elsewhere).
+    pub cell: Option<HoveredCell>,
+    /// A colour scale beside the map: the colours and the values they stand for, from the
+    /// first (bottom) to the second (top).
+    pub scale: Option<(Colormap, f32, f32)>,
+}
+
 /// Draws a `rows × cols` heatmap texture filling `size`, with row labels on the left and column
-/// labels on top, and returns the hovered cell. `value_text(r, c)` fills the tooltip.
+/// labels on top (and the axes' titles beyond them), and returns the response (it senses
+/// clicks) and the hovered cell. `value_text(r, c)` fills the tooltip.
+#[allow(clippy::too_many_arguments)]
 pub fn heatmap_ui(
     ui: &mut egui::Ui,
     texture: &TextureHandle,
@@ -33,12 +49,21 @@ pub fn heatmap_ui(
     row_labels: &[String],
     col_labels: &[String],
     size: f32,
+    marks: HeatmapMarks<'_>,
     value_text: impl Fn(usize, usize) -> String,
 ) -> (egui::Response, Option<HoveredCell>) {
-    let label_w = 90.0;
-    let label_h = 70.0;
-    let (response, painter) =
-        ui.allocate_painter(Vec2::new(label_w + size, label_h + size), Sense::hover());
+    let title_h = if marks.axis_titles.is_some() {
+        16.0
+    } else {
+        0.0
+    };
+    let label_w = 90.0 + title_h;
+    let label_h = 70.0 + title_h;
+    let scale_w = if marks.scale.is_some() { 64.0 } else { 0.0 };
+    let (response, painter) = ui.allocate_painter(
+        Vec2::new(label_w + size + scale_w, label_h + size),
+        Sense::click(),
+    );
     response
         .widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, "Attention heatmap"));
     let origin = response.rect.min + Vec2::new(label_w, label_h);
@@ -81,23 +106,91 @@ pub fn heatmap_ui(
                 col: ((rel.x / cell.x) as usize).min(cols.saturating_sub(1)),
             }
         });
-    if let Some(h) = hovered {
+    if let Some((row_title, col_title)) = marks.axis_titles {
+        let (font, color) = (
+            egui::FontId::proportional(12.0),
+            ui.visuals().weak_text_color(),
+        );
+        let galley = painter.layout_no_wrap(row_title.to_owned(), font.clone(), color);
+        let pos = Pos2::new(
+            response.rect.min.x,
+            map_rect.center().y + galley.size().x / 2.0,
+        );
+        painter.add(
+            egui::epaint::TextShape::new(pos, galley, color)
+                .with_angle(-std::f32::consts::FRAC_PI_2),
+        );
+        painter.text(
+            Pos2::new(map_rect.center().x, response.rect.min.y),
+            egui::Align2::CENTER_TOP,
+            col_title,
+            font,
+            color,
+        );
+    }
+    if let Some((colormap, low, high)) = marks.scale {
+        scale_ui(&painter, map_rect, colormap, (low, high), text_color);
+    }
+    let outline = |row: usize, col: usize, cells: Vec2, width: f32| {
         let r = Rect::from_min_size(
-            origin + Vec2::new(h.col as f32 * cell.x, h.row as f32 * cell.y),
-            cell,
+            origin + Vec2::new(col as f32 * cell.x, row as f32 * cell.y),
+            cells,
         );
         painter.rect_stroke(
             r,
             0.0,
-            egui::Stroke::new(1.5, Color32::WHITE),
+            egui::Stroke::new(width, Color32::WHITE),
             egui::StrokeKind::Outside,
         );
+    };
+    if let Some(r) = marks.row.filter(|&r| r < rows) {
+        outline(r, 0, Vec2::new(size, cell.y), 1.0);
+    }
+    for h in hovered.iter().chain(&marks.cell) {
+        outline(h.row, h.col, cell, 1.5);
     }
     let response = match hovered {
         Some(h) => response.on_hover_text_at_pointer(value_text(h.row, h.col)),
         None => response,
     };
     (response, hovered)
+}
+
+/// A vertical colour scale right of `map`: `colormap` from `low` (bottom) to `high` (top), with
+/// the values at both ends and halfway.
+fn scale_ui(
+    painter: &egui::Painter,
+    map: Rect,
+    colormap: Colormap,
+    (low, high): (f32, f32),
+    text_color: Color32,
+) {
+    const STEPS: usize = 32;
+    let strip = Rect::from_min_max(
+        Pos2::new(map.max.x + 8.0, map.min.y),
+        Pos2::new(map.max.x + 20.0, map.max.y),
+    );
+    let step_h = strip.height() / STEPS as f32;
+    for i in 0..STEPS {
+        let t = (i as f32 + 0.5) / STEPS as f32; // 0 at the bottom
+        let [r, g, b, a] = colormap.rgba(t);
+        let y1 = strip.max.y - i as f32 * step_h;
+        let cell = Rect::from_min_max(
+            Pos2::new(strip.min.x, y1 - step_h - 0.5),
+            Pos2::new(strip.max.x, y1),
+        );
+        painter.rect_filled(cell, 0.0, Color32::from_rgba_unmultiplied(r, g, b, a));
+    }
+    let font = egui::FontId::proportional(11.0);
+    for (t, align) in [
+        (1.0, egui::Align2::LEFT_TOP),
+        (0.5, egui::Align2::LEFT_CENTER),
+        (0.0, egui::Align2::LEFT_BOTTOM),
+    ] {
+        let value = low + (high - low) * t;
+        let pos = Pos2::new(strip.max.x + 4.0, strip.max.y - strip.height() * t);
+        painter.text(pos, align, format!("{value:.2}"), font.clone(), text_color);
+    }
 }
 
 /// How often a running task's indicator moves.
