@@ -253,19 +253,25 @@ fn bad_image_keeps_the_previous_state_and_says_why() {
     );
 }
 
-#[test]
-#[cfg_attr(
-    not(has_minilm),
-    ignore = "needs .testdata/all-MiniLM-L6-v2 (scripts/fetch-test-models.sh)"
-)]
-fn attention_grid_picks_layer_2_head_3() {
+/// The Attention view with the real all-MiniLM-L6-v2, subwords merged into words or not.
+fn attention_app(merge_words: bool) -> Harness<'static, SegattnApp> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".testdata/all-MiniLM-L6-v2");
     let mut h = app(AppOptions {
         text_model: Some(dir),
         ..Default::default()
     });
     h.state_mut().settings.view = View::Attention;
-    h.state_mut().settings.attention.merge_words = false;
+    h.state_mut().settings.attention.merge_words = merge_words;
+    h
+}
+
+#[test]
+#[cfg_attr(
+    not(has_minilm),
+    ignore = "needs .testdata/all-MiniLM-L6-v2 (scripts/fetch-test-models.sh)"
+)]
+fn attention_grid_picks_layer_2_head_3() {
+    let mut h = attention_app(false);
     wait_until(&mut h, "attention for the default text", |a| {
         a.attention.output.is_some() && a.attention.shown.is_some()
     });
@@ -312,7 +318,6 @@ fn attention_grid_picks_layer_2_head_3() {
     assert_eq!(h.state().attention.head_view_hover, Some(2));
 }
 
-/// The Positional-encodings view shows the sinusoids of the formula, value for value.
 /// The lesson, word by word: the view starts from `chat` in the default sentence, with merged
 /// words, and lists what it looks at as `word : value` bars equal to the map's row; a click on
 /// another row of the heatmap picks that word, and a bar under the pointer marks its cell.
@@ -322,12 +327,7 @@ fn attention_grid_picks_layer_2_head_3() {
     ignore = "needs .testdata/all-MiniLM-L6-v2 (scripts/fetch-test-models.sh)"
 )]
 fn a_word_is_picked_and_its_attention_listed_as_bars() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".testdata/all-MiniLM-L6-v2");
-    let mut h = app(AppOptions {
-        text_model: Some(dir),
-        ..Default::default()
-    });
-    h.state_mut().settings.view = View::Attention;
+    let mut h = attention_app(true);
     wait_until(&mut h, "the merged map of the default text", |a| {
         a.attention.shown.as_ref().is_some_and(|m| m.key.merge)
     });
@@ -397,6 +397,7 @@ fn a_word_is_picked_and_its_attention_listed_as_bars() {
     assert_eq!(h.state().attention.bar_hover, Some(noir));
 }
 
+/// The Positional-encodings view shows the sinusoids of the formula, value for value.
 #[test]
 fn encodings_view_draws_sinusoids() {
     let mut h = app(AppOptions::default());
