@@ -357,7 +357,8 @@ fn a_word_is_picked_and_its_attention_listed_as_bars() {
     let chat = at("chat").expect("chat");
     assert!(h.query_by_label_contains("What “chat” looks at").is_some());
     let want = bars(&h, chat);
-    for text in &want {
+    // The list lays out the lines in view: the sentence's first words.
+    for text in &want[..8] {
         assert!(h.query_all_by_label(text).next().is_some(), "no bar {text}");
     }
     assert!(h

@@ -44,7 +44,7 @@ pub fn bar_text(label: &str, value: f32, masked: bool) -> String {
 
 /// Draws what row `row` (the word that looks) gives each column (`values` is the map's row,
 /// one value per label) as one bar per word, longest for the largest, and returns the column
-/// whose bar is under the pointer.
+/// whose bar is under the pointer. Only the lines in view are laid out (512 tokens stay cheap).
 pub fn word_bars_ui(
     ui: &mut egui::Ui,
     labels: &[String],
@@ -65,8 +65,9 @@ pub fn word_bars_ui(
     egui::ScrollArea::vertical()
         .id_salt("word bars")
         .max_height(max_height)
-        .show(ui, |ui| {
-            for (c, (label, &v)) in labels.iter().zip(values).enumerate() {
+        .show_rows(ui, BAR_LINE, labels.len().min(values.len()), |ui, rows| {
+            for c in rows {
+                let (label, v) = (&labels[c], values[c]);
                 let masked = causal && c > row;
                 let text = bar_text(label, v, masked);
                 let (resp, painter) =
