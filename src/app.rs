@@ -769,6 +769,11 @@ impl SegattnApp {
         if let Some(dir) = self.attention.take_model_request() {
             self.load_text(dir);
         }
+        if let Some(p) = self.attention.take_position_request() {
+            self.encodings
+                .show_position(&mut self.settings.encodings, p);
+            self.settings.view = View::Encodings;
+        }
     }
 }
 

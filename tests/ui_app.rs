@@ -396,6 +396,36 @@ fn a_word_is_picked_and_its_attention_listed_as_bars() {
     h.event(Event::PointerMoved(bar.center()));
     h.run_steps(2);
     assert_eq!(h.state().attention.bar_hover, Some(noir));
+
+    // Its position: a click on it opens the model's learned table on its row.
+    let tokens = h
+        .state()
+        .attention
+        .output
+        .as_ref()
+        .expect("out")
+        .attentions
+        .tokens
+        .clone();
+    let position = tokens.iter().position(|t| t == "table").expect("token");
+    assert!(position > table, "pieces before it: {tokens:?}");
+    // The position is a link (the combo box beside it names it too).
+    press(&mut h, &format!("table : position {position}"));
+    h.run_steps(3);
+    let s = &h.state().settings;
+    assert_eq!(s.view, View::Encodings);
+    assert_eq!(s.encodings.highlight, Some(position));
+    assert_eq!(
+        s.encodings.kind,
+        segattn::ui::encodings_view::EncodingKind::Learned
+    );
+    wait_until(&mut h, "the learned table", |a| {
+        a.encodings.current.is_some()
+    });
+    h.run_steps(2);
+    assert!(h
+        .query_by_label_contains(&format!("Position {position} outlined"))
+        .is_some());
 }
 
 /// The Positional-encodings view shows the sinusoids of the formula, value for value.

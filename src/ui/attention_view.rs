@@ -182,6 +182,7 @@ pub struct AttentionState {
     /// The column whose bar in the word list is under the pointer (outlined in the heatmap).
     pub bar_hover: Option<usize>,
     model_request: Option<PathBuf>,
+    position_request: Option<usize>,
 }
 
 impl AttentionState {
@@ -206,6 +207,7 @@ impl AttentionState {
             head_view_hover: None,
             bar_hover: None,
             model_request: None,
+            position_request: None,
         }
     }
 
@@ -324,6 +326,21 @@ impl AttentionState {
     /// A text model folder the user picked in the view's model list; the app loads it.
     pub fn take_model_request(&mut self) -> Option<PathBuf> {
         self.model_request.take()
+    }
+
+    /// The position the user asked to see in the Positional-encodings view, once.
+    pub fn take_position_request(&mut self) -> Option<usize> {
+        self.position_request.take()
+    }
+
+    /// The model position of row `row` of the shown map: the row itself for tokens, the
+    /// position of a merged word's first piece.
+    fn position_of(&self, row: usize) -> usize {
+        let merged = self.shown.as_ref().is_some_and(|m| m.key.merge);
+        match (merged, self.derived.words.get()) {
+            (true, Some((group, _))) => group.iter().position(|&g| g == row).unwrap_or(row),
+            _ => row,
+        }
     }
 
     /// The model picker: the loaded model and every other text model found on disk.
@@ -489,11 +506,8 @@ impl AttentionState {
                     .word
                     .filter(|&w| w < m.n)
                     .unwrap_or_else(|| super::attention_lesson::default_word(&m.labels));
-                // Token rows are the model's positions; merged words are counted instead.
-                let name = |i: usize| match m.key.merge {
-                    false => format!("{} : position {i}", m.labels[i]),
-                    true => format!("{} : word {i}", m.labels[i]),
-                };
+                // Every row with its model position (a merged word: its first piece's).
+                let name = |i: usize| format!("{} : position {}", m.labels[i], self.position_of(i));
                 egui::ComboBox::from_label("word")
                     .selected_text(name(current))
                     .show_ui(ui, |ui| {
@@ -503,6 +517,14 @@ impl AttentionState {
                             }
                         }
                     });
+                // The word's position as a link: a click shows its row of the encodings.
+                if ui
+                    .link(name(current))
+                    .on_hover_text("Open the Positional encodings view on this position")
+                    .clicked()
+                {
+                    self.position_request = Some(self.position_of(current));
+                }
             }
             ui.checkbox(&mut s.head_view, "head view (lines)");
             egui::ComboBox::from_label("colormap")

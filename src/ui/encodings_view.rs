@@ -67,6 +67,8 @@ pub struct EncodingsSettings {
     pub similarity: bool,
     /// Dimensions drawn as curves.
     pub curves: Vec<usize>,
+    /// A position whose row is outlined (a word's position, from the Attention view).
+    pub highlight: Option<usize>,
 }
 
 impl Default for EncodingsSettings {
@@ -78,6 +80,7 @@ impl Default for EncodingsSettings {
             base: 10000.0,
             similarity: false,
             curves: vec![0, 1, 8, 32],
+            highlight: None,
         }
     }
 }
@@ -151,6 +154,19 @@ impl EncodingsState {
     pub fn set_learned(&mut self, name: String, m: Matrix) {
         self.learned = Some((name, Arc::new(m)));
         self.source += 1;
+    }
+
+    /// Opens position `p` as the Attention view asks: the loaded model's learned table when
+    /// there is one (else the sinusoidal one), with enough positions to show it, its row
+    /// outlined.
+    pub fn show_position(&self, s: &mut EncodingsSettings, p: usize) {
+        if self.learned.is_some() {
+            s.kind = EncodingKind::Learned;
+        } else if s.kind != EncodingKind::Rotary {
+            s.kind = EncodingKind::Sinusoidal;
+        }
+        s.positions = s.positions.max(p + 1);
+        s.highlight = Some(p);
     }
 
     /// Sets the point encoding of a newly loaded SAM model.
@@ -244,6 +260,16 @@ impl EncodingsState {
             }
             return;
         };
+        if let Some(r) = s.highlight {
+            ui.horizontal(|ui| {
+                ui.label(format!(
+                    "Position {r} outlined (the word picked in the Attention view)."
+                ));
+                if ui.small_button("clear").clicked() {
+                    s.highlight = None;
+                }
+            });
+        }
         let similarity = c.key.similarity;
         let m = c.shown.clone();
         let texture = c.texture.id();
@@ -260,6 +286,28 @@ impl EncodingsState {
                 )
             };
             let resp = ui.add(egui::Image::new((texture, size)).sense(egui::Sense::hover()));
+            if let Some(r) = s.highlight.filter(|&r| r < m.rows) {
+                // The row (and, in the similarity map, the column) of the chosen position.
+                let (rect, rows) = (resp.rect, m.rows as f32);
+                let h = (rect.height() / rows).max(2.0);
+                let y = rect.min.y + rect.height() * r as f32 / rows;
+                let stroke = egui::Stroke::new(1.5, egui::Color32::WHITE);
+                let row = egui::Rect::from_min_size(
+                    egui::pos2(rect.min.x, y),
+                    egui::vec2(rect.width(), h),
+                );
+                ui.painter()
+                    .rect_stroke(row, 0.0, stroke, egui::StrokeKind::Outside);
+                if similarity {
+                    let x = rect.min.x + rect.width() * r as f32 / rows;
+                    let col = egui::Rect::from_min_size(
+                        egui::pos2(x, rect.min.y),
+                        egui::vec2(h, rect.height()),
+                    );
+                    ui.painter()
+                        .rect_stroke(col, 0.0, stroke, egui::StrokeKind::Outside);
+                }
+            }
             resp.widget_info(|| {
                 egui::WidgetInfo::labeled(egui::Role::Image, true, "Encoding heatmap")
             });
