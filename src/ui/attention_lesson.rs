@@ -55,7 +55,7 @@ pub fn word_bars_ui(
 ) -> Option<usize> {
     let looker = labels.get(row).map_or("", String::as_str);
     ui.label(egui::RichText::new(format!("What “{looker}” looks at")).strong());
-    let largest = values.iter().copied().fold(0f32, f32::max).max(1e-6);
+    let largest = super::attention_view::largest(values);
     let width = ui
         .available_width()
         .clamp(BAR_TEXT + 60.0, BAR_TEXT + 320.0);

@@ -94,7 +94,7 @@ impl Default for AttentionSettings {
 }
 
 /// The largest value, the top of a map's colour range (which starts at 0).
-fn largest(values: &[f32]) -> f32 {
+pub(super) fn largest(values: &[f32]) -> f32 {
     values.iter().copied().fold(0f32, f32::max).max(1e-6)
 }
 
@@ -132,11 +132,21 @@ pub struct ShownMap {
     pub causal: bool,
     /// The value the brightest colour stands for (the darkest is 0).
     pub scale_max: f32,
+    /// The row the bar list shows until the user picks one
+    /// ([`super::attention_lesson::default_word`]).
+    pub start_word: usize,
     /// The coloured raster (what export writes).
     pub raster: Raster,
     /// Each row's strongest links `(column, weight)`, strongest first (the head view).
     pub links: Vec<Vec<(usize, f32)>>,
     texture: TextureHandle,
+}
+
+impl ShownMap {
+    /// The row of the word the bar list shows: the picked one, else [`Self::start_word`].
+    pub fn word(&self, s: &AttentionSettings) -> usize {
+        s.word.filter(|&w| w < self.n).unwrap_or(self.start_word)
+    }
 }
 
 /// What a result's maps share, computed once on first use.
@@ -397,10 +407,7 @@ impl AttentionState {
         self.settings_ui(ui, maps, s, notify);
         s.layer = s.layer.min(maps.layers.saturating_sub(1));
         s.head = s.head.min(maps.heads.saturating_sub(1));
-        let word = self.shown.as_ref().map(|m| {
-            let w = s.word.filter(|&w| w < m.n);
-            w.unwrap_or_else(|| super::attention_lesson::default_word(&m.labels))
-        });
+        let word = self.shown.as_ref().map(|m| m.word(s));
         if let Some(m) = &self.shown {
             ui.label(
                 egui::RichText::new(super::attention_lesson::caption(
@@ -502,10 +509,7 @@ impl AttentionState {
                 });
             ui.checkbox(&mut s.merge_words, "merge subwords into words");
             if let Some(m) = &self.shown {
-                let current = s
-                    .word
-                    .filter(|&w| w < m.n)
-                    .unwrap_or_else(|| super::attention_lesson::default_word(&m.labels));
+                let current = m.word(s);
                 // Every row with its model position (a merged word: its first piece's).
                 let name = |i: usize| format!("{} : position {}", m.labels[i], self.position_of(i));
                 egui::ComboBox::from_label("word")
@@ -660,6 +664,7 @@ fn compute_map(
         strongest_links(&values, n, causal)
     };
     let texture = texture(ctx, "attention", &raster, true);
+    let start_word = super::attention_lesson::default_word(&labels);
     ShownMap {
         key,
         n,
@@ -667,6 +672,7 @@ fn compute_map(
         values,
         causal,
         scale_max,
+        start_word,
         raster,
         links,
         texture,
