@@ -17,7 +17,8 @@
 //!   encoded ahead, against the same clicks after. `cargo bench --bench ui_frames -- folder`
 //!   runs only these.
 //! - Attention (needs `.testdata/all-MiniLM-L6-v2`): 128 and 512 tokens, rollout and merged
-//!   words, the layer changing every 20 frames while the pointer sweeps the heatmap.
+//!   words, the layer changing every 20 frames while the pointer sweeps the heatmap; then 512
+//!   tokens with the word's bar list and one head's step view open, the head changing.
 //! - Encodings: 512 sinusoidal positions with cosine similarity, and SAM's point encoding
 //!   (4096 grid cells) with cosine similarity, the pointer over the heatmap.
 //!
@@ -486,6 +487,27 @@ fn attention_frames(rows: &mut Vec<Row>) {
             frames,
         });
     }
+    // The lesson's panels: the word's bar list and one head's steps (512 tokens), the head
+    // changing every 20 frames (new steps from the worker), the pointer over the map.
+    {
+        let s = &mut h.state_mut().settings.attention;
+        s.mode = AttnMode::Head;
+        s.step_view = true;
+    }
+    wait_until(&mut h, "the head's steps", |a| a.attention.steps.is_some());
+    h.run_steps(3);
+    let rect = h.get_by_label("Attention heatmap").rect();
+    let frames = time_frames(&mut h, 400, |h, i| {
+        if i % 20 == 0 {
+            let s = &mut h.state_mut().settings.attention;
+            s.head = (s.head + 1) % 12;
+        }
+        h.event(Event::PointerMoved(sweep(rect, i, 400)));
+    });
+    rows.push(Row {
+        scenario: "Attention, 512 tokens, one head, bar list + step view, head changing, pointer over the map".into(),
+        frames,
+    });
 }
 
 fn encodings_frames(rows: &mut Vec<Row>) {

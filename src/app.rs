@@ -160,6 +160,7 @@ impl SegattnApp {
         } else {
             Settings::default()
         };
+        crate::ui::install_fonts(&cc.egui_ctx);
         let ctx = cc.egui_ctx.clone();
         let repaint: Repaint = std::sync::Arc::new(move || ctx.request_repaint());
         let runtime = Runtime::select(opts.device, opts.dtype)?;
@@ -557,11 +558,17 @@ impl SegattnApp {
                 self.status.text_model = Some(format!("{} ({})", info.name, info.model_type));
                 self.status.notify(Ok(format!("{} loaded", info.name)));
                 if let Some(p) = self.text_loading.take() {
+                    if !self.attention.opened.contains(&p) {
+                        self.attention.opened.push(p.clone());
+                    }
                     self.settings.text_model = Some(p.clone());
                     self.text_path = Some(p);
                 }
-                self.encodings
-                    .set_learned(info.name.clone(), positions.clone());
+                self.encodings.set_learned(
+                    info.name.clone(),
+                    positions.clone(),
+                    info.skipped_position_rows,
+                );
             }
             TextResponse::LoadCancelled => {
                 self.text_model.activity = ModelActivity::Idle;
@@ -569,6 +576,7 @@ impl SegattnApp {
                 self.status.notify(Ok("loading cancelled".into()));
             }
             TextResponse::Output { ms, .. } => self.status.forward_ms = Some(*ms),
+            TextResponse::Steps { .. } => {}
             TextResponse::Failed {
                 task: TextTask::LoadModel,
                 message,

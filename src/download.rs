@@ -87,6 +87,22 @@ pub fn defaults() -> Vec<DownloadSpec> {
             ModelKind::Text,
             550,
         ),
+        // French-capable: CamemBERT distilled to 6 layers (French only, SentencePiece), and the
+        // multilingual MiniLM (a BERT with XLM-R's SentencePiece vocabulary of 250k pieces).
+        spec(
+            "DistilCamemBERT (French)",
+            HUB_TEXT_REPOS[2],
+            &TEXT_FILES,
+            ModelKind::Text,
+            275,
+        ),
+        spec(
+            "multilingual MiniLM-L12 (50+ languages)",
+            HUB_TEXT_REPOS[3],
+            &TEXT_FILES,
+            ModelKind::Text,
+            480,
+        ),
     ]
 }
 

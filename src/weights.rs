@@ -661,15 +661,22 @@ pub const SAM_FILE_NAMES: [&str; 6] = [
 ];
 
 /// Text model folders we look for, in order of preference.
-pub const TEXT_MODEL_NAMES: [&str; 2] = ["all-MiniLM-L6-v2", "gpt2"];
+pub const TEXT_MODEL_NAMES: [&str; 4] = [
+    "all-MiniLM-L6-v2",
+    "gpt2",
+    "distilcamembert-base",
+    "paraphrase-multilingual-MiniLM-L12-v2",
+];
 
 /// The Hugging Face Hub repository of the SAM safetensors checkpoints (downloads and cache).
 pub const HUB_SAM_REPO: &str = "lmz/candle-sam";
 
 /// The Hub repositories of [`TEXT_MODEL_NAMES`], in the same order.
-pub const HUB_TEXT_REPOS: [&str; 2] = [
+pub const HUB_TEXT_REPOS: [&str; 4] = [
     "sentence-transformers/all-MiniLM-L6-v2",
     "openai-community/gpt2",
+    "cmarkea/distilcamembert-base",
+    "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2",
 ];
 
 /// Folders searched for weights, in order: `weights/` beside the working directory and beside

@@ -13,5 +13,6 @@ mod download;
 mod robustness;
 mod sam_everything;
 mod sam_parity;
+mod text_french;
 mod text_parity;
 mod ui_app;

@@ -254,6 +254,12 @@ fn bad_image_keeps_the_previous_state_and_says_why() {
 }
 
 /// The Attention view with the real all-MiniLM-L6-v2, subwords merged into words or not.
+/// The labels of the heatmap on screen.
+fn shown_labels(h: &Harness<'static, SegattnApp>) -> Vec<String> {
+    let m = h.state().attention.shown.as_ref().expect("map");
+    m.labels.clone()
+}
+
 fn attention_app(merge_words: bool) -> Harness<'static, SegattnApp> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".testdata/all-MiniLM-L6-v2");
     let mut h = app(AppOptions {
@@ -344,14 +350,7 @@ fn a_word_is_picked_and_its_attention_listed_as_bars() {
             })
             .collect::<Vec<_>>()
     };
-    let labels = h
-        .state()
-        .attention
-        .shown
-        .as_ref()
-        .expect("map")
-        .labels
-        .clone();
+    let labels = shown_labels(&h);
     let at = |w: &str| labels.iter().position(|l| l == w);
     assert!(at("mange").is_some(), "words merged: {labels:?}");
     let chat = at("chat").expect("chat");
@@ -1418,4 +1417,115 @@ fn refinement_feeds_the_previous_mask_to_the_next_click() {
     h.step();
     assert_eq!(h.state().segment.prompts().points.len(), 1);
     assert!(h.state().segment.prompts().mask_input.is_none());
+}
+
+/// A French model (the tiny CamemBERT of the fixtures): its SentencePiece pieces merge into
+/// the lesson's words, and the step view shows one head's computation for `chat` whose softmax
+/// is the model's attention row; another head is followed when picked. Its learned positions
+/// say which rows no token reads.
+#[test]
+fn the_step_view_follows_one_head_of_a_french_model() {
+    let mut h = app(AppOptions {
+        text_model: Some(common::french_model_dir("camembert_tiny")),
+        ..Default::default()
+    });
+    h.state_mut().settings.view = View::Attention;
+    wait_until(&mut h, "the merged map of the default text", |a| {
+        a.attention.shown.as_ref().is_some_and(|m| m.key.merge)
+    });
+    let labels = shown_labels(&h);
+    for w in ["Le", "chat", "noir", "mange", "poisson", "table"] {
+        assert!(labels.iter().any(|l| l == w), "no word {w}: {labels:?}");
+    }
+    assert!(h.query_by_label_contains("What “chat” looks at").is_some());
+    press(&mut h, "step by step");
+    wait_until(&mut h, "the steps of chat", |a| a.attention.steps.is_some());
+    h.run_steps(2);
+    let check = |h: &Harness<'static, SegattnApp>, head: usize| {
+        let a = &h.state().attention;
+        let st = a.steps.as_ref().expect("steps");
+        let out = a.output.as_ref().expect("output");
+        let token = out
+            .attentions
+            .tokens
+            .iter()
+            .position(|t| t == "▁cha")
+            .expect("the first piece of chat");
+        assert_eq!((st.layer, st.head, st.token), (0, head, token));
+        let n = out.attentions.n;
+        let row = &out.attentions.head(0, head)[token * n..(token + 1) * n];
+        for (p, r) in st.probs.iter().zip(row) {
+            assert!((p - r).abs() <= 1e-6, "softmax {p} vs heatmap {r}");
+        }
+        assert!(a.steps_gap.is_some_and(|g| g <= 1e-6));
+        (st.probs.clone(), st.tokens.clone(), token)
+    };
+    let (probs, tokens, token) = check(&h, 0);
+    assert!(h
+        .query_by_label_contains(&format!(
+            "One head, step by step: layer 0, head 0, token “▁cha” (position {token})"
+        ))
+        .is_some());
+    assert!(h.query_by_label_contains("Divided by √16 = 4.00").is_some());
+    let bar = format!("{} : {:.3}", tokens[1], probs[1]);
+    assert!(
+        h.query_all_by_label(&bar).next().is_some(),
+        "no softmax {bar}"
+    );
+    h.state_mut().settings.attention.head = 2;
+    wait_until(&mut h, "the steps of head 2", |a| {
+        a.attention.steps.as_ref().is_some_and(|s| s.head == 2)
+    });
+    check(&h, 2);
+
+    // The sentence as three tokenizers cut it, with their counts.
+    let others = ["roberta_tiny", "bert_sentencepiece_tiny"].map(common::french_model_dir);
+    h.state_mut()
+        .attention
+        .opened
+        .extend(others.iter().cloned());
+    press(&mut h, "Tokenizers side by side");
+    wait_until(&mut h, "three tokenizers", |a| {
+        a.attention
+            .tokenizers
+            .shown
+            .as_ref()
+            .is_some_and(|c| c.cuts.len() >= 3)
+    });
+    h.run_steps(2);
+    let text = h.state().settings.attention.text.clone();
+    for (name, dir) in [
+        ("camembert_tiny", common::french_model_dir("camembert_tiny")),
+        ("roberta_tiny", others[0].clone()),
+    ] {
+        let tok = segattn::model::text::TextTokenizer::from_file(&dir.join("tokenizer.json"))
+            .expect("tokenizer");
+        let want = tok.encode(&text, usize::MAX).expect("encodes").tokens;
+        let comparison = h.state().attention.tokenizers.shown.as_ref().expect("cuts");
+        let cut = comparison
+            .cuts
+            .iter()
+            .find(|c| c.model == name)
+            .expect(name);
+        assert_eq!(cut.tokens.as_ref().expect("tokens"), &want, "{name}");
+        let count = want.iter().filter(|t| !t.special).count();
+        assert!(
+            h.query_by_label(&format!("{name}: {count} tokens"))
+                .is_some(),
+            "no count for {name}"
+        );
+    }
+    assert!(h.query_all_by_label("Ġpoisson").next().is_some());
+
+    h.state_mut().settings.view = View::Encodings;
+    h.state_mut().settings.encodings.kind = segattn::ui::encodings_view::EncodingKind::Learned;
+    wait_until(&mut h, "the learned table", |a| {
+        a.encodings.current.is_some()
+    });
+    h.run_steps(2);
+    assert!(h
+        .query_by_label_contains("Rows 0–1 of the model's table are never used")
+        .is_some());
+    let shown = &h.state().encodings.current.as_ref().expect("shown").base;
+    assert_eq!(shown.cols, 64);
 }

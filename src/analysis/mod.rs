@@ -8,7 +8,7 @@ pub mod positional;
 
 use serde::Serialize;
 
-use crate::types::text::Token;
+use crate::types::text::{HeadSteps, Token};
 
 /// Every layer's and head's softmax attention for one input.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -189,21 +189,49 @@ pub fn merge_groups(map: &[f32], n: usize, group: &[usize]) -> Vec<f32> {
     out
 }
 
-/// Groups tokens into words for [`merge_groups`]: consecutive tokens with the
-/// same word id form one group, each special token its own. Returns the group of each token and
-/// a label per group (the word's text, or the special token).
+/// Groups tokens into words for [`merge_groups`]. Returns the group of each token and a label per
+/// group (the word's text from `text`, or the special token).
+///
+/// A token continues the word before it when neither is special, the tokenizer put them in the
+/// same pre-tokenized word (when it says), nothing lies between their spans, the token does not
+/// open a word itself (SentencePiece `▁`, byte-level BPE `Ġ`), and either it is a WordPiece
+/// continuation (`##`), or the word so far is a bare `▁` / `Ġ`, or neither piece is punctuation;
+/// pieces that share a character (the bytes of an emoji) always join. So `man ##ge`,
+/// `▁pois son`, `Ġm ange` each make one word, while `poisson` and its `.` stay two, as BERT's
+/// own pre-tokenizer splits them.
 pub fn word_groups(tokens: &[Token], text: &str) -> (Vec<usize>, Vec<String>) {
     let chars: Vec<char> = text.chars().collect();
     let slice = |s: usize, e: usize| -> String {
         let (s, e) = (s.min(chars.len()), e.min(chars.len()));
-        chars[s..e.max(s)].iter().collect()
+        chars[s..e.max(s)]
+            .iter()
+            .collect::<String>()
+            .trim()
+            .to_string()
     };
+    let is_punct = |t: &Token| {
+        let piece = slice(t.span.0, t.span.1);
+        !piece.is_empty() && !piece.chars().any(char::is_alphanumeric)
+    };
+    let bare_marker = |t: &Token| matches!(t.text.as_str(), "\u{2581}" | "\u{120}");
     let mut group = Vec::with_capacity(tokens.len());
     let mut starts: Vec<Option<usize>> = Vec::new();
     let mut labels: Vec<String> = Vec::new();
-    let mut prev_word: Option<usize> = None;
+    let mut prev: Option<&Token> = None;
     for t in tokens {
-        let continues = !t.special && t.word.is_some() && t.word == prev_word;
+        let continues = prev.is_some_and(|p| {
+            let same_word = t.word.is_none() || p.word.is_none() || t.word == p.word;
+            // Byte-level pieces of one character (an emoji, an accented letter) share it.
+            let shares_a_char = t.span.0 < p.span.1;
+            !t.special
+                && same_word
+                && t.span.0 <= p.span.1
+                && (shares_a_char
+                    || !t.text.starts_with(['\u{2581}', '\u{120}'])
+                        && (t.text.starts_with("##")
+                            || bare_marker(p)
+                            || !(is_punct(t) || is_punct(p))))
+        });
         if let (true, Some(Some(start))) = (continues, starts.last().copied()) {
             let g = labels.len() - 1;
             labels[g] = slice(start, t.span.1);
@@ -218,9 +246,84 @@ pub fn word_groups(tokens: &[Token], text: &str) -> (Vec<usize>, Vec<String>) {
                 labels.push(slice(t.span.0, t.span.1));
             }
         }
-        prev_word = if t.special { None } else { t.word };
+        prev = (!t.special).then_some(t);
     }
     (group, labels)
+}
+
+/// Where one head's projections come from: the model's queries, keys and values of a layer for
+/// every token, `[n × hidden]` each (heads side by side, as the model's linear layers give them).
+pub struct LayerProjections<'a> {
+    /// Queries.
+    pub q: &'a [f32],
+    /// Keys.
+    pub k: &'a [f32],
+    /// Values.
+    pub v: &'a [f32],
+    /// Tokens.
+    pub n: usize,
+    /// Heads.
+    pub heads: usize,
+}
+
+/// One head's computation for token `token`, step by step, as eager attention does it: the
+/// query, the keys, the dot products, the scaling by `1/√d`, the causal mask (later tokens for
+/// a causal model), the softmax (max subtracted, as `torch.softmax`) and the weighted sum of the
+/// values. `tokens` label the rows.
+pub fn head_steps(
+    p: &LayerProjections,
+    (layer, head, token): (usize, usize, usize),
+    causal: bool,
+    tokens: Vec<String>,
+) -> HeadSteps {
+    let hd = p.q.len() / (p.n * p.heads).max(1);
+    let d = hd * p.heads;
+    let slice = |m: &[f32], row: usize| m[row * d + head * hd..row * d + (head + 1) * hd].to_vec();
+    let query = slice(p.q, token);
+    let keys: Vec<f32> = (0..p.n).flat_map(|j| slice(p.k, j)).collect();
+    let values: Vec<f32> = (0..p.n).flat_map(|j| slice(p.v, j)).collect();
+    let dots: Vec<f32> = keys
+        .chunks(hd)
+        .map(|k| query.iter().zip(k).map(|(a, b)| a * b).sum())
+        .collect();
+    let scale = (hd as f32).powf(-0.5);
+    let scaled: Vec<f32> = dots.iter().map(|x| x * scale).collect();
+    let masked: Vec<bool> = (0..p.n).map(|j| causal && j > token).collect();
+    let top = scaled
+        .iter()
+        .zip(&masked)
+        .filter(|(_, &m)| !m)
+        .map(|(x, _)| *x)
+        .fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f32> = scaled
+        .iter()
+        .zip(&masked)
+        .map(|(x, &m)| if m { 0.0 } else { (x - top).exp() })
+        .collect();
+    let total: f32 = exps.iter().sum();
+    let probs: Vec<f32> = exps.iter().map(|e| e / total).collect();
+    let mut output = vec![0f32; hd];
+    for (v, &w) in values.chunks(hd).zip(&probs) {
+        for (o, x) in output.iter_mut().zip(v) {
+            *o += w * x;
+        }
+    }
+    HeadSteps {
+        layer,
+        head,
+        token,
+        tokens,
+        head_dim: hd,
+        query,
+        keys,
+        values,
+        dots,
+        scale,
+        scaled,
+        masked,
+        probs,
+        output,
+    }
 }
 
 #[cfg(test)]
@@ -292,6 +395,149 @@ mod tests {
         for row in merged.chunks(3) {
             assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
         }
+    }
+
+    /// Tokens from `(text, span)` pairs of `sentence`, `[CLS]`-style specials where the span is
+    /// `None`; word ids as a pre-tokenizer that splits on spaces only (SentencePiece) gives them.
+    fn tokens(pieces: &[(&str, Option<(usize, usize)>)], sentence: &str) -> Vec<Token> {
+        let mut word = 0;
+        let mut last_end = 0;
+        pieces
+            .iter()
+            .map(|&(text, span)| {
+                let Some(span) = span else {
+                    return Token {
+                        id: 0,
+                        text: text.into(),
+                        span: (0, 0),
+                        word: None,
+                        special: true,
+                    };
+                };
+                let gap = sentence
+                    .chars()
+                    .skip(last_end)
+                    .take(span.0.saturating_sub(last_end));
+                if last_end > 0 && (span.0 > last_end || gap.clone().any(char::is_whitespace)) {
+                    word += 1;
+                }
+                last_end = span.1;
+                Token {
+                    id: 1,
+                    text: text.into(),
+                    span,
+                    word: Some(word),
+                    special: false,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn words_from_wordpiece_sentencepiece_and_byte_level_pieces() {
+        let s = "Le chat mange du poisson.";
+        let expect = ["<s>", "Le", "chat", "mange", "du", "poisson", ".", "</s>"];
+        // SentencePiece: `▁` opens a word, its span includes the space before it.
+        let sp = tokens(
+            &[
+                ("<s>", None),
+                ("\u{2581}Le", Some((0, 2))),
+                ("\u{2581}chat", Some((2, 7))),
+                ("\u{2581}m", Some((7, 9))),
+                ("ange", Some((9, 13))),
+                ("\u{2581}", Some((13, 14))),
+                ("du", Some((14, 16))),
+                ("\u{2581}pois", Some((16, 21))),
+                ("son", Some((21, 24))),
+                (".", Some((24, 25))),
+                ("</s>", None),
+            ],
+            s,
+        );
+        let (group, labels) = word_groups(&sp, s);
+        assert_eq!(labels, expect);
+        assert_eq!(group, [0, 1, 2, 3, 3, 4, 4, 5, 5, 6, 7]);
+        // Byte-level BPE: `Ġ` opens a word; spans trimmed of the space.
+        let bpe = tokens(
+            &[
+                ("<s>", None),
+                ("Le", Some((0, 2))),
+                ("\u{120}chat", Some((3, 7))),
+                ("\u{120}m", Some((8, 9))),
+                ("ange", Some((9, 13))),
+                ("\u{120}du", Some((14, 16))),
+                ("\u{120}poisson", Some((17, 24))),
+                (".", Some((24, 25))),
+                ("</s>", None),
+            ],
+            s,
+        );
+        assert_eq!(word_groups(&bpe, s).1, expect);
+        // WordPiece: `##` continues, punctuation is its own word.
+        let wp = tokens(
+            &[
+                ("[CLS]", None),
+                ("le", Some((0, 2))),
+                ("chat", Some((3, 7))),
+                ("man", Some((8, 11))),
+                ("##ge", Some((11, 13))),
+                ("du", Some((14, 16))),
+                ("po", Some((17, 19))),
+                ("##isson", Some((19, 24))),
+                (".", Some((24, 25))),
+                ("[SEP]", None),
+            ],
+            s,
+        );
+        let (_, labels) = word_groups(&wp, s);
+        assert_eq!(labels[1..7], expect[1..7]);
+        // An apostrophe splits `l'attention` into three words, whatever the tokenizer.
+        let a = "l'attention";
+        let sp = tokens(
+            &[
+                ("\u{2581}l", Some((0, 1))),
+                ("'", Some((1, 2))),
+                ("att", Some((2, 5))),
+                ("ention", Some((5, 11))),
+            ],
+            a,
+        );
+        assert_eq!(word_groups(&sp, a).1, ["l", "'", "attention"]);
+    }
+
+    #[test]
+    fn head_steps_follow_scaled_dot_product_attention() {
+        // 3 tokens, 2 heads of width 2: head 1 of token 1.
+        let q = [0., 0., 9., 9., 0., 0., 1., 2., 0., 0., 9., 9.];
+        let k = [0., 0., 1., 0., 0., 0., 0., 1., 0., 0., 1., 1.];
+        let v = [0., 0., 1., 0., 0., 0., 0., 1., 0., 0., 2., 2.];
+        let p = LayerProjections {
+            q: &q,
+            k: &k,
+            v: &v,
+            n: 3,
+            heads: 2,
+        };
+        let labels = vec!["a".to_string(), "b".into(), "c".into()];
+        let s = head_steps(&p, (0, 1, 1), false, labels.clone());
+        assert_eq!(s.query, [1., 2.]);
+        assert_eq!(s.dots, [1., 2., 3.]);
+        let scaled: Vec<f32> = [1f32, 2., 3.].iter().map(|x| x / 2f32.sqrt()).collect();
+        for (ours, want) in s.scaled.iter().zip(&scaled) {
+            assert!((ours - want).abs() < 1e-6);
+        }
+        let e: Vec<f32> = scaled.iter().map(|x| x.exp()).collect();
+        let sum: f32 = e.iter().sum();
+        for (p, e) in s.probs.iter().zip(&e) {
+            assert!((p - e / sum).abs() < 1e-6);
+        }
+        let out0 = s.probs[0] + 2.0 * s.probs[2];
+        assert!((s.output[0] - out0).abs() < 1e-6);
+        // Causal: token 2 is masked for token 1, and the rest still sums to 1.
+        let c = head_steps(&p, (0, 1, 1), true, labels);
+        assert_eq!(c.masked, [false, false, true]);
+        assert_eq!(c.probs[2], 0.0);
+        assert!((c.probs[0] + c.probs[1] - 1.0).abs() < 1e-6);
     }
 
     #[test]

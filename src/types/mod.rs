@@ -12,4 +12,4 @@ pub use sam::{
     best_candidate, BoxPrompt, DecoderAttention, DecoderToken, LayerAttention, PointLabel,
     PointPrompt, Prediction, Prompts, SparseToken, LOW_RES,
 };
-pub use text::{Encoded, TextModelInfo, TextOutput, Token};
+pub use text::{Encoded, HeadSteps, TextModelInfo, TextOutput, Token};

@@ -66,7 +66,7 @@ pub struct TextOutput {
 pub struct TextModelInfo {
     /// The folder's or Hub repository's name ("all-MiniLM-L6-v2").
     pub name: String,
-    /// `config.json`'s `model_type` ("bert", "gpt2").
+    /// `config.json`'s `model_type` ("bert", "roberta", "xlm-roberta", "camembert", "gpt2").
     pub model_type: &'static str,
     /// Transformer blocks.
     pub layers: usize,
@@ -76,4 +76,42 @@ pub struct TextModelInfo {
     pub max_positions: usize,
     /// True for models that only look back (GPT-2).
     pub causal: bool,
+    /// First rows of the learned position table that no token reads (RoBERTa family:
+    /// `padding_idx + 1`), left out of the table the app shows; 0 for BERT and GPT-2.
+    pub skipped_position_rows: usize,
+}
+
+/// One head's computation for one token, step by step, from the model's own projections
+/// (the Attention view's step view). Vectors are the head's slice (`head_dim` numbers).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeadSteps {
+    /// Layer of the head.
+    pub layer: usize,
+    /// The head.
+    pub head: usize,
+    /// The token that looks (the query's row).
+    pub token: usize,
+    /// The tokens' texts.
+    pub tokens: Vec<String>,
+    /// Width of the head.
+    pub head_dim: usize,
+    /// The token's query `[head_dim]`.
+    pub query: Vec<f32>,
+    /// Every token's key `[n × head_dim]`.
+    pub keys: Vec<f32>,
+    /// Every token's value `[n × head_dim]`.
+    pub values: Vec<f32>,
+    /// `q · kⱼ` for every token `j` `[n]`.
+    pub dots: Vec<f32>,
+    /// The scale `1 / √head_dim`.
+    pub scale: f32,
+    /// `q · kⱼ / √head_dim` `[n]`.
+    pub scaled: Vec<f32>,
+    /// Tokens the query may not see (later tokens of a causal model) `[n]`.
+    pub masked: Vec<bool>,
+    /// The softmax of the scaled scores over the visible tokens, 0 where masked `[n]`: the
+    /// token's row of the head's attention map.
+    pub probs: Vec<f32>,
+    /// `Σⱼ probsⱼ · vⱼ` `[head_dim]`: what the head hands on for this token.
+    pub output: Vec<f32>,
 }

@@ -14,7 +14,7 @@ use egui::{Color32, Pos2, Rect, Sense, TextureHandle, Vec2};
 use super::widgets::{heatmap_ui, texture, HeatmapMarks, HoveredCell};
 use crate::analysis::{merge_groups, word_groups, AttentionMaps};
 use crate::jobs::{Jobs, Slot, Stale};
-use crate::types::{TextModelInfo, TextOutput};
+use crate::types::{HeadSteps, TextModelInfo, TextOutput};
 use crate::viz::{heatmap, Colormap, Raster, ValueRange};
 use crate::worker::text::{TextRequest, TextResponse, TextWorker};
 
@@ -75,6 +75,9 @@ pub struct AttentionSettings {
     /// The word (a row of the shown map) whose attention the bar list shows; `None` until
     /// one is picked: the view starts from `chat` ([`super::attention_lesson::default_word`]).
     pub word: Option<usize>,
+    /// Show one head's computation for the word, step by step, instead of the layer × head
+    /// thumbnails.
+    pub step_view: bool,
 }
 
 impl Default for AttentionSettings {
@@ -89,6 +92,7 @@ impl Default for AttentionSettings {
             head_view: false,
             colormap: Colormap::Viridis,
             word: None,
+            step_view: false,
         }
     }
 }
@@ -193,6 +197,17 @@ pub struct AttentionState {
     pub bar_hover: Option<usize>,
     model_request: Option<PathBuf>,
     position_request: Option<usize>,
+    /// The `request_id` of [`Self::output`] (step requests name it).
+    output_request: u64,
+    /// One head's steps for the chosen word, when the step view is open.
+    pub steps: Option<HeadSteps>,
+    /// The largest difference between [`Self::steps`]' softmax and the model's attention row.
+    pub steps_gap: Option<f32>,
+    steps_requested: Option<(u64, (usize, usize, usize))>,
+    /// The sentence cut by every available tokenizer.
+    pub tokenizers: super::attention_tokenizers::TokenizerComparison,
+    /// Text model folders opened this session (compared with those found on disk).
+    pub opened: Vec<PathBuf>,
 }
 
 impl AttentionState {
@@ -218,6 +233,12 @@ impl AttentionState {
             bar_hover: None,
             model_request: None,
             position_request: None,
+            output_request: 0,
+            steps: None,
+            steps_gap: None,
+            steps_requested: None,
+            tokenizers: super::attention_tokenizers::TokenizerComparison::new(jobs),
+            opened: Vec::new(),
         }
     }
 
@@ -228,12 +249,32 @@ impl AttentionState {
                 self.model = Some(info);
                 self.last_sent = None; // re-run the text on the new model
             }
-            TextResponse::Output { output, ms, .. } => {
+            TextResponse::Output {
+                output,
+                ms,
+                request_id,
+            } => {
                 self.awaiting = false;
                 self.result_id += 1;
+                self.output_request = request_id;
+                self.steps = None;
+                self.steps_gap = None;
+                self.steps_requested = None;
                 self.output = Some(Arc::new(*output));
                 self.derived = Arc::default();
                 self.forward_ms = Some(ms);
+            }
+            TextResponse::Steps { request_id, steps } => {
+                if request_id == self.output_request {
+                    self.steps_gap = self.output.as_ref().map(|o| {
+                        let m = &o.attentions;
+                        let row = &m.head(steps.layer, steps.head)[steps.token * m.n..][..m.n];
+                        row.iter()
+                            .zip(&steps.probs)
+                            .fold(0f32, |g, (a, b)| g.max((a - b).abs()))
+                    });
+                    self.steps = Some(*steps);
+                }
             }
             TextResponse::Failed { .. } => self.awaiting = false,
             TextResponse::Crashed { .. } => {
@@ -259,6 +300,33 @@ impl AttentionState {
         {
             self.last_sent = Some(settings.text.clone());
             self.awaiting = true;
+        }
+    }
+
+    /// Asks for the steps of the chosen word's (first) token and head when the step view is
+    /// open and they changed.
+    fn sync_steps(&mut self, worker: &TextWorker, s: &AttentionSettings) {
+        let (true, Some(out), Some(m)) = (s.step_view, &self.output, &self.shown) else {
+            return;
+        };
+        let token = self
+            .position_of(m.word(s))
+            .min(out.attentions.n.saturating_sub(1));
+        let at = (s.layer, s.head, token);
+        let key = (self.output_request, at);
+        let have = self
+            .steps
+            .as_ref()
+            .map(|st| (self.output_request, (st.layer, st.head, st.token)));
+        if have == Some(key) || self.steps_requested == Some(key) {
+            return;
+        }
+        let request = TextRequest::Steps {
+            request_id: self.output_request,
+            at,
+        };
+        if worker.send(request).is_ok() {
+            self.steps_requested = Some(key);
         }
     }
 
@@ -392,6 +460,12 @@ impl AttentionState {
             );
         });
         self.sync(worker, s);
+        egui::CollapsingHeader::new("Tokenizers side by side").show(ui, |ui| {
+            let mut dirs = self.opened.clone();
+            dirs.extend(known.iter().filter(|d| !self.opened.contains(d)).cloned());
+            self.tokenizers.sync(&s.text, &dirs);
+            self.tokenizers.ui(ui);
+        });
         let Some(out) = self.output.clone() else {
             if self.awaiting {
                 super::widgets::busy_ui(ui, "running the model…");
@@ -407,6 +481,7 @@ impl AttentionState {
         self.settings_ui(ui, maps, s, notify);
         s.layer = s.layer.min(maps.layers.saturating_sub(1));
         s.head = s.head.min(maps.heads.saturating_sub(1));
+        self.sync_steps(worker, s);
         let word = self.shown.as_ref().map(|m| m.word(s));
         if let Some(m) = &self.shown {
             ui.label(
@@ -473,13 +548,31 @@ impl AttentionState {
                     );
                     ui.separator();
                 }
-                ui.horizontal(|ui| {
-                    ui.label("All layers × heads (click one):");
-                    if self.is_computing() {
-                        super::widgets::busy_ui(ui, "");
+                if s.step_view {
+                    match &self.steps {
+                        Some(st) => {
+                            if s.mode != AttnMode::Head {
+                                ui.label(format!(
+                                    "The map shows {}; the steps follow head {} (one head's \
+                                     computation).",
+                                    s.mode.label(),
+                                    st.head
+                                ));
+                            }
+                            let height = (ui.available_height() - 90.0).max(120.0);
+                            super::attention_steps::steps_ui(ui, st, self.steps_gap, height);
+                        }
+                        None => super::widgets::busy_ui(ui, "computing the head's steps…"),
                     }
-                });
-                self.grid_ui(ui, maps, s);
+                } else {
+                    ui.horizontal(|ui| {
+                        ui.label("All layers × heads (click one):");
+                        if self.is_computing() {
+                            super::widgets::busy_ui(ui, "");
+                        }
+                    });
+                    self.grid_ui(ui, maps, s);
+                }
             });
         });
         self.bar_hover = bar_hover;
@@ -531,6 +624,8 @@ impl AttentionState {
                 }
             }
             ui.checkbox(&mut s.head_view, "head view (lines)");
+            ui.checkbox(&mut s.step_view, "step by step")
+                .on_hover_text("One head's computation for the chosen word, from the weights");
             egui::ComboBox::from_label("colormap")
                 .selected_text(s.colormap.name())
                 .show_ui(ui, |ui| {

@@ -123,6 +123,9 @@ type Curves = (Vec<usize>, u64, Vec<(usize, Vec<PlotPoint>)>);
 pub struct EncodingsState {
     /// The text model's learned table and its name.
     pub learned: Option<(String, Arc<Matrix>)>,
+    /// First rows of the model's table that no token reads (RoBERTa family), left out of
+    /// [`Self::learned`].
+    pub skipped_rows: usize,
     /// SAM's point encoding layer.
     pub sam_pe: Option<Arc<RandomFourierEncoding>>,
     /// Bumped when either table changes.
@@ -140,6 +143,7 @@ impl EncodingsState {
     pub fn new(jobs: &Jobs) -> Self {
         Self {
             learned: None,
+            skipped_rows: 0,
             sam_pe: None,
             source: 0,
             current: None,
@@ -150,9 +154,11 @@ impl EncodingsState {
         }
     }
 
-    /// Sets the learned table of a newly loaded text model.
-    pub fn set_learned(&mut self, name: String, m: Matrix) {
+    /// Sets the learned table of a newly loaded text model: its used rows, after the
+    /// `skipped_rows` no token reads.
+    pub fn set_learned(&mut self, name: String, m: Matrix, skipped_rows: usize) {
         self.learned = Some((name, Arc::new(m)));
+        self.skipped_rows = skipped_rows;
         self.source += 1;
     }
 
@@ -260,6 +266,16 @@ impl EncodingsState {
             }
             return;
         };
+        if s.kind == EncodingKind::Learned && self.skipped_rows > 0 {
+            let k = self.skipped_rows;
+            ui.label(format!(
+                "Rows 0–{} of the model's table are never used: RoBERTa-style positions start \
+                 after the padding index ({}). Position 0 here is table row {k}, the first \
+                 token's.",
+                k - 1,
+                k - 1
+            ));
+        }
         if let Some(r) = s.highlight {
             ui.horizontal(|ui| {
                 ui.label(format!(

@@ -1,8 +1,11 @@
 //! The desktop views (egui only): Segment, Attention and Positional encodings, the status bar,
 //! the first-run panel and shared widgets. Models are reached through the workers, never
-//! directly; heavy view work runs as [`crate::jobs`].
+//! directly (only the tokenizer comparison loads tokenizers, plain Rust without tensors, on a
+//! view job); heavy view work runs as [`crate::jobs`].
 
 pub mod attention_lesson;
+pub mod attention_steps;
+pub mod attention_tokenizers;
 pub mod attention_view;
 pub mod encodings_view;
 pub mod first_run;
@@ -67,4 +70,16 @@ pub enum ModelActivity {
     },
     /// The last attempt failed, for this reason.
     Failed(String),
+}
+
+/// The app's fonts: egui's, with its monospace Hack also behind the proportional Ubuntu, so the
+/// characters tokenizers write and Ubuntu lacks (SentencePiece's `▁`, block and box symbols)
+/// are drawn instead of empty boxes.
+pub fn install_fonts(ctx: &egui::Context) {
+    let mut fonts = egui::FontDefinitions::default();
+    if let Some(family) = fonts.families.get_mut(&egui::FontFamily::Proportional) {
+        let at = family.len().min(1);
+        family.insert(at, "Hack".to_owned());
+    }
+    ctx.set_fonts(fonts);
 }

@@ -9,7 +9,7 @@ use super::{Generations, Handler, Repaint, SendError, CHANNEL_CAPACITY};
 use crate::analysis::positional::Matrix;
 use crate::model::text::TextModel;
 use crate::runtime::Runtime;
-use crate::types::{TextModelInfo, TextOutput};
+use crate::types::{HeadSteps, TextModelInfo, TextOutput};
 
 /// What the UI asks of the text worker.
 pub enum TextRequest {
@@ -27,6 +27,14 @@ pub enum TextRequest {
         /// The text.
         text: String,
     },
+    /// One head's computation for one token of the last text run ([`HeadSteps`]). Only the
+    /// newest queued one is computed; one for an older text than the last run is dropped.
+    Steps {
+        /// The run it belongs to (its `request_id`).
+        request_id: u64,
+        /// Layer, head, token.
+        at: (usize, usize, usize),
+    },
 }
 
 /// What the text worker was doing when something went wrong.
@@ -36,6 +44,8 @@ pub enum TextTask {
     LoadModel,
     /// Running a text through the model.
     Run,
+    /// Computing one head's steps.
+    Steps,
 }
 
 impl TextTask {
@@ -44,6 +54,7 @@ impl TextTask {
         match self {
             Self::LoadModel => "loading the text model",
             Self::Run => "running the text model",
+            Self::Steps => "computing the head's steps",
         }
     }
 }
@@ -69,6 +80,13 @@ pub enum TextResponse {
         /// Forward time in milliseconds.
         ms: f64,
     },
+    /// One head's computation, step by step.
+    Steps {
+        /// The run it belongs to.
+        request_id: u64,
+        /// The steps.
+        steps: Box<HeadSteps>,
+    },
     /// A task failed; the previous state is kept.
     Failed {
         /// What was being done.
@@ -92,9 +110,17 @@ pub struct TextWorker {
     control: Arc<Generations>,
 }
 
+/// What the step view needs of the last run: its tokens and hidden states.
+struct LastRun {
+    request_id: u64,
+    tokens: Vec<String>,
+    hidden_states: Vec<Vec<f32>>,
+}
+
 struct State {
     runtime: Runtime,
     model: Option<TextModel>,
+    last_run: Option<LastRun>,
     control: Arc<Generations>,
     out: SyncSender<TextResponse>,
     repaint: Repaint,
@@ -128,6 +154,7 @@ impl State {
             positions,
         });
         self.model = Some(m);
+        self.last_run = None;
     }
 }
 
@@ -139,18 +166,26 @@ impl Handler for State {
         match r {
             TextRequest::LoadModel { .. } | TextRequest::UseModel(_) => TextTask::LoadModel,
             TextRequest::Run { .. } => TextTask::Run,
+            TextRequest::Steps { .. } => TextTask::Steps,
         }
     }
 
-    /// The newest text wins.
+    /// The newest text wins, and the newest step request.
     fn coalesce(requests: Vec<(TextRequest, u64)>) -> Vec<(TextRequest, u64)> {
         let last_run = requests
             .iter()
             .rposition(|(r, _)| matches!(r, TextRequest::Run { .. }));
+        let last_steps = requests
+            .iter()
+            .rposition(|(r, _)| matches!(r, TextRequest::Steps { .. }));
         requests
             .into_iter()
             .enumerate()
-            .filter(|(i, (r, _))| !matches!(r, TextRequest::Run { .. }) || Some(*i) == last_run)
+            .filter(|(i, (r, _))| match r {
+                TextRequest::Run { .. } => Some(*i) == last_run,
+                TextRequest::Steps { .. } => Some(*i) == last_steps,
+                _ => true,
+            })
             .map(|(_, r)| r)
             .collect()
     }
@@ -180,12 +215,35 @@ impl Handler for State {
                 };
                 let t = Instant::now();
                 match m.run(&text) {
-                    Ok(output) => self.send(TextResponse::Output {
-                        request_id,
-                        output: Box::new(output),
-                        ms: t.elapsed().as_secs_f64() * 1e3,
-                    }),
+                    Ok(output) => {
+                        self.last_run = Some(LastRun {
+                            request_id,
+                            tokens: output.attentions.tokens.clone(),
+                            hidden_states: output.hidden_states.clone(),
+                        });
+                        self.send(TextResponse::Output {
+                            request_id,
+                            output: Box::new(output),
+                            ms: t.elapsed().as_secs_f64() * 1e3,
+                        });
+                    }
                     Err(e) => self.fail(TextTask::Run, &e),
+                }
+            }
+            TextRequest::Steps { request_id, at } => {
+                let (Some(m), Some(last)) = (&self.model, &self.last_run) else {
+                    return;
+                };
+                if last.request_id != request_id {
+                    return; // an older text: its view has moved on
+                }
+                let input = last.hidden_states.get(at.0).map_or(&[][..], Vec::as_slice);
+                match m.head_steps(last.tokens.clone(), input, at) {
+                    Ok(steps) => self.send(TextResponse::Steps {
+                        request_id,
+                        steps: Box::new(steps),
+                    }),
+                    Err(e) => self.fail(TextTask::Steps, &e),
                 }
             }
         }
@@ -193,6 +251,7 @@ impl Handler for State {
 
     fn reset(&mut self) {
         self.model = None;
+        self.last_run = None;
     }
 
     fn report_panic(&mut self, task: TextTask, message: String) {
@@ -209,6 +268,7 @@ impl TextWorker {
         let state = State {
             runtime,
             model: None,
+            last_run: None,
             control: control.clone(),
             out,
             repaint,

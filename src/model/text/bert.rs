@@ -1,6 +1,8 @@
-//! BERT-family encoder (BERT, MiniLM such as all-MiniLM-L6-v2), as Hugging Face
-//! `transformers`' `BertModel` computes it with eager attention: word + learned position +
-//! token-type embeddings, post-LayerNorm blocks, and every layer's attention probabilities.
+//! BERT-family encoder (BERT, MiniLM such as all-MiniLM-L6-v2, RoBERTa, XLM-RoBERTa,
+//! CamemBERT), as Hugging Face `transformers`' `BertModel` / `RobertaModel` compute it with eager
+//! attention: word + learned position + token-type embeddings, post-LayerNorm blocks, and every
+//! layer's attention probabilities. The RoBERTa family differs only in its positions: token `i`
+//! reads row `padding_idx + 1 + i` (padding tokens row `padding_idx`), one token type.
 
 use anyhow::Result;
 use candle_core::{Device, Module, Tensor};
@@ -49,14 +51,18 @@ pub struct Bert {
 }
 
 impl Bert {
-    /// Loads the encoder (keys with or without a `bert.` prefix).
+    /// Loads the encoder: keys with or without the `bert.` / `roberta.` prefix of the task
+    /// models (`BertForMaskedLM`, `CamembertForMaskedLM`, …), whose heads are ignored.
     pub fn load(weights: &Weights, cfg: &TextConfig, device: &Device) -> Result<Self> {
         let root = Scope::new(weights, device);
-        let root = if root.contains("bert.embeddings.word_embeddings.weight") {
-            root.pp("bert")
-        } else {
-            root
+        let root = match ["bert", "roberta", "camembert"]
+            .into_iter()
+            .find(|p| root.contains(&format!("{p}.embeddings.word_embeddings.weight")))
+        {
+            Some(prefix) => root.pp(prefix),
+            None => root,
         };
+        let rows = cfg.max_positions + cfg.position_offset;
         let d = cfg.hidden_size;
         let e = root.pp("embeddings");
         let layers = (0..cfg.num_layers)
@@ -64,7 +70,7 @@ impl Bert {
             .collect::<Result<_>>()?;
         Ok(Self {
             word: e.get("word_embeddings.weight", &[cfg.vocab_size, d])?,
-            position: e.get("position_embeddings.weight", &[cfg.max_positions, d])?,
+            position: e.get("position_embeddings.weight", &[rows, d])?,
             token_type: e.get("token_type_embeddings.weight", &[cfg.type_vocab_size, d])?,
             emb_norm: LayerNorm::load(&e.pp("LayerNorm"), d, cfg.layer_norm_eps as f32)?,
             layers,
@@ -72,9 +78,40 @@ impl Bert {
         })
     }
 
-    /// The learned position table `[max_positions, hidden]`.
-    pub fn position_table(&self) -> &Tensor {
-        &self.position
+    /// The used rows of the learned position table, `[max_positions, hidden]`: row `i` is what
+    /// token `i` of an unpadded input gets (RoBERTa's first `padding_idx + 1` rows left out).
+    pub fn position_table(&self) -> candle_core::Result<Tensor> {
+        self.position
+            .narrow(0, self.cfg.position_offset, self.cfg.max_positions)
+    }
+
+    /// The position-table row of each token: `0..n` for BERT; for the RoBERTa family
+    /// `padding_idx + 1 + (non-padding tokens so far)`, and `padding_idx` for padding tokens, as
+    /// `transformers`' `create_position_ids_from_input_ids`.
+    fn position_ids(&self, ids: &[u32]) -> Vec<u32> {
+        let offset = self.cfg.position_offset as u32;
+        if offset == 0 {
+            return (0..ids.len() as u32).collect();
+        }
+        let pad = offset - 1;
+        let mut seen = 0u32;
+        ids.iter()
+            .map(|&id| {
+                if Some(id) == self.cfg.pad_token_id {
+                    pad
+                } else {
+                    seen += 1;
+                    pad + seen
+                }
+            })
+            .collect()
+    }
+
+    /// Layer `layer`'s queries, keys and values for its input `x` `[n, hidden]` (the hidden
+    /// state before the layer), each `[n, hidden]` with the heads side by side.
+    pub fn qkv(&self, layer: usize, x: &Tensor) -> candle_core::Result<[Tensor; 3]> {
+        let l = &self.layers[layer];
+        Ok([l.query.forward(x)?, l.key.forward(x)?, l.value.forward(x)?])
     }
 
     /// Runs the encoder on `ids` (all token type 0). `attention_mask` (1 = real, 0 = padding)
@@ -89,7 +126,8 @@ impl Bert {
         let ids_t = Tensor::from_slice(ids, n, dev)?;
         let words = self.word.embedding(&ids_t)?;
         let types = self.token_type.get(0)?.unsqueeze(0)?;
-        let pos = self.position.narrow(0, 0, n)?;
+        let pos_ids = Tensor::from_vec(self.position_ids(ids), n, dev)?;
+        let pos = self.position.embedding(&pos_ids)?;
         // (word + token type) + position, in the reference's order.
         let x = words.broadcast_add(&types)?.add(&pos)?;
         let mut x = self.emb_norm.forward(&x)?;

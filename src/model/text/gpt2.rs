@@ -71,6 +71,19 @@ impl Gpt2 {
         &self.wpe
     }
 
+    /// Block `layer`'s queries, keys and values for its input `x` `[n, hidden]` (the residual
+    /// stream before the block, LayerNorm applied here), each `[n, hidden]`, heads side by side.
+    pub fn qkv(&self, layer: usize, x: &Tensor) -> candle_core::Result<[Tensor; 3]> {
+        let b = &self.blocks[layer];
+        let qkv = b.c_attn.forward(&b.ln_1.forward(x)?)?; // [n, 3 · hidden]
+        let d = self.cfg.hidden_size;
+        Ok([
+            qkv.narrow(1, 0, d)?,
+            qkv.narrow(1, d, d)?,
+            qkv.narrow(1, 2 * d, d)?,
+        ])
+    }
+
     /// Runs the model on `ids`; returns hidden states (the last after `ln_f`), attentions with
     /// exact zeros above the diagonal, and logits `[n, vocab]`.
     pub fn forward(&self, ids: &[u32]) -> candle_core::Result<ForwardOutput> {

@@ -15,7 +15,7 @@ use crate::analysis::AttentionMaps;
 use crate::model::ops::attention::attention_cpu;
 use crate::model::ops::on_cpu_f32;
 use crate::model::ops::to_vec_f32;
-use crate::types::text::{Encoded, TextModelInfo, TextOutput};
+use crate::types::text::{Encoded, HeadSteps, TextModelInfo, TextOutput};
 use crate::weights::Weights;
 use bert::Bert;
 pub use config::{ModelType, TextConfig};
@@ -93,6 +93,7 @@ pub struct TextModel {
     tokenizer: TextTokenizer,
     net: Net,
     dir: PathBuf,
+    device: Device,
 }
 
 impl TextModel {
@@ -136,20 +137,28 @@ impl TextModel {
         dir: &Path,
     ) -> Result<Self> {
         let net = match config.model_type {
-            ModelType::Bert => Net::Bert(Bert::load(weights, &config, device)?),
             ModelType::Gpt2 => Net::Gpt2(Gpt2::load(weights, &config, device)?),
+            ModelType::Bert | ModelType::Roberta | ModelType::XlmRoberta | ModelType::Camembert => {
+                Net::Bert(Bert::load(weights, &config, device)?)
+            }
         };
         Ok(Self {
             config,
             tokenizer,
             net,
             dir: dir.to_path_buf(),
+            device: device.clone(),
         })
     }
 
     /// The model's configuration.
     pub fn config(&self) -> &TextConfig {
         &self.config
+    }
+
+    /// Where its tensors live.
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// The folder it was loaded from.
@@ -165,7 +174,8 @@ impl TextModel {
             layers: self.config.num_layers,
             heads: self.config.num_heads,
             max_positions: self.config.max_positions,
-            causal: self.config.model_type == ModelType::Gpt2,
+            causal: self.config.model_type.is_causal(),
+            skipped_position_rows: self.config.position_offset,
         }
     }
 
@@ -205,7 +215,7 @@ impl TextModel {
             Net::Bert(m) => m.forward(ids, attention_mask)?,
             Net::Gpt2(m) => {
                 if attention_mask.is_some() {
-                    bail!("padding masks are supported for BERT models only");
+                    bail!("padding masks are supported for the BERT family only");
                 }
                 m.forward(ids)?
             }
@@ -220,7 +230,7 @@ impl TextModel {
         let attentions = attention_maps(
             &out.attentions,
             encoded.tokens.iter().map(|t| t.text.clone()).collect(),
-            self.config.model_type == ModelType::Gpt2,
+            self.config.model_type.is_causal(),
         )?;
         let hidden_states = out
             .hidden_states
@@ -237,14 +247,62 @@ impl TextModel {
         })
     }
 
-    /// The learned position table `[positions, hidden]` as plain data.
+    /// One head's computation for one token, step by step ([`crate::analysis::head_steps`]):
+    /// `layer_input` `[n × hidden]` is the hidden state before the layer (entry `layer` of a
+    /// [`Self::run`] result's `hidden_states` on the same text), `tokens` label the `n` rows.
+    pub fn head_steps(
+        &self,
+        tokens: Vec<String>,
+        layer_input: &[f32],
+        (layer, head, token): (usize, usize, usize),
+    ) -> Result<HeadSteps> {
+        let cfg = &self.config;
+        let n = tokens.len();
+        if layer >= cfg.num_layers || head >= cfg.num_heads || token >= n {
+            bail!(
+                "no layer {layer}, head {head}, token {token} in a model of {} layers × {} heads \
+                 on {n} tokens",
+                cfg.num_layers,
+                cfg.num_heads
+            );
+        }
+        if layer_input.len() != n * cfg.hidden_size {
+            bail!(
+                "the layer input has {} numbers, not {n} tokens × {}",
+                layer_input.len(),
+                cfg.hidden_size
+            );
+        }
+        let x = Tensor::from_slice(layer_input, (n, cfg.hidden_size), self.device())?;
+        let [q, k, v] = match &self.net {
+            Net::Bert(m) => m.qkv(layer, &x)?,
+            Net::Gpt2(m) => m.qkv(layer, &x)?,
+        };
+        let (q, k, v) = (to_vec_f32(&q)?, to_vec_f32(&k)?, to_vec_f32(&v)?);
+        let projections = crate::analysis::LayerProjections {
+            q: &q,
+            k: &k,
+            v: &v,
+            n,
+            heads: cfg.num_heads,
+        };
+        Ok(crate::analysis::head_steps(
+            &projections,
+            (layer, head, token),
+            cfg.model_type.is_causal(),
+            tokens,
+        ))
+    }
+
+    /// The used rows of the learned position table `[positions, hidden]` as plain data: row
+    /// `i` is token `i`'s (RoBERTa's unused first rows, [`TextConfig::position_offset`], left out).
     pub fn position_table(&self) -> Result<(usize, usize, Vec<f32>)> {
         let t = match &self.net {
-            Net::Bert(m) => m.position_table(),
-            Net::Gpt2(m) => m.position_table(),
+            Net::Bert(m) => m.position_table()?,
+            Net::Gpt2(m) => m.position_table().clone(),
         };
         let (p, d) = t.dims2()?;
-        Ok((p, d, to_vec_f32(t)?))
+        Ok((p, d, to_vec_f32(&t)?))
     }
 }
 

@@ -1,0 +1,145 @@
+//! Tokenizers side by side: the sentence as each available text model cuts it (MiniLM's
+//! WordPiece, GPT-2's byte-level BPE, a French SentencePiece model, …), with token counts, so
+//! the lesson can say why `poisson` became `po ##isson`. Tokenizers load once per folder and
+//! tokenize on a view job.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::jobs::{Jobs, Slot};
+use crate::model::text::TextTokenizer;
+use crate::types::Token;
+
+/// One model's cut of the sentence.
+#[derive(Debug, Clone)]
+pub struct Cut {
+    /// The model folder's name.
+    pub model: String,
+    /// Its tokens, or why the tokenizer could not be used.
+    pub tokens: Result<Vec<Token>, String>,
+}
+
+/// The cuts of one text by a list of folders.
+pub struct Comparison {
+    key: (String, Vec<PathBuf>),
+    /// One cut per folder, in the list's order.
+    pub cuts: Vec<Cut>,
+}
+
+type Cache = Arc<Mutex<HashMap<PathBuf, Result<Arc<TextTokenizer>, String>>>>;
+
+/// The comparison's state: loaded tokenizers, the cuts on screen, the job computing new ones.
+pub struct TokenizerComparison {
+    cache: Cache,
+    /// The cuts on screen.
+    pub shown: Option<Comparison>,
+    slot: Slot<Comparison>,
+    requested: Option<(String, Vec<PathBuf>)>,
+}
+
+/// `dir`'s tokenizer, loaded once.
+fn tokenizer(cache: &Cache, dir: &Path) -> Result<Arc<TextTokenizer>, String> {
+    if let Some(t) = cache.lock().ok().and_then(|c| c.get(dir).cloned()) {
+        return t;
+    }
+    let loaded = crate::model::text::tokenizer::require_file(dir, "tokenizer.json")
+        .and_then(|p| TextTokenizer::from_file(&p))
+        .map(Arc::new)
+        .map_err(|e| crate::error::one_line(&e));
+    if let Ok(mut c) = cache.lock() {
+        c.insert(dir.to_path_buf(), loaded.clone());
+    }
+    loaded
+}
+
+impl TokenizerComparison {
+    /// Nothing loaded yet; jobs run on `jobs`.
+    pub fn new(jobs: &Jobs) -> Self {
+        Self {
+            cache: Arc::default(),
+            shown: None,
+            slot: Slot::new(jobs),
+            requested: None,
+        }
+    }
+
+    /// Takes finished cuts and asks for those of `text` by `dirs` when they changed.
+    pub fn sync(&mut self, text: &str, dirs: &[PathBuf]) {
+        if let Some(c) = self.slot.poll() {
+            self.shown = Some(c);
+        }
+        let key = (text.to_string(), dirs.to_vec());
+        let current = self.shown.as_ref().map(|c| &c.key);
+        if current == Some(&key) || self.requested.as_ref() == Some(&key) {
+            return;
+        }
+        self.requested = Some(key.clone());
+        let cache = self.cache.clone();
+        self.slot.submit(move |stale| {
+            let mut cuts = Vec::with_capacity(key.1.len());
+            for dir in &key.1 {
+                if stale() {
+                    break;
+                }
+                let tokens = tokenizer(&cache, dir).and_then(|t| {
+                    t.encode(&key.0, usize::MAX)
+                        .map(|e| e.tokens)
+                        .map_err(|e| crate::error::one_line(&e))
+                });
+                cuts.push(Cut {
+                    model: crate::weights::model_folder_label(dir),
+                    tokens,
+                });
+            }
+            Comparison { key, cuts }
+        });
+    }
+
+    /// True while new cuts are being computed.
+    pub fn is_computing(&self) -> bool {
+        self.slot.is_pending()
+    }
+
+    /// Draws each model's tokens as chips, with their count.
+    pub fn ui(&self, ui: &mut egui::Ui) {
+        ui.label(
+            egui::RichText::new(
+                "A tokenizer keeps the words of its vocabulary whole and cuts the others into \
+                 known pieces: ## continues a word (WordPiece), ▁ and Ġ start one (SentencePiece, \
+                 byte-level BPE).",
+            )
+            .weak(),
+        );
+        let Some(c) = &self.shown else {
+            super::widgets::busy_ui(ui, "tokenizing…");
+            return;
+        };
+        if c.cuts.is_empty() {
+            ui.label("No text model found: open or download one in the Models window.");
+        }
+        for cut in &c.cuts {
+            ui.horizontal_wrapped(|ui| match &cut.tokens {
+                Ok(tokens) => {
+                    let words = tokens.iter().filter(|t| !t.special).count();
+                    ui.label(
+                        egui::RichText::new(format!("{}: {words} tokens", cut.model)).strong(),
+                    );
+                    for t in tokens {
+                        let text = egui::RichText::new(&t.text).monospace();
+                        let text = if t.special { text.weak() } else { text };
+                        egui::Frame::new()
+                            .fill(ui.visuals().faint_bg_color)
+                            .inner_margin(egui::Margin::symmetric(3, 0))
+                            .corner_radius(3.0)
+                            .show(ui, |ui| ui.label(text));
+                    }
+                }
+                Err(e) => {
+                    ui.label(egui::RichText::new(format!("{}:", cut.model)).strong());
+                    ui.colored_label(ui.visuals().warn_fg_color, e);
+                }
+            });
+        }
+    }
+}
