@@ -13,6 +13,7 @@ use crate::runtime::{DTypeChoice, DeviceChoice, Runtime};
 use crate::ui::attention_view::{AttentionSettings, AttentionState};
 use crate::ui::encodings_view::{EncodingsSettings, EncodingsState};
 use crate::ui::first_run::{model_needed_ui, DownloadView, FirstRunAction};
+use crate::ui::i18n::Lang;
 use crate::ui::segment::{ImageSource, SegmentSettings, SegmentState, SAMPLES};
 use crate::ui::status_bar::Status;
 use crate::ui::{ModelActivity, ModelStatus, View};
@@ -45,6 +46,8 @@ pub struct Settings {
     pub embedding_cache: bool,
     /// The embedding cache's bound, in GB.
     pub embedding_cache_gb: f32,
+    /// The UI's language, once the user picked one (else the system's).
+    pub language: Option<Lang>,
 }
 
 impl Default for Settings {
@@ -59,6 +62,7 @@ impl Default for Settings {
             encodings: EncodingsSettings::default(),
             embedding_cache: true,
             embedding_cache_gb: (crate::embed_cache::DEFAULT_MAX_BYTES as f64 / 1e9) as f32,
+            language: None,
         }
     }
 }
@@ -92,6 +96,9 @@ pub struct AppOptions {
     /// The folder of the embedding cache (else, with `discover`, the standard one:
     /// [`EmbeddingCache::default_dir`]; else none).
     pub cache_dir: Option<PathBuf>,
+    /// The UI's language (else the remembered one; else, with `discover`, the system's; else
+    /// English).
+    pub lang: Option<Lang>,
 }
 
 /// Progress of one file of a download: name, position in the list, bytes done, bytes in all.
@@ -161,6 +168,13 @@ impl SegattnApp {
             Settings::default()
         };
         crate::ui::install_fonts(&cc.egui_ctx);
+        let system = if opts.discover {
+            Lang::system()
+        } else {
+            Lang::En
+        };
+        let lang = opts.lang.or(settings.language).unwrap_or(system);
+        crate::ui::i18n::set_lang(&cc.egui_ctx, lang);
         let ctx = cc.egui_ctx.clone();
         let repaint: Repaint = std::sync::Arc::new(move || ctx.request_repaint());
         let runtime = Runtime::select(opts.device, opts.dtype)?;
@@ -820,10 +834,10 @@ impl eframe::App for SegattnApp {
                 ui.heading("segattn");
                 ui.separator();
                 for v in View::ALL {
-                    ui.selectable_value(&mut self.settings.view, v, v.label());
+                    ui.selectable_value(&mut self.settings.view, v, v.label(&ctx));
                 }
                 ui.separator();
-                if ui.button("Models…").clicked() {
+                if ui.button(crate::tr!(ui, "models-button")).clicked() {
                     self.show_models = !self.show_models;
                     if self.show_models {
                         self.rescan();
@@ -831,12 +845,25 @@ impl eframe::App for SegattnApp {
                     }
                 }
                 let theme = if self.settings.dark_mode {
-                    "Light theme"
+                    crate::tr!(ui, "theme-light")
                 } else {
-                    "Dark theme"
+                    crate::tr!(ui, "theme-dark")
                 };
                 if ui.button(theme).clicked() {
                     self.settings.dark_mode = !self.settings.dark_mode;
+                }
+                let current = crate::ui::i18n::lang(&ctx);
+                let mut chosen = current;
+                egui::ComboBox::from_label(crate::tr!(ui, "language"))
+                    .selected_text(current.name())
+                    .show_ui(ui, |ui| {
+                        for l in Lang::ALL {
+                            ui.selectable_value(&mut chosen, l, l.name());
+                        }
+                    });
+                if chosen != current {
+                    crate::ui::i18n::set_lang(&ctx, chosen);
+                    self.settings.language = Some(chosen);
                 }
             });
         });

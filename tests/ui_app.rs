@@ -343,6 +343,7 @@ fn a_word_is_picked_and_its_attention_listed_as_bars() {
         (0..m.n)
             .map(|c| {
                 segattn::ui::attention_lesson::bar_text(
+                    segattn::ui::i18n::Lang::En,
                     &m.labels[c],
                     m.values[row * m.n + c],
                     false,
@@ -1528,4 +1529,38 @@ fn the_step_view_follows_one_head_of_a_french_model() {
         .is_some());
     let shown = &h.state().encodings.current.as_ref().expect("shown").base;
     assert_eq!(shown.cols, 64);
+}
+
+/// The language menu switches the whole Attention view to French at once (and is remembered);
+/// the lesson's bars, caption, step view and tabs read in French.
+#[test]
+fn the_attention_view_speaks_french() {
+    let mut h = app(AppOptions {
+        text_model: Some(common::french_model_dir("camembert_tiny")),
+        ..Default::default()
+    });
+    h.state_mut().settings.view = View::Attention;
+    h.state_mut().settings.attention.step_view = true;
+    wait_until(&mut h, "the steps of chat", |a| a.attention.steps.is_some());
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("What “chat” looks at").is_some());
+    h.get_by_label("Language").click();
+    h.run_steps(2);
+    h.get_by_label("Français").click();
+    h.run_steps(3);
+    assert_eq!(
+        h.state().settings.language,
+        Some(segattn::ui::i18n::Lang::Fr)
+    );
+    for text in [
+        "Ce que « chat » regarde",
+        "Encodages de position",
+        "Une tête, pas à pas : couche 0, tête 0",
+        "Couche 0, tête 0 : chaque ligne est un mot qui regarde",
+        "fusionner les sous-mots en mots",
+        "Les tokeniseurs côte à côte",
+    ] {
+        assert!(h.query_by_label_contains(text).is_some(), "no “{text}”");
+    }
+    assert!(h.query_by_label_contains("What “chat” looks at").is_none());
 }

@@ -59,6 +59,10 @@ pub struct GuiArgs {
     /// Format of SAM's image encoder.
     #[arg(long, value_enum, default_value_t)]
     pub dtype: DTypeChoice,
+    /// The UI's language (else the last one chosen, else the system's: LC_ALL, LC_MESSAGES,
+    /// LANG).
+    #[arg(long, value_enum)]
+    pub lang: Option<crate::ui::i18n::Lang>,
 }
 
 /// What the command line asks for.
@@ -89,6 +93,7 @@ impl From<GuiArgs> for AppOptions {
             discover: true,
             device: args.device,
             dtype: args.dtype,
+            lang: args.lang,
             ..Default::default()
         }
     }

@@ -6,6 +6,7 @@ use clap::builder::PossibleValue;
 use clap::ValueEnum;
 
 use crate::runtime::{DTypeChoice, DeviceChoice};
+use crate::ui::i18n::Lang;
 use crate::ui::View;
 use crate::viz::Colormap;
 
@@ -45,6 +46,11 @@ value_enum!(View {
     Segment => "segment": "SAM: click, see the mask",
     Attention => "attention": "text attention heatmaps",
     Encodings => "encodings": "positional encodings",
+});
+
+value_enum!(Lang {
+    En => "en": "English",
+    Fr => "fr": "French (français)",
 });
 
 value_enum!(Colormap {

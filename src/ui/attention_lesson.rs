@@ -5,6 +5,8 @@
 use egui::{Pos2, Rect, Sense, Vec2};
 
 use super::attention_view::AttnMode;
+use super::i18n::Lang;
+use crate::tr_lang;
 
 /// Height of one bar's line.
 const BAR_LINE: f32 = 17.0;
@@ -32,11 +34,11 @@ pub fn default_word(labels: &[String]) -> usize {
         .unwrap_or(0)
 }
 
-/// The text of one bar: `word : 0.21`, or `word : masked` for a later word a causal model
-/// cannot see.
-pub fn bar_text(label: &str, value: f32, masked: bool) -> String {
+/// The text of one bar: `word : 0.21`, or `word : masked` (in `lang`) for a later word a
+/// causal model cannot see.
+pub fn bar_text(lang: Lang, label: &str, value: f32, masked: bool) -> String {
     if masked {
-        format!("{label} : masked")
+        tr_lang!(lang, "bar-masked", word = label)
     } else {
         format!("{label} : {value:.2}")
     }
@@ -54,7 +56,8 @@ pub fn word_bars_ui(
     max_height: f32,
 ) -> Option<usize> {
     let looker = labels.get(row).map_or("", String::as_str);
-    ui.label(egui::RichText::new(format!("What “{looker}” looks at")).strong());
+    let lang = super::i18n::lang(ui.ctx());
+    ui.label(egui::RichText::new(tr_lang!(lang, "bars-title", word = looker)).strong());
     let largest = super::attention_view::largest(values);
     let width = ui
         .available_width()
@@ -69,7 +72,7 @@ pub fn word_bars_ui(
             for c in rows {
                 let (label, v) = (&labels[c], values[c]);
                 let masked = causal && c > row;
-                let text = bar_text(label, v, masked);
+                let text = bar_text(lang, label, v, masked);
                 let (resp, painter) =
                     ui.allocate_painter(Vec2::new(width, BAR_LINE), Sense::hover());
                 let rect = resp.rect;
@@ -92,34 +95,48 @@ pub fn word_bars_ui(
                     hovered = Some(c);
                 }
                 if !masked {
-                    resp.on_hover_text(format!("{looker} to {label}: {v:.4}"));
+                    let value = format!("{v:.4}");
+                    let hover = tr_lang!(
+                        lang,
+                        "cell-value",
+                        from = looker,
+                        to = label.as_str(),
+                        value = value
+                    );
+                    resp.on_hover_text(hover);
                 }
             }
         });
     hovered
 }
 
-/// The one-line caption of a map: what it is, and how to read it.
-pub fn caption(mode: AttnMode, layer: usize, head: usize, merged: bool, causal: bool) -> String {
+/// The one-line caption of a map in `lang`: what it is, and how to read it.
+pub fn caption(
+    lang: Lang,
+    mode: AttnMode,
+    layer: usize,
+    head: usize,
+    merged: bool,
+    causal: bool,
+) -> String {
     let what = match mode {
-        AttnMode::Head => format!("Layer {layer}, head {head}"),
-        AttnMode::Mean => format!("Layer {layer}, mean of its heads"),
-        AttnMode::Max => format!("Layer {layer}, largest of its heads"),
-        AttnMode::Rollout => format!("Rollout up to layer {layer}"),
+        AttnMode::Head => tr_lang!(lang, "caption-head", layer = layer, head = head),
+        AttnMode::Mean => tr_lang!(lang, "caption-mean", layer = layer),
+        AttnMode::Max => tr_lang!(lang, "caption-max", layer = layer),
+        AttnMode::Rollout => tr_lang!(lang, "caption-rollout", layer = layer),
     };
-    let unit = if merged { "word" } else { "token" };
-    let rows = match mode {
-        AttnMode::Max => "",
-        _ => " (each row sums to 1)",
-    };
-    let causal = if causal {
-        "; a causal model sees no later word (the masked triangle)"
+    let mut text = if merged {
+        tr_lang!(lang, "caption-words", what = what)
     } else {
-        ""
+        tr_lang!(lang, "caption-tokens", what = what)
     };
-    format!(
-        "{what}: each row is a {unit} that looks, each column a {unit} it looks at{rows}{causal}."
-    )
+    if mode != AttnMode::Max {
+        text += &tr_lang!(lang, "caption-sums");
+    }
+    if causal {
+        text += &tr_lang!(lang, "caption-causal");
+    }
+    text + "."
 }
 
 #[cfg(test)]
@@ -133,9 +150,20 @@ mod tests {
         assert_eq!(default_word(&words(&["Le", "Ġchat"])), 1);
         assert_eq!(default_word(&words(&["[CLS]", "the", "cat"])), 1);
         assert_eq!(default_word(&[]), 0);
-        assert_eq!(bar_text("Le", 0.2149, false), "Le : 0.21");
-        assert_eq!(bar_text("table", 0.5, true), "table : masked");
-        assert!(caption(AttnMode::Rollout, 3, 0, true, false).starts_with("Rollout up to layer 3"));
-        assert!(caption(AttnMode::Head, 0, 1, false, true).contains("masked triangle"));
+        assert_eq!(bar_text(Lang::En, "Le", 0.2149, false), "Le : 0.21");
+        assert_eq!(bar_text(Lang::En, "table", 0.5, true), "table : masked");
+        assert_eq!(bar_text(Lang::Fr, "table", 0.5, true), "table : masqué");
+        assert_eq!(
+            caption(Lang::En, AttnMode::Rollout, 3, 0, true, false),
+            "Rollout up to layer 3: each row is a word that looks, each column a word it looks \
+             at (each row sums to 1)."
+        );
+        assert!(caption(Lang::En, AttnMode::Head, 0, 1, false, true).contains("masked triangle"));
+        assert_eq!(
+            caption(Lang::Fr, AttnMode::Head, 0, 1, true, true),
+            "Couche 0, tête 1 : chaque ligne est un mot qui regarde, chaque colonne un mot qu'il \
+             regarde (chaque ligne somme à 1) ; un modèle causal ne voit aucun mot suivant (le \
+             triangle masqué)."
+        );
     }
 }

@@ -5,6 +5,7 @@
 
 use egui::{Pos2, Rect, Sense, Vec2};
 
+use crate::tr;
 use crate::types::HeadSteps;
 
 /// Height of one token's line in the table.
@@ -34,43 +35,55 @@ fn all_numbers(v: &[f32]) -> String {
 pub fn steps_ui(ui: &mut egui::Ui, st: &HeadSteps, gap: Option<f32>, max_height: f32) {
     let name = st.tokens.get(st.token).map_or("", String::as_str);
     let d = st.head_dim;
-    ui.label(
-        egui::RichText::new(format!(
-            "One head, step by step: layer {}, head {}, token “{name}” (position {})",
-            st.layer, st.head, st.token
-        ))
-        .strong(),
+    let (layer, head, position) = (st.layer, st.head, st.token);
+    let title = tr!(
+        ui,
+        "steps-title",
+        layer = layer,
+        head = head,
+        token = name,
+        position = position
     );
-    ui.label(format!(
-        "1. Query q of “{name}”: {d} numbers {}",
-        vector_text(&st.query)
+    ui.label(egui::RichText::new(title).strong());
+    let vector = vector_text(&st.query);
+    ui.label(tr!(
+        ui,
+        "steps-query",
+        token = name,
+        dim = d,
+        vector = vector
     ))
     .on_hover_text(all_numbers(&st.query));
-    ui.label(format!(
-        "2. Each token's key k. 3. The dot product q·k. 4. Divided by √{d} = {:.2}. \
-         5. The softmax of the column before turns the scores into weights that sum to 1{}.",
-        1.0 / st.scale,
-        if st.masked.iter().any(|&m| m) {
-            "; later tokens are masked (−∞ before the softmax, 0 after): a causal model cannot \
-             see them"
-        } else {
-            ""
-        }
-    ));
+    let root = format!("{:.2}", 1.0 / st.scale);
+    let mut explain = tr!(ui, "steps-explain", dim = d, root = root);
+    if st.masked.iter().any(|&m| m) {
+        explain += &tr!(ui, "steps-explain-masked");
+    }
+    ui.label(explain + ".");
     let widths = [90.0, 150.0, 60.0, 60.0];
-    let header = ["token", "key k (first numbers)", "q·k", "÷ √d"];
+    let header = [
+        tr!(ui, "steps-col-token"),
+        tr!(ui, "steps-col-key"),
+        "q·k".to_string(),
+        "÷ √d".to_string(),
+    ];
     ui.horizontal(|ui| {
         for (w, h) in widths.iter().zip(header) {
             ui.add_sized([*w, LINE], egui::Label::new(egui::RichText::new(h).weak()));
         }
-        ui.label(egui::RichText::new("softmax").weak());
+        ui.label(egui::RichText::new(tr!(ui, "steps-col-softmax")).weak());
     });
     let n = st.tokens.len();
     let largest = st.probs.iter().copied().fold(1e-6f32, f32::max);
     let bar_color = ui.visuals().selection.bg_fill;
     egui::ScrollArea::vertical()
         .id_salt("head steps")
-        .max_height(max_height)
+        // Room left for the output and the check below the table.
+        .max_height(
+            max_height
+                .min(ui.available_height() - 3.0 * LINE)
+                .max(3.0 * LINE),
+        )
         .show_rows(ui, LINE, n, |ui, rows| {
             for j in rows {
                 ui.horizontal(|ui| {
@@ -85,7 +98,7 @@ pub fn steps_ui(ui: &mut egui::Ui, st: &HeadSteps, gap: Option<f32>, max_height:
                     )
                     .on_hover_text(all_numbers(key));
                     let (dot, scaled) = if st.masked[j] {
-                        ("masked".to_string(), "−∞".to_string())
+                        (tr!(ui, "steps-masked"), "−∞".to_string())
                     } else {
                         (format!("{:.3}", st.dots[j]), format!("{:.3}", st.scaled[j]))
                     };
@@ -112,20 +125,13 @@ pub fn steps_ui(ui: &mut egui::Ui, st: &HeadSteps, gap: Option<f32>, max_height:
                 });
             }
         });
-    ui.label(format!(
-        "6. Output = Σ softmax × v, the weighted sum of the tokens' values: {}",
-        vector_text(&st.output)
-    ))
-    .on_hover_text(all_numbers(&st.output));
+    let vector = vector_text(&st.output);
+    ui.label(tr!(ui, "steps-output", vector = vector))
+        .on_hover_text(all_numbers(&st.output));
     if let Some(gap) = gap {
-        ui.label(
-            egui::RichText::new(format!(
-                "The softmax column is row “{name}” of head {}'s map (largest difference \
-                 {gap:.1e}).",
-                st.head
-            ))
-            .weak(),
-        );
+        let gap = format!("{gap:.1e}");
+        let check = tr!(ui, "steps-check", token = name, head = head, gap = gap);
+        ui.label(egui::RichText::new(check).weak());
     }
 }
 

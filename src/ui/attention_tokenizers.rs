@@ -103,28 +103,21 @@ impl TokenizerComparison {
 
     /// Draws each model's tokens as chips, with their count.
     pub fn ui(&self, ui: &mut egui::Ui) {
-        ui.label(
-            egui::RichText::new(
-                "A tokenizer keeps the words of its vocabulary whole and cuts the others into \
-                 known pieces: ## continues a word (WordPiece), ▁ and Ġ start one (SentencePiece, \
-                 byte-level BPE).",
-            )
-            .weak(),
-        );
+        ui.label(egui::RichText::new(crate::tr!(ui, "tokenizers-explain")).weak());
         let Some(c) = &self.shown else {
-            super::widgets::busy_ui(ui, "tokenizing…");
+            super::widgets::busy_ui(ui, &crate::tr!(ui, "tokenizers-busy"));
             return;
         };
         if c.cuts.is_empty() {
-            ui.label("No text model found: open or download one in the Models window.");
+            ui.label(crate::tr!(ui, "tokenizers-none"));
         }
         for cut in &c.cuts {
             ui.horizontal_wrapped(|ui| match &cut.tokens {
                 Ok(tokens) => {
-                    let words = tokens.iter().filter(|t| !t.special).count();
-                    ui.label(
-                        egui::RichText::new(format!("{}: {words} tokens", cut.model)).strong(),
-                    );
+                    let count = tokens.iter().filter(|t| !t.special).count();
+                    let model = cut.model.as_str();
+                    let title = crate::tr!(ui, "tokenizers-count", model = model, count = count);
+                    ui.label(egui::RichText::new(title).strong());
                     for t in tokens {
                         let text = egui::RichText::new(&t.text).monospace();
                         let text = if t.special { text.weak() } else { text };

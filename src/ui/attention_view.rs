@@ -44,12 +44,12 @@ impl AttnMode {
         AttnMode::Rollout,
     ];
 
-    fn label(self) -> &'static str {
+    fn label(self, ui: &egui::Ui) -> String {
         match self {
-            Self::Head => "head",
-            Self::Mean => "mean of heads",
-            Self::Max => "max of heads",
-            Self::Rollout => "rollout",
+            Self::Head => crate::tr!(ui, "attn-mode-head"),
+            Self::Mean => crate::tr!(ui, "attn-mode-mean"),
+            Self::Max => crate::tr!(ui, "attn-mode-max"),
+            Self::Rollout => crate::tr!(ui, "attn-mode-rollout"),
         }
     }
 }
@@ -352,7 +352,10 @@ impl AttentionState {
             self.grid = Some(g);
         }
         if let Some(r) = self.exports.poll() {
-            notify(r.map(|p| format!("wrote {}", p.display())));
+            notify(r.map(|p| {
+                let path = p.display().to_string();
+                crate::tr_ctx!(ctx, "wrote-file", path = path)
+            }));
         }
         let (Some(out), Some(key)) = (self.output.clone(), self.key(s)) else {
             return;
@@ -426,8 +429,8 @@ impl AttentionState {
         let current = self
             .model
             .as_ref()
-            .map_or_else(|| "none".to_string(), |m| m.name.clone());
-        egui::ComboBox::from_label("model")
+            .map_or_else(|| crate::tr!(ui, "model-none"), |m| m.name.clone());
+        egui::ComboBox::from_label(crate::tr!(ui, "model-picker"))
             .selected_text(&current)
             .show_ui(ui, |ui| {
                 for dir in known {
@@ -436,7 +439,7 @@ impl AttentionState {
                         self.model_request = Some(dir.clone());
                     }
                 }
-                ui.label("More: Models window (open a folder or download).");
+                ui.label(crate::tr!(ui, "model-more"));
             });
     }
 
@@ -451,30 +454,35 @@ impl AttentionState {
     ) {
         self.model_picker(ui, known);
         ui.horizontal(|ui| {
-            ui.label("Text:");
+            ui.label(crate::tr!(ui, "text-label"));
+            let hint = crate::tr!(ui, "text-hint");
             ui.add(
                 egui::TextEdit::multiline(&mut s.text)
                     .desired_rows(2)
                     .desired_width(f32::INFINITY)
-                    .hint_text("Type a sentence"),
+                    .hint_text(hint),
             );
         });
         self.sync(worker, s);
-        egui::CollapsingHeader::new("Tokenizers side by side").show(ui, |ui| {
-            let mut dirs = self.opened.clone();
-            dirs.extend(known.iter().filter(|d| !self.opened.contains(d)).cloned());
-            self.tokenizers.sync(&s.text, &dirs);
-            self.tokenizers.ui(ui);
-        });
+        egui::CollapsingHeader::new(crate::tr!(ui, "tokenizers-title"))
+            .id_salt("tokenizers side by side")
+            .show(ui, |ui| {
+                let mut dirs = self.opened.clone();
+                dirs.extend(known.iter().filter(|d| !self.opened.contains(d)).cloned());
+                self.tokenizers.sync(&s.text, &dirs);
+                self.tokenizers.ui(ui);
+            });
         let Some(out) = self.output.clone() else {
             if self.awaiting {
-                super::widgets::busy_ui(ui, "running the model…");
+                super::widgets::busy_ui(ui, &crate::tr!(ui, "running-model"));
             } else {
-                ui.label("Type a sentence.");
+                ui.label(crate::tr!(ui, "text-empty"));
             }
             return;
         };
-        if let Some(notice) = out.encoded.notice() {
+        if let Some(total) = out.encoded.truncated_from {
+            let kept = out.encoded.tokens.len();
+            let notice = crate::tr!(ui, "text-truncated", kept = kept, total = total);
             ui.colored_label(ui.visuals().warn_fg_color, notice);
         }
         let maps: &AttentionMaps = &out.attentions;
@@ -486,6 +494,7 @@ impl AttentionState {
         if let Some(m) = &self.shown {
             ui.label(
                 egui::RichText::new(super::attention_lesson::caption(
+                    crate::ui::i18n::lang(ui.ctx()),
                     m.key.mode,
                     m.key.layer,
                     m.key.head,
@@ -504,8 +513,10 @@ impl AttentionState {
                 self.head_view_hover = head_view_ui(ui, m, side, self.head_view_hover);
             } else if let Some(m) = &self.shown {
                 let (vals, n, causal, labels) = (&m.values, m.n, m.causal, &m.labels);
+                let titles = (crate::tr!(ui, "axis-query"), crate::tr!(ui, "axis-key"));
+                let lang = crate::ui::i18n::lang(ui.ctx());
                 let marks = HeatmapMarks {
-                    axis_titles: Some(("word that looks (query)", "word looked at (key)")),
+                    axis_titles: Some((&titles.0, &titles.1)),
                     row: word,
                     cell: word
                         .zip(self.bar_hover)
@@ -521,13 +532,12 @@ impl AttentionState {
                     side,
                     marks,
                     |r, c| {
+                        let (from, to) = (labels[r].as_str(), labels[c].as_str());
                         if causal && c > r {
-                            format!(
-                                "{} to {}: masked (a causal model cannot see later tokens)",
-                                labels[r], labels[c]
-                            )
+                            crate::tr_lang!(lang, "cell-masked", from = from, to = to)
                         } else {
-                            format!("{} to {}: {:.4}", labels[r], labels[c], vals[r * n + c])
+                            let value = format!("{:.4}", vals[r * n + c]);
+                            crate::tr_lang!(lang, "cell-value", from = from, to = to, value = value)
                         }
                     },
                 );
@@ -552,21 +562,23 @@ impl AttentionState {
                     match &self.steps {
                         Some(st) => {
                             if s.mode != AttnMode::Head {
-                                ui.label(format!(
-                                    "The map shows {}; the steps follow head {} (one head's \
-                                     computation).",
-                                    s.mode.label(),
-                                    st.head
+                                let mode = s.mode.label(ui);
+                                let head = st.head;
+                                ui.label(crate::tr!(
+                                    ui,
+                                    "steps-follow-head",
+                                    mode = mode,
+                                    head = head
                                 ));
                             }
                             let height = (ui.available_height() - 90.0).max(120.0);
                             super::attention_steps::steps_ui(ui, st, self.steps_gap, height);
                         }
-                        None => super::widgets::busy_ui(ui, "computing the head's steps…"),
+                        None => super::widgets::busy_ui(ui, &crate::tr!(ui, "steps-computing")),
                     }
                 } else {
                     ui.horizontal(|ui| {
-                        ui.label("All layers × heads (click one):");
+                        ui.label(crate::tr!(ui, "grid-title"));
                         if self.is_computing() {
                             super::widgets::busy_ui(ui, "");
                         }
@@ -586,26 +598,34 @@ impl AttentionState {
         notify: super::Notify,
     ) {
         ui.horizontal_wrapped(|ui| {
-            ui.add(
-                egui::Slider::new(&mut s.layer, 0..=maps.layers.saturating_sub(1)).text("layer"),
+            let (layer, head) = (
+                crate::tr!(ui, "slider-layer"),
+                crate::tr!(ui, "slider-head"),
             );
+            ui.add(egui::Slider::new(&mut s.layer, 0..=maps.layers.saturating_sub(1)).text(layer));
             ui.add_enabled(
                 s.mode == AttnMode::Head,
-                egui::Slider::new(&mut s.head, 0..=maps.heads.saturating_sub(1)).text("head"),
+                egui::Slider::new(&mut s.head, 0..=maps.heads.saturating_sub(1)).text(head),
             );
-            egui::ComboBox::from_label("show")
-                .selected_text(s.mode.label())
+            egui::ComboBox::from_label(crate::tr!(ui, "show"))
+                .selected_text(s.mode.label(ui))
                 .show_ui(ui, |ui| {
                     for m in AttnMode::ALL {
-                        ui.selectable_value(&mut s.mode, m, m.label());
+                        let label = m.label(ui);
+                        ui.selectable_value(&mut s.mode, m, label);
                     }
                 });
-            ui.checkbox(&mut s.merge_words, "merge subwords into words");
+            let merge = crate::tr!(ui, "merge-words");
+            ui.checkbox(&mut s.merge_words, merge);
             if let Some(m) = &self.shown {
                 let current = m.word(s);
                 // Every row with its model position (a merged word: its first piece's).
-                let name = |i: usize| format!("{} : position {}", m.labels[i], self.position_of(i));
-                egui::ComboBox::from_label("word")
+                let lang = crate::ui::i18n::lang(ui.ctx());
+                let name = |i: usize| {
+                    let (word, position) = (m.labels[i].as_str(), self.position_of(i));
+                    crate::tr_lang!(lang, "word-position", word = word, position = position)
+                };
+                egui::ComboBox::from_label(crate::tr!(ui, "word-picker"))
                     .selected_text(name(current))
                     .show_ui(ui, |ui| {
                         for i in 0..m.labels.len() {
@@ -617,16 +637,17 @@ impl AttentionState {
                 // The word's position as a link: a click shows its row of the encodings.
                 if ui
                     .link(name(current))
-                    .on_hover_text("Open the Positional encodings view on this position")
+                    .on_hover_text(crate::tr!(ui, "word-position-hover"))
                     .clicked()
                 {
                     self.position_request = Some(self.position_of(current));
                 }
             }
-            ui.checkbox(&mut s.head_view, "head view (lines)");
-            ui.checkbox(&mut s.step_view, "step by step")
-                .on_hover_text("One head's computation for the chosen word, from the weights");
-            egui::ComboBox::from_label("colormap")
+            let (head_view, step_view) = (crate::tr!(ui, "head-view"), crate::tr!(ui, "step-view"));
+            ui.checkbox(&mut s.head_view, head_view);
+            ui.checkbox(&mut s.step_view, step_view)
+                .on_hover_text(crate::tr!(ui, "step-view-hover"));
+            egui::ComboBox::from_label(crate::tr!(ui, "colormap"))
                 .selected_text(s.colormap.name())
                 .show_ui(ui, |ui| {
                     for c in Colormap::ALL {
@@ -639,7 +660,8 @@ impl AttentionState {
             ] {
                 if ui.button(label).clicked() {
                     if let Some(p) = rfd::FileDialog::new().set_file_name(file).save_file() {
-                        self.start_export(p, png, notify);
+                        let lang = crate::ui::i18n::lang(ui.ctx());
+                        self.start_export(p, png, lang, notify);
                     }
                 }
             }
@@ -647,9 +669,15 @@ impl AttentionState {
     }
 
     /// Writes the shown map (PNG or CSV) on a job; the status bar reports the outcome.
-    fn start_export(&mut self, path: PathBuf, png: bool, notify: super::Notify) {
+    fn start_export(
+        &mut self,
+        path: PathBuf,
+        png: bool,
+        lang: crate::ui::i18n::Lang,
+        notify: super::Notify,
+    ) {
         let Some(m) = &self.shown else {
-            notify(Err("nothing to export yet".into()));
+            notify(Err(crate::tr_lang!(lang, "nothing-to-export")));
             return;
         };
         let (raster, n) = (m.raster.clone(), m.n);
@@ -706,7 +734,7 @@ impl AttentionState {
                             egui::StrokeKind::Inside,
                         );
                     }
-                    let label = format!("Layer {l} head {h}");
+                    let label = crate::tr!(ui, "grid-cell", layer = l, head = h);
                     resp.widget_info(|| {
                         egui::WidgetInfo::labeled(egui::Role::Button, true, &label)
                     });

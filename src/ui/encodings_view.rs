@@ -41,12 +41,12 @@ impl EncodingKind {
         Self::SamPoints,
     ];
 
-    fn label(self) -> &'static str {
+    fn label(self, ui: &egui::Ui) -> String {
         match self {
-            Self::Sinusoidal => "sinusoidal",
-            Self::Learned => "learned (text model)",
-            Self::Rotary => "rotary (RoPE)",
-            Self::SamPoints => "SAM point encoding",
+            Self::Sinusoidal => crate::tr!(ui, "enc-kind-sinusoidal"),
+            Self::Learned => crate::tr!(ui, "enc-kind-learned"),
+            Self::Rotary => crate::tr!(ui, "enc-kind-rotary"),
+            Self::SamPoints => crate::tr!(ui, "enc-kind-sam"),
         }
     }
 }
@@ -221,32 +221,39 @@ impl EncodingsState {
     pub fn ui(&mut self, ui: &mut egui::Ui, s: &mut EncodingsSettings) {
         ui.horizontal_wrapped(|ui| {
             for k in EncodingKind::ALL {
-                ui.selectable_value(&mut s.kind, k, k.label());
+                let label = k.label(ui);
+                ui.selectable_value(&mut s.kind, k, label);
             }
         });
         ui.horizontal_wrapped(|ui| match s.kind {
             EncodingKind::Sinusoidal | EncodingKind::Rotary => {
-                ui.add(egui::Slider::new(&mut s.positions, 2..=1024).text("positions"));
-                let dims = if s.kind == EncodingKind::Rotary { "head size" } else { "dimensions" };
+                let positions = crate::tr!(ui, "enc-positions");
+                ui.add(egui::Slider::new(&mut s.positions, 2..=1024).text(positions));
+                let dims = if s.kind == EncodingKind::Rotary {
+                    crate::tr!(ui, "enc-head-size")
+                } else {
+                    crate::tr!(ui, "enc-dims")
+                };
                 ui.add(egui::Slider::new(&mut s.dims, 2..=1024).text(dims));
+                let base = crate::tr!(ui, "enc-base");
                 ui.add(
                     egui::Slider::new(&mut s.base, 10.0..=1_000_000.0)
                         .logarithmic(true)
-                        .text("base"),
+                        .text(base),
                 );
                 s.dims += s.dims % 2;
             }
             EncodingKind::Learned => {
-                ui.add(egui::Slider::new(&mut s.positions, 2..=1024).text("positions"));
+                let positions = crate::tr!(ui, "enc-positions");
+                ui.add(egui::Slider::new(&mut s.positions, 2..=1024).text(positions));
             }
             EncodingKind::SamPoints => {
-                ui.label(
-                    "Each of the 64 × 64 grid cells encoded as SAM's prompt encoder encodes a point.",
-                );
+                ui.label(crate::tr!(ui, "enc-sam-cells"));
             }
         });
         ui.horizontal(|ui| {
-            ui.checkbox(&mut s.similarity, "position × position cosine similarity");
+            let similarity = crate::tr!(ui, "enc-similarity");
+            ui.checkbox(&mut s.similarity, similarity);
             if self.is_computing() {
                 super::widgets::busy_ui(ui, "");
             }
@@ -255,33 +262,23 @@ impl EncodingsState {
         let Some(c) = &self.current else {
             match s.kind {
                 EncodingKind::Learned if self.learned.is_none() => {
-                    ui.label(
-                        "Load a text model (Models window) to see its learned position table.",
-                    );
+                    ui.label(crate::tr!(ui, "enc-need-text"));
                 }
                 EncodingKind::SamPoints if self.sam_pe.is_none() => {
-                    ui.label("Load a SAM model (Models window) to see its point encoding.");
+                    ui.label(crate::tr!(ui, "enc-need-sam"));
                 }
-                _ => super::widgets::busy_ui(ui, "computing…"),
+                _ => super::widgets::busy_ui(ui, &crate::tr!(ui, "computing")),
             }
             return;
         };
         if s.kind == EncodingKind::Learned && self.skipped_rows > 0 {
             let k = self.skipped_rows;
-            ui.label(format!(
-                "Rows 0–{} of the model's table are never used: RoBERTa-style positions start \
-                 after the padding index ({}). Position 0 here is table row {k}, the first \
-                 token's.",
-                k - 1,
-                k - 1
-            ));
+            ui.label(crate::tr!(ui, "enc-skipped-rows", last = k - 1, first = k));
         }
         if let Some(r) = s.highlight {
             ui.horizontal(|ui| {
-                ui.label(format!(
-                    "Position {r} outlined (the word picked in the Attention view)."
-                ));
-                if ui.small_button("clear").clicked() {
+                ui.label(crate::tr!(ui, "enc-outlined", row = r));
+                if ui.small_button(crate::tr!(ui, "enc-clear")).clicked() {
                     s.highlight = None;
                 }
             });
@@ -334,15 +331,13 @@ impl EncodingsState {
                     (rel.x * m.cols as f32) as usize,
                 );
                 if r < m.rows && col < m.cols {
-                    let what = if similarity {
-                        format!("positions {r} and {col}")
+                    let value = format!("{:.4}", m.data[r * m.cols + col]);
+                    let text = if similarity {
+                        crate::tr!(ui, "enc-hover-pair", a = r, b = col, value = value)
                     } else {
-                        format!("position {r}, dimension {col}")
+                        crate::tr!(ui, "enc-hover-cell", row = r, col = col, value = value)
                     };
-                    resp.on_hover_text_at_pointer(format!(
-                        "{what}: {:.4}",
-                        m.data[r * m.cols + col]
-                    ));
+                    resp.on_hover_text_at_pointer(text);
                 }
             }
             ui.vertical(|ui| self.curves_ui(ui, s));
@@ -352,7 +347,7 @@ impl EncodingsState {
     fn curves_ui(&mut self, ui: &mut egui::Ui, s: &mut EncodingsSettings) {
         let Some(c) = &self.current else { return };
         if let Some(decay) = &c.decay {
-            ui.label("Relative-distance decay of q·k for constant vectors:");
+            ui.label(crate::tr!(ui, "enc-rope-decay"));
             Plot::new("rope-decay")
                 .height(220.0)
                 .legend(Legend::default())
@@ -362,7 +357,7 @@ impl EncodingsState {
         }
         let base = c.base.clone();
         ui.horizontal(|ui| {
-            ui.label("curves of dimensions:");
+            ui.label(crate::tr!(ui, "enc-curves"));
             let mut text = s
                 .curves
                 .iter()
@@ -403,12 +398,16 @@ impl EncodingsState {
         let Some((_, _, lines)) = &self.curves else {
             return;
         };
+        let names: Vec<String> = lines
+            .iter()
+            .map(|(d, _)| crate::tr!(ui, "enc-curve", dim = *d))
+            .collect();
         Plot::new("encoding-curves")
             .height(220.0)
             .legend(Legend::default())
             .show(ui, |p| {
-                for (d, pts) in lines {
-                    p.line(Line::new(format!("dim {d}"), PlotPoints::Borrowed(pts)));
+                for ((_, pts), name) in lines.iter().zip(names) {
+                    p.line(Line::new(name, PlotPoints::Borrowed(pts)));
                 }
             });
     }

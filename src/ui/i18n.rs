@@ -82,7 +82,7 @@ fn bundles() -> &'static [FluentBundle<FluentResource>; 2] {
 }
 
 fn lang_id() -> egui::Id {
-    egui::Id::new("segattn-language")
+    egui::Id::unique("segattn-language")
 }
 
 /// The language `ctx` shows.
@@ -108,38 +108,41 @@ pub fn message(lang: Lang, key: &str, args: &[(&str, FluentValue<'_>)]) -> Strin
     }
     let mut errors = Vec::new();
     bundle
-        .format_pattern(pattern, (!args.is_empty()).then_some(&fluent_args), &mut errors)
+        .format_pattern(
+            pattern,
+            (!args.is_empty()).then_some(&fluent_args),
+            &mut errors,
+        )
         .into_owned()
 }
 
 /// A UI message in the language of a context: `tr!(ui, "key")`, or with arguments
 /// `tr!(ui, "key", word = label, n = 3)`. The first argument is anything with `.ctx()` (a
-/// `Ui`) or an `&egui::Context` through [`tr_ctx!`](crate::tr_ctx).
+/// `Ui`); [`tr_ctx!`](crate::tr_ctx) takes an `&egui::Context`, [`tr_lang!`](crate::tr_lang)
+/// a [`Lang`].
 #[macro_export]
 macro_rules! tr {
-    ($ui:expr, $key:literal) => {
-        $crate::ui::i18n::message($crate::ui::i18n::lang($ui.ctx()), $key, &[])
-    };
-    ($ui:expr, $key:literal, $($name:ident = $value:expr),+ $(,)?) => {
-        $crate::ui::i18n::message(
-            $crate::ui::i18n::lang($ui.ctx()),
-            $key,
-            &[$((stringify!($name), ::fluent_bundle::FluentValue::from($value))),+],
-        )
+    ($ui:expr, $key:literal $(, $name:ident = $value:expr)* $(,)?) => {
+        $crate::tr_lang!($crate::ui::i18n::lang($ui.ctx()), $key $(, $name = $value)*)
     };
 }
 
 /// [`tr!`](crate::tr) for an `&egui::Context`.
 #[macro_export]
 macro_rules! tr_ctx {
-    ($ctx:expr, $key:literal) => {
-        $crate::ui::i18n::message($crate::ui::i18n::lang($ctx), $key, &[])
+    ($ctx:expr, $key:literal $(, $name:ident = $value:expr)* $(,)?) => {
+        $crate::tr_lang!($crate::ui::i18n::lang($ctx), $key $(, $name = $value)*)
     };
-    ($ctx:expr, $key:literal, $($name:ident = $value:expr),+ $(,)?) => {
+}
+
+/// [`tr!`](crate::tr) in a given [`Lang`] (for closures that have no `Ui`).
+#[macro_export]
+macro_rules! tr_lang {
+    ($lang:expr, $key:literal $(, $name:ident = $value:expr)* $(,)?) => {
         $crate::ui::i18n::message(
-            $crate::ui::i18n::lang($ctx),
+            $lang,
             $key,
-            &[$((stringify!($name), ::fluent_bundle::FluentValue::from($value))),+],
+            &[$((stringify!($name), ::fluent_bundle::FluentValue::from($value))),*],
         )
     };
 }
@@ -163,7 +166,7 @@ mod tests {
             .collect()
     }
 
-    /// Every `tr!(x, "key"` / `tr_ctx!(x, "key"` of the sources under `dir`.
+    /// Every `tr!(x, "key"` (`tr_ctx!`, `tr_lang!`) of the sources under `dir`.
     fn used_keys(dir: &Path, out: &mut BTreeSet<String>) {
         for entry in std::fs::read_dir(dir).expect("src readable").flatten() {
             let path = entry.path();
@@ -175,7 +178,8 @@ mod tests {
                 continue;
             }
             let text = std::fs::read_to_string(&path).expect("source readable");
-            for (i, _) in text.match_indices("tr!(").chain(text.match_indices("tr_ctx!(")) {
+            let calls = ["tr!(", "tr_ctx!(", "tr_lang!("];
+            for (i, _) in calls.iter().flat_map(|c| text.match_indices(c)) {
                 let rest = &text[i..];
                 let Some(open) = rest.find('"') else { continue };
                 let close = rest[open + 1..].find('"').expect("closing quote");
@@ -193,10 +197,19 @@ mod tests {
         assert!(only_en.is_empty(), "missing in French: {only_en:?}");
         assert!(only_fr.is_empty(), "missing in English: {only_fr:?}");
         let mut used = BTreeSet::new();
-        used_keys(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut used);
-        assert!(used.len() > 20, "the scan found the UI's messages: {used:?}");
+        used_keys(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut used,
+        );
+        assert!(
+            used.len() > 20,
+            "the scan found the UI's messages: {used:?}"
+        );
         let missing: Vec<_> = used.difference(&en).collect();
-        assert!(missing.is_empty(), "used in the code, in no file: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "used in the code, in no file: {missing:?}"
+        );
         let unused: Vec<_> = en.difference(&used).collect();
         assert!(unused.is_empty(), "in the files, used nowhere: {unused:?}");
     }

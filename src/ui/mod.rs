@@ -9,6 +9,7 @@ pub mod attention_tokenizers;
 pub mod attention_view;
 pub mod encodings_view;
 pub mod first_run;
+pub mod i18n;
 pub mod segment;
 pub mod status_bar;
 pub mod widgets;
@@ -34,12 +35,12 @@ impl View {
     /// Every view, in tab order.
     pub const ALL: [View; 3] = [View::Segment, View::Attention, View::Encodings];
 
-    /// Tab label.
-    pub fn label(self) -> &'static str {
+    /// Tab label, in the language of `ctx`.
+    pub fn label(self, ctx: &egui::Context) -> String {
         match self {
-            Self::Segment => "Segment",
-            Self::Attention => "Attention",
-            Self::Encodings => "Positional encodings",
+            Self::Segment => crate::tr_ctx!(ctx, "view-segment"),
+            Self::Attention => crate::tr_ctx!(ctx, "view-attention"),
+            Self::Encodings => crate::tr_ctx!(ctx, "view-encodings"),
         }
     }
 }
