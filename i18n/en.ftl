@@ -97,3 +97,264 @@ enc-hover-cell = position { $row }, dimension { $col }: { $value }
 enc-rope-decay = Relative-distance decay of q·k for constant vectors:
 enc-curves = curves of dimensions:
 enc-curve = dim { $dim }
+
+## First-run panels
+need-sam-title = Segment Anything needs a model
+need-sam-why = segattn runs SAM on this computer. MobileSAM is small and the fastest; SAM ViT-B, ViT-L and ViT-H are larger and more precise (Models window).
+need-sam-open = Open a SAM checkpoint…
+need-text-title = The Attention view needs a text model
+need-text-why = all-MiniLM-L6-v2 is a small BERT (6 layers × 12 heads); GPT-2 shows a causal model; DistilCamemBERT reads French (Models window). Any BERT, RoBERTa, XLM-RoBERTa, CamemBERT or GPT-2 folder from the Hugging Face Hub works.
+need-text-open = Open a model folder…
+downloading = Downloading { $model }…
+cancel-download = Cancel download
+looking-for-models = Looking for models on this computer…
+loading-for = Loading { $model }… { $seconds } s
+cancel = Cancel
+last-load-failed = The last model did not load: { $why }
+download-size = Download { $model } ({ $mb } MB)
+download-from = from the Hugging Face Hub ({ $repo }) into its cache
+offline-hint = Without a network, weights/README.md says which files to put where; the Models window lists where segattn looks.
+
+## Status bar
+status-formats = SAM encoder { $dtype }, rest f32
+status-device-hover = where the models run, and in which floating-point format
+status-sam = SAM: { $model }
+status-text = text: { $model }
+status-times = encode { $encode } · click { $click } · forward { $forward }
+status-times-hover = click: from the pointer event to the mask on screen; SAM's prompt encoder and mask decoder took { $decode } of it
+status-error = Error: { $message }
+
+## Models window
+models-title = Models
+models-sam = Segment Anything
+models-text = Text model
+models-loaded = loaded: { $model }
+models-loading = loading { $model }…
+models-cancel-loading = Cancel loading
+models-open-sam = Open SAM checkpoint…
+models-open-text = Open model folder…
+models-found = Found on this computer:
+models-sam-names = SAM file names looked for: { $names }
+models-text-folder = A text model is a Hugging Face folder with config.json, tokenizer.json and model.safetensors, e.g. weights/all-MiniLM-L6-v2 or weights/gpt2.
+models-looked-for = Looked for, in order:
+models-download-title = Download from the Hugging Face Hub
+models-download = Download { $model }
+models-download-about = { $repo }, about { $mb } MB
+models-files-go = Files go to the Hugging Face cache (HF_HOME), where segattn also looks. Without a network, weights/README.md says which files to put where.
+cache-title = Embedding cache
+cache-keep = Keep image embeddings on disk (an image seen before is ready at once)
+cache-bound = GB at most (least recently used go first)
+cache-usage = { $entries ->
+    [one] { $entries } embedding kept
+   *[other] { $entries } embeddings kept
+}, { $mb } MB used
+cache-measuring = measuring…
+cache-clear = Clear the cache
+cache-clear-hover = Deletes every kept embedding; images are encoded again when next opened
+cache-none = No cache folder (set SEGATTN_CACHE_DIR or HOME).
+
+## Status-bar messages
+msg-loading = loading { $path }…
+msg-download-running = a download is already running
+msg-downloading = downloading { $model }…
+msg-download-failed = download { $model }: { $message }
+msg-download-offline = download { $model }: { $message } (without a network, see weights/README.md for where to put the files)
+msg-download-cancelled = download of { $model } cancelled; it resumes where it stopped next time
+msg-connecting = connecting…
+msg-loaded-in = { $model } loaded in { $ms } ms
+msg-loaded = { $model } loaded
+msg-loading-cancelled = loading cancelled
+msg-task-failed = { $task }: { $message }
+msg-sam-crashed = SAM stopped with an internal error while { $task } ({ $message }); it started again
+msg-text-crashed = the text model stopped with an internal error while { $task } ({ $message }); it started again
+msg-internal-error = an internal error while { $task }
+msg-everything = everything: { $masks } masks in { $seconds } s
+msg-hover-on = hover preview on
+msg-hover-off = hover preview off
+msg-save-failed = cannot save the annotations: { $message }
+task-load-sam = loading the SAM model
+task-encode = encoding the image
+task-predict = predicting the mask
+task-everything = segmenting everything
+task-preencode = encoding the next image
+task-load-text = loading the text model
+task-run-text = running the text model
+task-steps = computing the head's steps
+
+## Segment view: image and prompt
+seg-image = Image
+seg-open-image = Open image…
+seg-open-folder = Open folder…
+seg-open-folder-hover = Annotate a folder of images: objects are saved in it as COCO
+seg-sample = Sample: { $name }
+seg-reading-folder = reading the folder…
+seg-decoding = decoding { $name }…
+seg-encoding = encoding… { $seconds } s
+seg-encoded = image encoded in { $ms } ms: click to segment
+seg-encoded-cached = embedding read from the disk cache in { $ms } ms: click to segment
+seg-encoding-cancelled = encoding cancelled
+seg-encode = Encode
+seg-not-encoded = not encoded: { $why }
+seg-waiting-model = waiting for a SAM model
+seg-prompt = Prompt
+seg-prompt-help = Left click: foreground point. Right click: background point. Drag: box.
+seg-zoom = Zoom { $percent }% (scroll; middle-drag pans)
+seg-fit = Fit
+seg-undo = Undo
+seg-redo = Redo
+seg-clear = Clear
+seg-hover-preview = Preview the mask under the pointer
+seg-multimask = 3 candidate masks
+seg-refine = Refine each click with the previous mask
+seg-refine-hover = The chosen candidate's low-res logits go to the next click as SAM's mask_input, as the official predictor refines a mask (undo brings back the input each step had)
+seg-opacity = mask opacity
+
+## Segment view: candidates, outline, labels
+seg-candidates = Candidates
+seg-stab = stab { $value }
+seg-candidate = Candidate { $n } (IoU { $iou }, stability { $stability })
+seg-add-object = Add object
+seg-add-object-hover = Keep this mask and start a new object (Enter)
+seg-outline = Polygon outline
+seg-simplify = simplify (px)
+seg-simplify-hover = Douglas–Peucker tolerance: no border pixel is farther from the polygon. The COCO (polygons), YOLO and LabelMe exports use it.
+seg-vertices = { $vertices } vertices in { $parts ->
+    [one] { $parts } part
+   *[other] { $parts } parts
+}
+seg-holes = , { $holes } hole(s): lost in YOLO, LabelMe and COCO polygons
+seg-tracing = tracing the outline…
+seg-labels = Labels
+seg-next-label = The next object's label
+
+## Segment view: labels, objects, export, decoder attention
+seg-remove = Remove
+seg-remove-hover = Remove this label
+seg-add-label = Add label
+seg-objects = Objects
+seg-object-area = { $area } px
+seg-edit = Edit
+seg-edit-hover = Add or subtract masks, fill holes, remove small parts
+seg-delete = Delete
+seg-export = Export
+seg-annotations-of = Annotations of
+seg-all-objects = all objects
+seg-chosen-mask = the chosen mask
+seg-coco-shape = COCO segmentation
+seg-coco-rle = RLE (exact)
+seg-coco-auto = polygons, RLE where holes
+seg-coco-polygons = polygons (holes lost)
+seg-coco-hover = COCO polygons cannot carry holes: an object with holes goes as RLE unless polygons are forced.
+seg-export-mask = Mask PNG…
+seg-export-cutout = Cut-out PNG…
+seg-export-coco = COCO JSON…
+seg-export-yolo = YOLO txt…
+seg-export-labelme = LabelMe JSON…
+seg-writing = writing…
+seg-sam-looked = What SAM looked at
+seg-overlay-attention = Overlay decoder attention
+seg-attn-layer = layer
+seg-attn-head = head
+seg-attn-token = token
+seg-attn-mean = mean of heads
+seg-attn-head-n = head { $head }
+seg-layer-final = final: tokens to image
+seg-layer-block = block { $block }: tokens to image
+seg-token-iou = IoU token
+seg-token-mask = mask token { $index }
+seg-token-point-fg = point { $n } (fg)
+seg-token-point-bg = point { $n } (bg)
+seg-token-padding = padding point
+seg-token-corner = box corner { $n }
+
+## Segment view: everything mode
+ev-title = Everything
+ev-points-per-side = points per side
+ev-min-iou = min predicted IoU
+ev-min-stability = min stability
+ev-more = More parameters
+ev-progress = points { $points }/{ $points_total } · crops { $crops }/{ $crops_total } · { $seconds } s
+ev-cancel = Cancel everything
+ev-run = Segment everything
+ev-run-hover = SAM's automatic mask generator on a grid of points
+ev-last-run = last run: { $masks } masks in { $seconds } s
+ev-keep-all = Keep all
+ev-discard-all = Discard all
+ev-mask = mask { $n }
+ev-scores = IoU { $iou } · stab { $stability }
+ev-keep = Keep
+ev-drop = Drop
+ev-drop-hover = Delete this mask
+ev-points-per-batch = points per batch
+ev-stability-offset = stability offset
+ev-box-nms = box NMS IoU
+ev-crop-layers = crop layers
+ev-crop-nms = crop NMS IoU
+ev-crop-overlap = crop overlap ratio
+ev-crop-downscale = crop points downscale
+ev-min-area = min region area (px)
+ev-defaults = Official defaults
+
+## Segment view: shortcuts and folder
+key-left-click = Left click
+key-right-click = Right click
+key-drag = Drag
+key-scroll = Scroll
+key-middle-drag = Middle drag
+key-enter = Enter
+key-space = Space
+do-foreground = foreground point
+do-background = background point
+do-box = box
+do-zoom = zoom around the pointer
+do-pan = pan
+do-keep = keep the mask as an object
+do-undo = undo the last prompt
+do-redo = redo
+do-hover = hover preview on / off
+do-next = next image of the folder
+do-previous = previous image of the folder
+do-done = mark the image done / not done
+shortcuts-title = Keyboard and mouse
+folder-title = Folder: { $name }
+folder-not-saved = not saved: { $message }
+folder-saving = saving…
+folder-saved = saved
+folder-progress = { $done } of { $total } images done · { $saved } in { $file }
+folder-ahead = encoding { $name } ahead…
+folder-ahead-hover = The next image's embedding goes to the disk cache in the background, so opening it is instant; clicks here come first
+folder-previous = Previous (A)
+folder-next = Next (D)
+folder-next-not-done = Next not done
+folder-next-not-done-hover = The next image without a done mark
+folder-all-done = every image of the folder is done
+folder-close = Close folder
+folder-done = This image is done
+folder-done-hover = Space. Keeping the first object marks it done.
+folder-image-row = { $image } · { $objects ->
+    [one] { $objects } object
+   *[other] { $objects } objects
+}
+folder-image-done = {" "}· done
+folder-export = Export the folder:
+folder-export-coco-hover = One COCO instances file, shaped as the COCO export's menu says
+folder-export-yolo-hover = A label file per image and data.yaml, in a folder you pick
+folder-export-labelme-hover = A LabelMe JSON beside each image
+
+## Segment view: mask editing and canvas
+edit-union = Add the chosen mask
+edit-difference = Subtract the chosen mask
+edit-fill-holes = Fill holes
+edit-remove-small = Remove parts under { $px } px
+edit-keep-largest = Keep the largest part
+edit-nothing-changed = { $op }: nothing changed
+edit-need-mask = Click on the image for a mask first
+edit-busy = editing…
+edit-remove-under = Remove parts under
+edit-undo = Undo edit
+edit-redo = Redo edit
+canvas-empty = Open an image (or drop one here), or pick a sample on the left.
+
+## Segment view: messages
+seg-folder-opened = folder { $name }: { $images } images, { $done } done
+ev-cancelled = everything cancelled

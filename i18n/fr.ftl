@@ -97,3 +97,264 @@ enc-hover-cell = position { $row }, dimension { $col } : { $value }
 enc-rope-decay = Décroissance de q·k avec la distance relative, pour des vecteurs constants :
 enc-curves = courbes des dimensions :
 enc-curve = dim { $dim }
+
+## Panneaux du premier lancement
+need-sam-title = Segment Anything a besoin d'un modèle
+need-sam-why = segattn fait tourner SAM sur cet ordinateur. MobileSAM est petit et le plus rapide ; SAM ViT-B, ViT-L et ViT-H sont plus gros et plus précis (fenêtre Modèles).
+need-sam-open = Ouvrir un checkpoint SAM…
+need-text-title = La vue Attention a besoin d'un modèle de texte
+need-text-why = all-MiniLM-L6-v2 est un petit BERT (6 couches × 12 têtes) ; GPT-2 montre un modèle causal ; DistilCamemBERT lit le français (fenêtre Modèles). Tout dossier BERT, RoBERTa, XLM-RoBERTa, CamemBERT ou GPT-2 du Hugging Face Hub convient.
+need-text-open = Ouvrir un dossier de modèle…
+downloading = Téléchargement de { $model }…
+cancel-download = Annuler le téléchargement
+looking-for-models = Recherche de modèles sur cet ordinateur…
+loading-for = Chargement de { $model }… { $seconds } s
+cancel = Annuler
+last-load-failed = Le dernier modèle n'a pas pu être chargé : { $why }
+download-size = Télécharger { $model } ({ $mb } Mo)
+download-from = depuis le Hugging Face Hub ({ $repo }) dans son cache
+offline-hint = Sans réseau, weights/README.md dit quels fichiers mettre où ; la fenêtre Modèles liste où segattn cherche.
+
+## Barre d'état
+status-formats = encodeur SAM { $dtype }, reste f32
+status-device-hover = où tournent les modèles, et dans quel format de nombres à virgule
+status-sam = SAM : { $model }
+status-text = texte : { $model }
+status-times = encodage { $encode } · clic { $click } · passe { $forward }
+status-times-hover = clic : de l'événement du pointeur au masque à l'écran ; l'encodeur de requêtes et le décodeur de masques de SAM en ont pris { $decode }
+status-error = Erreur : { $message }
+
+## Fenêtre Modèles
+models-title = Modèles
+models-sam = Segment Anything
+models-text = Modèle de texte
+models-loaded = chargé : { $model }
+models-loading = chargement de { $model }…
+models-cancel-loading = Annuler le chargement
+models-open-sam = Ouvrir un checkpoint SAM…
+models-open-text = Ouvrir un dossier de modèle…
+models-found = Trouvés sur cet ordinateur :
+models-sam-names = Noms de fichiers SAM cherchés : { $names }
+models-text-folder = Un modèle de texte est un dossier Hugging Face avec config.json, tokenizer.json et model.safetensors, par exemple weights/all-MiniLM-L6-v2 ou weights/gpt2.
+models-looked-for = Cherchés, dans l'ordre :
+models-download-title = Télécharger depuis le Hugging Face Hub
+models-download = Télécharger { $model }
+models-download-about = { $repo }, environ { $mb } Mo
+models-files-go = Les fichiers vont dans le cache Hugging Face (HF_HOME), où segattn cherche aussi. Sans réseau, weights/README.md dit quels fichiers mettre où.
+cache-title = Cache des embeddings
+cache-keep = Garder les embeddings des images sur le disque (une image déjà vue est prête tout de suite)
+cache-bound = Go au plus (les moins récemment utilisés partent d'abord)
+cache-usage = { $entries ->
+    [one] { $entries } embedding gardé
+   *[other] { $entries } embeddings gardés
+}, { $mb } Mo utilisés
+cache-measuring = mesure…
+cache-clear = Vider le cache
+cache-clear-hover = Supprime tous les embeddings gardés ; les images seront encodées de nouveau à leur prochaine ouverture
+cache-none = Pas de dossier de cache (définissez SEGATTN_CACHE_DIR ou HOME).
+
+## Messages de la barre d'état
+msg-loading = chargement de { $path }…
+msg-download-running = un téléchargement est déjà en cours
+msg-downloading = téléchargement de { $model }…
+msg-download-failed = téléchargement de { $model } : { $message }
+msg-download-offline = téléchargement de { $model } : { $message } (sans réseau, weights/README.md dit où mettre les fichiers)
+msg-download-cancelled = téléchargement de { $model } annulé ; il reprendra là où il s'est arrêté
+msg-connecting = connexion…
+msg-loaded-in = { $model } chargé en { $ms } ms
+msg-loaded = { $model } chargé
+msg-loading-cancelled = chargement annulé
+msg-task-failed = { $task } : { $message }
+msg-sam-crashed = SAM s'est arrêté sur une erreur interne pendant : { $task } ({ $message }) ; il a redémarré
+msg-text-crashed = le modèle de texte s'est arrêté sur une erreur interne pendant : { $task } ({ $message }) ; il a redémarré
+msg-internal-error = une erreur interne pendant : { $task }
+msg-everything = tout segmenter : { $masks } masques en { $seconds } s
+msg-hover-on = aperçu au survol activé
+msg-hover-off = aperçu au survol désactivé
+msg-save-failed = impossible d'enregistrer les annotations : { $message }
+task-load-sam = chargement du modèle SAM
+task-encode = encodage de l'image
+task-predict = prédiction du masque
+task-everything = segmentation de tout
+task-preencode = encodage de l'image suivante
+task-load-text = chargement du modèle de texte
+task-run-text = passe du modèle de texte
+task-steps = calcul des étapes de la tête
+
+## Vue Segmenter : image et requête
+seg-image = Image
+seg-open-image = Ouvrir une image…
+seg-open-folder = Ouvrir un dossier…
+seg-open-folder-hover = Annoter un dossier d'images : les objets y sont enregistrés en COCO
+seg-sample = Exemple : { $name }
+seg-reading-folder = lecture du dossier…
+seg-decoding = décodage de { $name }…
+seg-encoding = encodage… { $seconds } s
+seg-encoded = image encodée en { $ms } ms : cliquez pour segmenter
+seg-encoded-cached = embedding lu dans le cache disque en { $ms } ms : cliquez pour segmenter
+seg-encoding-cancelled = encodage annulé
+seg-encode = Encoder
+seg-not-encoded = non encodée : { $why }
+seg-waiting-model = en attente d'un modèle SAM
+seg-prompt = Requête
+seg-prompt-help = Clic gauche : point de l'objet. Clic droit : point du fond. Glisser : boîte.
+seg-zoom = Zoom { $percent } % (molette ; glisser avec le bouton du milieu déplace)
+seg-fit = Ajuster
+seg-undo = Annuler
+seg-redo = Rétablir
+seg-clear = Effacer
+seg-hover-preview = Aperçu du masque sous le pointeur
+seg-multimask = 3 masques candidats
+seg-refine = Affiner chaque clic avec le masque précédent
+seg-refine-hover = Les logits basse résolution du candidat choisi vont au clic suivant comme mask_input de SAM, comme le prédicteur officiel affine un masque (annuler rend l'entrée de chaque étape)
+seg-opacity = opacité du masque
+
+## Vue Segmenter : candidats, contour, étiquettes
+seg-candidates = Candidats
+seg-stab = stab. { $value }
+seg-candidate = Candidat { $n } (IoU { $iou }, stabilité { $stability })
+seg-add-object = Ajouter l'objet
+seg-add-object-hover = Garder ce masque et commencer un nouvel objet (Entrée)
+seg-outline = Contour polygonal
+seg-simplify = simplifier (px)
+seg-simplify-hover = Tolérance de Douglas–Peucker : aucun pixel du bord n'est plus loin du polygone. Les exports COCO (polygones), YOLO et LabelMe l'utilisent.
+seg-vertices = { $vertices } sommets en { $parts ->
+    [one] { $parts } partie
+   *[other] { $parts } parties
+}
+seg-holes = , { $holes } trou(s) : perdus en YOLO, LabelMe et polygones COCO
+seg-tracing = tracé du contour…
+seg-labels = Étiquettes
+seg-next-label = L'étiquette du prochain objet
+
+## Vue Segmenter : étiquettes, objets, export, attention du décodeur
+seg-remove = Retirer
+seg-remove-hover = Retirer cette étiquette
+seg-add-label = Ajouter une étiquette
+seg-objects = Objets
+seg-object-area = { $area } px
+seg-edit = Modifier
+seg-edit-hover = Ajouter ou soustraire des masques, boucher les trous, retirer les petites parties
+seg-delete = Supprimer
+seg-export = Exporter
+seg-annotations-of = Annotations de
+seg-all-objects = tous les objets
+seg-chosen-mask = le masque choisi
+seg-coco-shape = segmentation COCO
+seg-coco-rle = RLE (exact)
+seg-coco-auto = polygones, RLE s'il y a des trous
+seg-coco-polygons = polygones (trous perdus)
+seg-coco-hover = Les polygones COCO ne portent pas de trous : un objet troué part en RLE, sauf si les polygones sont imposés.
+seg-export-mask = PNG du masque…
+seg-export-cutout = PNG découpé…
+seg-export-coco = JSON COCO…
+seg-export-yolo = txt YOLO…
+seg-export-labelme = JSON LabelMe…
+seg-writing = écriture…
+seg-sam-looked = Ce que SAM a regardé
+seg-overlay-attention = Superposer l'attention du décodeur
+seg-attn-layer = couche
+seg-attn-head = tête
+seg-attn-token = jeton
+seg-attn-mean = moyenne des têtes
+seg-attn-head-n = tête { $head }
+seg-layer-final = finale : jetons vers l'image
+seg-layer-block = bloc { $block } : jetons vers l'image
+seg-token-iou = jeton IoU
+seg-token-mask = jeton de masque { $index }
+seg-token-point-fg = point { $n } (objet)
+seg-token-point-bg = point { $n } (fond)
+seg-token-padding = point de remplissage
+seg-token-corner = coin de boîte { $n }
+
+## Vue Segmenter : tout segmenter
+ev-title = Tout segmenter
+ev-points-per-side = points par côté
+ev-min-iou = IoU prédite minimale
+ev-min-stability = stabilité minimale
+ev-more = Plus de paramètres
+ev-progress = points { $points }/{ $points_total } · découpes { $crops }/{ $crops_total } · { $seconds } s
+ev-cancel = Annuler tout segmenter
+ev-run = Tout segmenter
+ev-run-hover = Le générateur automatique de masques de SAM sur une grille de points
+ev-last-run = dernier passage : { $masks } masques en { $seconds } s
+ev-keep-all = Tout garder
+ev-discard-all = Tout jeter
+ev-mask = masque { $n }
+ev-scores = IoU { $iou } · stab. { $stability }
+ev-keep = Garder
+ev-drop = Jeter
+ev-drop-hover = Supprimer ce masque
+ev-points-per-batch = points par lot
+ev-stability-offset = décalage de stabilité
+ev-box-nms = IoU de NMS des boîtes
+ev-crop-layers = couches de découpe
+ev-crop-nms = IoU de NMS des découpes
+ev-crop-overlap = recouvrement des découpes
+ev-crop-downscale = réduction des points des découpes
+ev-min-area = aire minimale d'une région (px)
+ev-defaults = Valeurs officielles
+
+## Vue Segmenter : raccourcis et dossier
+key-left-click = Clic gauche
+key-right-click = Clic droit
+key-drag = Glisser
+key-scroll = Molette
+key-middle-drag = Glisser (bouton du milieu)
+key-enter = Entrée
+key-space = Espace
+do-foreground = point de l'objet
+do-background = point du fond
+do-box = boîte
+do-zoom = zoom autour du pointeur
+do-pan = déplacer la vue
+do-keep = garder le masque comme objet
+do-undo = annuler la dernière requête
+do-redo = rétablir
+do-hover = aperçu au survol activé / désactivé
+do-next = image suivante du dossier
+do-previous = image précédente du dossier
+do-done = marquer l'image faite / pas faite
+shortcuts-title = Clavier et souris
+folder-title = Dossier : { $name }
+folder-not-saved = non enregistré : { $message }
+folder-saving = enregistrement…
+folder-saved = enregistré
+folder-progress = { $done } images faites sur { $total } · { $saved } dans { $file }
+folder-ahead = encodage de { $name } en avance…
+folder-ahead-hover = L'embedding de l'image suivante part dans le cache disque en arrière-plan, pour que son ouverture soit immédiate ; les clics ici passent d'abord
+folder-previous = Précédente (A)
+folder-next = Suivante (D)
+folder-next-not-done = Suivante pas faite
+folder-next-not-done-hover = La prochaine image sans marque « faite »
+folder-all-done = toutes les images du dossier sont faites
+folder-close = Fermer le dossier
+folder-done = Cette image est faite
+folder-done-hover = Espace. Garder le premier objet la marque faite.
+folder-image-row = { $image } · { $objects ->
+    [one] { $objects } objet
+   *[other] { $objects } objets
+}
+folder-image-done = {" "}· faite
+folder-export = Exporter le dossier :
+folder-export-coco-hover = Un fichier d'instances COCO, de la forme que dit le menu de l'export COCO
+folder-export-yolo-hover = Un fichier d'étiquettes par image et data.yaml, dans un dossier que vous choisissez
+folder-export-labelme-hover = Un JSON LabelMe à côté de chaque image
+
+## Vue Segmenter : retouche des masques et image
+edit-union = Ajouter le masque choisi
+edit-difference = Soustraire le masque choisi
+edit-fill-holes = Boucher les trous
+edit-remove-small = Retirer les parties sous { $px } px
+edit-keep-largest = Garder la plus grande partie
+edit-nothing-changed = { $op } : rien n'a changé
+edit-need-mask = Cliquez d'abord sur l'image pour obtenir un masque
+edit-busy = retouche…
+edit-remove-under = Retirer les parties sous
+edit-undo = Annuler la retouche
+edit-redo = Rétablir la retouche
+canvas-empty = Ouvrez une image (ou déposez-en une ici), ou choisissez un exemple à gauche.
+
+## Vue Segmenter : messages
+seg-folder-opened = dossier { $name } : { $images } images, { $done } faites
+ev-cancelled = tout segmenter annulé

@@ -21,6 +21,7 @@ use crate::weights::Catalog;
 use crate::worker::sam::{SamRequest, SamResponse, SamTask, SamWorker};
 use crate::worker::text::{TextRequest, TextResponse, TextTask, TextWorker};
 use crate::worker::Repaint;
+use crate::{tr_ctx, tr_lang};
 
 mod models_window;
 
@@ -143,6 +144,8 @@ pub struct SegattnApp {
     exit_after_frames: Option<u64>,
     show_models: bool,
     repaint: Repaint,
+    /// The window's context: the language of the messages the app writes.
+    ctx: egui::Context,
     downloads: DownloadOptions,
     /// The running download and its last progress.
     download: Option<(Download, Option<FileProgress>)>,
@@ -205,6 +208,7 @@ impl SegattnApp {
             exit_after_frames: opts.exit_after_frames,
             show_models: false,
             repaint,
+            ctx: cc.egui_ctx.clone(),
             downloads: opts.downloads,
             download: None,
             cache_dir: None,
@@ -317,14 +321,31 @@ impl SegattnApp {
         self.send_sam(SamRequest::UseModel(Box::new(m)));
     }
 
+    /// The language of the window's messages.
+    fn lang(&self) -> Lang {
+        crate::ui::i18n::lang(&self.ctx)
+    }
+
+    /// "`task`: `message`" in the window's language (`task` a message key).
+    fn task_failed(&self, task: &'static str, message: &str) -> String {
+        let what = crate::ui::i18n::message(self.lang(), task, &[]);
+        tr_lang!(
+            self.lang(),
+            "msg-task-failed",
+            task = what,
+            message = message
+        )
+    }
+
     /// Loads a SAM checkpoint on the worker.
     pub fn load_sam(&mut self, path: PathBuf) {
         self.sam_model.activity = ModelActivity::Loading {
             label: file_label(&path),
             since: Instant::now(),
         };
-        self.status
-            .notify(Ok(format!("loading {}…", path.display())));
+        let path_text = path.display().to_string();
+        let message = tr_lang!(self.lang(), "msg-loading", path = path_text);
+        self.status.notify(Ok(message));
         self.sam_loading = Some(path.clone());
         self.send_sam(SamRequest::LoadModel { path });
     }
@@ -335,8 +356,9 @@ impl SegattnApp {
             label: crate::weights::model_folder_label(&dir),
             since: Instant::now(),
         };
-        self.status
-            .notify(Ok(format!("loading {}…", dir.display())));
+        let path_text = dir.display().to_string();
+        let message = tr_lang!(self.lang(), "msg-loading", path = path_text);
+        self.status.notify(Ok(message));
         self.text_loading = Some(dir.clone());
         self.send_text(TextRequest::LoadModel { dir });
     }
@@ -352,17 +374,27 @@ impl SegattnApp {
     /// Starts downloading `spec` (one download at a time); the model loads when it is done.
     pub fn start_download(&mut self, spec: DownloadSpec) {
         if self.download.is_some() {
-            self.status
-                .notify(Err("a download is already running".into()));
+            let message = tr_lang!(self.lang(), "msg-download-running");
+            self.status.notify(Err(message));
             return;
         }
         let label = spec.label.clone();
         match Download::start(spec, self.downloads.clone(), self.repaint.clone()) {
             Ok(d) => {
-                self.status.notify(Ok(format!("downloading {label}…")));
+                let message = tr_lang!(self.lang(), "msg-downloading", model = label.as_str());
+                self.status.notify(Ok(message));
                 self.download = Some((d, None));
             }
-            Err(e) => self.status.notify(Err(format!("download {label}: {e}"))),
+            Err(e) => {
+                let (model, message) = (label.as_str(), e.to_string());
+                let text = tr_lang!(
+                    self.lang(),
+                    "msg-download-failed",
+                    model = model,
+                    message = message
+                );
+                self.status.notify(Err(text));
+            }
         }
     }
 
@@ -385,7 +417,7 @@ impl SegattnApp {
                 ),
                 *done as f32 / (*total).max(1) as f32,
             ),
-            None => ("connecting…".to_string(), 0.0),
+            None => (tr_lang!(self.lang(), "msg-connecting"), 0.0),
         };
         Some(DownloadView {
             label: d.spec.label.clone(),
@@ -419,14 +451,24 @@ impl SegattnApp {
                 ModelKind::Sam => self.load_sam(path),
                 ModelKind::Text => self.load_text(path),
             },
-            DownloadEvent::Failed(message) => self.status.notify(Err(format!(
-                "download {}: {message} (without a network, see weights/README.md for where to put the files)",
-                spec.label
-            ))),
-            DownloadEvent::Cancelled => self.status.notify(Ok(format!(
-                "download of {} cancelled; it resumes where it stopped next time",
-                spec.label
-            ))),
+            DownloadEvent::Failed(message) => {
+                let model = spec.label.as_str();
+                let text = tr_lang!(
+                    self.lang(),
+                    "msg-download-offline",
+                    model = model,
+                    message = message
+                );
+                self.status.notify(Err(text));
+            }
+            DownloadEvent::Cancelled => {
+                let text = tr_lang!(
+                    self.lang(),
+                    "msg-download-cancelled",
+                    model = spec.label.as_str()
+                );
+                self.status.notify(Ok(text));
+            }
             DownloadEvent::Progress { .. } => {}
         }
         self.rescan();
@@ -494,8 +536,14 @@ impl SegattnApp {
                     activity: ModelActivity::Idle,
                 };
                 self.status.sam_model = Some(name.clone());
-                self.status
-                    .notify(Ok(format!("{name} loaded in {ms:.0} ms")));
+                let ms_text = format!("{ms:.0}");
+                let text = tr_lang!(
+                    self.lang(),
+                    "msg-loaded-in",
+                    model = name.as_str(),
+                    ms = ms_text
+                );
+                self.status.notify(Ok(text));
                 if let Some(p) = self.sam_loading.take() {
                     self.settings.sam_weights = Some(p.clone());
                     self.sam_path = Some(p);
@@ -508,7 +556,8 @@ impl SegattnApp {
             SamResponse::LoadCancelled => {
                 self.sam_model.activity = ModelActivity::Idle;
                 self.sam_loading = None;
-                self.status.notify(Ok("loading cancelled".into()));
+                let text = tr_lang!(self.lang(), "msg-loading-cancelled");
+                self.status.notify(Ok(text));
             }
             SamResponse::Encoded { ms, .. } => self.status.encode_ms = Some(*ms),
             SamResponse::Prediction { ms, .. } => self.status.decode_ms = Some(*ms),
@@ -520,37 +569,46 @@ impl SegattnApp {
                 if self.sam_loading.take() == self.settings.sam_weights {
                     self.settings.sam_weights = None; // do not try it again next time
                 }
-                self.status
-                    .notify(Err(format!("{}: {message}", SamTask::LoadModel.describe())));
+                let text = self.task_failed(sam_task_key(SamTask::LoadModel), message);
+                self.status.notify(Err(text));
             }
             SamResponse::Failed { task, message } => {
-                self.status
-                    .notify(Err(format!("{}: {message}", task.describe())));
+                let text = self.task_failed(sam_task_key(*task), message);
+                self.status.notify(Err(text));
             }
             SamResponse::Crashed { task, message } => {
                 self.sam_model.loaded = None;
                 self.status.sam_model = None;
-                self.status.notify(Err(format!(
-                    "SAM stopped with an internal error while {} ({message}); it started again",
-                    task.describe()
-                )));
+                let what = crate::ui::i18n::message(self.lang(), sam_task_key(*task), &[]);
+                let text = tr_lang!(
+                    self.lang(),
+                    "msg-sam-crashed",
+                    task = what,
+                    message = message.as_str()
+                );
+                self.status.notify(Err(text));
                 match (self.sam_path.clone(), task) {
                     (Some(path), SamTask::Encode | SamTask::Predict | SamTask::Everything) => {
                         self.load_sam(path)
                     }
                     _ => {
-                        self.sam_model.activity = ModelActivity::Failed(format!(
-                            "an internal error while {}",
-                            task.describe()
-                        ))
+                        let what = crate::ui::i18n::message(self.lang(), sam_task_key(*task), &[]);
+                        let text = tr_lang!(self.lang(), "msg-internal-error", task = what);
+                        self.sam_model.activity = ModelActivity::Failed(text)
                     }
                 }
             }
-            SamResponse::Everything { records, ms, .. } => self.status.notify(Ok(format!(
-                "everything: {} masks in {:.1} s",
-                records.len(),
-                ms / 1e3
-            ))),
+            SamResponse::Everything { records, ms, .. } => {
+                let seconds = format!("{:.1}", ms / 1e3);
+                let masks = records.len();
+                let text = tr_lang!(
+                    self.lang(),
+                    "msg-everything",
+                    masks = masks,
+                    seconds = seconds
+                );
+                self.status.notify(Ok(text));
+            }
             SamResponse::Encoding { .. }
             | SamResponse::Preencoding { .. }
             | SamResponse::Preencoded { .. }
@@ -570,7 +628,8 @@ impl SegattnApp {
                     activity: ModelActivity::Idle,
                 };
                 self.status.text_model = Some(format!("{} ({})", info.name, info.model_type));
-                self.status.notify(Ok(format!("{} loaded", info.name)));
+                let text = tr_lang!(self.lang(), "msg-loaded", model = info.name.as_str());
+                self.status.notify(Ok(text));
                 if let Some(p) = self.text_loading.take() {
                     if !self.attention.opened.contains(&p) {
                         self.attention.opened.push(p.clone());
@@ -587,7 +646,8 @@ impl SegattnApp {
             TextResponse::LoadCancelled => {
                 self.text_model.activity = ModelActivity::Idle;
                 self.text_loading = None;
-                self.status.notify(Ok("loading cancelled".into()));
+                let text = tr_lang!(self.lang(), "msg-loading-cancelled");
+                self.status.notify(Ok(text));
             }
             TextResponse::Output { ms, .. } => self.status.forward_ms = Some(*ms),
             TextResponse::Steps { .. } => {}
@@ -599,29 +659,30 @@ impl SegattnApp {
                 if self.text_loading.take() == self.settings.text_model {
                     self.settings.text_model = None;
                 }
-                self.status.notify(Err(format!(
-                    "{}: {message}",
-                    TextTask::LoadModel.describe()
-                )));
+                let text = self.task_failed(text_task_key(TextTask::LoadModel), message);
+                self.status.notify(Err(text));
             }
             TextResponse::Failed { task, message } => {
-                self.status
-                    .notify(Err(format!("{}: {message}", task.describe())));
+                let text = self.task_failed(text_task_key(*task), message);
+                self.status.notify(Err(text));
             }
             TextResponse::Crashed { task, message } => {
                 self.text_model.loaded = None;
                 self.status.text_model = None;
-                self.status.notify(Err(format!(
-                    "the text model stopped with an internal error while {} ({message}); it started again",
-                    task.describe()
-                )));
+                let what = crate::ui::i18n::message(self.lang(), text_task_key(*task), &[]);
+                let text = tr_lang!(
+                    self.lang(),
+                    "msg-text-crashed",
+                    task = what,
+                    message = message.as_str()
+                );
+                self.status.notify(Err(text));
                 match (self.text_path.clone(), task) {
                     (Some(dir), TextTask::Run) => self.load_text(dir),
                     _ => {
-                        self.text_model.activity = ModelActivity::Failed(format!(
-                            "an internal error while {}",
-                            task.describe()
-                        ))
+                        let what = crate::ui::i18n::message(self.lang(), text_task_key(*task), &[]);
+                        let text = tr_lang!(self.lang(), "msg-internal-error", task = what);
+                        self.text_model.activity = ModelActivity::Failed(text)
                     }
                 }
             }
@@ -682,10 +743,11 @@ impl SegattnApp {
             let on = !self.settings.segment.hover_preview;
             self.settings.segment.hover_preview = on;
             self.segment.hover_enabled = on;
-            notify(Ok(format!(
-                "hover preview {}",
-                if on { "on" } else { "off" }
-            )));
+            notify(Ok(if on {
+                tr_ctx!(ctx, "msg-hover-on")
+            } else {
+                tr_ctx!(ctx, "msg-hover-off")
+            }));
         }
         let key = |k: Key| !typing && ctx.input(|i| i.key_pressed(k) && i.modifiers.is_none());
         if key(Key::D) {
@@ -884,8 +946,11 @@ impl eframe::App for SegattnApp {
         // At exit (and every 30 s): the folder's annotations on disk before anything else.
         if let Err(e) = self.segment.flush_folder(&self.settings.segment.labels) {
             eprintln!("segattn: cannot save the annotations: {e}");
-            self.status
-                .notify(Err(format!("cannot save the annotations: {e}")));
+            self.status.notify(Err(tr_lang!(
+                self.lang(),
+                "msg-save-failed",
+                message = e.to_string()
+            )));
         }
         eframe::set_value(storage, eframe::APP_KEY, &self.settings);
     }
@@ -906,4 +971,24 @@ pub fn run(opts: AppOptions) -> anyhow::Result<()> {
         Box::new(|cc| Ok(Box::new(SegattnApp::new(cc, opts)?) as Box<dyn eframe::App>)),
     );
     result.map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+}
+
+/// The message key of what a SAM task is doing ("encoding the image").
+fn sam_task_key(task: SamTask) -> &'static str {
+    match task {
+        SamTask::LoadModel => "task-load-sam",
+        SamTask::Encode => "task-encode",
+        SamTask::Predict => "task-predict",
+        SamTask::Everything => "task-everything",
+        SamTask::Preencode => "task-preencode",
+    }
+}
+
+/// The message key of what a text task is doing.
+fn text_task_key(task: TextTask) -> &'static str {
+    match task {
+        TextTask::LoadModel => "task-load-text",
+        TextTask::Run => "task-run-text",
+        TextTask::Steps => "task-steps",
+    }
 }

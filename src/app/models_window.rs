@@ -5,6 +5,7 @@ use super::SegattnApp;
 use crate::download::ModelKind;
 use crate::ui::first_run::FirstRunAction;
 use crate::ui::ModelActivity;
+use crate::{tr, tr_ctx};
 
 impl SegattnApp {
     pub(super) fn models_window(&mut self, ctx: &egui::Context) {
@@ -12,98 +13,100 @@ impl SegattnApp {
         let mut actions = Vec::new();
         let download = self.download_view();
         let mut clear_cache = false;
-        egui::Window::new("Models").open(&mut open).show(ctx, |ui| {
+        let title = tr_ctx!(ctx, "models-title");
+        let window = egui::Window::new(title).id(egui::Id::unique("models window"));
+        window.open(&mut open).show(ctx, |ui| {
             for (kind, heading, status) in [
-                (ModelKind::Sam, "Segment Anything", &self.sam_model),
-                (ModelKind::Text, "Text model", &self.text_model),
+                (ModelKind::Sam, tr!(ui, "models-sam"), &self.sam_model),
+                (ModelKind::Text, tr!(ui, "models-text"), &self.text_model),
             ] {
                 ui.heading(heading);
-                ui.label(format!("loaded: {}", status.loaded.as_deref().unwrap_or("none")));
+                let none = tr!(ui, "model-none");
+                let loaded = status.loaded.as_deref().unwrap_or(&none);
+                ui.label(tr!(ui, "models-loaded", model = loaded));
                 if let ModelActivity::Loading { label, .. } = &status.activity {
                     ui.horizontal(|ui| {
-                        crate::ui::widgets::busy_ui(ui, &format!("loading {label}…"));
-                        if ui.button("Cancel loading").clicked() {
+                        let text = tr!(ui, "models-loading", model = label.as_str());
+                        crate::ui::widgets::busy_ui(ui, &text);
+                        if ui.button(tr!(ui, "models-cancel-loading")).clicked() {
                             actions.push((kind, FirstRunAction::CancelLoad));
                         }
                     });
                 }
                 let (open_label, found) = match kind {
-                    ModelKind::Sam => ("Open SAM checkpoint…", &self.catalog.sam),
-                    ModelKind::Text => ("Open model folder…", &self.catalog.text),
+                    ModelKind::Sam => (tr!(ui, "models-open-sam"), &self.catalog.sam),
+                    ModelKind::Text => (tr!(ui, "models-open-text"), &self.catalog.text),
                 };
                 if ui.button(open_label).clicked() {
                     actions.push((kind, FirstRunAction::Open));
                 }
                 if !found.is_empty() {
-                    ui.label("Found on this computer:");
+                    ui.label(tr!(ui, "models-found"));
                     for p in found {
                         ui.monospace(p.display().to_string());
                     }
                 }
                 ui.separator();
             }
-            ui.label(format!(
-                "SAM file names looked for: {}",
-                crate::weights::SAM_FILE_NAMES.join(", ")
-            ));
-            ui.label("A text model is a Hugging Face folder with config.json, tokenizer.json and model.safetensors, e.g. weights/all-MiniLM-L6-v2 or weights/gpt2.");
-            ui.label("Looked for, in order:");
+            let names = crate::weights::SAM_FILE_NAMES.join(", ");
+            ui.label(tr!(ui, "models-sam-names", names = names));
+            ui.label(tr!(ui, "models-text-folder"));
+            ui.label(tr!(ui, "models-looked-for"));
             for d in &self.catalog.search_dirs {
                 ui.monospace(d.display().to_string());
             }
             ui.separator();
-            ui.heading("Download from the Hugging Face Hub");
+            ui.heading(tr!(ui, "models-download-title"));
             match &download {
                 Some(d) => {
                     ui.label(&d.label);
                     ui.add(egui::ProgressBar::new(d.fraction).text(&d.text));
-                    if ui.button("Cancel download").clicked() {
+                    if ui.button(tr!(ui, "cancel-download")).clicked() {
                         actions.push((d.kind, FirstRunAction::CancelDownload));
                     }
                 }
                 None => {
                     for spec in crate::download::defaults() {
                         ui.horizontal(|ui| {
-                            if ui.button(format!("Download {}", spec.label)).clicked() {
+                            let label = tr!(ui, "models-download", model = spec.label.as_str());
+                            if ui.button(label).clicked() {
                                 actions.push((spec.kind, FirstRunAction::Download(spec.clone())));
                             }
-                            ui.label(format!("{}, about {} MB", spec.repo, spec.approx_mb));
+                            let (repo, mb) = (spec.repo.as_str(), spec.approx_mb);
+                            ui.label(tr!(ui, "models-download-about", repo = repo, mb = mb));
                         });
                     }
                 }
             }
-            ui.label("Files go to the Hugging Face cache (HF_HOME), where segattn also looks. Without a network, weights/README.md says which files to put where.");
+            ui.label(tr!(ui, "models-files-go"));
             ui.separator();
-            ui.heading("Embedding cache");
+            ui.heading(tr!(ui, "cache-title"));
             match &self.cache_dir {
                 Some(dir) => {
-                    ui.checkbox(
-                        &mut self.settings.embedding_cache,
-                        "Keep image embeddings on disk (an image seen before is ready at once)",
-                    );
+                    let keep = tr!(ui, "cache-keep");
+                    ui.checkbox(&mut self.settings.embedding_cache, keep);
+                    let bound_text = tr!(ui, "cache-bound");
                     let bound = ui.add(
                         egui::Slider::new(&mut self.settings.embedding_cache_gb, 0.1..=64.0)
                             .logarithmic(true)
-                            .text("GB at most (least recently used go first)"),
+                            .text(bound_text),
                     );
                     // Sent to the worker once the slider is let go, not at every frame.
                     self.cache_slider_held = bound.dragged();
                     ui.monospace(dir.display().to_string());
                     ui.horizontal(|ui| {
                         let used = match self.cache_usage {
-                            Some(u) => format!(
-                                "{} embedding{} kept, {:.1} MB used",
-                                u.entries,
-                                if u.entries == 1 { "" } else { "s" },
-                                u.bytes as f64 / 1e6
-                            ),
-                            None => "measuring…".to_string(),
+                            Some(u) => {
+                                let mb = format!("{:.1}", u.bytes as f64 / 1e6);
+                                tr!(ui, "cache-usage", entries = u.entries, mb = mb)
+                            }
+                            None => tr!(ui, "cache-measuring"),
                         };
                         ui.label(used);
                         let empty = self.cache_usage.is_some_and(|u| u.entries == 0);
                         if ui
-                            .add_enabled(!empty, egui::Button::new("Clear the cache"))
-                            .on_hover_text("Deletes every kept embedding; images are encoded again when next opened")
+                            .add_enabled(!empty, egui::Button::new(tr!(ui, "cache-clear")))
+                            .on_hover_text(tr!(ui, "cache-clear-hover"))
                             .clicked()
                         {
                             clear_cache = true;
@@ -111,7 +114,7 @@ impl SegattnApp {
                     });
                 }
                 None => {
-                    ui.label("No cache folder (set SEGATTN_CACHE_DIR or HOME).");
+                    ui.label(tr!(ui, "cache-none"));
                 }
             }
         });

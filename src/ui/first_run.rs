@@ -3,6 +3,7 @@
 //! with Cancel, or why the last attempt failed. Not an error: what to do.
 
 use crate::download::{DownloadSpec, ModelKind};
+use crate::tr;
 use crate::ui::widgets::busy_ui;
 use crate::ui::{ModelActivity, ModelStatus};
 
@@ -43,16 +44,14 @@ pub fn model_needed_ui(
     let mut action = None;
     let (heading, why, open_label) = match kind {
         ModelKind::Sam => (
-            "Segment Anything needs a model",
-            "segattn runs SAM on this computer. MobileSAM is small and the fastest; SAM ViT-B, \
-             ViT-L and ViT-H are larger and more precise (Models window).",
-            "Open a SAM checkpoint…",
+            tr!(ui, "need-sam-title"),
+            tr!(ui, "need-sam-why"),
+            tr!(ui, "need-sam-open"),
         ),
         ModelKind::Text => (
-            "The Attention view needs a text model",
-            "all-MiniLM-L6-v2 is a small BERT (6 layers × 12 heads); GPT-2 shows a causal model \
-             (Models window). Any BERT or GPT-2 folder from the Hugging Face Hub works.",
-            "Open a model folder…",
+            tr!(ui, "need-text-title"),
+            tr!(ui, "need-text-why"),
+            tr!(ui, "need-text-open"),
         ),
     };
     egui::Frame::group(ui.style())
@@ -64,22 +63,22 @@ pub fn model_needed_ui(
             ui.add_space(6.0);
             match (&status.activity, download.filter(|d| d.kind == kind)) {
                 (_, Some(d)) => {
-                    ui.label(format!("Downloading {}…", d.label));
+                    ui.label(tr!(ui, "downloading", model = d.label.as_str()));
                     ui.add(egui::ProgressBar::new(d.fraction).text(&d.text));
-                    if ui.button("Cancel download").clicked() {
+                    if ui.button(tr!(ui, "cancel-download")).clicked() {
                         action = Some(FirstRunAction::CancelDownload);
                     }
                 }
                 (ModelActivity::Searching, None) => {
-                    busy_ui(ui, "Looking for models on this computer…");
+                    busy_ui(ui, &tr!(ui, "looking-for-models"));
                 }
                 (ModelActivity::Loading { label, since }, None) => {
                     ui.horizontal(|ui| {
-                        busy_ui(
-                            ui,
-                            &format!("Loading {label}… {:.0} s", since.elapsed().as_secs_f32()),
-                        );
-                        if ui.button("Cancel").clicked() {
+                        let seconds = format!("{:.0}", since.elapsed().as_secs_f32());
+                        let text =
+                            tr!(ui, "loading-for", model = label.as_str(), seconds = seconds);
+                        busy_ui(ui, &text);
+                        if ui.button(tr!(ui, "cancel")).clicked() {
                             action = Some(FirstRunAction::CancelLoad);
                         }
                     });
@@ -88,30 +87,22 @@ pub fn model_needed_ui(
                     if let ModelActivity::Failed(why) = activity {
                         ui.colored_label(
                             ui.visuals().warn_fg_color,
-                            format!("The last model did not load: {why}"),
+                            tr!(ui, "last-load-failed", why = why.as_str()),
                         );
                     }
                     let spec = crate::download::default_for(kind);
                     ui.horizontal_wrapped(|ui| {
-                        let download = format!("Download {} ({} MB)", spec.label, spec.approx_mb);
-                        if ui
-                            .button(download)
-                            .on_hover_text(format!(
-                                "from the Hugging Face Hub ({}) into its cache",
-                                spec.repo
-                            ))
-                            .clicked()
-                        {
+                        let (model, mb) = (spec.label.as_str(), spec.approx_mb);
+                        let download = tr!(ui, "download-size", model = model, mb = mb);
+                        let from = tr!(ui, "download-from", repo = spec.repo.as_str());
+                        if ui.button(download).on_hover_text(from).clicked() {
                             action = Some(FirstRunAction::Download(spec.clone()));
                         }
                         if ui.button(open_label).clicked() {
                             action = Some(FirstRunAction::Open);
                         }
                     });
-                    ui.small(
-                        "Without a network, weights/README.md says which files to put where; \
-                         the Models window lists where segattn looks.",
-                    );
+                    ui.small(tr!(ui, "offline-hint"));
                 }
             }
         });

@@ -45,39 +45,39 @@ impl Status {
             let formats = if self.precision.is_empty() || self.precision == "f32" {
                 "f32".to_string()
             } else {
-                format!("SAM encoder {}, rest f32", self.precision)
+                crate::tr!(ui, "status-formats", dtype = self.precision.as_str())
             };
             ui.label(format!("{} · {formats}", self.device))
-                .on_hover_text("where the models run, and in which floating-point format");
+                .on_hover_text(crate::tr!(ui, "status-device-hover"));
             ui.separator();
-            ui.label(format!(
-                "SAM: {}",
-                self.sam_model.as_deref().unwrap_or("none")
-            ));
+            let none = crate::tr!(ui, "model-none");
+            let sam = self.sam_model.as_deref().unwrap_or(&none);
+            ui.label(crate::tr!(ui, "status-sam", model = sam));
             ui.separator();
-            ui.label(format!(
-                "text: {}",
-                self.text_model.as_deref().unwrap_or("none")
-            ));
+            let text = self.text_model.as_deref().unwrap_or(&none);
+            ui.label(crate::tr!(ui, "status-text", model = text));
             let fmt = |v: Option<f64>| v.map_or("–".to_string(), |ms| format!("{ms:.0} ms"));
             let fmt1 = |v: Option<f64>| v.map_or("–".to_string(), |ms| format!("{ms:.1} ms"));
             ui.separator();
-            ui.label(format!(
-                "encode {} · click {} · forward {}",
-                fmt(self.encode_ms),
-                fmt1(self.click_ms.or(self.decode_ms)),
-                fmt(self.forward_ms)
-            ))
-            .on_hover_text(format!(
-                "click: from the pointer event to the mask on screen; SAM's prompt encoder and \
-                 mask decoder took {} of it",
-                fmt1(self.decode_ms)
-            ));
+            let (encode, click) = (fmt(self.encode_ms), fmt1(self.click_ms.or(self.decode_ms)));
+            let forward = fmt(self.forward_ms);
+            let times = crate::tr!(
+                ui,
+                "status-times",
+                encode = encode,
+                click = click,
+                forward = forward
+            );
+            let hover = crate::tr!(ui, "status-times-hover", decode = fmt1(self.decode_ms));
+            ui.label(times).on_hover_text(hover);
             if let Some((m, _)) = &self.message {
                 ui.separator();
                 match m {
                     Ok(info) => ui.label(info),
-                    Err(e) => ui.colored_label(ui.visuals().error_fg_color, format!("Error: {e}")),
+                    Err(e) => {
+                        let text = crate::tr!(ui, "status-error", message = e.as_str());
+                        ui.colored_label(ui.visuals().error_fg_color, text)
+                    }
                 };
             }
         });

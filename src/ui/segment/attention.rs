@@ -94,29 +94,29 @@ pub fn attention_map(a: &DecoderAttention, pick: AttentionPick) -> Vec<f32> {
 }
 
 /// The name of block `l` of `layers` in the picker.
-pub fn layer_name(l: usize, layers: usize) -> String {
+pub fn layer_name(ui: &egui::Ui, l: usize, layers: usize) -> String {
     if l == layers {
-        "final: tokens to image".into()
+        crate::tr!(ui, "seg-layer-final")
     } else {
-        format!("block {l}: tokens to image")
+        crate::tr!(ui, "seg-layer-block", block = l)
     }
 }
 
 /// A short name for a decoder token row.
-pub fn token_name(t: &DecoderToken) -> String {
+pub fn token_name(ui: &egui::Ui, t: &DecoderToken) -> String {
     match t {
-        DecoderToken::Iou => "IoU token".into(),
-        DecoderToken::Mask { index } => format!("mask token {index}"),
+        DecoderToken::Iou => crate::tr!(ui, "seg-token-iou"),
+        DecoderToken::Mask { index } => crate::tr!(ui, "seg-token-mask", index = *index),
         DecoderToken::Prompt { token } => match token {
-            SparseToken::Point { index, foreground } => {
-                format!(
-                    "point {} ({})",
-                    index + 1,
-                    if *foreground { "fg" } else { "bg" }
-                )
+            SparseToken::Point {
+                index,
+                foreground: true,
+            } => {
+                crate::tr!(ui, "seg-token-point-fg", n = index + 1)
             }
-            SparseToken::PaddingPoint => "padding point".into(),
-            SparseToken::BoxCorner(i) => format!("box corner {}", i + 1),
+            SparseToken::Point { index, .. } => crate::tr!(ui, "seg-token-point-bg", n = index + 1),
+            SparseToken::PaddingPoint => crate::tr!(ui, "seg-token-padding"),
+            SparseToken::BoxCorner(i) => crate::tr!(ui, "seg-token-corner", n = i + 1),
         },
     }
 }

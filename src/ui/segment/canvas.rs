@@ -18,7 +18,7 @@ impl SegmentState {
     pub fn canvas_ui(&mut self, ui: &mut egui::Ui, sam: &SamWorker, opacity: f32, notify: Notify) {
         let Some(img) = &self.image else {
             ui.centered_and_justified(|ui| {
-                ui.label("Open an image (or drop one here), or pick a sample on the left.");
+                ui.label(crate::tr!(ui, "canvas-empty"));
             });
             return;
         };

@@ -1,6 +1,7 @@
 //! The Segment view's side panel: image, encoder state, prompt editing, candidates, objects,
 //! export and the decoder-attention picker.
 
+use crate::tr;
 use egui::{Color32, Pos2, Rect, Sense, Stroke, Vec2};
 
 use super::attention::{layer_name, token_name};
@@ -23,7 +24,7 @@ impl SegmentState {
         settings: &mut SegmentSettings,
         notify: Notify,
     ) {
-        self.poll_edit(notify);
+        self.poll_edit(crate::ui::i18n::lang(ui.ctx()), notify);
         self.poll_object_overlays(ui.ctx());
         self.image_ui(ui, sam);
         self.folder_ui(ui, settings, notify);
@@ -43,9 +44,9 @@ impl SegmentState {
     }
 
     fn image_ui(&mut self, ui: &mut egui::Ui, sam: &SamWorker) {
-        ui.heading("Image");
+        ui.heading(tr!(ui, "seg-image"));
         ui.horizontal_wrapped(|ui| {
-            if ui.button("Open image…").clicked() {
+            if ui.button(tr!(ui, "seg-open-image")).clicked() {
                 if let Some(p) = rfd::FileDialog::new()
                     .add_filter("images", &crate::image_io::IMAGE_EXTENSIONS)
                     .pick_file()
@@ -54,8 +55,8 @@ impl SegmentState {
                 }
             }
             if ui
-                .button("Open folder…")
-                .on_hover_text("Annotate a folder of images: objects are saved in it as COCO")
+                .button(tr!(ui, "seg-open-folder"))
+                .on_hover_text(tr!(ui, "seg-open-folder-hover"))
                 .clicked()
             {
                 if let Some(dir) = rfd::FileDialog::new().pick_folder() {
@@ -63,50 +64,47 @@ impl SegmentState {
                 }
             }
             for (name, bytes) in SAMPLES {
-                if ui.button(format!("Sample: {name}")).clicked() {
+                if ui.button(tr!(ui, "seg-sample", name = name)).clicked() {
                     self.open(ImageSource::Sample(name, bytes), ui.ctx());
                 }
             }
         });
         if self.reading_folder() {
-            busy_ui(ui, "reading the folder…");
+            busy_ui(ui, &tr!(ui, "seg-reading-folder"));
         }
         if let Some(name) = self.loading() {
-            busy_ui(ui, &format!("decoding {name}…"));
+            busy_ui(ui, &tr!(ui, "seg-decoding", name = name));
         }
         match &self.encode {
             EncodeState::Encoding { since } => {
                 ui.horizontal(|ui| {
-                    busy_ui(
-                        ui,
-                        &format!("encoding… {:.0} s", since.elapsed().as_secs_f32()),
-                    );
-                    if ui.button("Cancel").clicked() {
+                    let seconds = format!("{:.0}", since.elapsed().as_secs_f32());
+                    busy_ui(ui, &tr!(ui, "seg-encoding", seconds = seconds));
+                    if ui.button(tr!(ui, "cancel")).clicked() {
                         sam.cancel();
                     }
                 });
             }
             EncodeState::Ready { ms, cached: false } => {
-                ui.label(format!("image encoded in {ms:.0} ms: click to segment"));
+                ui.label(tr!(ui, "seg-encoded", ms = format!("{ms:.0}")));
             }
             EncodeState::Ready { ms, cached: true } => {
-                ui.label(format!(
-                    "embedding read from the disk cache in {ms:.0} ms: click to segment"
-                ));
+                ui.label(tr!(ui, "seg-encoded-cached", ms = format!("{ms:.0}")));
             }
             EncodeState::Cancelled => {
                 ui.horizontal(|ui| {
-                    ui.label("encoding cancelled");
-                    if ui.button("Encode").clicked() {
+                    ui.label(tr!(ui, "seg-encoding-cancelled"));
+                    if ui.button(tr!(ui, "seg-encode")).clicked() {
                         self.encode_current(sam, &mut |_| {});
                     }
                 });
             }
             EncodeState::Failed(why) => {
-                ui.colored_label(ui.visuals().error_fg_color, format!("not encoded: {why}"));
+                let text = tr!(ui, "seg-not-encoded", why = why.as_str());
+                ui.colored_label(ui.visuals().error_fg_color, text);
             }
             EncodeState::NeedsModel => {
-                ui.label("waiting for a SAM model");
+                ui.label(tr!(ui, "seg-waiting-model"));
             }
             EncodeState::Idle => {}
         }
@@ -119,16 +117,14 @@ impl SegmentState {
         settings: &mut SegmentSettings,
         notify: Notify,
     ) {
-        ui.heading("Prompt");
-        ui.label("Left click: foreground point. Right click: background point. Drag: box.");
+        ui.heading(tr!(ui, "seg-prompt"));
+        ui.label(tr!(ui, "seg-prompt-help"));
         shortcuts_ui(ui);
         ui.horizontal(|ui| {
-            ui.label(format!(
-                "Zoom {:.0}% (scroll; middle-drag pans)",
-                self.view.zoom * 100.0
-            ));
+            let percent = format!("{:.0}", self.view.zoom * 100.0);
+            ui.label(tr!(ui, "seg-zoom", percent = percent));
             if ui
-                .add_enabled(self.view.zoom > 1.0, egui::Button::new("Fit"))
+                .add_enabled(self.view.zoom > 1.0, egui::Button::new(tr!(ui, "seg-fit")))
                 .clicked()
             {
                 self.view = ImageView::default();
@@ -136,56 +132,59 @@ impl SegmentState {
         });
         ui.horizontal(|ui| {
             if ui
-                .add_enabled(self.history.can_undo(), egui::Button::new("Undo"))
+                .add_enabled(
+                    self.history.can_undo(),
+                    egui::Button::new(tr!(ui, "seg-undo")),
+                )
                 .on_hover_text("Ctrl+Z")
                 .clicked()
             {
                 self.undo(sam, notify);
             }
             if ui
-                .add_enabled(self.history.can_redo(), egui::Button::new("Redo"))
+                .add_enabled(
+                    self.history.can_redo(),
+                    egui::Button::new(tr!(ui, "seg-redo")),
+                )
                 .on_hover_text("Ctrl+Shift+Z")
                 .clicked()
             {
                 self.redo(sam, notify);
             }
             if ui
-                .add_enabled(!self.prompts().is_empty(), egui::Button::new("Clear"))
+                .add_enabled(
+                    !self.prompts().is_empty(),
+                    egui::Button::new(tr!(ui, "seg-clear")),
+                )
                 .clicked()
             {
                 self.clear(sam, notify);
             }
         });
-        ui.checkbox(
-            &mut settings.hover_preview,
-            "Preview the mask under the pointer",
-        )
-        .on_hover_text("H");
+        let hover = tr!(ui, "seg-hover-preview");
+        ui.checkbox(&mut settings.hover_preview, hover)
+            .on_hover_text("H");
         self.hover_enabled = settings.hover_preview;
         let before = settings.multimask;
-        ui.checkbox(&mut settings.multimask, "3 candidate masks");
+        let multimask = tr!(ui, "seg-multimask");
+        ui.checkbox(&mut settings.multimask, multimask);
         self.multimask = settings.multimask;
         if before != settings.multimask {
             self.request(sam, notify);
         }
-        ui.checkbox(
-            &mut settings.refine,
-            "Refine each click with the previous mask",
-        )
-        .on_hover_text(
-            "The chosen candidate's low-res logits go to the next click as SAM's mask_input, \
-                 as the official predictor refines a mask (undo brings back the input each \
-                 step had)",
-        );
+        let refine = tr!(ui, "seg-refine");
+        ui.checkbox(&mut settings.refine, refine)
+            .on_hover_text(tr!(ui, "seg-refine-hover"));
         self.refine = settings.refine;
         // The overlays are tinted at draw time: dragging the slider rebuilds nothing.
-        ui.add(egui::Slider::new(&mut settings.opacity, 0.1..=1.0).text("mask opacity"));
+        let opacity = tr!(ui, "seg-opacity");
+        ui.add(egui::Slider::new(&mut settings.opacity, 0.1..=1.0).text(opacity));
     }
 
     fn candidates_ui(&mut self, ui: &mut egui::Ui, opacity: f32) {
         let Some(c) = &self.candidates else { return };
         ui.separator();
-        ui.heading("Candidates");
+        ui.heading(tr!(ui, "seg-candidates"));
         let mut pick = None;
         let color = tint(self.next_color(), opacity);
         ui.horizontal(|ui| {
@@ -218,13 +217,17 @@ impl SegmentState {
                 painter.text(
                     Pos2::new(r.center().x, r.max.y + 22.0),
                     egui::Align2::CENTER_CENTER,
-                    format!("stab {stability:.3}"),
+                    tr!(ui, "seg-stab", value = format!("{stability:.3}")),
                     egui::FontId::proportional(12.0),
                     ui.visuals().weak_text_color(),
                 );
-                let label = format!(
-                    "Candidate {} (IoU {iou:.3}, stability {stability:.3})",
-                    i + 1
+                let (iou, stability) = (format!("{iou:.3}"), format!("{stability:.3}"));
+                let label = tr!(
+                    ui,
+                    "seg-candidate",
+                    n = i + 1,
+                    iou = iou,
+                    stability = stability
                 );
                 resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &label));
                 if resp.clicked() {
@@ -236,8 +239,8 @@ impl SegmentState {
             self.selected = i;
         }
         if ui
-            .button("Add object")
-            .on_hover_text("Keep this mask and start a new object (Enter)")
+            .button(tr!(ui, "seg-add-object"))
+            .on_hover_text(tr!(ui, "seg-add-object-hover"))
             .clicked()
         {
             self.add_object();
@@ -250,16 +253,15 @@ impl SegmentState {
             return;
         };
         ui.horizontal(|ui| {
-            ui.checkbox(&mut settings.show_outline, "Polygon outline");
+            let outline = tr!(ui, "seg-outline");
+            ui.checkbox(&mut settings.show_outline, outline);
+            let simplify = tr!(ui, "seg-simplify");
             ui.add(
                 egui::Slider::new(&mut settings.simplify_px, 0.0..=10.0)
                     .step_by(0.25)
-                    .text("simplify (px)"),
+                    .text(simplify),
             )
-            .on_hover_text(
-                "Douglas–Peucker tolerance: no border pixel is farther from the polygon. \
-                 The COCO (polygons), YOLO and LabelMe exports use it.",
-            );
+            .on_hover_text(tr!(ui, "seg-simplify-hover"));
         });
         if !settings.show_outline {
             return;
@@ -267,26 +269,20 @@ impl SegmentState {
         match self.outline.of(&mask) {
             Some(p) => {
                 let parts = p.outer_rings().count();
-                let mut text = format!(
-                    "{} vertices in {parts} part{}",
-                    p.vertex_count(),
-                    if parts == 1 { "" } else { "s" }
-                );
+                let vertices = p.vertex_count();
+                let mut text = tr!(ui, "seg-vertices", vertices = vertices, parts = parts);
                 if p.has_holes() {
-                    text.push_str(&format!(
-                        ", {} hole(s): lost in YOLO, LabelMe and COCO polygons",
-                        p.hole_count()
-                    ));
+                    text.push_str(&tr!(ui, "seg-holes", holes = p.hole_count()));
                 }
                 ui.label(text);
             }
-            None => busy_ui(ui, "tracing the outline…"),
+            None => busy_ui(ui, &tr!(ui, "seg-tracing")),
         }
     }
 
     /// The labels objects get: pick the next one, rename (objects follow), add, remove.
     fn labels_ui(&mut self, ui: &mut egui::Ui, settings: &mut SegmentSettings) {
-        ui.heading("Labels");
+        ui.heading(tr!(ui, "seg-labels"));
         let mut remove = None;
         let removable = settings.labels.len() > 1;
         let mut rename = None;
@@ -295,7 +291,7 @@ impl SegmentState {
                 let label = settings.labels[i].clone();
                 let radio = ui
                     .radio(settings.label == label, format!("{}", i + 1))
-                    .on_hover_text("The next object's label");
+                    .on_hover_text(tr!(ui, "seg-next-label"));
                 if radio.clicked() {
                     settings.label.clone_from(&label);
                 }
@@ -323,8 +319,8 @@ impl SegmentState {
                 }
                 if removable
                     && ui
-                        .small_button("Remove")
-                        .on_hover_text("Remove this label")
+                        .small_button(tr!(ui, "seg-remove"))
+                        .on_hover_text(tr!(ui, "seg-remove-hover"))
                         .clicked()
                 {
                     remove = Some(i);
@@ -357,7 +353,7 @@ impl SegmentState {
                 settings.label = fallback;
             }
         }
-        if ui.button("Add label").clicked() {
+        if ui.button(tr!(ui, "seg-add-label")).clicked() {
             let mut n = settings.labels.len() + 1;
             while settings.labels.contains(&format!("label {n}")) {
                 n += 1;
@@ -375,7 +371,7 @@ impl SegmentState {
             return;
         }
         ui.separator();
-        ui.heading("Objects");
+        ui.heading(tr!(ui, "seg-objects"));
         let mut delete = None;
         for i in 0..self.objects.len() {
             let editing = self.editing == Some(i);
@@ -394,15 +390,15 @@ impl SegmentState {
                     })
                     .response
                     .labelled_by(shown.id);
-                ui.label(format!("{} px", o.mask.area()));
+                ui.label(tr!(ui, "seg-object-area", area = o.mask.area()));
                 if ui
-                    .selectable_label(editing, "Edit")
-                    .on_hover_text("Add or subtract masks, fill holes, remove small parts")
+                    .selectable_label(editing, tr!(ui, "seg-edit"))
+                    .on_hover_text(tr!(ui, "seg-edit-hover"))
                     .clicked()
                 {
                     self.editing = if editing { None } else { Some(i) };
                 }
-                if ui.small_button("Delete").clicked() {
+                if ui.small_button(tr!(ui, "seg-delete")).clicked() {
                     delete = Some(i);
                 }
             });
@@ -419,31 +415,34 @@ impl SegmentState {
     }
 
     fn export_ui(&mut self, ui: &mut egui::Ui, settings: &mut SegmentSettings, notify: Notify) {
-        ui.heading("Export");
+        ui.heading(tr!(ui, "seg-export"));
         ui.horizontal(|ui| {
-            ui.label("Annotations of");
-            ui.radio_value(&mut settings.export_all, true, "all objects");
-            ui.radio_value(&mut settings.export_all, false, "the chosen mask");
+            ui.label(tr!(ui, "seg-annotations-of"));
+            ui.radio_value(&mut settings.export_all, true, tr!(ui, "seg-all-objects"));
+            ui.radio_value(&mut settings.export_all, false, tr!(ui, "seg-chosen-mask"));
         });
-        egui::ComboBox::from_label("COCO segmentation")
-            .selected_text(settings.coco_shape.label())
+        let shape_name = |ui: &egui::Ui, shape: CocoShape| match shape {
+            CocoShape::Rle => tr!(ui, "seg-coco-rle"),
+            CocoShape::Auto => tr!(ui, "seg-coco-auto"),
+            CocoShape::Polygons => tr!(ui, "seg-coco-polygons"),
+        };
+        egui::ComboBox::from_label(tr!(ui, "seg-coco-shape"))
+            .selected_text(shape_name(ui, settings.coco_shape))
             .show_ui(ui, |ui| {
                 for shape in CocoShape::ALL {
-                    ui.selectable_value(&mut settings.coco_shape, shape, shape.label());
+                    let name = shape_name(ui, shape);
+                    ui.selectable_value(&mut settings.coco_shape, shape, name);
                 }
             })
             .response
-            .on_hover_text(
-                "COCO polygons cannot carry holes: an object with holes goes as RLE unless \
-                 polygons are forced.",
-            );
+            .on_hover_text(tr!(ui, "seg-coco-hover"));
         let name = self
             .image
             .as_ref()
             .map_or("mask".to_string(), |i| i.name.clone());
         ui.horizontal_wrapped(|ui| {
             for kind in ExportKind::ALL {
-                if ui.button(kind.label()).clicked() {
+                if ui.button(kind.label(ui)).clicked() {
                     if let Some(p) = rfd::FileDialog::new()
                         .set_file_name(suggested(kind, &name).to_string_lossy())
                         .save_file()
@@ -453,14 +452,15 @@ impl SegmentState {
                 }
             }
             if self.exporting() {
-                busy_ui(ui, "writing…");
+                busy_ui(ui, &tr!(ui, "seg-writing"));
             }
         });
     }
 
     fn attention_ui(&mut self, ui: &mut egui::Ui) {
-        ui.heading("What SAM looked at");
-        ui.checkbox(&mut self.show_attention, "Overlay decoder attention");
+        ui.heading(tr!(ui, "seg-sam-looked"));
+        let overlay = tr!(ui, "seg-overlay-attention");
+        ui.checkbox(&mut self.show_attention, overlay);
         let (true, Some(c)) = (self.show_attention, &self.candidates) else {
             return;
         };
@@ -469,30 +469,33 @@ impl SegmentState {
         let layers = a.layers.len();
         pick.layer = pick.layer.min(layers);
         pick.token = pick.token.min(a.tokens.len().saturating_sub(1));
-        egui::ComboBox::from_label("layer")
-            .selected_text(layer_name(pick.layer, layers))
+        egui::ComboBox::from_label(tr!(ui, "seg-attn-layer"))
+            .selected_text(layer_name(ui, pick.layer, layers))
             .show_ui(ui, |ui| {
                 for l in 0..=layers {
-                    ui.selectable_value(&mut pick.layer, l, layer_name(l, layers));
+                    let name = layer_name(ui, l, layers);
+                    ui.selectable_value(&mut pick.layer, l, name);
                 }
             });
-        egui::ComboBox::from_label("head")
-            .selected_text(
-                pick.head
-                    .map_or("mean of heads".into(), |h| format!("head {h}")),
-            )
+        let head_name = |ui: &egui::Ui, h: Option<usize>| match h {
+            Some(h) => tr!(ui, "seg-attn-head-n", head = h),
+            None => tr!(ui, "seg-attn-mean"),
+        };
+        egui::ComboBox::from_label(tr!(ui, "seg-attn-head"))
+            .selected_text(head_name(ui, pick.head))
             .show_ui(ui, |ui| {
-                ui.selectable_value(&mut pick.head, None, "mean of heads");
-                for h in 0..a.num_heads {
-                    ui.selectable_value(&mut pick.head, Some(h), format!("head {h}"));
+                for h in std::iter::once(None).chain((0..a.num_heads).map(Some)) {
+                    let name = head_name(ui, h);
+                    ui.selectable_value(&mut pick.head, h, name);
                 }
             });
         if let Some(tok) = a.tokens.get(pick.token) {
-            egui::ComboBox::from_label("token")
-                .selected_text(token_name(tok))
+            egui::ComboBox::from_label(tr!(ui, "seg-attn-token"))
+                .selected_text(token_name(ui, tok))
                 .show_ui(ui, |ui| {
                     for (t, tok) in a.tokens.iter().enumerate() {
-                        ui.selectable_value(&mut pick.token, t, token_name(tok));
+                        let name = token_name(ui, tok);
+                        ui.selectable_value(&mut pick.token, t, name);
                     }
                 });
         }

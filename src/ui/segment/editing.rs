@@ -3,6 +3,7 @@
 //! runs on a job (tens of milliseconds on a 12-megapixel mask), then the object's overlay is
 //! remade on another, the old one shown meanwhile; undo and redo swap masks at once.
 
+use crate::ui::i18n::Lang;
 use std::sync::Arc;
 
 use super::objects::mask_texture;
@@ -50,7 +51,7 @@ impl SegmentState {
 
     /// Takes a finished edit: its object's new mask (the old one kept for undo), unless the
     /// mask changed meanwhile (an undo, another image). Once per frame.
-    pub(super) fn poll_edit(&mut self, notify: super::Notify) {
+    pub(super) fn poll_edit(&mut self, lang: Lang, notify: super::Notify) {
         let Some(done) = self.edit_job.poll() else {
             return;
         };
@@ -63,7 +64,8 @@ impl SegmentState {
         };
         match done.result {
             Ok(edited) if edited == *o.mask => {
-                notify(Err(format!("{}: nothing changed", done.op.label())));
+                let op = op_label(lang, done.op);
+                notify(Err(crate::tr_lang!(lang, "edit-nothing-changed", op = op)));
             }
             Ok(edited) => {
                 let before = std::mem::replace(&mut o.mask, Arc::new(edited));
@@ -145,29 +147,33 @@ impl SegmentState {
     pub(super) fn object_edit_ui(&mut self, ui: &mut egui::Ui, i: usize, notify: super::Notify) {
         let has_other = self.selected_mask().is_some();
         let idle = !self.editing_mask();
+        let lang = crate::ui::i18n::lang(ui.ctx());
         let mut op = None;
         ui.horizontal_wrapped(|ui| {
             for o in [EditOp::Union, EditOp::Difference] {
                 if ui
-                    .add_enabled(has_other && idle, egui::Button::new(o.label()))
-                    .on_disabled_hover_text("Click on the image for a mask first")
+                    .add_enabled(has_other && idle, egui::Button::new(op_label(lang, o)))
+                    .on_disabled_hover_text(crate::tr!(ui, "edit-need-mask"))
                     .clicked()
                 {
                     op = Some(o);
                 }
             }
             for o in [EditOp::FillHoles, EditOp::KeepLargest] {
-                if ui.add_enabled(idle, egui::Button::new(o.label())).clicked() {
+                if ui
+                    .add_enabled(idle, egui::Button::new(op_label(lang, o)))
+                    .clicked()
+                {
                     op = Some(o);
                 }
             }
             if !idle {
-                ui.weak("editing…");
+                ui.weak(crate::tr!(ui, "edit-busy"));
             }
         });
         ui.horizontal(|ui| {
             if ui
-                .add_enabled(idle, egui::Button::new("Remove parts under"))
+                .add_enabled(idle, egui::Button::new(crate::tr!(ui, "edit-remove-under")))
                 .clicked()
             {
                 op = Some(EditOp::RemoveSmall(self.min_part_px));
@@ -184,13 +190,19 @@ impl SegmentState {
                 .get(i)
                 .map_or((false, false), |o| (o.edits.can_undo(), o.edits.can_redo()));
             if ui
-                .add_enabled(can_undo && idle, egui::Button::new("Undo edit"))
+                .add_enabled(
+                    can_undo && idle,
+                    egui::Button::new(crate::tr!(ui, "edit-undo")),
+                )
                 .clicked()
             {
                 self.undo_object_edit(i);
             }
             if ui
-                .add_enabled(can_redo && idle, egui::Button::new("Redo edit"))
+                .add_enabled(
+                    can_redo && idle,
+                    egui::Button::new(crate::tr!(ui, "edit-redo")),
+                )
                 .clicked()
             {
                 self.redo_object_edit(i);
@@ -201,5 +213,16 @@ impl SegmentState {
                 notify(Err(e));
             }
         }
+    }
+}
+
+/// A mask-editing step's button words in `lang`.
+fn op_label(lang: Lang, op: EditOp) -> String {
+    match op {
+        EditOp::Union => crate::tr_lang!(lang, "edit-union"),
+        EditOp::Difference => crate::tr_lang!(lang, "edit-difference"),
+        EditOp::FillHoles => crate::tr_lang!(lang, "edit-fill-holes"),
+        EditOp::RemoveSmall(px) => crate::tr_lang!(lang, "edit-remove-small", px = px),
+        EditOp::KeepLargest => crate::tr_lang!(lang, "edit-keep-largest"),
     }
 }

@@ -2,6 +2,7 @@
 //! (progress, Cancel), its masks come back as objects in their own colours that the user keeps,
 //! hides or deletes.
 
+use crate::tr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -123,7 +124,7 @@ impl SegmentState {
                 request_id,
             } if self.is_current(image_id) && running == Some(request_id) => {
                 self.everything.running = None;
-                notify(Ok("everything cancelled".into()));
+                notify(Ok(crate::tr_ctx!(ctx, "ev-cancelled")));
             }
             SamResponse::Failed {
                 task: SamTask::Everything,
@@ -222,17 +223,19 @@ impl SegmentState {
         params: &mut EverythingParams,
         notify: Notify,
     ) {
-        ui.heading("Everything");
+        ui.heading(tr!(ui, "ev-title"));
         ui.horizontal(|ui| {
-            let label = ui.label("points per side");
+            let label = ui.label(tr!(ui, "ev-points-per-side"));
             ui.add(egui::DragValue::new(&mut params.points_per_side).range(1..=128))
                 .labelled_by(label.id);
         });
-        ui.add(egui::Slider::new(&mut params.pred_iou_thresh, 0.0..=1.0).text("min predicted IoU"));
+        let min_iou = tr!(ui, "ev-min-iou");
+        ui.add(egui::Slider::new(&mut params.pred_iou_thresh, 0.0..=1.0).text(min_iou));
+        let min_stability = tr!(ui, "ev-min-stability");
         ui.add(
-            egui::Slider::new(&mut params.stability_score_thresh, 0.0..=1.0).text("min stability"),
+            egui::Slider::new(&mut params.stability_score_thresh, 0.0..=1.0).text(min_stability),
         );
-        egui::CollapsingHeader::new("More parameters")
+        egui::CollapsingHeader::new(tr!(ui, "ev-more"))
             .id_salt("everything-params")
             .show(ui, |ui| more_params_ui(ui, params));
         let ready = matches!(self.encode, EncodeState::Ready { .. });
@@ -243,22 +246,25 @@ impl SegmentState {
                 } else {
                     p.points_done as f32 / p.points_total as f32
                 };
-                ui.add(egui::ProgressBar::new(done).text(format!(
-                    "points {}/{} · crops {}/{} · {:.0} s",
-                    p.points_done,
-                    p.points_total,
-                    p.crops_done,
-                    p.crops_total,
-                    since.elapsed().as_secs_f32()
-                )));
-                if ui.button("Cancel everything").clicked() {
+                let seconds = format!("{:.0}", since.elapsed().as_secs_f32());
+                let text = tr!(
+                    ui,
+                    "ev-progress",
+                    points = p.points_done,
+                    points_total = p.points_total,
+                    crops = p.crops_done,
+                    crops_total = p.crops_total,
+                    seconds = seconds
+                );
+                ui.add(egui::ProgressBar::new(done).text(text));
+                if ui.button(tr!(ui, "ev-cancel")).clicked() {
                     sam.cancel();
                 }
             }
             None => {
                 if ui
-                    .add_enabled(ready, egui::Button::new("Segment everything"))
-                    .on_hover_text("SAM's automatic mask generator on a grid of points")
+                    .add_enabled(ready, egui::Button::new(tr!(ui, "ev-run")))
+                    .on_hover_text(tr!(ui, "ev-run-hover"))
                     .clicked()
                 {
                     self.start_everything(sam, *params, notify);
@@ -266,16 +272,21 @@ impl SegmentState {
             }
         }
         if let Some((n, s)) = self.everything.last {
-            ui.label(format!("last run: {n} masks in {s:.1} s"));
+            ui.label(tr!(
+                ui,
+                "ev-last-run",
+                masks = n,
+                seconds = format!("{s:.1}")
+            ));
         }
         if self.everything.found.is_empty() {
             return;
         }
         ui.horizontal(|ui| {
-            if ui.button("Keep all").clicked() {
+            if ui.button(tr!(ui, "ev-keep-all")).clicked() {
                 self.keep_all_found();
             }
-            if ui.button("Discard all").clicked() {
+            if ui.button(tr!(ui, "ev-discard-all")).clicked() {
                 self.everything.found.clear();
             }
         });
@@ -285,17 +296,19 @@ impl SegmentState {
                 let [r, g, b] = f.object.color;
                 let (swatch, painter) = ui.allocate_painter(Vec2::splat(12.0), Sense::hover());
                 painter.rect_filled(swatch.rect, 2.0, Color32::from_rgb(r, g, b));
-                ui.checkbox(&mut f.object.visible, format!("mask {}", i + 1));
-                ui.label(format!(
-                    "IoU {:.2} · stab {:.2}",
-                    f.predicted_iou, f.stability_score
-                ));
-                if ui.small_button("Keep").clicked() {
+                let mask = tr!(ui, "ev-mask", n = i + 1);
+                ui.checkbox(&mut f.object.visible, mask);
+                let (iou, stability) = (
+                    format!("{:.2}", f.predicted_iou),
+                    format!("{:.2}", f.stability_score),
+                );
+                ui.label(tr!(ui, "ev-scores", iou = iou, stability = stability));
+                if ui.small_button(tr!(ui, "ev-keep")).clicked() {
                     keep = Some(i);
                 }
                 if ui
-                    .small_button("Drop")
-                    .on_hover_text("Delete this mask")
+                    .small_button(tr!(ui, "ev-drop"))
+                    .on_hover_text(tr!(ui, "ev-drop-hover"))
                     .clicked()
                 {
                     delete = Some(i);
@@ -312,7 +325,7 @@ impl SegmentState {
 
 /// The generator's other parameters (official names and defaults), and a reset.
 fn more_params_ui(ui: &mut egui::Ui, p: &mut EverythingParams) {
-    fn row(ui: &mut egui::Ui, label: &str, value: egui::DragValue<'_>) {
+    fn row(ui: &mut egui::Ui, label: String, value: egui::DragValue<'_>) {
         ui.horizontal(|ui| {
             let l = ui.label(label);
             ui.add(value).labelled_by(l.id);
@@ -320,53 +333,53 @@ fn more_params_ui(ui: &mut egui::Ui, p: &mut EverythingParams) {
     }
     row(
         ui,
-        "points per batch",
+        tr!(ui, "ev-points-per-batch"),
         egui::DragValue::new(&mut p.points_per_batch).range(1..=256),
     );
     row(
         ui,
-        "stability offset",
+        tr!(ui, "ev-stability-offset"),
         egui::DragValue::new(&mut p.stability_score_offset)
             .speed(0.01)
             .range(0.0..=10.0),
     );
     row(
         ui,
-        "box NMS IoU",
+        tr!(ui, "ev-box-nms"),
         egui::DragValue::new(&mut p.box_nms_thresh)
             .speed(0.01)
             .range(0.0..=1.0),
     );
     row(
         ui,
-        "crop layers",
+        tr!(ui, "ev-crop-layers"),
         egui::DragValue::new(&mut p.crop_n_layers).range(0..=3),
     );
     row(
         ui,
-        "crop NMS IoU",
+        tr!(ui, "ev-crop-nms"),
         egui::DragValue::new(&mut p.crop_nms_thresh)
             .speed(0.01)
             .range(0.0..=1.0),
     );
     row(
         ui,
-        "crop overlap ratio",
+        tr!(ui, "ev-crop-overlap"),
         egui::DragValue::new(&mut p.crop_overlap_ratio)
             .speed(0.01)
             .range(0.0..=0.99),
     );
     row(
         ui,
-        "crop points downscale",
+        tr!(ui, "ev-crop-downscale"),
         egui::DragValue::new(&mut p.crop_n_points_downscale_factor).range(1..=8),
     );
     row(
         ui,
-        "min region area (px)",
+        tr!(ui, "ev-min-area"),
         egui::DragValue::new(&mut p.min_mask_region_area).range(0..=100_000),
     );
-    if ui.button("Official defaults").clicked() {
+    if ui.button(tr!(ui, "ev-defaults")).clicked() {
         *p = EverythingParams::default();
     }
 }

@@ -38,14 +38,14 @@ impl ExportKind {
         Self::LabelMe,
     ];
 
-    /// The button's label.
-    pub fn label(self) -> &'static str {
+    /// The button's label, in the language of `ui`.
+    pub fn label(self, ui: &egui::Ui) -> String {
         match self {
-            Self::MaskPng => "Mask PNG…",
-            Self::CutoutPng => "Cut-out PNG…",
-            Self::Coco => "COCO JSON…",
-            Self::Yolo => "YOLO txt…",
-            Self::LabelMe => "LabelMe JSON…",
+            Self::MaskPng => crate::tr!(ui, "seg-export-mask"),
+            Self::CutoutPng => crate::tr!(ui, "seg-export-cutout"),
+            Self::Coco => crate::tr!(ui, "seg-export-coco"),
+            Self::Yolo => crate::tr!(ui, "seg-export-yolo"),
+            Self::LabelMe => crate::tr!(ui, "seg-export-labelme"),
         }
     }
 

@@ -3,35 +3,38 @@
 
 use super::{Notify, SegmentSettings, SegmentState};
 use crate::annotate::folder::FolderExport;
+use crate::tr;
 
 /// The list's height before it scrolls.
 const LIST_HEIGHT: f32 = 220.0;
 
-/// Every shortcut of the Segment view: keys, then what they do.
-pub const SHORTCUTS: [(&str, &str); 12] = [
-    ("Left click", "foreground point"),
-    ("Right click", "background point"),
-    ("Drag", "box"),
-    ("Scroll", "zoom around the pointer"),
-    ("Middle drag", "pan"),
-    ("Enter", "keep the mask as an object"),
-    ("Ctrl+Z", "undo the last prompt"),
-    ("Ctrl+Shift+Z", "redo"),
-    ("H", "hover preview on / off"),
-    ("D", "next image of the folder"),
-    ("A", "previous image of the folder"),
-    ("Space", "mark the image done / not done"),
-];
+/// Every shortcut of the Segment view, in the language of `ui`: keys, then what they do.
+pub fn shortcuts(ui: &egui::Ui) -> [(String, String); 12] {
+    [
+        (tr!(ui, "key-left-click"), tr!(ui, "do-foreground")),
+        (tr!(ui, "key-right-click"), tr!(ui, "do-background")),
+        (tr!(ui, "key-drag"), tr!(ui, "do-box")),
+        (tr!(ui, "key-scroll"), tr!(ui, "do-zoom")),
+        (tr!(ui, "key-middle-drag"), tr!(ui, "do-pan")),
+        (tr!(ui, "key-enter"), tr!(ui, "do-keep")),
+        ("Ctrl+Z".into(), tr!(ui, "do-undo")),
+        ("Ctrl+Shift+Z".into(), tr!(ui, "do-redo")),
+        ("H".into(), tr!(ui, "do-hover")),
+        ("D".into(), tr!(ui, "do-next")),
+        ("A".into(), tr!(ui, "do-previous")),
+        (tr!(ui, "key-space"), tr!(ui, "do-done")),
+    ]
+}
 
 /// The shortcuts, in a section that opens.
 pub fn shortcuts_ui(ui: &mut egui::Ui) {
-    egui::CollapsingHeader::new("Keyboard and mouse")
+    egui::CollapsingHeader::new(tr!(ui, "shortcuts-title"))
         .id_salt("segment-shortcuts")
         .show(ui, |ui| {
             egui::Grid::new("segment-shortcut-grid")
                 .num_columns(2)
                 .show(ui, |ui| {
-                    for (keys, what) in SHORTCUTS {
+                    for (keys, what) in shortcuts(ui) {
                         ui.strong(keys);
                         ui.label(what);
                         ui.end_row();
@@ -50,63 +53,66 @@ impl SegmentState {
     ) {
         let Some(f) = &self.folder else { return };
         ui.separator();
-        ui.heading(format!("Folder: {}", f.name()));
+        ui.heading(tr!(ui, "folder-title", name = f.name()));
         let saved = if let Some(e) = &f.save_error {
-            ui.colored_label(ui.visuals().error_fg_color, format!("not saved: {e}"));
+            let text = tr!(ui, "folder-not-saved", message = e.to_string());
+            ui.colored_label(ui.visuals().error_fg_color, text);
             None
         } else if f.unsaved() {
-            Some("saving…")
+            Some(tr!(ui, "folder-saving"))
         } else {
-            Some("saved")
+            Some(tr!(ui, "folder-saved"))
         };
         if let Some(saved) = saved {
-            ui.label(format!(
-                "{} of {} images done · {saved} in {}",
-                f.done_count(),
-                f.images.len(),
-                crate::annotate::folder::ANNOTATION_FILE
-            ))
-            .on_hover_text(f.dir.display().to_string());
+            let (done, total) = (f.done_count(), f.images.len());
+            let file = crate::annotate::folder::ANNOTATION_FILE;
+            let text = tr!(
+                ui,
+                "folder-progress",
+                done = done,
+                total = total,
+                saved = saved,
+                file = file
+            );
+            ui.label(text).on_hover_text(f.dir.display().to_string());
         }
         if let Some(p) = self.encoding_ahead() {
             let name = p
                 .file_name()
                 .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-            ui.weak(format!("encoding {name} ahead…")).on_hover_text(
-                "The next image's embedding goes to the disk cache in the background, \
-                 so opening it is instant; clicks here come first",
-            );
+            ui.weak(tr!(ui, "folder-ahead", name = name))
+                .on_hover_text(tr!(ui, "folder-ahead-hover"));
         }
         let current = f.current;
         let mut go = None;
         let mut close = false;
         let mut export = None;
         ui.horizontal_wrapped(|ui| {
-            if ui.button("Previous (A)").clicked() {
+            if ui.button(tr!(ui, "folder-previous")).clicked() {
                 go = Some(Go::Step(-1));
             }
-            if ui.button("Next (D)").clicked() {
+            if ui.button(tr!(ui, "folder-next")).clicked() {
                 go = Some(Go::Step(1));
             }
             if ui
-                .button("Next not done")
-                .on_hover_text("The next image without a done mark")
+                .button(tr!(ui, "folder-next-not-done"))
+                .on_hover_text(tr!(ui, "folder-next-not-done-hover"))
                 .clicked()
             {
                 go = f.next_not_done(current).map(Go::To);
                 if go.is_none() {
-                    notify(Ok("every image of the folder is done".into()));
+                    notify(Ok(tr!(ui, "folder-all-done")));
                 }
             }
-            if ui.button("Close folder").clicked() {
+            if ui.button(tr!(ui, "folder-close")).clicked() {
                 close = true;
             }
         });
         if let Some(i) = current {
             let mut done = f.is_done(i);
             if ui
-                .checkbox(&mut done, "This image is done")
-                .on_hover_text("Space. Keeping the first object marks it done.")
+                .checkbox(&mut done, tr!(ui, "folder-done"))
+                .on_hover_text(tr!(ui, "folder-done-hover"))
                 .changed()
             {
                 self.set_done(i, done, &settings.labels);
@@ -123,13 +129,10 @@ impl SegmentState {
                 |ui, rows| {
                     for i in rows {
                         let n = f.object_count(i);
-                        let mut text = format!(
-                            "{} · {n} object{}",
-                            f.images[i],
-                            if n == 1 { "" } else { "s" }
-                        );
+                        let image = f.images[i].as_str();
+                        let mut text = tr!(ui, "folder-image-row", image = image, objects = n);
                         if f.is_done(i) {
-                            text.push_str(" · done");
+                            text.push_str(&tr!(ui, "folder-image-done"));
                         }
                         if ui.selectable_label(current == Some(i), text).clicked() {
                             go = Some(Go::To(i));
@@ -138,18 +141,12 @@ impl SegmentState {
                 },
             );
         ui.horizontal_wrapped(|ui| {
-            ui.label("Export the folder:");
+            ui.label(tr!(ui, "folder-export"));
             let busy = self.exporting();
             let targets = [
-                (
-                    "COCO…",
-                    "One COCO instances file, shaped as the COCO export's menu says",
-                ),
-                (
-                    "YOLO…",
-                    "A label file per image and data.yaml, in a folder you pick",
-                ),
-                ("LabelMe", "A LabelMe JSON beside each image"),
+                ("COCO…", tr!(ui, "folder-export-coco-hover")),
+                ("YOLO…", tr!(ui, "folder-export-yolo-hover")),
+                ("LabelMe", tr!(ui, "folder-export-labelme-hover")),
             ];
             for (i, (name, hint)) in targets.into_iter().enumerate() {
                 if ui
@@ -186,7 +183,8 @@ impl SegmentState {
             None => {}
         }
         if close {
-            self.close_folder(settings, notify);
+            let lang = crate::ui::i18n::lang(ui.ctx());
+            self.close_folder(settings, lang, notify);
         }
     }
 

@@ -346,9 +346,14 @@ impl SegmentState {
     }
 
     /// Closes the folder, its changes written first.
-    pub fn close_folder(&mut self, settings: &mut SegmentSettings, notify: Notify) {
+    pub fn close_folder(
+        &mut self,
+        settings: &mut SegmentSettings,
+        lang: crate::ui::i18n::Lang,
+        notify: Notify,
+    ) {
         if let Err(e) = self.flush_folder(&settings.labels) {
-            notify(Err(format!("cannot save the annotations: {e}")));
+            notify(Err(crate::tr_lang!(lang, "msg-save-failed", message = e)));
             return; // kept open: the work is not on disk
         }
         self.folder = None;
@@ -360,7 +365,7 @@ impl SegmentState {
             match scan {
                 Ok(scan) => {
                     if let Err(e) = self.flush_folder(&settings.labels) {
-                        notify(Err(format!("cannot save the annotations: {e}")));
+                        notify(Err(crate::tr_ctx!(ctx, "msg-save-failed", message = e)));
                     }
                     for n in &scan.notices {
                         notify(Err(n.clone()));
@@ -371,11 +376,13 @@ impl SegmentState {
                         }
                     }
                     let f = FolderState::new(scan, &self.jobs);
-                    notify(Ok(format!(
-                        "folder {}: {} images, {} done",
-                        f.name(),
-                        f.images.len(),
-                        f.done_count()
+                    let (images, done) = (f.images.len(), f.done_count());
+                    notify(Ok(crate::tr_ctx!(
+                        ctx,
+                        "seg-folder-opened",
+                        name = f.name(),
+                        images = images,
+                        done = done
                     )));
                     let start = settings
                         .last_image
@@ -391,7 +398,7 @@ impl SegmentState {
             }
         }
         if let Some(Err(e)) = self.folder.as_mut().and_then(FolderState::poll) {
-            notify(Err(format!("cannot save the annotations: {e}")));
+            notify(Err(crate::tr_ctx!(ctx, "msg-save-failed", message = e)));
         }
     }
 
@@ -536,7 +543,7 @@ impl SegmentState {
             SamResponse::Preencoded { token, .. } => self.encoded_ahead(token),
             SamResponse::Cancelled { image_id } if self.is_current(image_id) => {
                 self.encode = EncodeState::Cancelled;
-                notify(Ok("encoding cancelled".into()));
+                notify(Ok(crate::tr_ctx!(ctx, "seg-encoding-cancelled")));
             }
             SamResponse::Encoded {
                 image_id,
