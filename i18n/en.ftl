@@ -358,3 +358,8 @@ canvas-empty = Open an image (or drop one here), or pick a sample on the left.
 ## Segment view: messages
 seg-folder-opened = folder { $name }: { $images } images, { $done } done
 ev-cancelled = everything cancelled
+
+## Positional encodings: side by side
+enc-beside = beside the sinusoidal table of the same size
+enc-beside-learned = learned (the model's weights)
+enc-beside-sinusoidal = sinusoidal (the formula, base 10000)

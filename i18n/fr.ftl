@@ -358,3 +358,8 @@ canvas-empty = Ouvrez une image (ou déposez-en une ici), ou choisissez un exemp
 ## Vue Segmenter : messages
 seg-folder-opened = dossier { $name } : { $images } images, { $done } faites
 ev-cancelled = tout segmenter annulé
+
+## Encodages de position : côte à côte
+enc-beside = à côté de la table sinusoïdale de même taille
+enc-beside-learned = apprise (les poids du modèle)
+enc-beside-sinusoidal = sinusoïdale (la formule, base 10000)

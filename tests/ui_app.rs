@@ -419,6 +419,10 @@ fn a_word_is_picked_and_its_attention_listed_as_bars() {
         s.encodings.kind,
         segattn::ui::encodings_view::EncodingKind::Learned
     );
+    assert!(
+        s.encodings.beside_sinusoidal,
+        "and the sinusoidal table beside it"
+    );
     wait_until(&mut h, "the learned table", |a| {
         a.encodings.current.is_some()
     });
@@ -1529,6 +1533,23 @@ fn the_step_view_follows_one_head_of_a_french_model() {
         .is_some());
     let shown = &h.state().encodings.current.as_ref().expect("shown").base;
     assert_eq!(shown.cols, 64);
+    // Beside the formula's table of the same size, the chosen row outlined in both.
+    h.state_mut().settings.encodings.beside_sinusoidal = true;
+    h.state_mut().settings.encodings.highlight = Some(2);
+    wait_until(&mut h, "the two tables", |a| {
+        a.encodings
+            .current
+            .as_ref()
+            .is_some_and(|c| c.beside.is_some())
+    });
+    h.run_steps(2);
+    let c = h.state().encodings.current.as_ref().expect("shown");
+    let (sin, _) = c.beside.as_ref().expect("beside");
+    let want = segattn::analysis::positional::sinusoidal(c.base.rows, 64, 10000.0);
+    assert_eq!((sin.rows, sin.cols), (c.base.rows, 64));
+    assert_eq!(sin.data, want.data);
+    assert!(h.query_by_label("Sinusoidal heatmap").is_some());
+    assert!(h.query_by_label("Encoding heatmap").is_some());
 }
 
 /// The language menu switches the whole Attention view to French at once (and is remembered);

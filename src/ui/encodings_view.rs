@@ -69,6 +69,8 @@ pub struct EncodingsSettings {
     pub curves: Vec<usize>,
     /// A position whose row is outlined (a word's position, from the Attention view).
     pub highlight: Option<usize>,
+    /// Show the learned table beside the sinusoidal one of the same size.
+    pub beside_sinusoidal: bool,
 }
 
 impl Default for EncodingsSettings {
@@ -81,6 +83,7 @@ impl Default for EncodingsSettings {
             similarity: false,
             curves: vec![0, 1, 8, 32],
             highlight: None,
+            beside_sinusoidal: false,
         }
     }
 }
@@ -100,6 +103,8 @@ struct Key {
     dims: usize,
     base: f64,
     similarity: bool,
+    /// The learned table drawn beside the sinusoidal one.
+    beside: bool,
     /// Which learned table / SAM encoding (bumped when a new model loads).
     source: u64,
 }
@@ -114,6 +119,9 @@ pub struct Shown {
     /// RoPE's distance decay `(Δ, q·k)`, for the rotary encoding.
     decay: Option<Vec<PlotPoint>>,
     texture: TextureHandle,
+    /// The sinusoidal table of the learned one's size, as shown (`base` or its similarity),
+    /// when it is drawn beside it.
+    pub beside: Option<(Arc<Matrix>, TextureHandle)>,
 }
 
 /// The curves' points: for which dimensions and picture, and each dimension's points.
@@ -168,6 +176,8 @@ impl EncodingsState {
     pub fn show_position(&self, s: &mut EncodingsSettings, p: usize) {
         if self.learned.is_some() {
             s.kind = EncodingKind::Learned;
+            // The row in the model's table and in the formula's.
+            s.beside_sinusoidal = true;
         } else if s.kind != EncodingKind::Rotary {
             s.kind = EncodingKind::Sinusoidal;
         }
@@ -188,6 +198,7 @@ impl EncodingsState {
             dims: s.dims,
             base: s.base,
             similarity: s.similarity,
+            beside: s.kind == EncodingKind::Learned && s.beside_sinusoidal,
             source: self.source,
         }
     }
@@ -254,6 +265,10 @@ impl EncodingsState {
         ui.horizontal(|ui| {
             let similarity = crate::tr!(ui, "enc-similarity");
             ui.checkbox(&mut s.similarity, similarity);
+            if s.kind == EncodingKind::Learned {
+                let beside = crate::tr!(ui, "enc-beside");
+                ui.checkbox(&mut s.beside_sinusoidal, beside);
+            }
             if self.is_computing() {
                 super::widgets::busy_ui(ui, "");
             }
@@ -284,61 +299,31 @@ impl EncodingsState {
             });
         }
         let similarity = c.key.similarity;
-        let m = c.shown.clone();
-        let texture = c.texture.id();
-        ui.horizontal_top(|ui| {
-            let side = (ui.available_height() - 20.0)
-                .min(ui.available_width() * 0.5)
-                .max(100.0);
-            let size = if similarity {
-                egui::vec2(side, side)
-            } else {
-                egui::vec2(
-                    side * (m.cols as f32 / m.rows.max(1) as f32).clamp(0.25, 4.0),
-                    side,
+        let maps: Vec<(Arc<Matrix>, egui::TextureId, &str)> =
+            std::iter::once((c.shown.clone(), c.texture.id(), "Encoding heatmap"))
+                .chain(
+                    c.beside
+                        .as_ref()
+                        .map(|(m, t)| (m.clone(), t.id(), "Sinusoidal heatmap")),
                 )
-            };
-            let resp = ui.add(egui::Image::new((texture, size)).sense(egui::Sense::hover()));
-            if let Some(r) = s.highlight.filter(|&r| r < m.rows) {
-                // The row (and, in the similarity map, the column) of the chosen position.
-                let (rect, rows) = (resp.rect, m.rows as f32);
-                let h = (rect.height() / rows).max(2.0);
-                let y = rect.min.y + rect.height() * r as f32 / rows;
-                let stroke = egui::Stroke::new(1.5, egui::Color32::WHITE);
-                let row = egui::Rect::from_min_size(
-                    egui::pos2(rect.min.x, y),
-                    egui::vec2(rect.width(), h),
-                );
-                ui.painter()
-                    .rect_stroke(row, 0.0, stroke, egui::StrokeKind::Outside);
-                if similarity {
-                    let x = rect.min.x + rect.width() * r as f32 / rows;
-                    let col = egui::Rect::from_min_size(
-                        egui::pos2(x, rect.min.y),
-                        egui::vec2(h, rect.height()),
-                    );
-                    ui.painter()
-                        .rect_stroke(col, 0.0, stroke, egui::StrokeKind::Outside);
-                }
-            }
-            resp.widget_info(|| {
-                egui::WidgetInfo::labeled(egui::Role::Image, true, "Encoding heatmap")
-            });
-            if let Some(p) = resp.hover_pos() {
-                let rel = (p - resp.rect.min) / resp.rect.size();
-                let (r, col) = (
-                    (rel.y * m.rows as f32) as usize,
-                    (rel.x * m.cols as f32) as usize,
-                );
-                if r < m.rows && col < m.cols {
-                    let value = format!("{:.4}", m.data[r * m.cols + col]);
-                    let text = if similarity {
-                        crate::tr!(ui, "enc-hover-pair", a = r, b = col, value = value)
-                    } else {
-                        crate::tr!(ui, "enc-hover-cell", row = r, col = col, value = value)
-                    };
-                    resp.on_hover_text_at_pointer(text);
-                }
+                .collect();
+        ui.horizontal_top(|ui| {
+            let count = maps.len() as f32;
+            let side = (ui.available_height() - 40.0)
+                .min(ui.available_width() * 0.5 / count)
+                .max(100.0);
+            for (i, (m, texture, name)) in maps.iter().enumerate() {
+                ui.vertical(|ui| {
+                    if maps.len() > 1 {
+                        let title = if i == 0 {
+                            crate::tr!(ui, "enc-beside-learned")
+                        } else {
+                            crate::tr!(ui, "enc-beside-sinusoidal")
+                        };
+                        ui.label(title);
+                    }
+                    map_ui(ui, (m, *texture, name), side, similarity, s.highlight);
+                });
             }
             ui.vertical(|ui| self.curves_ui(ui, s));
         });
@@ -413,6 +398,59 @@ impl EncodingsState {
     }
 }
 
+/// One heatmap of `side` pixels high (a position × position map is square), the row of
+/// `highlight` outlined (and its column in a similarity map), the exact value on hover.
+fn map_ui(
+    ui: &mut egui::Ui,
+    (m, texture, name): (&Matrix, egui::TextureId, &str),
+    side: f32,
+    similarity: bool,
+    highlight: Option<usize>,
+) {
+    let size = if similarity {
+        egui::vec2(side, side)
+    } else {
+        egui::vec2(
+            side * (m.cols as f32 / m.rows.max(1) as f32).clamp(0.25, 4.0),
+            side,
+        )
+    };
+    let resp = ui.add(egui::Image::new((texture, size)).sense(egui::Sense::hover()));
+    if let Some(r) = highlight.filter(|&r| r < m.rows) {
+        let (rect, rows) = (resp.rect, m.rows as f32);
+        let h = (rect.height() / rows).max(2.0);
+        let y = rect.min.y + rect.height() * r as f32 / rows;
+        let stroke = egui::Stroke::new(1.5, egui::Color32::WHITE);
+        let row = egui::Rect::from_min_size(egui::pos2(rect.min.x, y), egui::vec2(rect.width(), h));
+        ui.painter()
+            .rect_stroke(row, 0.0, stroke, egui::StrokeKind::Outside);
+        if similarity {
+            let x = rect.min.x + rect.width() * r as f32 / rows;
+            let col =
+                egui::Rect::from_min_size(egui::pos2(x, rect.min.y), egui::vec2(h, rect.height()));
+            ui.painter()
+                .rect_stroke(col, 0.0, stroke, egui::StrokeKind::Outside);
+        }
+    }
+    resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, name));
+    if let Some(p) = resp.hover_pos() {
+        let rel = (p - resp.rect.min) / resp.rect.size();
+        let (r, col) = (
+            (rel.y * m.rows as f32) as usize,
+            (rel.x * m.cols as f32) as usize,
+        );
+        if r < m.rows && col < m.cols {
+            let value = format!("{:.4}", m.data[r * m.cols + col]);
+            let text = if similarity {
+                crate::tr!(ui, "enc-hover-pair", a = r, b = col, value = value)
+            } else {
+                crate::tr!(ui, "enc-hover-cell", row = r, col = col, value = value)
+            };
+            resp.on_hover_text_at_pointer(text);
+        }
+    }
+}
+
 /// The matrix `key` asks for, before any similarity (`None` when its table is not loaded).
 pub fn encoding_matrix(
     key_kind: EncodingKind,
@@ -452,29 +490,17 @@ fn compute(
     if stale() {
         return None;
     }
-    let (shown, range, cmap) = if key.similarity {
-        (
-            Arc::new(cosine_similarity(&base)),
-            ValueRange::Fixed(-1.0, 1.0),
-            Colormap::Viridis,
-        )
-    } else {
-        (base.clone(), ValueRange::Symmetric, Colormap::RdBu)
-    };
+    let (shown, texture) = picture(ctx, &base, key.similarity, "encoding");
     if stale() {
         return None;
     }
-    // The colour range of the whole matrix, not of the sampled texels.
-    let (lo, hi) = range.resolve(&shown.data);
-    let sampled = sample(&shown, MAX_TEXTURE_SIDE);
-    let raster = heatmap(
-        &sampled.data,
-        sampled.rows,
-        sampled.cols,
-        ValueRange::Fixed(lo, hi),
-        cmap,
-        |_, _| false,
-    );
+    // The formula's table of the same size, drawn and outlined the same way.
+    let beside = key.beside.then(|| {
+        // (An odd width: the formula's next even table, cut.)
+        let even = base.cols + base.cols % 2;
+        let sin = Arc::new(sinusoidal(base.rows, even, 10000.0).top_left(base.rows, base.cols));
+        picture(ctx, &sin, key.similarity, "encoding beside")
+    });
     let decay = (key.kind == EncodingKind::Rotary).then(|| {
         rope_decay(key.positions, key.dims, key.base)
             .iter()
@@ -487,8 +513,39 @@ fn compute(
         base,
         shown,
         decay,
-        texture: texture(ctx, "encoding", &raster, true),
+        texture,
+        beside,
     })
+}
+
+/// What a heatmap of `base` shows (itself, or its cosine similarity) and its texture.
+fn picture(
+    ctx: &egui::Context,
+    base: &Arc<Matrix>,
+    similarity: bool,
+    name: &str,
+) -> (Arc<Matrix>, TextureHandle) {
+    let (shown, range, cmap) = if similarity {
+        (
+            Arc::new(cosine_similarity(base)),
+            ValueRange::Fixed(-1.0, 1.0),
+            Colormap::Viridis,
+        )
+    } else {
+        (base.clone(), ValueRange::Symmetric, Colormap::RdBu)
+    };
+    // The colour range of the whole matrix, not of the sampled texels.
+    let (lo, hi) = range.resolve(&shown.data);
+    let sampled = sample(&shown, MAX_TEXTURE_SIDE);
+    let raster = heatmap(
+        &sampled.data,
+        sampled.rows,
+        sampled.cols,
+        ValueRange::Fixed(lo, hi),
+        cmap,
+        |_, _| false,
+    );
+    (shown, texture(ctx, name, &raster, true))
 }
 
 /// `m` sampled (nearest row and column) to at most `side` per side.
