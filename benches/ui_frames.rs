@@ -15,7 +15,7 @@
 //!   key press to the mask's overlay ready to draw, and where that time went (the image on
 //!   screen, the embedding ready). Then clicks on a folder's image while the next one is
 //!   encoded ahead, against the same clicks after. `cargo bench --bench ui_frames -- folder`
-//!   runs only these.
+//!   runs only these (`-- attention`: only the Attention scenarios).
 //! - Attention (needs `.testdata/all-MiniLM-L6-v2`): 128 and 512 tokens, rollout and merged
 //!   words, the layer changing every 20 frames while the pointer sweeps the heatmap; then 512
 //!   tokens with the word's bar list and one head's step view open, the head changing.
@@ -558,6 +558,12 @@ fn main() {
     segattn::alloc::tune_for_inference();
     segattn::runtime::init_compute_pool(threads);
     let mut rows = Vec::new();
+    if std::env::args().any(|a| a == "attention") {
+        // `cargo bench --bench ui_frames -- attention`: the Attention view's scenarios only.
+        attention_frames(&mut rows);
+        print_rows(&rows);
+        return;
+    }
     let (cached, uncached) = folder_steps();
     let (during, after) = clicks_while_encoding_ahead();
     print_folder(&cached, &uncached, &during, &after);
@@ -569,17 +575,7 @@ fn main() {
     encodings_frames(&mut rows);
     let (app_ms, model_ms) = clicks();
     let hover_ms = hovers();
-    println!("| scenario | frames | median (ms) | worst (ms) |");
-    println!("| --- | --- | --- | --- |");
-    for r in &rows {
-        println!(
-            "| {} | {} | {:.2} | {:.2} |",
-            r.scenario,
-            r.frames.len(),
-            median(&r.frames),
-            worst(&r.frames)
-        );
-    }
+    print_rows(&rows);
     println!();
     println!(
         "| click (MobileSAM, the cat, 1 point, 3 masks) | clicks | median (ms) | worst (ms) |"
@@ -646,4 +642,19 @@ fn print_folder(cached: &FolderPhases, uncached: &FolderPhases, during: &[f64], 
         );
     }
     println!();
+}
+
+/// The frame table: median and worst frame per scenario.
+fn print_rows(rows: &[Row]) {
+    println!("| scenario | frames | median (ms) | worst (ms) |");
+    println!("| --- | --- | --- | --- |");
+    for r in rows {
+        println!(
+            "| {} | {} | {:.2} | {:.2} |",
+            r.scenario,
+            r.frames.len(),
+            median(&r.frames),
+            worst(&r.frames)
+        );
+    }
 }
