@@ -69,11 +69,14 @@ impl TokenizerComparison {
         if let Some(c) = self.slot.poll() {
             self.shown = Some(c);
         }
-        let key = (text.to_string(), dirs.to_vec());
-        let current = self.shown.as_ref().map(|c| &c.key);
-        if current == Some(&key) || self.requested.as_ref() == Some(&key) {
+        // Compared in place: nothing is allocated on the frames where nothing changed.
+        let same = |k: &(String, Vec<PathBuf>)| k.0 == text && k.1 == dirs;
+        if self.shown.as_ref().is_some_and(|c| same(&c.key))
+            || self.requested.as_ref().is_some_and(same)
+        {
             return;
         }
+        let key = (text.to_string(), dirs.to_vec());
         self.requested = Some(key.clone());
         let cache = self.cache.clone();
         self.slot.submit(move |stale| {
