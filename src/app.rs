@@ -1,5 +1,5 @@
 //! The desktop app: persisted settings, the workers and view jobs, the models' states, and the
-//! three views.
+//! four views.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -16,10 +16,12 @@ use crate::ui::first_run::{model_needed_ui, DownloadView, FirstRunAction};
 use crate::ui::i18n::Lang;
 use crate::ui::segment::{ImageSource, SegmentSettings, SegmentState, SAMPLES};
 use crate::ui::status_bar::Status;
+use crate::ui::train_view::{TrainState, TrainViewSettings};
 use crate::ui::{ModelActivity, ModelStatus, View};
 use crate::weights::Catalog;
 use crate::worker::sam::{SamRequest, SamWorker};
 use crate::worker::text::{TextRequest, TextWorker};
+use crate::worker::train::TrainWorker;
 use crate::worker::Repaint;
 use crate::{tr_ctx, tr_lang};
 
@@ -44,6 +46,8 @@ pub struct Settings {
     pub attention: AttentionSettings,
     /// Encodings view.
     pub encodings: EncodingsSettings,
+    /// Train view.
+    pub train: TrainViewSettings,
     /// Keep image embeddings on disk.
     pub embedding_cache: bool,
     /// The embedding cache's bound, in GB.
@@ -62,6 +66,7 @@ impl Default for Settings {
             segment: SegmentSettings::default(),
             attention: AttentionSettings::default(),
             encodings: EncodingsSettings::default(),
+            train: TrainViewSettings::default(),
             embedding_cache: true,
             embedding_cache_gb: (crate::embed_cache::DEFAULT_MAX_BYTES as f64 / 1e9) as f32,
             language: None,
@@ -101,6 +106,21 @@ pub struct AppOptions {
     /// The UI's language (else the remembered one; else, with `discover`, the system's; else
     /// English).
     pub lang: Option<Lang>,
+    /// Where the Train view saves the models it opens in the Attention view (else, with
+    /// `discover`, [`default_trained_dir`]; else none, and the button is not shown).
+    pub trained_dir: Option<PathBuf>,
+}
+
+/// Where the Train view keeps trained models: `$XDG_DATA_HOME/segattn/trained`, else
+/// `~/.local/share/segattn/trained` (`%APPDATA%` on Windows).
+pub fn default_trained_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("APPDATA").map(PathBuf::from))
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("share"))
+        })?;
+    Some(base.join("segattn").join("trained"))
 }
 
 /// Progress of one file of a download: name, position in the list, bytes done, bytes in all.
@@ -123,6 +143,8 @@ pub struct SegattnApp {
     pub attention: AttentionState,
     /// Encodings view state.
     pub encodings: EncodingsState,
+    /// Train view state.
+    pub train: TrainState,
     /// The status bar.
     pub status: Status,
     /// SAM's model in use and what is happening to it.
@@ -131,6 +153,8 @@ pub struct SegattnApp {
     pub text_model: ModelStatus,
     sam: SamWorker,
     text: TextWorker,
+    trainer: TrainWorker,
+    trained_dir: Option<PathBuf>,
     /// The checkpoint being loaded, remembered once it loads.
     sam_loading: Option<PathBuf>,
     /// The model folder being loaded, remembered once it loads.
@@ -185,11 +209,16 @@ impl SegattnApp {
         let jobs = Jobs::new(2, repaint.clone())?;
         let sam = SamWorker::spawn(runtime.clone(), repaint.clone())?;
         let text = TextWorker::spawn(runtime.clone(), repaint.clone())?;
+        let trainer = TrainWorker::spawn(repaint.clone())?;
+        let trained_dir = opts
+            .trained_dir
+            .or_else(|| opts.discover.then(default_trained_dir).flatten());
         let mut app = Self {
             settings,
             segment: SegmentState::new(&jobs),
             attention: AttentionState::new(&jobs),
             encodings: EncodingsState::new(&jobs),
+            train: TrainState::default(),
             status: Status {
                 device: runtime.device_name(),
                 precision: runtime.precision.name().into(),
@@ -199,6 +228,8 @@ impl SegattnApp {
             text_model: ModelStatus::default(),
             sam,
             text,
+            trainer,
+            trained_dir,
             sam_loading: None,
             text_loading: None,
             sam_path: None,
@@ -504,6 +535,11 @@ impl SegattnApp {
         }
     }
 
+    /// The training worker.
+    pub fn train_worker(&self) -> &TrainWorker {
+        &self.trainer
+    }
+
     /// The SAM worker (tests drive it directly too).
     pub fn sam_worker(&self) -> &SamWorker {
         &self.sam
@@ -527,6 +563,14 @@ impl SegattnApp {
         }
         while let Some(r) = self.text.try_recv() {
             self.on_text_response(r);
+        }
+        let status = &mut self.status;
+        self.train
+            .poll(ctx, &self.trainer, &mut |m| status.notify(m));
+        self.status.train_speed = self.train.speed();
+        if let Some(dir) = self.train.take_open_request() {
+            self.load_text(dir);
+            self.settings.view = View::Attention;
         }
         self.status.click_ms = self.segment.last_click_ms;
         let dropped: Vec<PathBuf> = ctx.input(|i| {
@@ -755,6 +799,16 @@ impl eframe::App for SegattnApp {
                 egui::CentralPanel::default_margins().show(ui, |ui| {
                     self.encodings.ui(ui, &mut self.settings.encodings);
                 });
+            }
+            View::Train => {
+                let status = &mut self.status;
+                self.train.ui(
+                    ui,
+                    &self.trainer,
+                    &mut self.settings.train,
+                    self.trained_dir.clone(),
+                    &mut |m| status.notify(m),
+                );
             }
         }
         self.models_window(&ctx);

@@ -15,4 +15,5 @@ mod sam_everything;
 mod sam_parity;
 mod text_french;
 mod text_parity;
+mod train;
 mod ui_app;

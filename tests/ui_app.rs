@@ -1585,3 +1585,86 @@ fn the_attention_view_speaks_french() {
     }
     assert!(h.query_by_label_contains("What “chat” looks at").is_none());
 }
+
+/// The Train view as a student uses it: pick the copy task, press Train, watch steps and the
+/// attention grid come, pause (the steps stop), step once, resume, reset; then train to the
+/// end and open the model in the Attention view.
+#[test]
+fn training_starts_pauses_steps_resets_and_opens_in_the_attention_view() {
+    use segattn::worker::train::RunState;
+    let trained = tempfile::tempdir().expect("tmp");
+    let mut h = app(AppOptions {
+        trained_dir: Some(trained.path().to_path_buf()),
+        ..Default::default()
+    });
+    h.state_mut().settings.view = View::Train;
+    {
+        let s = &mut h.state_mut().settings.train.settings;
+        s.layers = 1;
+        s.dim = 32;
+        s.steps = 5000;
+        s.eval_every = 10;
+    }
+    h.run_steps(2);
+    h.get_by_label("Task").click();
+    h.run_steps(2);
+    h.get_by_label("Copy with an offset of 2").click();
+    h.run_steps(2);
+    assert_eq!(
+        h.state().settings.train.settings.task,
+        segattn::types::train::Task::Copy
+    );
+    h.get_by_label("▶ Train").click();
+    wait_until(&mut h, "twenty steps", |a| {
+        a.train
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| s.progress.step >= 20)
+    });
+    h.run_steps(2);
+    assert!(
+        h.query_by_label("Layer 0 head 1").is_some(),
+        "the attention grid"
+    );
+    assert!(
+        h.query_by_label_contains("steps/s").is_some(),
+        "the speed in the status bar"
+    );
+    h.get_by_label("⏸ Pause").click();
+    wait_until(&mut h, "the pause", |a| {
+        a.train.state() == Some(RunState::Paused)
+    });
+    let paused_at = h.state().train.snapshot.as_ref().map(|s| s.progress.step);
+    for _ in 0..20 {
+        h.step();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let still = h.state().train.snapshot.as_ref().map(|s| s.progress.step);
+    assert_eq!(paused_at, still, "paused: no step");
+    h.get_by_label("Step once").click();
+    wait_until(&mut h, "one more step", |a| {
+        a.train.snapshot.as_ref().map(|s| s.progress.step) == paused_at.map(|p| p + 1)
+    });
+    h.get_by_label("▶ Resume").click();
+    wait_until(&mut h, "running again", |a| {
+        a.train.state() == Some(RunState::Running)
+            && a.train.snapshot.as_ref().map(|s| s.progress.step) > paused_at.map(|p| p + 1)
+    });
+    h.get_by_label("Reset").click();
+    h.run_steps(3);
+    assert!(h.state().train.snapshot.is_none());
+    assert!(h.query_by_label("Choose a task and press Train.").is_some());
+    // A short run to the end, then the model opens in the Attention view.
+    h.state_mut().settings.train.settings.steps = 30;
+    h.get_by_label("▶ Train").click();
+    wait_until(&mut h, "the end of training", |a| a.train.report.is_some());
+    assert_eq!(h.state().train.report.as_ref().map(|r| r.steps), Some(30));
+    h.run_steps(2);
+    h.get_by_label("Open in the Attention view").click();
+    wait_until(&mut h, "the trained model in the Attention view", |a| {
+        a.settings.view == View::Attention && a.attention.output.is_some()
+    });
+    let out = h.state().attention.output.clone().expect("output");
+    assert_eq!(out.attentions.layers, 1);
+    assert!(out.attentions.causal);
+}

@@ -5,6 +5,7 @@
 
 pub mod amg;
 pub mod positional;
+pub mod tasks;
 
 use serde::Serialize;
 

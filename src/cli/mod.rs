@@ -1,4 +1,4 @@
-//! The command line: `segattn segment`, `everything`, `export`, `attend`, `encodings` and `bench`, as specified in
+//! The command line: `segattn segment`, `everything`, `export`, `attend`, `encodings`, `bench` and `train`, as specified in
 //! DESIGN.md, and the desktop app's options. Only `main.rs` reaches this module; it is the one
 //! place that knows clap.
 
@@ -8,6 +8,7 @@ mod encodings;
 mod everything;
 mod export;
 mod segment;
+pub mod train;
 mod values;
 
 use std::path::PathBuf;
@@ -114,6 +115,8 @@ pub enum Command {
     Encodings(encodings::EncodingsArgs),
     /// Time the models (median of repeated runs after a warm-up).
     Bench(bench::BenchArgs),
+    /// Train a tiny transformer on a task with a known attention pattern.
+    Train(train::TrainArgs),
 }
 
 /// Runs a subcommand.
@@ -125,6 +128,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Attend(args) => attend::run(&args),
         Command::Encodings(args) => encodings::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Train(args) => train::run(&args),
     }
 }
 

@@ -6,6 +6,7 @@ use clap::builder::PossibleValue;
 use clap::ValueEnum;
 
 use crate::runtime::{DTypeChoice, DeviceChoice};
+use crate::types::train::{Positions, Task};
 use crate::ui::i18n::Lang;
 use crate::ui::View;
 use crate::viz::Colormap;
@@ -46,6 +47,7 @@ value_enum!(View {
     Segment => "segment": "SAM: click, see the mask",
     Attention => "attention": "text attention heatmaps",
     Encodings => "encodings": "positional encodings",
+    Train => "train": "train a tiny transformer, watch its attention form",
 });
 
 value_enum!(Lang {
@@ -59,4 +61,18 @@ value_enum!(Colormap {
     Inferno => "inferno": "sequential, dark to light through red",
     Cividis => "cividis": "sequential, colour-blind friendly",
     RdBu => "rd-bu": "diverging red-blue for signed values",
+});
+
+value_enum!(Task {
+    Reverse => "reverse": "reverse 8 digits (encoder; an anti-diagonal)",
+    Copy => "copy": "repeat the digit 2 positions back (decoder; a shifted diagonal)",
+    Sort => "sort": "sort 8 digits (encoder; each position finds the digit of its rank)",
+    Induction => "induction": "continue a repeated random sequence (decoder; an induction head)",
+    Sentences => "sentences": "next word of the lesson's French sentences (decoder)",
+});
+
+value_enum!(Positions {
+    Learned => "learned": "a learned table added to the embedding",
+    Sinusoidal => "sinusoidal": "the fixed sinusoidal table added to the embedding",
+    Rope => "rope": "rotary: queries and keys rotated by position",
 });

@@ -6,3 +6,4 @@ pub mod ops;
 pub mod sam;
 pub mod simd;
 pub mod text;
+pub mod train;

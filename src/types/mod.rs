@@ -5,6 +5,7 @@ pub mod everything;
 pub mod image;
 pub mod sam;
 pub mod text;
+pub mod train;
 
 pub use everything::{EverythingParams, EverythingProgress, MaskRecord, Rle};
 pub use image::{Mask, Rgb8};

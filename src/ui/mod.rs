@@ -1,4 +1,4 @@
-//! The desktop views (egui only): Segment, Attention and Positional encodings, the status bar,
+//! The desktop views (egui only): Segment, Attention, Positional encodings and Train, the status bar,
 //! the first-run panel and shared widgets. Models are reached through the workers, never
 //! directly (only the tokenizer comparison loads tokenizers, plain Rust without tensors, on a
 //! view job); heavy view work runs as [`crate::jobs`].
@@ -12,6 +12,7 @@ pub mod first_run;
 pub mod i18n;
 pub mod segment;
 pub mod status_bar;
+pub mod train_view;
 pub mod widgets;
 
 use std::time::Instant;
@@ -19,7 +20,7 @@ use std::time::Instant;
 /// Messages for the status bar: `Ok` informs, `Err` is an error.
 pub type Notify<'a> = &'a mut dyn FnMut(Result<String, String>);
 
-/// The three views.
+/// The four views.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum View {
     /// SAM: click, see the mask.
@@ -29,11 +30,13 @@ pub enum View {
     Attention,
     /// Positional encodings.
     Encodings,
+    /// Train a tiny transformer and watch its attention form.
+    Train,
 }
 
 impl View {
     /// Every view, in tab order.
-    pub const ALL: [View; 3] = [View::Segment, View::Attention, View::Encodings];
+    pub const ALL: [View; 4] = [View::Segment, View::Attention, View::Encodings, View::Train];
 
     /// Tab label, in the language of `ctx`.
     pub fn label(self, ctx: &egui::Context) -> String {
@@ -41,6 +44,7 @@ impl View {
             Self::Segment => crate::tr_ctx!(ctx, "view-segment"),
             Self::Attention => crate::tr_ctx!(ctx, "view-attention"),
             Self::Encodings => crate::tr_ctx!(ctx, "view-encodings"),
+            Self::Train => crate::tr_ctx!(ctx, "view-train"),
         }
     }
 }

@@ -21,6 +21,8 @@ pub struct Status {
     pub click_ms: Option<f64>,
     /// Last text forward time.
     pub forward_ms: Option<f64>,
+    /// Steps per second of the model training in the Train view, while it trains.
+    pub train_speed: Option<f32>,
     /// The last message: `Ok` informs, `Err` is an error.
     pub message: Option<(Result<String, String>, Instant)>,
 }
@@ -70,6 +72,11 @@ impl Status {
             );
             let hover = crate::tr!(ui, "status-times-hover", decode = fmt1(self.decode_ms));
             ui.label(times).on_hover_text(hover);
+            if let Some(speed) = self.train_speed {
+                ui.separator();
+                let speed = format!("{speed:.0}");
+                ui.label(crate::tr!(ui, "status-train", speed = speed));
+            }
             if let Some((m, _)) = &self.message {
                 ui.separator();
                 match m {

@@ -15,6 +15,42 @@ pub fn texture(ctx: &egui::Context, name: &str, r: &Raster, nearest: bool) -> Te
     ctx.load_texture(name, img, opts)
 }
 
+/// One head's thumbnail in a layers × heads grid, `side` pixels square: its texture (a
+/// placeholder while none is made), outlined when `selected`, a button named `label` (shown on
+/// hover). Returns the response (it senses clicks).
+pub fn thumbnail_ui(
+    ui: &mut egui::Ui,
+    texture: Option<&TextureHandle>,
+    side: f32,
+    selected: bool,
+    label: &str,
+) -> egui::Response {
+    let (resp, painter) = ui.allocate_painter(Vec2::splat(side), Sense::click());
+    match texture {
+        Some(t) => {
+            painter.image(
+                t.id(),
+                resp.rect,
+                Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
+                Color32::WHITE,
+            );
+        }
+        None => {
+            painter.rect_filled(resp.rect, 0.0, ui.visuals().faint_bg_color);
+        }
+    }
+    if selected {
+        painter.rect_stroke(
+            resp.rect,
+            0.0,
+            egui::Stroke::new(2.0, Color32::WHITE),
+            egui::StrokeKind::Inside,
+        );
+    }
+    resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, label));
+    resp.on_hover_text(label)
+}
+
 /// What the pointer is over in a heatmap.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HoveredCell {

@@ -9,6 +9,7 @@
 
 pub mod sam;
 pub mod text;
+pub mod train;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -128,7 +129,7 @@ pub(crate) fn run<H: Handler>(mut handler: H, rx: &Receiver<H::Request>) {
 }
 
 /// The message a panic was raised with.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_string())

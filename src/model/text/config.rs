@@ -6,8 +6,17 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::types::train::Positions;
+
 /// The model families we run.
-pub const SUPPORTED_MODEL_TYPES: &[&str] = &["bert", "roberta", "xlm-roberta", "camembert", "gpt2"];
+pub const SUPPORTED_MODEL_TYPES: &[&str] = &[
+    "bert",
+    "roberta",
+    "xlm-roberta",
+    "camembert",
+    "gpt2",
+    "segattn-tiny",
+];
 
 /// Which architecture a folder holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +33,9 @@ pub enum ModelType {
     Camembert,
     /// GPT-2: causal, pre-LayerNorm, learned absolute positions.
     Gpt2,
+    /// segattn's own tiny transformer, trained in the app ([`super::tiny`]): pre-LayerNorm,
+    /// causal or not, learned, sinusoidal or rotary positions.
+    Tiny,
 }
 
 impl ModelType {
@@ -35,6 +47,7 @@ impl ModelType {
             Self::XlmRoberta => "xlm-roberta",
             Self::Camembert => "camembert",
             Self::Gpt2 => "gpt2",
+            Self::Tiny => "segattn-tiny",
         }
     }
 
@@ -46,6 +59,7 @@ impl ModelType {
             "xlm-roberta" | "xlm_roberta" => Self::XlmRoberta,
             "camembert" => Self::Camembert,
             "gpt2" => Self::Gpt2,
+            "segattn-tiny" => Self::Tiny,
             _ => return None,
         })
     }
@@ -53,11 +67,6 @@ impl ModelType {
     /// True for the RoBERTa family, whose learned positions start at `padding_idx + 1`.
     pub fn positions_after_padding(self) -> bool {
         matches!(self, Self::Roberta | Self::XlmRoberta | Self::Camembert)
-    }
-
-    /// True for the causal (left-to-right) models.
-    pub fn is_causal(self) -> bool {
-        self == Self::Gpt2
     }
 }
 
@@ -101,6 +110,10 @@ pub struct TextConfig {
     pub layer_norm_eps: f64,
     /// MLP activation.
     pub activation: Activation,
+    /// True for the causal (left-to-right) models: GPT-2, the tiny decoders.
+    pub causal: bool,
+    /// How positions are encoded (learned for every Hugging Face family we run).
+    pub positions: Positions,
 }
 
 fn get_usize(v: &serde_json::Value, keys: &[&str]) -> Option<usize> {
@@ -154,6 +167,27 @@ impl TextConfig {
                         .and_then(|e| e.as_f64())
                         .unwrap_or(1e-5),
                     activation: parse_activation(act)?,
+                    causal: true,
+                    positions: Positions::Learned,
+                }
+            }
+            ModelType::Tiny => {
+                let (positions, causal) = crate::model::train::tiny_options(&v)?;
+                Self {
+                    model_type,
+                    vocab_size: need(&["vocab_size"])?,
+                    hidden_size: need(&["hidden_size"])?,
+                    num_layers: need(&["num_hidden_layers"])?,
+                    num_heads: need(&["num_attention_heads"])?,
+                    intermediate_size: need(&["intermediate_size"])?,
+                    max_positions: need(&["max_position_embeddings"])?,
+                    position_offset: 0,
+                    pad_token_id,
+                    type_vocab_size: 0,
+                    layer_norm_eps: super::tiny::LAYER_NORM_EPS,
+                    activation: Activation::GeluTanh,
+                    causal,
+                    positions,
                 }
             }
             _ => {
@@ -193,6 +227,8 @@ impl TextConfig {
                         .and_then(|e| e.as_f64())
                         .unwrap_or(1e-12),
                     activation: parse_activation(act)?,
+                    causal: false,
+                    positions: Positions::Learned,
                 }
             }
         };
@@ -230,7 +266,8 @@ mod tests {
         let err = TextConfig::from_json(r#"{"model_type": "llama"}"#).expect_err("refused");
         let msg = format!("{err:#}");
         assert!(
-            msg.contains("llama") && msg.contains("bert, roberta, xlm-roberta, camembert, gpt2"),
+            msg.contains("llama")
+                && msg.contains("bert, roberta, xlm-roberta, camembert, gpt2, segattn-tiny"),
             "{msg}"
         );
     }

@@ -4,6 +4,7 @@
 pub mod bert;
 pub mod config;
 pub mod gpt2;
+pub mod tiny;
 pub mod tokenizer;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use crate::weights::Weights;
 use bert::Bert;
 pub use config::{ModelType, TextConfig};
 use gpt2::Gpt2;
+use tiny::{TinyNet, TinySpec};
 pub use tokenizer::TextTokenizer;
 
 /// Raw outputs of a forward pass.
@@ -85,6 +87,7 @@ pub fn multi_head_attention(
 enum Net {
     Bert(Bert),
     Gpt2(Gpt2),
+    Tiny(TinyNet),
 }
 
 /// A loaded text model with its tokenizer.
@@ -138,6 +141,28 @@ impl TextModel {
     ) -> Result<Self> {
         let net = match config.model_type {
             ModelType::Gpt2 => Net::Gpt2(Gpt2::load(weights, &config, device)?),
+            ModelType::Tiny => {
+                let spec = TinySpec {
+                    vocab: config.vocab_size,
+                    dim: config.hidden_size,
+                    layers: config.num_layers,
+                    heads: config.num_heads,
+                    max_len: config.max_positions,
+                    positions: config.positions,
+                    causal: config.causal,
+                };
+                if spec.intermediate_mismatch(config.intermediate_size) {
+                    bail!(
+                        "`intermediate_size` {} is not 4 × `hidden_size` {}",
+                        config.intermediate_size,
+                        config.hidden_size
+                    );
+                }
+                Net::Tiny(TinyNet::load(
+                    spec,
+                    &crate::weights::Scope::new(weights, device),
+                )?)
+            }
             ModelType::Bert | ModelType::Roberta | ModelType::XlmRoberta | ModelType::Camembert => {
                 Net::Bert(Bert::load(weights, &config, device)?)
             }
@@ -174,7 +199,7 @@ impl TextModel {
             layers: self.config.num_layers,
             heads: self.config.num_heads,
             max_positions: self.config.max_positions,
-            causal: self.config.model_type.is_causal(),
+            causal: self.config.causal,
             skipped_position_rows: self.config.position_offset,
         }
     }
@@ -219,6 +244,12 @@ impl TextModel {
                 }
                 m.forward(ids)?
             }
+            Net::Tiny(m) => {
+                if attention_mask.is_some() {
+                    bail!("padding masks are supported for the BERT family only");
+                }
+                m.forward(ids)?
+            }
         })
     }
 
@@ -230,7 +261,7 @@ impl TextModel {
         let attentions = attention_maps(
             &out.attentions,
             encoded.tokens.iter().map(|t| t.text.clone()).collect(),
-            self.config.model_type.is_causal(),
+            self.config.causal,
         )?;
         let hidden_states = out
             .hidden_states
@@ -277,6 +308,7 @@ impl TextModel {
         let [q, k, v] = match &self.net {
             Net::Bert(m) => m.qkv(layer, &x)?,
             Net::Gpt2(m) => m.qkv(layer, &x)?,
+            Net::Tiny(m) => m.qkv(layer, &x)?,
         };
         let (q, k, v) = (to_vec_f32(&q)?, to_vec_f32(&k)?, to_vec_f32(&v)?);
         let projections = crate::analysis::LayerProjections {
@@ -289,17 +321,22 @@ impl TextModel {
         Ok(crate::analysis::head_steps(
             &projections,
             (layer, head, token),
-            cfg.model_type.is_causal(),
+            cfg.causal,
             tokens,
         ))
     }
 
-    /// The used rows of the learned position table `[positions, hidden]` as plain data: row
-    /// `i` is token `i`'s (RoBERTa's unused first rows, [`TextConfig::position_offset`], left out).
+    /// The used rows of the position table `[positions, hidden]` as plain data: row `i` is
+    /// token `i`'s (RoBERTa's unused first rows, [`TextConfig::position_offset`], left out).
+    /// A tiny model's table is learned or sinusoidal; one with rotary positions has none.
     pub fn position_table(&self) -> Result<(usize, usize, Vec<f32>)> {
         let t = match &self.net {
             Net::Bert(m) => m.position_table()?,
             Net::Gpt2(m) => m.position_table().clone(),
+            Net::Tiny(m) => m
+                .position_table()
+                .context("rotary positions rotate queries and keys: the model has no table")?
+                .clone(),
         };
         let (p, d) = t.dims2()?;
         Ok((p, d, to_vec_f32(&t)?))

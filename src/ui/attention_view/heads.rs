@@ -1,14 +1,14 @@
 //! The Attention view's views of many heads: the layers × heads grid of thumbnails (clicked to
 //! pick one) and the BertViz-style head view (lines from a token to those it attends to).
 
-use egui::{Color32, Pos2, Rect, Sense, TextureHandle, Vec2};
+use egui::{Color32, Pos2, Sense, TextureHandle, Vec2};
 
 use super::{
     largest, AttentionSettings, AttentionState, AttnMode, ShownMap, HEAD_VIEW_LINKS, THUMBNAIL_SIDE,
 };
 use crate::analysis::AttentionMaps;
 use crate::jobs::Stale;
-use crate::ui::widgets::texture;
+use crate::ui::widgets::{texture, thumbnail_ui};
 use crate::viz::{heatmap, Colormap, ValueRange};
 
 impl AttentionState {
@@ -27,39 +27,14 @@ impl AttentionState {
         let gap = 2.0;
         let cell = ((ui.available_width() - gap * maps.heads as f32) / maps.heads.max(1) as f32)
             .clamp(10.0, 48.0);
-        let placeholder = ui.visuals().faint_bg_color;
         for l in 0..maps.layers {
             ui.horizontal(|ui| {
                 ui.spacing_mut().item_spacing = Vec2::splat(gap);
                 for h in 0..maps.heads {
-                    let (resp, painter) = ui.allocate_painter(Vec2::splat(cell), Sense::click());
-                    match textures.and_then(|t| t.get(l * maps.heads + h)) {
-                        Some(t) => {
-                            painter.image(
-                                t.id(),
-                                resp.rect,
-                                Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
-                                Color32::WHITE,
-                            );
-                        }
-                        None => {
-                            painter.rect_filled(resp.rect, 0.0, placeholder);
-                        }
-                    }
+                    let texture = textures.and_then(|t| t.get(l * maps.heads + h));
                     let selected = s.mode == AttnMode::Head && s.layer == l && s.head == h;
-                    if selected {
-                        painter.rect_stroke(
-                            resp.rect,
-                            0.0,
-                            egui::Stroke::new(2.0, Color32::WHITE),
-                            egui::StrokeKind::Inside,
-                        );
-                    }
                     let label = crate::tr!(ui, "grid-cell", layer = l, head = h);
-                    resp.widget_info(|| {
-                        egui::WidgetInfo::labeled(egui::Role::Button, true, &label)
-                    });
-                    if resp.on_hover_text(&label).clicked() {
+                    if thumbnail_ui(ui, texture, cell, selected, &label).clicked() {
                         s.layer = l;
                         s.head = h;
                         s.mode = AttnMode::Head;
