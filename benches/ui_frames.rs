@@ -15,12 +15,16 @@
 //!   key press to the mask's overlay ready to draw, and where that time went (the image on
 //!   screen, the embedding ready). Then clicks on a folder's image while the next one is
 //!   encoded ahead, against the same clicks after. `cargo bench --bench ui_frames -- folder`
-//!   runs only these (`-- attention`: only the Attention scenarios).
+//!   runs only these (`-- attention`: only the Attention scenarios; `-- train`: only the Train
+//!   view's).
 //! - Attention (needs `.testdata/all-MiniLM-L6-v2`): 128 and 512 tokens, rollout and merged
 //!   words, the layer changing every 20 frames while the pointer sweeps the heatmap; then 512
 //!   tokens with the word's bar list and one head's step view open, the head changing.
 //! - Encodings: 512 sinusoidal positions with cosine similarity, and SAM's point encoding
 //!   (4096 grid cells) with cosine similarity, the pointer over the heatmap.
+//! - Train: the Train view while the largest model it offers (4 layers × 4 heads × 128) trains
+//!   on the induction task on the training worker, evaluating every 10 steps (a new grid of
+//!   heatmaps and curves each time), the pointer over the large head.
 //!
 //! Prints one table: median and worst frame per scenario, and the click times.
 
@@ -549,6 +553,52 @@ fn encodings_frames(rows: &mut Vec<Row>) {
     }
 }
 
+/// The Train view while a model trains on the worker: frames with the curves and the grid
+/// redrawn as snapshots come, the pointer over the large head.
+fn train_frames(rows: &mut Vec<Row>) {
+    let mut h = app(AppOptions::default());
+    h.state_mut().settings.view = View::Train;
+    {
+        let s = &mut h.state_mut().settings.train.settings;
+        *s = segattn::types::train::TrainSettings {
+            task: segattn::types::train::Task::Induction,
+            layers: 4,
+            heads: 4,
+            dim: 128,
+            steps: 100_000,
+            eval_every: 10,
+            ..Default::default()
+        };
+    }
+    h.run_steps(2);
+    h.get_by_label("▶ Train").click();
+    wait_until(&mut h, "the first evaluations", |a| {
+        a.train
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| s.progress.evals.len() >= 2)
+    });
+    h.run_steps(3);
+    let rect = h.get_by_label("Attention heatmap").rect();
+    let frames = time_frames(&mut h, 300, |h, i| {
+        h.event(Event::PointerMoved(sweep(rect, i, 300)));
+        std::thread::sleep(Duration::from_millis(4)); // let the worker publish between frames
+    });
+    let steps = h
+        .state()
+        .train
+        .snapshot
+        .as_ref()
+        .map_or(0, |s| s.progress.step);
+    rows.push(Row {
+        scenario: format!(
+            "Train, induction 4 layers × 4 heads × 128 training ({steps} steps by the end), \
+             pointer over the head"
+        ),
+        frames,
+    });
+}
+
 fn main() {
     // As the binary does: candle re-reads /proc/cpuinfo on every matmul unless this is set.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -558,6 +608,12 @@ fn main() {
     segattn::alloc::tune_for_inference();
     segattn::runtime::init_compute_pool(threads);
     let mut rows = Vec::new();
+    if std::env::args().any(|a| a == "train") {
+        // `cargo bench --bench ui_frames -- train`: the Train view's scenario only.
+        train_frames(&mut rows);
+        print_rows(&rows);
+        return;
+    }
     if std::env::args().any(|a| a == "attention") {
         // `cargo bench --bench ui_frames -- attention`: the Attention view's scenarios only.
         attention_frames(&mut rows);
@@ -573,6 +629,7 @@ fn main() {
     segment_frames(&mut rows);
     attention_frames(&mut rows);
     encodings_frames(&mut rows);
+    train_frames(&mut rows);
     let (app_ms, model_ms) = clicks();
     let hover_ms = hovers();
     print_rows(&rows);

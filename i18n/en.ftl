@@ -367,7 +367,7 @@ enc-beside-sinusoidal = sinusoidal (the formula, base 10000)
 ## Train view
 view-train = Train
 train-heading = Train a tiny transformer
-train-intro = A small transformer learns a task on this computer. Watch its attention go from uniform rows to the pattern that solves the task.
+train-intro = A small transformer learns a task on this computer. Watch its attention go from the scattered rows of random weights to the pattern that solves the task.
 train-task = Task
 train-task-reverse = Reverse 8 digits
 train-task-copy = Copy with an offset of 2
@@ -415,3 +415,5 @@ train-finished = training done: { $steps } steps, held-out accuracy { $accuracy 
 train-saved = model saved to { $path }
 train-failed = training failed: { $message }
 status-train = training { $speed } steps/s
+enc-model-rope = This model has no position table: its positions are rotary (RoPE), each head's queries and keys turned by an angle that grows with the position. Pick RoPE above to see the angles.
+enc-model-sinusoidal = This model adds the fixed sinusoidal table (not learned): the picture is the formula's, at the model's width.

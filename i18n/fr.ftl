@@ -367,7 +367,7 @@ enc-beside-sinusoidal = sinusoïdale (la formule, base 10000)
 ## Train view
 view-train = Entraîner
 train-heading = Entraîner un petit transformer
-train-intro = Un petit transformer apprend une tâche sur cet ordinateur. Regardez son attention passer de lignes uniformes au motif qui résout la tâche.
+train-intro = Un petit transformer apprend une tâche sur cet ordinateur. Regardez son attention passer des lignes dispersées de poids aléatoires au motif qui résout la tâche.
 train-task = Tâche
 train-task-reverse = Inverser 8 chiffres
 train-task-copy = Copier avec un décalage de 2
@@ -415,3 +415,5 @@ train-finished = entraînement terminé : { $steps } pas, exactitude { $accuracy
 train-saved = modèle enregistré dans { $path }
 train-failed = l'entraînement a échoué : { $message }
 status-train = entraînement { $speed } pas/s
+enc-model-rope = Ce modèle n'a pas de table de positions : ses positions sont rotatives (RoPE), les requêtes et les clés de chaque tête tournées d'un angle qui croît avec la position. Choisissez RoPE ci-dessus pour voir les angles.
+enc-model-sinusoidal = Ce modèle ajoute la table sinusoïdale fixe (non apprise) : l'image est celle de la formule, à la largeur du modèle.

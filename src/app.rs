@@ -109,6 +109,8 @@ pub struct AppOptions {
     /// Where the Train view saves the models it opens in the Attention view (else, with
     /// `discover`, [`default_trained_dir`]; else none, and the button is not shown).
     pub trained_dir: Option<PathBuf>,
+    /// Open the Train view and start training with its settings.
+    pub start_training: bool,
 }
 
 /// Where the Train view keeps trained models: `$XDG_DATA_HOME/segattn/trained`, else
@@ -258,6 +260,14 @@ impl SegattnApp {
         app.apply_cache_settings();
         if let Some(v) = opts.view {
             app.settings.view = v;
+        }
+        if opts.start_training {
+            app.settings.view = View::Train;
+            let status = &mut app.status;
+            app.train
+                .start(&app.trainer, &app.settings.train.settings, &mut |m| {
+                    status.notify(m)
+                });
         }
         if let Some(m) = opts.sam_model {
             app.use_sam(m);

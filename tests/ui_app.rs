@@ -1668,3 +1668,43 @@ fn training_starts_pauses_steps_resets_and_opens_in_the_attention_view() {
     assert_eq!(out.attentions.layers, 1);
     assert!(out.attentions.causal);
 }
+
+/// A tiny model with rotary positions has no table: the Positional-encodings view says so
+/// instead of waiting forever; one with the sinusoidal table says the table is not learned.
+#[test]
+fn the_encodings_view_explains_a_tiny_models_positions() {
+    use segattn::types::train::{Positions, Task, TrainSettings};
+    use segattn::ui::encodings_view::EncodingKind;
+    for (positions, says) in [
+        (Positions::Rope, "This model has no position table"),
+        (
+            Positions::Sinusoidal,
+            "This model adds the fixed sinusoidal table",
+        ),
+    ] {
+        let settings = TrainSettings {
+            task: Task::Copy,
+            layers: 1,
+            dim: 16,
+            positions,
+            ..TrainSettings::default()
+        };
+        let t = segattn::model::train::Trainer::new(&settings, &Device::Cpu).expect("trainer");
+        let dir = tempfile::tempdir().expect("tmp");
+        t.save(dir.path()).expect("saved");
+        let mut h = app(AppOptions {
+            text_model: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        });
+        h.state_mut().settings.view = View::Encodings;
+        h.state_mut().settings.encodings.kind = EncodingKind::Learned;
+        wait_until(&mut h, "the tiny model", |a| a.text_model.loaded.is_some());
+        h.run_steps(5);
+        let found = (0..200).any(|_| {
+            h.step();
+            std::thread::sleep(Duration::from_millis(10));
+            h.query_by_label_contains(says).is_some()
+        });
+        assert!(found, "{positions:?}: no “{says}”");
+    }
+}

@@ -143,7 +143,7 @@ impl SegattnApp {
                 self.encodings.set_learned(
                     info.name.clone(),
                     positions.clone(),
-                    info.skipped_position_rows,
+                    (info.skipped_position_rows, info.positions),
                 );
             }
             TextResponse::LoadCancelled => {

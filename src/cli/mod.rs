@@ -64,6 +64,9 @@ pub struct GuiArgs {
     /// LANG).
     #[arg(long, value_enum)]
     pub lang: Option<crate::ui::i18n::Lang>,
+    /// Open the Train view and start training with its last settings (a classroom demo).
+    #[arg(long)]
+    pub train: bool,
 }
 
 /// What the command line asks for.
@@ -95,6 +98,7 @@ impl From<GuiArgs> for AppOptions {
             device: args.device,
             dtype: args.dtype,
             lang: args.lang,
+            start_training: args.train,
             ..Default::default()
         }
     }

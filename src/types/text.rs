@@ -79,6 +79,9 @@ pub struct TextModelInfo {
     /// First rows of the learned position table that no token reads (RoBERTa family:
     /// `padding_idx + 1`), left out of the table the app shows; 0 for BERT and GPT-2.
     pub skipped_position_rows: usize,
+    /// How the model encodes positions: learned for every Hugging Face family we run; a tiny
+    /// model trained in the app may use the sinusoidal table or rotary positions.
+    pub positions: crate::types::train::Positions,
 }
 
 /// One head's computation for one token, step by step, from the model's own projections

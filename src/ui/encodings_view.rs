@@ -134,6 +134,8 @@ pub struct EncodingsState {
     /// First rows of the model's table that no token reads (RoBERTa family), left out of
     /// [`Self::learned`].
     pub skipped_rows: usize,
+    /// How the loaded text model encodes positions.
+    pub table_kind: crate::types::train::Positions,
     /// SAM's point encoding layer.
     pub sam_pe: Option<Arc<RandomFourierEncoding>>,
     /// Bumped when either table changes.
@@ -152,6 +154,7 @@ impl EncodingsState {
         Self {
             learned: None,
             skipped_rows: 0,
+            table_kind: crate::types::train::Positions::Learned,
             sam_pe: None,
             source: 0,
             current: None,
@@ -162,11 +165,18 @@ impl EncodingsState {
         }
     }
 
-    /// Sets the learned table of a newly loaded text model: its used rows, after the
-    /// `skipped_rows` no token reads.
-    pub fn set_learned(&mut self, name: String, m: Matrix, skipped_rows: usize) {
+    /// Sets the position table of a newly loaded text model: its used rows, after the
+    /// `skipped_rows` no token reads, and how the model encodes positions (a tiny model's
+    /// table may be the sinusoidal one, or absent with rotary positions).
+    pub fn set_learned(
+        &mut self,
+        name: String,
+        m: Matrix,
+        (skipped_rows, kind): (usize, crate::types::train::Positions),
+    ) {
         self.learned = Some((name, Arc::new(m)));
         self.skipped_rows = skipped_rows;
+        self.table_kind = kind;
         self.source += 1;
     }
 
@@ -279,6 +289,11 @@ impl EncodingsState {
                 EncodingKind::Learned if self.learned.is_none() => {
                     ui.label(crate::tr!(ui, "enc-need-text"));
                 }
+                EncodingKind::Learned
+                    if self.table_kind == crate::types::train::Positions::Rope =>
+                {
+                    ui.label(crate::tr!(ui, "enc-model-rope"));
+                }
                 EncodingKind::SamPoints if self.sam_pe.is_none() => {
                     ui.label(crate::tr!(ui, "enc-need-sam"));
                 }
@@ -286,6 +301,11 @@ impl EncodingsState {
             }
             return;
         };
+        if s.kind == EncodingKind::Learned
+            && self.table_kind == crate::types::train::Positions::Sinusoidal
+        {
+            ui.label(crate::tr!(ui, "enc-model-sinusoidal"));
+        }
         if s.kind == EncodingKind::Learned && self.skipped_rows > 0 {
             let k = self.skipped_rows;
             ui.label(crate::tr!(ui, "enc-skipped-rows", last = k - 1, first = k));

@@ -201,6 +201,7 @@ impl TextModel {
             max_positions: self.config.max_positions,
             causal: self.config.causal,
             skipped_position_rows: self.config.position_offset,
+            positions: self.config.positions,
         }
     }
 
