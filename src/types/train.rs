@@ -101,6 +101,7 @@ impl Task {
 
 /// What to train: the task, the model's size and the optimiser's settings.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct TrainSettings {
     /// The task.
     pub task: Task,
@@ -142,6 +143,28 @@ impl Default for TrainSettings {
 }
 
 impl TrainSettings {
+    /// The widths of [`Self::WIDTHS`] that `heads` heads divide into pairs (RoPE rotates
+    /// pairs of a head's dimensions, so every head's width is even).
+    pub fn widths_for(heads: usize) -> Vec<usize> {
+        Self::WIDTHS
+            .into_iter()
+            .filter(|w| w.is_multiple_of(2 * heads.max(1)))
+            .collect()
+    }
+
+    /// The widths the Train view offers.
+    pub const WIDTHS: [usize; 7] = [16, 24, 32, 48, 64, 96, 128];
+
+    /// [`Self::dim`] moved to the nearest width that suits [`Self::heads`], if it does not.
+    pub fn snap_width(&mut self) {
+        let widths = Self::widths_for(self.heads);
+        if !widths.contains(&self.dim) {
+            if let Some(&w) = widths.iter().min_by_key(|w| w.abs_diff(self.dim)) {
+                self.dim = w;
+            }
+        }
+    }
+
     /// Checks the ranges the model supports; the message says which setting is wrong.
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=4).contains(&self.layers) {
@@ -226,4 +249,24 @@ pub struct TrainReport {
     pub reached_99: Option<(usize, f64)>,
     /// The best held-out accuracy seen.
     pub best_accuracy: f32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_head_count_has_widths_and_a_width_snaps_to_one() {
+        for heads in 1..=4 {
+            let widths = TrainSettings::widths_for(heads);
+            assert!(!widths.is_empty(), "{heads} heads");
+            let mut s = TrainSettings {
+                heads,
+                dim: 64,
+                ..TrainSettings::default()
+            };
+            s.snap_width();
+            assert!(s.validate().is_ok(), "{heads} heads: {}", s.dim);
+        }
+    }
 }

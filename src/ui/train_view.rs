@@ -15,8 +15,6 @@ use crate::ui::Notify;
 use crate::viz::{heatmap, Colormap, ValueRange};
 use crate::worker::train::{RunState, TrainEvent, TrainRequest, TrainSnapshot, TrainWorker};
 
-/// The widths offered.
-const WIDTHS: [usize; 4] = [16, 32, 64, 128];
 /// The learning rates offered.
 const LEARNING_RATES: [f64; 4] = [1e-3, 3e-3, 1e-2, 3e-2];
 /// Side of a head's thumbnail in the grid.
@@ -265,10 +263,11 @@ impl TrainState {
         ui.add_space(6.0);
         ui.add(egui::Slider::new(&mut s.layers, 1..=4).text(crate::tr!(ui, "train-layers")));
         ui.add(egui::Slider::new(&mut s.heads, 1..=4).text(crate::tr!(ui, "train-heads")));
+        s.snap_width();
         egui::ComboBox::from_label(crate::tr!(ui, "train-width"))
             .selected_text(s.dim.to_string())
             .show_ui(ui, |ui| {
-                for w in WIDTHS {
+                for w in TrainSettings::widths_for(s.heads) {
                     ui.selectable_value(&mut s.dim, w, w.to_string());
                 }
             });
