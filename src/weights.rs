@@ -774,20 +774,67 @@ pub fn model_folder_label(dir: &Path) -> String {
     }
 }
 
-/// Every text model folder found in [`search_dirs`] (`all-MiniLM-L6-v2`, `gpt2`) and the
-/// Hugging Face cache ([`HUB_TEXT_REPOS`]).
+/// True when `p` is a text model folder (`config.json` and `tokenizer.json` in it).
+fn is_text_model(p: &Path) -> bool {
+    p.join("config.json").is_file() && p.join("tokenizer.json").is_file()
+}
+
+/// The model folders in `dir` (the Train view's saved models in `<search dir>/trained`), by
+/// name.
+pub fn models_in(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    found.retain(|p| is_text_model(p));
+    found.sort();
+    found
+}
+
+/// Every text model folder found in [`search_dirs`] (`all-MiniLM-L6-v2`, `gpt2`, and the
+/// trained ones in their `trained/` folders) and the Hugging Face cache ([`HUB_TEXT_REPOS`]).
 pub fn find_text_models() -> Vec<PathBuf> {
-    let is_model = |p: &Path| p.join("config.json").is_file() && p.join("tokenizer.json").is_file();
     let local = TEXT_MODEL_NAMES
         .iter()
         .flat_map(|name| search_dirs().into_iter().map(move |d| d.join(name)));
     let cached = HUB_TEXT_REPOS.iter().flat_map(|r| hf_cache_snapshots(r));
-    local.chain(cached).filter(|p| is_model(p)).collect()
+    let mut found: Vec<PathBuf> = local.chain(cached).filter(|p| is_text_model(p)).collect();
+    found.extend(
+        search_dirs()
+            .iter()
+            .flat_map(|d| models_in(&d.join("trained"))),
+    );
+    found
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trained_models_are_found_by_their_files() {
+        let dir = tempfile::tempdir().expect("tmp");
+        for (name, files) in [
+            ("reverse-2x2-64", &["config.json", "tokenizer.json"][..]),
+            (
+                "copy-1x2-32",
+                &["config.json", "tokenizer.json", "model.safetensors"][..],
+            ),
+            ("half-written", &["config.json"][..]),
+        ] {
+            let d = dir.path().join(name);
+            std::fs::create_dir_all(&d).expect("dir");
+            for f in files {
+                std::fs::write(d.join(f), "{}").expect("file");
+            }
+        }
+        std::fs::write(dir.path().join("notes.txt"), "").expect("file");
+        let found: Vec<String> = models_in(dir.path())
+            .iter()
+            .map(|p| model_folder_label(p))
+            .collect();
+        assert_eq!(found, ["copy-1x2-32", "reverse-2x2-64"]);
+        assert!(models_in(&dir.path().join("missing")).is_empty());
+    }
 
     #[test]
     fn model_folders_are_named_by_folder_or_hub_repository() {
