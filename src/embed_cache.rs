@@ -198,8 +198,16 @@ impl EmbeddingCache {
         let view = TensorView::new(safetensors::Dtype::F32, SHAPE.to_vec(), &bytes)?;
         let metadata = metadata(key, emb.original_hw);
         let file = safetensors::serialize([("features", view)], Some(metadata))?;
-        crate::files::write_bytes_atomic(&self.path(key), &file)?;
-        self.evict();
+        let path = self.path(key);
+        crate::files::write_bytes_atomic(&path, &file)?;
+        // The file system stamps a new file from a coarse clock that can lag the one `get`
+        // marks use by milliseconds: without this, an entry just written could look older
+        // than one read a moment before, and be evicted first.
+        let _ = std::fs::File::options()
+            .append(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(SystemTime::now()));
+        self.evict_keeping(Some(&path));
         Ok(())
     }
 
@@ -239,9 +247,16 @@ impl EmbeddingCache {
     /// Deletes the least recently used entries until the cache fits its bound; returns how
     /// many went.
     pub fn evict(&self) -> usize {
+        self.evict_keeping(None)
+    }
+
+    /// [`Self::evict`], deleting `keep` (the entry just written) only when nothing else is
+    /// left to delete.
+    fn evict_keeping(&self, keep: Option<&Path>) -> usize {
         let mut entries = self.entries();
         let mut total: u64 = entries.iter().map(|e| e.1).sum();
-        entries.sort_by_key(|e| e.2);
+        // Oldest first; the kept entry last, whatever its time.
+        entries.sort_by_key(|e| (Some(e.0.as_path()) == keep, e.2));
         let mut removed = 0;
         for (path, len, _) in entries {
             if total <= self.max_bytes {
