@@ -196,30 +196,43 @@ pub fn batch(task: Task, size: usize, rng: &mut StdRng) -> Batch {
                     sentence_order.shuffle(rng);
                 }
                 let k = sentence_order.pop().unwrap_or(0);
-                let x = sentence_ids(k);
-                ids.fill(pad_id());
-                ids[..x.len()].copy_from_slice(&x);
-                for t in 0..x.len() - 1 {
-                    b.targets[rest + t] = x[t + 1];
-                    b.weights[rest + t] = 1.0;
-                }
+                put_sentence(&mut b, s, k);
             }
         }
     }
     b
 }
 
-fn pad_id() -> u32 {
-    1
+/// [`PAD`]'s id in the sentences task's vocabulary (after [`UNK`]).
+const PAD_ID: u32 = 1;
+
+/// `<s>` and the words of each sentence as the sentences task's ids, made once.
+fn sentence_ids() -> &'static [Vec<u32>] {
+    static IDS: std::sync::OnceLock<Vec<Vec<u32>>> = std::sync::OnceLock::new();
+    IDS.get_or_init(|| {
+        let vocab = vocabulary(Task::Sentences);
+        let id = |w: &str| vocab.iter().position(|v| v == w).unwrap_or(0) as u32;
+        SENTENCES
+            .iter()
+            .map(|s| {
+                std::iter::once(id(BOS))
+                    .chain(split_words(s).iter().map(|w| id(w)))
+                    .collect()
+            })
+            .collect()
+    })
 }
 
-/// `<s>` and the words of sentence `k` as the sentences task's ids.
-fn sentence_ids(k: usize) -> Vec<u32> {
-    let vocab = vocabulary(Task::Sentences);
-    let id = |w: &str| vocab.iter().position(|v| v == w).unwrap_or(0) as u32;
-    std::iter::once(id(BOS))
-        .chain(split_words(SENTENCES[k]).iter().map(|w| id(w)))
-        .collect()
+/// Sentence `k` as row `row` of `b`: padded, each word scored on the next.
+fn put_sentence(b: &mut Batch, row: usize, k: usize) {
+    let x = &sentence_ids()[k];
+    let at = row * b.n;
+    b.ids[at..at + b.n].fill(PAD_ID);
+    b.ids[at..at + x.len()].copy_from_slice(x);
+    for t in 0..x.len() - 1 {
+        b.targets[at + t] = x[t + 1];
+        b.weights[at + t] = 1.0;
+    }
 }
 
 /// The held-out set of `task` for `seed`: 512 sequences from a generator of its own (the
@@ -231,14 +244,7 @@ pub fn held_out(task: Task, seed: u64) -> Batch {
         let n = seq_len(task);
         let mut b = Batch::new(SENTENCES.len(), n);
         for k in 0..SENTENCES.len() {
-            let x = sentence_ids(k);
-            let row = k * n;
-            b.ids[row..row + n].fill(pad_id());
-            b.ids[row..row + x.len()].copy_from_slice(&x);
-            for t in 0..x.len() - 1 {
-                b.targets[row + t] = x[t + 1];
-                b.weights[row + t] = 1.0;
-            }
+            put_sentence(&mut b, k, k);
         }
         return b;
     }

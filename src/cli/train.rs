@@ -2,7 +2,6 @@
 //! its progress, saves it as a model folder, and with `--json` ends with one report object.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::Result;
 
@@ -86,43 +85,24 @@ pub fn train(
     stop_at: Option<f32>,
     mut progress: impl FnMut(String),
 ) -> Result<(Trainer, TrainReport)> {
-    let device = candle_core::Device::Cpu;
-    let mut trainer = Trainer::new(settings, &device)?;
-    let start = Instant::now();
-    let (mut final_loss, mut reached_99, mut best_accuracy) = (f32::NAN, None, 0f32);
-    let mut last = trainer.evaluate()?;
-    for step in 1..=settings.steps {
-        final_loss = trainer.step()?;
-        if step % settings.eval_every == 0 || step == settings.steps {
-            last = trainer.evaluate()?;
-            let seconds = start.elapsed().as_secs_f64();
-            best_accuracy = best_accuracy.max(last.accuracy);
-            if reached_99.is_none() && last.accuracy >= 0.99 {
-                reached_99 = Some((step, seconds));
-            }
-            let score = last
-                .attention_score
-                .map_or(String::new(), |s| format!(", attention score {s:.3}"));
-            progress(format!(
-                "step {step}: loss {final_loss:.4}, held-out loss {:.4}, accuracy {:.3}{score} \
-                 ({seconds:.1} s)",
-                last.loss, last.accuracy
-            ));
-            if stop_at.is_some_and(|a| last.accuracy >= a) {
-                break;
-            }
+    let mut trainer = Trainer::new(settings, &candle_core::Device::Cpu)?;
+    while !trainer.finished() {
+        let (loss, eval) = trainer.advance(false)?;
+        let Some(e) = eval else { continue };
+        let score = e
+            .attention_score
+            .map_or(String::new(), |s| format!(", attention score {s:.3}"));
+        progress(format!(
+            "step {}: loss {loss:.4}, held-out loss {:.4}, accuracy {:.3}{score} ({:.1} s)",
+            e.step,
+            e.loss,
+            e.accuracy,
+            trainer.seconds()
+        ));
+        if stop_at.is_some_and(|a| e.accuracy >= a) {
+            break;
         }
     }
-    let report = TrainReport {
-        task: settings.task.as_str(),
-        steps: trainer.steps_done(),
-        final_loss,
-        accuracy: last.accuracy,
-        seconds: start.elapsed().as_secs_f64(),
-        attention_score: last.attention_score,
-        best_head: last.best_head,
-        reached_99,
-        best_accuracy: best_accuracy.max(last.accuracy),
-    };
+    let report = trainer.report();
     Ok((trainer, report))
 }

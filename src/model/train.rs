@@ -20,7 +20,7 @@ use crate::analysis::tasks::{self, Batch};
 use crate::analysis::AttentionMaps;
 use crate::model::ops::to_vec_f32;
 use crate::model::text::tiny::{TinyNet, TinySpec, LAYER_NORM_EPS};
-use crate::types::train::{Eval, Positions, Task, TrainSettings};
+use crate::types::train::{Eval, Task, TrainReport, TrainSettings};
 
 /// The `model_type` of a trained tiny model's `config.json`.
 pub const TINY_MODEL_TYPE: &str = "segattn-tiny";
@@ -37,6 +37,12 @@ pub struct Trainer {
     vocab: Vec<String>,
     step: usize,
     device: Device,
+    /// Time spent in [`Self::advance`] (steps and their evaluations; pauses excluded).
+    seconds: f64,
+    last_loss: f32,
+    last_eval: Option<Eval>,
+    best_accuracy: f32,
+    reached_99: Option<(usize, f64)>,
 }
 
 /// Mean cross-entropy of `logits` `[b, n, vocab]` on the scored tokens of `batch`.
@@ -122,7 +128,59 @@ impl Trainer {
             vocab,
             step: 0,
             device: device.clone(),
+            seconds: 0.0,
+            last_loss: f32::NAN,
+            last_eval: None,
+            best_accuracy: 0.0,
+            reached_99: None,
         })
+    }
+
+    /// One step ([`Self::step`]) and, when one is due (every `eval_every` steps, at the last
+    /// step, or `force_eval`), an evaluation ([`Self::evaluate`]); keeps what
+    /// [`Self::report`] reports. Returns the step's loss and the evaluation, if one ran.
+    pub fn advance(&mut self, force_eval: bool) -> Result<(f32, Option<Eval>)> {
+        let t = std::time::Instant::now();
+        let loss = self.step()?;
+        let due =
+            force_eval || self.step.is_multiple_of(self.settings.eval_every) || self.finished();
+        let eval = if due { Some(self.evaluate()?) } else { None };
+        self.seconds += t.elapsed().as_secs_f64();
+        self.last_loss = loss;
+        if let Some(e) = &eval {
+            self.best_accuracy = self.best_accuracy.max(e.accuracy);
+            if self.reached_99.is_none() && e.accuracy >= 0.99 {
+                self.reached_99 = Some((self.step, self.seconds));
+            }
+            self.last_eval = Some(e.clone());
+        }
+        Ok((loss, eval))
+    }
+
+    /// True once every step of the settings is done.
+    pub fn finished(&self) -> bool {
+        self.step >= self.settings.steps
+    }
+
+    /// Seconds spent in [`Self::advance`].
+    pub fn seconds(&self) -> f64 {
+        self.seconds
+    }
+
+    /// The run so far, as `segattn train --json` reports it (from the last evaluation).
+    pub fn report(&self) -> TrainReport {
+        let last = self.last_eval.as_ref();
+        TrainReport {
+            task: self.settings.task.as_str(),
+            steps: self.step,
+            final_loss: self.last_loss,
+            accuracy: last.map_or(0.0, |e| e.accuracy),
+            seconds: self.seconds,
+            attention_score: last.and_then(|e| e.attention_score),
+            best_head: last.and_then(|e| e.best_head),
+            reached_99: self.reached_99,
+            best_accuracy: self.best_accuracy,
+        }
     }
 
     /// The settings.
@@ -270,16 +328,29 @@ impl Trainer {
     /// `tokenizer.json`, each written to a temporary file first and renamed into place.
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let tensors: HashMap<String, Tensor> = self
-            .vars
+        let mut data = Vec::with_capacity(self.vars.len());
+        for (name, v) in &self.vars {
+            let bytes: Vec<u8> = to_vec_f32(v.as_tensor())?
+                .iter()
+                .flat_map(|x| x.to_le_bytes())
+                .collect();
+            data.push((name.as_str(), v.dims().to_vec(), bytes));
+        }
+        let views = data
             .iter()
-            .map(|(n, v)| Ok((n.clone(), v.as_tensor().to_dtype(DType::F32)?)))
-            .collect::<candle_core::Result<_>>()?;
-        let tmp = dir.join(".model.safetensors.tmp");
-        candle_core::safetensors::save(&tensors, &tmp)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, dir.join("model.safetensors"))
-            .with_context(|| format!("cannot write into {}", dir.display()))?;
+            .map(|(name, shape, bytes)| {
+                let view = safetensors::tensor::TensorView::new(
+                    safetensors::Dtype::F32,
+                    shape.clone(),
+                    bytes,
+                )?;
+                Ok((*name, view))
+            })
+            .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
+        crate::files::write_bytes_atomic(
+            &dir.join("model.safetensors"),
+            &safetensors::serialize(views, None)?,
+        )?;
         let config = serde_json::json!({
             "model_type": TINY_MODEL_TYPE,
             "vocab_size": self.spec.vocab,
@@ -365,20 +436,10 @@ pub fn tokenizer_json(task: Task, vocab: &[String]) -> String {
     serde_json::to_string_pretty(&json).unwrap_or_default()
 }
 
-/// Reads the tiny model's fields of a `config.json`: its positions and whether it is causal.
-pub fn tiny_options(v: &serde_json::Value) -> Result<(Positions, bool)> {
-    let positions = match v.get("positions").and_then(|p| p.as_str()) {
-        Some(p) => Positions::parse(p)
-            .with_context(|| format!("unknown `positions` `{p}`: learned, sinusoidal or rope"))?,
-        None => Positions::Learned,
-    };
-    let causal = v.get("causal").and_then(|c| c.as_bool()).unwrap_or(false);
-    Ok((positions, causal))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::train::Positions;
 
     fn small(task: Task, positions: Positions) -> TrainSettings {
         TrainSettings {

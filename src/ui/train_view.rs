@@ -195,11 +195,7 @@ impl TrainState {
 
     /// Starts a fresh run with `settings`.
     pub fn start(&mut self, worker: &TrainWorker, settings: &TrainSettings, notify: Notify<'_>) {
-        if let Err(e) = settings.validate() {
-            notify(Err(e));
-            return;
-        }
-        self.reset_view();
+        self.reset_view(); // bad settings come back from the worker as a failure
         self.run += 1;
         let r = TrainRequest::Start {
             run: self.run,

@@ -91,8 +91,6 @@ struct Job {
     trainer: Trainer,
     state: RunState,
     progress: TrainProgress,
-    best_accuracy: f32,
-    reached_99: Option<(usize, f64)>,
     /// Step and time of the last speed measurement.
     speed_mark: (usize, Instant),
     last_publish: Instant,
@@ -157,8 +155,6 @@ impl State {
                 seconds: 0.0,
                 attention: Some(attention),
             },
-            best_accuracy: 0.0,
-            reached_99: None,
             speed_mark: (0, now),
             last_publish: now,
         });
@@ -172,48 +168,18 @@ impl State {
         let Some(job) = &mut self.job else {
             return Ok(false);
         };
-        let t = Instant::now();
-        let loss = job.trainer.step()?;
-        let settings = job.trainer.settings();
-        let (step, total, every) = (
-            job.trainer.steps_done(),
-            settings.steps,
-            settings.eval_every,
-        );
-        job.progress.step = step;
+        let (loss, eval) = job.trainer.advance(force_eval)?;
+        job.progress.step = job.trainer.steps_done();
         job.progress.losses.push(loss);
-        let due = force_eval || step % every == 0 || step >= total;
-        if due {
-            let eval = job.trainer.evaluate()?;
-            job.best_accuracy = job.best_accuracy.max(eval.accuracy);
+        job.progress.seconds = job.trainer.seconds();
+        let due = eval.is_some();
+        if let Some(eval) = eval {
             job.progress.attention = Some(job.trainer.sample_attention()?);
             job.progress.evals.push(eval);
         }
-        job.progress.seconds += t.elapsed().as_secs_f64();
-        if job.reached_99.is_none()
-            && job
-                .progress
-                .evals
-                .last()
-                .is_some_and(|e| e.accuracy >= 0.99)
-        {
-            job.reached_99 = Some((step, job.progress.seconds));
-        }
-        let finished = step >= total;
-        if finished {
+        if job.trainer.finished() {
             job.state = RunState::Finished;
-            let last = job.progress.evals.last().cloned();
-            let report = TrainReport {
-                task: settings.task.as_str(),
-                steps: step,
-                final_loss: loss,
-                accuracy: last.as_ref().map_or(0.0, |e| e.accuracy),
-                seconds: job.progress.seconds,
-                attention_score: last.as_ref().and_then(|e| e.attention_score),
-                best_head: last.as_ref().and_then(|e| e.best_head),
-                reached_99: job.reached_99,
-                best_accuracy: job.best_accuracy,
-            };
+            let report = job.trainer.report();
             let run = job.run;
             self.publish();
             self.event(TrainEvent::Finished { run, report });

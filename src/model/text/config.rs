@@ -172,7 +172,7 @@ impl TextConfig {
                 }
             }
             ModelType::Tiny => {
-                let (positions, causal) = crate::model::train::tiny_options(&v)?;
+                let (positions, causal) = tiny_options(&v)?;
                 Self {
                     model_type,
                     vocab_size: need(&["vocab_size"])?,
@@ -246,6 +246,17 @@ impl TextConfig {
     pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_heads
     }
+}
+
+/// Reads the tiny model's fields of a `config.json`: its positions and whether it is causal.
+fn tiny_options(v: &serde_json::Value) -> Result<(Positions, bool)> {
+    let positions = match v.get("positions").and_then(|p| p.as_str()) {
+        Some(p) => Positions::parse(p)
+            .with_context(|| format!("unknown `positions` `{p}`: learned, sinusoidal or rope"))?,
+        None => Positions::Learned,
+    };
+    let causal = v.get("causal").and_then(|c| c.as_bool()).unwrap_or(false);
+    Ok((positions, causal))
 }
 
 fn parse_activation(name: &str) -> Result<Activation> {

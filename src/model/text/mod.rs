@@ -151,7 +151,7 @@ impl TextModel {
                     positions: config.positions,
                     causal: config.causal,
                 };
-                if spec.intermediate_mismatch(config.intermediate_size) {
+                if config.intermediate_size != spec.hidden() {
                     bail!(
                         "`intermediate_size` {} is not 4 × `hidden_size` {}",
                         config.intermediate_size,

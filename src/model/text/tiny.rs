@@ -46,11 +46,6 @@ impl TinySpec {
         4 * self.dim
     }
 
-    /// True when a config's `intermediate_size` is not this shape's MLP width.
-    pub fn intermediate_mismatch(&self, intermediate: usize) -> bool {
-        intermediate != self.hidden()
-    }
-
     /// Every parameter's name and shape, in a fixed order (the order of initialisation).
     pub fn parameters(&self) -> Vec<(String, Vec<usize>)> {
         let (d, h, v) = (self.dim, self.hidden(), self.vocab);
@@ -136,8 +131,6 @@ pub struct TinyNet {
     tok_emb: Tensor,
     /// `[max_len, dim]`: learned or sinusoidal; `None` with RoPE.
     pos_table: Option<Tensor>,
-    /// Learned positions are a parameter; a sinusoidal table is not.
-    learned: bool,
     blocks: Vec<Block>,
     ln_f: Norm,
     head: Dense,
@@ -208,7 +201,6 @@ impl TinyNet {
             spec,
             tok_emb,
             pos_table,
-            learned: spec.positions == Positions::Learned,
             blocks,
             ln_f,
             head,
@@ -231,11 +223,6 @@ impl TinyNet {
     /// The position table `[max_len, dim]` (learned or sinusoidal), `None` with RoPE.
     pub fn position_table(&self) -> Option<&Tensor> {
         self.pos_table.as_ref()
-    }
-
-    /// True when [`Self::position_table`] was learned.
-    pub fn positions_learned(&self) -> bool {
-        self.learned
     }
 
     fn device(&self) -> &Device {
