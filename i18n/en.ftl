@@ -260,6 +260,7 @@ seg-attn-mean = mean of heads
 seg-attn-head-n = head { $head }
 seg-layer-final = final: tokens to image
 seg-layer-block = block { $block }: tokens to image
+seg-token-object = object-score token
 seg-token-iou = IoU token
 seg-token-mask = mask token { $index }
 seg-token-point-fg = point { $n } (fg)

@@ -260,6 +260,7 @@ seg-attn-mean = moyenne des têtes
 seg-attn-head-n = tête { $head }
 seg-layer-final = finale : jetons vers l'image
 seg-layer-block = bloc { $block } : jetons vers l'image
+seg-token-object = jeton de score d'objet
 seg-token-iou = jeton IoU
 seg-token-mask = jeton de masque { $index }
 seg-token-point-fg = point { $n } (objet)

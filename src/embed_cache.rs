@@ -29,6 +29,9 @@ const FORMAT: &str = "segattn-embedding-1";
 /// The embedding's shape `[1, 256, 64, 64]`.
 pub const SHAPE: [usize; 4] = [1, 256, 64, 64];
 
+/// The shapes of SAM 2.1's high-resolution features (`high_res_s1`, `high_res_s0`).
+pub const HIGH_RES_SHAPES: [[usize; 4]; 2] = [[1, 64, 128, 128], [1, 32, 256, 256]];
+
 /// The SHA-256 of an image's content (width, height and RGB bytes), in hex.
 pub fn image_digest(rgb: &Rgb8) -> String {
     let mut h = Sha256::new();
@@ -89,6 +92,8 @@ impl EmbeddingKey {
 pub struct StoredEmbedding {
     /// `[1, 256, 64, 64]` row-major.
     pub features: Vec<f32>,
+    /// SAM 2.1's high-resolution features, [`HIGH_RES_SHAPES`] row-major.
+    pub high_res: Option<(Vec<f32>, Vec<f32>)>,
     /// The original image's `(height, width)`.
     pub original_hw: (usize, usize),
 }
@@ -194,10 +199,32 @@ impl EmbeddingCache {
         );
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("cannot make {}", self.dir.display()))?;
-        let bytes: Vec<u8> = emb.features.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let view = TensorView::new(safetensors::Dtype::F32, SHAPE.to_vec(), &bytes)?;
+        let le = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
+        let mut parts = vec![("features", le(&emb.features), SHAPE.to_vec())];
+        if let Some((s1, s0)) = &emb.high_res {
+            for ((name, data), shape) in [("high_res_s1", s1), ("high_res_s0", s0)]
+                .into_iter()
+                .zip(HIGH_RES_SHAPES)
+            {
+                anyhow::ensure!(
+                    data.len() == shape.iter().product::<usize>(),
+                    "{name} has {} values, not {shape:?}",
+                    data.len()
+                );
+                parts.push((name, le(data), shape.to_vec()));
+            }
+        }
+        let views = parts
+            .iter()
+            .map(|(name, bytes, shape)| {
+                Ok((
+                    *name,
+                    TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let metadata = metadata(key, emb.original_hw);
-        let file = safetensors::serialize([("features", view)], Some(metadata))?;
+        let file = safetensors::serialize(views, Some(metadata))?;
         let path = self.path(key);
         crate::files::write_bytes_atomic(&path, &file)?;
         // The file system stamps a new file from a coarse clock that can lag the one `get`
@@ -349,20 +376,34 @@ fn parse(bytes: &[u8], key: &EmbeddingKey) -> Result<StoredEmbedding, String> {
         .filter(|&(h, w): &(usize, usize)| h > 0 && w > 0)
         .ok_or("no image size")?;
     let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
-    let t = st.tensor("features").map_err(|e| e.to_string())?;
-    if t.dtype() != safetensors::Dtype::F32 || t.shape() != SHAPE {
-        return Err(format!("features are {:?} {:?}", t.dtype(), t.shape()));
-    }
-    let features: Vec<f32> = t
-        .data()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    if features.iter().any(|v| !v.is_finite()) {
-        return Err("a value is not finite".into());
-    }
+    let read = |name: &str, shape: &[usize]| -> Result<Vec<f32>, String> {
+        let t = st.tensor(name).map_err(|e| e.to_string())?;
+        if t.dtype() != safetensors::Dtype::F32 || t.shape() != shape {
+            return Err(format!("{name} are {:?} {:?}", t.dtype(), t.shape()));
+        }
+        let v: Vec<f32> = t
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        if v.iter().any(|x| !x.is_finite()) {
+            return Err("a value is not finite".into());
+        }
+        Ok(v)
+    };
+    let features = read("features", &SHAPE)?;
+    let names = st.names();
+    let high_res = if names.contains(&"high_res_s1") {
+        Some((
+            read("high_res_s1", &HIGH_RES_SHAPES[0])?,
+            read("high_res_s0", &HIGH_RES_SHAPES[1])?,
+        ))
+    } else {
+        None
+    };
     Ok(StoredEmbedding {
         features,
+        high_res,
         original_hw,
     })
 }
@@ -384,6 +425,7 @@ mod tests {
             features: (0..SHAPE.iter().product::<usize>())
                 .map(|i| seed + i as f32 * 1e-3)
                 .collect(),
+            high_res: None,
             original_hw: (480, 640),
         }
     }

@@ -11,6 +11,7 @@ mod cli_segment;
 mod cli_text;
 mod download;
 mod robustness;
+mod sam2_parity;
 mod sam_everything;
 mod sam_parity;
 mod text_french;

@@ -9,15 +9,15 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use crate::common::{
-    f32s, fixture, fixture_sam, json, load_tensors, max_abs, mobile_sam_config, rel_err,
-    sam_fixture_image, small_vit_config,
+    f32s, fixture, fixture_sam, json, load_tensors, mask_mismatch, max_abs, mobile_sam_config,
+    predict_fixture_prompts, prompts_of, rel_err, sam_fixture_image, small_vit_config,
 };
 use candle_core::{Device, Tensor};
 use segattn::model::sam::config::SamConfig;
 use segattn::model::sam::transforms::{resize_longest_side, upscale_logits};
 use segattn::model::sam::{ImageEmbedding, SamModel};
 use segattn::runtime::Precision;
-use segattn::types::{BoxPrompt, PointLabel, PointPrompt, Prompts, LOW_RES};
+use segattn::types::{Prompts, LOW_RES};
 use segattn::weights::Weights;
 use sha2::{Digest, Sha256};
 
@@ -85,32 +85,6 @@ fn tolerances() -> &'static Tolerances {
             attn: (parse(a), parse(b)),
         }
     })
-}
-
-fn prompts_of(p: &serde_json::Value) -> (Prompts, bool) {
-    let mut prompts = Prompts::default();
-    if let Some(points) = p["points"].as_array() {
-        for (pt, label) in points.iter().zip(p["labels"].as_array().expect("labels")) {
-            prompts.points.push(PointPrompt {
-                pos_in_image: [
-                    pt[0].as_f64().expect("x") as f32,
-                    pt[1].as_f64().expect("y") as f32,
-                ],
-                label: if label.as_i64() == Some(1) {
-                    PointLabel::Foreground
-                } else {
-                    PointLabel::Background
-                },
-            });
-        }
-    }
-    if let Some(b) = p["box"].as_array() {
-        let v: Vec<f32> = b.iter().map(|x| x.as_f64().expect("box") as f32).collect();
-        prompts.bbox = Some(BoxPrompt {
-            corners_in_image: [v[0], v[1], v[2], v[3]],
-        });
-    }
-    (prompts, p["multimask"].as_bool().expect("multimask"))
 }
 
 fn check_embeddings(name: &str) {
@@ -182,37 +156,11 @@ fn check_decoder(name: &str) {
     }
 }
 
-/// How many of `pred`'s mask pixels differ from the reference `{id}.masks`, and what fraction.
-fn mask_mismatch(
-    pred: &segattn::types::Prediction,
-    reference: &HashMap<String, Tensor>,
-    id: &str,
-) -> (usize, f64) {
-    let want: Vec<u8> = reference[&format!("{id}.masks")]
-        .flatten_all()
-        .and_then(|t| t.to_vec1())
-        .expect("mask data");
-    let got: Vec<u8> = pred
-        .masks
-        .iter()
-        .flat_map(|m| m.data.iter().copied())
-        .collect();
-    assert_eq!(got.len(), want.len(), "{id} mask size");
-    let n = got.iter().zip(&want).filter(|(a, b)| a != b).count();
-    (n, n as f64 / got.len() as f64)
-}
-
 /// End to end from the original image: our resize, encoder, decoder and upscale.
 fn check_end_to_end(name: &str) {
     let c = case(name);
     let emb = c.model.embed(&sam_fixture_image("image")).expect("encodes");
-    for p in c.meta["prompts"].as_array().expect("prompts") {
-        let id = p["id"].as_str().expect("id");
-        let (prompts, multimask) = prompts_of(p);
-        let pred = c
-            .model
-            .predict(&emb, &prompts, multimask)
-            .expect("predicts");
+    for (id, p, pred) in predict_fixture_prompts(&c.model, &emb, &c.meta) {
         let (mismatched, frac) = mask_mismatch(&pred, &c.reference, id);
         eprintln!("{name} {id}: {mismatched} mask pixels differ");
         assert!(

@@ -97,6 +97,8 @@ pub struct LayerAttention {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DecoderToken {
+    /// SAM 2's object-score token (whether an object is there at all).
+    ObjectScore,
     /// The IoU-prediction token.
     Iou,
     /// Mask token `i` (0 = single-mask output, 1..=3 = multimask outputs).

@@ -386,7 +386,11 @@ impl State {
         if let (Some(cache), Some(key)) = (&self.cache, &key) {
             match cache.get(key) {
                 Lookup::Hit(stored) if stored.original_hw == (image.height, image.width) => {
-                    match model.embedding_from_features(stored.features, stored.original_hw) {
+                    match model.embedding_from_features(
+                        stored.features,
+                        stored.high_res,
+                        stored.original_hw,
+                    ) {
                         Ok(emb) => {
                             let ms = t.elapsed().as_secs_f64() * 1e3;
                             self.embedding =
@@ -411,7 +415,9 @@ impl State {
         match model.embed_cancellable(image, &stop) {
             Ok(emb) => {
                 let ms = t.elapsed().as_secs_f64() * 1e3;
-                let stored = key.as_ref().and_then(|_| emb.to_vec().ok());
+                let stored = key
+                    .as_ref()
+                    .and_then(|_| Some((emb.to_vec().ok()?, emb.high_res_to_vec().ok()?)));
                 self.embedding = Some((self.model_generation, image_id, emb, ms, image.clone()));
                 self.send(SamResponse::Encoded {
                     image_id,
@@ -419,9 +425,12 @@ impl State {
                     from_cache: false,
                 });
                 // Stored after the answer: the first click does not wait for the disk.
-                if let (Some(cache), Some(key), Some(features)) = (&self.cache, &key, stored) {
+                if let (Some(cache), Some(key), Some((features, high_res))) =
+                    (&self.cache, &key, stored)
+                {
                     let stored = StoredEmbedding {
                         features,
+                        high_res,
                         original_hw: (image.height, image.width),
                     };
                     if let Err(e) = cache.put(key, &stored) {

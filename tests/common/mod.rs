@@ -279,3 +279,70 @@ pub fn french_model_dir(name: &str) -> PathBuf {
     });
     root.path().join(name)
 }
+
+/// A fixture prompt (`points` with `labels`, `box`, `multimask`, in original-image pixels)
+/// as [`segattn::types::Prompts`], and whether it asks for the three candidate masks.
+pub fn prompts_of(p: &serde_json::Value) -> (segattn::types::Prompts, bool) {
+    let mut prompts = segattn::types::Prompts::default();
+    if let Some(points) = p["points"].as_array() {
+        for (pt, label) in points.iter().zip(p["labels"].as_array().expect("labels")) {
+            prompts.points.push(segattn::types::PointPrompt {
+                pos_in_image: [
+                    pt[0].as_f64().expect("x") as f32,
+                    pt[1].as_f64().expect("y") as f32,
+                ],
+                label: if label.as_i64() == Some(1) {
+                    segattn::types::PointLabel::Foreground
+                } else {
+                    segattn::types::PointLabel::Background
+                },
+            });
+        }
+    }
+    if let Some(b) = p["box"].as_array() {
+        let v: Vec<f32> = b.iter().map(|x| x.as_f64().expect("box") as f32).collect();
+        prompts.bbox = Some(segattn::types::BoxPrompt {
+            corners_in_image: [v[0], v[1], v[2], v[3]],
+        });
+    }
+    (prompts, p["multimask"].as_bool().expect("multimask"))
+}
+
+/// How many of `pred`'s mask pixels differ from the reference `{id}.masks`, and what fraction.
+pub fn mask_mismatch(
+    pred: &segattn::types::Prediction,
+    reference: &HashMap<String, Tensor>,
+    id: &str,
+) -> (usize, f64) {
+    let want: Vec<u8> = reference[&format!("{id}.masks")]
+        .flatten_all()
+        .and_then(|t| t.to_vec1())
+        .expect("mask data");
+    let got: Vec<u8> = pred
+        .masks
+        .iter()
+        .flat_map(|m| m.data.iter().copied())
+        .collect();
+    assert_eq!(got.len(), want.len(), "{id} mask size");
+    let n = got.iter().zip(&want).filter(|(a, b)| a != b).count();
+    (n, n as f64 / got.len() as f64)
+}
+
+/// Each prompt of a fixture's json (`meta["prompts"]`) run through `model.predict` on `emb`:
+/// the prompt's id, its json entry and the prediction.
+pub fn predict_fixture_prompts<'a>(
+    model: &segattn::model::sam::SamModel,
+    emb: &segattn::model::sam::ImageEmbedding,
+    meta: &'a serde_json::Value,
+) -> Vec<(&'a str, &'a serde_json::Value, segattn::types::Prediction)> {
+    meta["prompts"]
+        .as_array()
+        .expect("prompts")
+        .iter()
+        .map(|p| {
+            let (prompts, multimask) = prompts_of(p);
+            let pred = model.predict(emb, &prompts, multimask).expect("predicts");
+            (p["id"].as_str().expect("id"), p, pred)
+        })
+        .collect()
+}

@@ -127,6 +127,152 @@ impl TinyVitConfig {
     }
 }
 
+/// Hiera, SAM 2.1's hierarchical image encoder (`sam2/modeling/backbones/hieradet.py`): four
+/// stages, each halving the grid (query pooling in its first block) and doubling the width and
+/// the heads.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HieraConfig {
+    /// Width of the first stage.
+    pub embed_dim: usize,
+    /// Heads of the first stage.
+    pub num_heads: usize,
+    /// Blocks per stage.
+    pub stages: Vec<usize>,
+    /// Blocks with global attention (all others attend within windows).
+    pub global_att_blocks: Vec<usize>,
+    /// Window side per stage (`window_spec`).
+    pub window_spec: Vec<usize>,
+    /// `(h, w)` of the background position embedding, interpolated to the token grid
+    /// (`window_pos_embed_bkg_spatial_size`).
+    pub pos_embed_bkg: (usize, usize),
+}
+
+/// One Hiera block's shape, from the official builder's loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HieraBlockSpec {
+    /// Input width.
+    pub dim: usize,
+    /// Output width (twice `dim` in a stage's first block, from the second stage on).
+    pub dim_out: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// Window side, 0 for global attention.
+    pub window: usize,
+    /// Whether the queries (and the shortcut) are max-pooled 2×2: a stage's first block.
+    pub pool: bool,
+}
+
+/// Side of Hiera's token grid after the stride-4 patch embedding (1024 / 4).
+pub const HIERA_GRID: usize = 256;
+
+impl HieraConfig {
+    /// `sam2.1_hiera_t`.
+    pub fn tiny() -> Self {
+        Self::official(96, &[1, 2, 7, 2]).expect("official layout")
+    }
+    /// `sam2.1_hiera_s`.
+    pub fn small() -> Self {
+        Self::official(96, &[1, 2, 11, 2]).expect("official layout")
+    }
+    /// `sam2.1_hiera_b+`.
+    pub fn base_plus() -> Self {
+        Self::official(112, &[2, 3, 16, 3]).expect("official layout")
+    }
+    /// `sam2.1_hiera_l`.
+    pub fn large() -> Self {
+        Self::official(144, &[2, 6, 36, 4]).expect("official layout")
+    }
+
+    /// The official configuration (`configs/sam2.1/*.yaml`) with this first-stage width and
+    /// these stage depths: the heads, global-attention blocks and windows are not visible in
+    /// the tensors, so they come from the config the layout belongs to.
+    pub fn official(embed_dim: usize, stages: &[usize]) -> Option<Self> {
+        let (num_heads, global, window, bkg): (usize, &[usize], [usize; 4], usize) =
+            match (embed_dim, stages) {
+                (96, [1, 2, 7, 2]) => (1, &[5, 7, 9], [8, 4, 14, 7], 7),
+                (96, [1, 2, 11, 2]) => (1, &[7, 10, 13], [8, 4, 14, 7], 7),
+                (112, [2, 3, 16, 3]) => (2, &[12, 16, 20], [8, 4, 14, 7], 14),
+                (144, [2, 6, 36, 4]) => (2, &[23, 33, 43], [8, 4, 16, 8], 7),
+                _ => return None,
+            };
+        Some(Self {
+            embed_dim,
+            num_heads,
+            stages: stages.to_vec(),
+            global_att_blocks: global.to_vec(),
+            window_spec: window.to_vec(),
+            pos_embed_bkg: (bkg, bkg),
+        })
+    }
+
+    /// Total blocks.
+    pub fn depth(&self) -> usize {
+        self.stages.iter().sum()
+    }
+
+    /// The last block of each stage (`stage_ends`): where the FPN reads the features.
+    pub fn stage_ends(&self) -> Vec<usize> {
+        self.stages
+            .iter()
+            .scan(0, |sum, &n| {
+                *sum += n;
+                Some(*sum - 1)
+            })
+            .collect()
+    }
+
+    /// Width of each stage.
+    pub fn stage_dims(&self) -> Vec<usize> {
+        (0..self.stages.len())
+            .map(|i| self.embed_dim << i)
+            .collect()
+    }
+
+    /// Every block's shape, as the official `Hiera.__init__` builds them: a block takes the
+    /// window of the stage it starts in (the first block of a stage keeps the previous stage's
+    /// window), global blocks have none, and the first block of each later stage doubles the
+    /// width and heads and pools the queries.
+    pub fn blocks(&self) -> Vec<HieraBlockSpec> {
+        let ends = self.stage_ends();
+        let mut stage = 0;
+        let (mut dim, mut heads) = (self.embed_dim, self.num_heads);
+        (0..self.depth())
+            .map(|i| {
+                let mut window = self.window_spec[stage];
+                if self.global_att_blocks.contains(&i) {
+                    window = 0;
+                }
+                let starts_stage = i > 0 && ends.contains(&(i - 1));
+                let dim_out = if starts_stage { dim * 2 } else { dim };
+                if starts_stage {
+                    heads *= 2;
+                    stage += 1;
+                }
+                let spec = HieraBlockSpec {
+                    dim,
+                    dim_out,
+                    heads,
+                    window,
+                    pool: starts_stage,
+                };
+                dim = dim_out;
+                spec
+            })
+            .collect()
+    }
+
+    /// A short name ("Hiera-T", "Hiera-B+", or the layout).
+    pub fn size_name(&self) -> String {
+        match (self.embed_dim, self.stages.as_slice()) {
+            (96, [1, 2, 7, 2]) => "Hiera-T".into(),
+            (96, [1, 2, 11, 2]) => "Hiera-S".into(),
+            (112, [2, 3, 16, 3]) => "Hiera-B+".into(),
+            (144, [2, 6, 36, 4]) => "Hiera-L".into(),
+            (d, s) => format!("Hiera {d} {s:?}"),
+        }
+    }
+}
+
 /// Which image encoder a checkpoint holds.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -135,6 +281,9 @@ pub enum EncoderConfig {
     Vit(VitConfig),
     /// MobileSAM's TinyViT.
     TinyVit(TinyVitConfig),
+    /// SAM 2.1's Hiera with its FPN neck: the whole model is SAM 2.1's (its prompt encoder
+    /// and mask decoder under `sam_prompt_encoder` / `sam_mask_decoder`).
+    Hiera(HieraConfig),
 }
 
 /// A whole SAM model (image encoder, prompt encoder, mask decoder).
@@ -161,9 +310,54 @@ impl SamConfig {
         }
     }
 
-    /// A short human name ("MobileSAM (TinyViT)", "SAM ViT-B", "SAM ViT 96x4").
+    /// Whether this is SAM 2.1 (Hiera encoder, SAM 2's decoder and transforms).
+    pub fn is_sam2(&self) -> bool {
+        matches!(self.encoder, EncoderConfig::Hiera(_))
+    }
+
+    /// The prompt encoder's scope in the checkpoint.
+    pub fn prompt_encoder_prefix(&self) -> &'static str {
+        if self.is_sam2() {
+            "sam_prompt_encoder"
+        } else {
+            "prompt_encoder"
+        }
+    }
+
+    /// The mask decoder's scope in the checkpoint.
+    pub fn mask_decoder_prefix(&self) -> &'static str {
+        if self.is_sam2() {
+            "sam_mask_decoder"
+        } else {
+            "mask_decoder"
+        }
+    }
+
+    /// The two-way blocks' MLP layers (`mlp.lin1` / `lin2` in SAM, `mlp.layers.0` / `1` in
+    /// SAM 2).
+    pub fn decoder_mlp_names(&self) -> (&'static str, &'static str) {
+        if self.is_sam2() {
+            ("mlp.layers.0", "mlp.layers.1")
+        } else {
+            ("mlp.lin1", "mlp.lin2")
+        }
+    }
+
+    /// Tokens before the mask tokens in the decoder: the IoU token, and SAM 2's object-score
+    /// token ahead of it.
+    pub fn decoder_lead_tokens(&self) -> usize {
+        if self.is_sam2() {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// A short human name ("MobileSAM (TinyViT)", "SAM ViT-B", "SAM ViT 96x4", "SAM 2.1
+    /// Hiera-T").
     pub fn name(&self) -> String {
         match &self.encoder {
+            EncoderConfig::Hiera(h) => format!("SAM 2.1 {}", h.size_name()),
             EncoderConfig::TinyVit(_) => "MobileSAM (TinyViT)".into(),
             EncoderConfig::Vit(v) => match (v.embed_dim, v.depth) {
                 (768, 12) => "SAM ViT-B".into(),
@@ -185,13 +379,21 @@ impl SamConfig {
                 t.depths.iter().sum(),
                 t.num_heads.last().copied().unwrap_or(0),
             ),
+            EncoderConfig::Hiera(h) => (
+                "hiera",
+                h.stage_dims().last().copied().unwrap_or(0),
+                h.depth(),
+                h.num_heads << (h.stages.len().saturating_sub(1)),
+            ),
         }
     }
 
     /// Detects the architecture from the tensors under `root` (the checkpoint root).
     pub fn detect(root: &Scope) -> Result<Self> {
         let enc = root.pp("image_encoder");
-        let encoder = if enc.contains("patch_embed.proj.weight") {
+        let encoder = if enc.contains("trunk.patch_embed.proj.weight") {
+            EncoderConfig::Hiera(detect_hiera(&enc)?)
+        } else if enc.contains("patch_embed.proj.weight") {
             EncoderConfig::Vit(detect_vit(&enc)?)
         } else if enc.contains("patch_embed.seq.0.c.weight") {
             EncoderConfig::TinyVit(detect_tiny_vit(&enc)?)
@@ -201,7 +403,8 @@ impl SamConfig {
                  `image_encoder.patch_embed.seq.0.c.weight` (TinyViT) is present"
             );
         };
-        let dec = root.pp("mask_decoder");
+        let mut config = Self::with_encoder(encoder);
+        let dec = root.pp(config.mask_decoder_prefix());
         let decoder_depth = count_indexed(&dec.pp("transformer.layers"), "norm1.weight");
         if decoder_depth == 0 {
             bail!(
@@ -211,7 +414,10 @@ impl SamConfig {
         }
         let mlp = dims(
             &dec,
-            "transformer.layers.0.mlp.lin1.weight",
+            &format!(
+                "transformer.layers.0.{}.weight",
+                config.decoder_mlp_names().0
+            ),
             &[0, PROMPT_EMBED_DIM],
         )?;
         let tokens = dims(&dec, "mask_tokens.weight", &[0, PROMPT_EMBED_DIM])?;
@@ -219,12 +425,10 @@ impl SamConfig {
             // One single-mask token and at least one multimask token.
             bail!(dec.shape_error("mask_tokens.weight", vec![4, PROMPT_EMBED_DIM], tokens));
         }
-        Ok(Self {
-            encoder,
-            decoder_depth,
-            decoder_mlp_dim: mlp[0],
-            num_mask_tokens: tokens[0],
-        })
+        config.decoder_depth = decoder_depth;
+        config.decoder_mlp_dim = mlp[0];
+        config.num_mask_tokens = tokens[0];
+        Ok(config)
     }
 
     /// Every floating-point entry of the official `state_dict` with its shape, in sorted order.
@@ -234,8 +438,9 @@ impl SamConfig {
         match &self.encoder {
             EncoderConfig::Vit(v) => vit_shapes(v, &mut add),
             EncoderConfig::TinyVit(t) => tiny_vit_shapes(t, &mut add),
+            EncoderConfig::Hiera(h) => hiera_shapes(h, &mut add),
         }
-        prompt_encoder_shapes(&mut add);
+        prompt_encoder_shapes(self.prompt_encoder_prefix(), &mut add);
         mask_decoder_shapes(self, &mut add);
         out.sort();
         out
@@ -489,8 +694,8 @@ fn tiny_vit_shapes(t: &TinyVitConfig, add: &mut Add) {
     neck_shapes(last, add);
 }
 
-fn prompt_encoder_shapes(add: &mut Add) {
-    let (p, d, m) = ("prompt_encoder", PROMPT_EMBED_DIM, MASK_IN_CHANS);
+fn prompt_encoder_shapes(p: &str, add: &mut Add) {
+    let (d, m) = (PROMPT_EMBED_DIM, MASK_IN_CHANS);
     add(
         format!("{p}.pe_layer.positional_encoding_gaussian_matrix"),
         &[2, d / 2],
@@ -524,15 +729,16 @@ fn mlp_shapes(prefix: &str, dims: &[usize], add: &mut Add) {
 }
 
 fn mask_decoder_shapes(cfg: &SamConfig, add: &mut Add) {
-    let (m, d) = ("mask_decoder", PROMPT_EMBED_DIM);
+    let (m, d) = (cfg.mask_decoder_prefix(), PROMPT_EMBED_DIM);
+    let (lin1, lin2) = cfg.decoder_mlp_names();
     let t = format!("{m}.transformer");
     for i in 0..cfg.decoder_depth {
         let l = format!("{t}.layers.{i}");
         attention_shapes(&format!("{l}.self_attn"), d, d, add);
         attention_shapes(&format!("{l}.cross_attn_token_to_image"), d, d / 2, add);
         attention_shapes(&format!("{l}.cross_attn_image_to_token"), d, d / 2, add);
-        linear_shapes(&format!("{l}.mlp.lin1"), d, cfg.decoder_mlp_dim, add);
-        linear_shapes(&format!("{l}.mlp.lin2"), cfg.decoder_mlp_dim, d, add);
+        linear_shapes(&format!("{l}.{lin1}"), d, cfg.decoder_mlp_dim, add);
+        linear_shapes(&format!("{l}.{lin2}"), cfg.decoder_mlp_dim, d, add);
         for n in 1..=4 {
             norm_shapes(&format!("{l}.norm{n}"), d, add);
         }
@@ -561,4 +767,98 @@ fn mask_decoder_shapes(cfg: &SamConfig, add: &mut Add) {
         &[d, 256, 256, cfg.num_mask_tokens],
         add,
     );
+    if cfg.is_sam2() {
+        add(format!("{m}.obj_score_token.weight"), &[1, d]);
+        mlp_shapes(&format!("{m}.pred_obj_score_head"), &[d, d, d, 1], add);
+        add(format!("{m}.conv_s0.weight"), &[d / 8, d, 1, 1]);
+        add(format!("{m}.conv_s0.bias"), &[d / 8]);
+        add(format!("{m}.conv_s1.weight"), &[d / 4, d, 1, 1]);
+        add(format!("{m}.conv_s1.bias"), &[d / 4]);
+        add("no_mem_embed".into(), &[1, 1, d]);
+    }
+}
+
+/// Hiera's trunk and FPN neck. The video-memory modules of a SAM 2.1 checkpoint are not
+/// listed: image mode never reads them.
+fn hiera_shapes(h: &HieraConfig, add: &mut Add) {
+    let t = "image_encoder.trunk";
+    let e = h.embed_dim;
+    let (bh, bw) = h.pos_embed_bkg;
+    let w0 = h.window_spec[0];
+    add(format!("{t}.patch_embed.proj.weight"), &[e, 3, 7, 7]);
+    add(format!("{t}.patch_embed.proj.bias"), &[e]);
+    add(format!("{t}.pos_embed"), &[1, e, bh, bw]);
+    add(format!("{t}.pos_embed_window"), &[1, e, w0, w0]);
+    for (i, b) in h.blocks().iter().enumerate() {
+        let p = format!("{t}.blocks.{i}");
+        norm_shapes(&format!("{p}.norm1"), b.dim, add);
+        linear_shapes(&format!("{p}.attn.qkv"), b.dim, 3 * b.dim_out, add);
+        linear_shapes(&format!("{p}.attn.proj"), b.dim_out, b.dim_out, add);
+        norm_shapes(&format!("{p}.norm2"), b.dim_out, add);
+        linear_shapes(&format!("{p}.mlp.layers.0"), b.dim_out, 4 * b.dim_out, add);
+        linear_shapes(&format!("{p}.mlp.layers.1"), 4 * b.dim_out, b.dim_out, add);
+        if b.dim != b.dim_out {
+            linear_shapes(&format!("{p}.proj"), b.dim, b.dim_out, add);
+        }
+    }
+    let d = PROMPT_EMBED_DIM;
+    for (j, c) in h.stage_dims().iter().rev().enumerate() {
+        add(
+            format!("image_encoder.neck.convs.{j}.conv.weight"),
+            &[d, *c, 1, 1],
+        );
+        add(format!("image_encoder.neck.convs.{j}.conv.bias"), &[d]);
+    }
+}
+
+fn detect_hiera(enc: &Scope) -> Result<HieraConfig> {
+    let t = enc.pp("trunk");
+    let proj = dims(&t, "patch_embed.proj.weight", &[0, 3, 7, 7])?;
+    let embed_dim = proj[0];
+    let blocks = t.pp("blocks");
+    let depth = count_indexed(&blocks, "norm1.weight");
+    if depth == 0 {
+        bail!("`{}` is missing", blocks.key("0.norm1.weight"));
+    }
+    // A stage starts where a block projects its shortcut to the doubled width.
+    let mut stages = vec![0usize];
+    for i in 0..depth {
+        if i > 0 && blocks.contains(&format!("{i}.proj.weight")) {
+            stages.push(0);
+        }
+        *stages.last_mut().expect("one stage") += 1;
+    }
+    let Some(config) = HieraConfig::official(embed_dim, &stages) else {
+        bail!(
+            "Hiera trunk of width {embed_dim} with stages {stages:?} is not an official SAM 2.1 \
+             size (tiny [1, 2, 7, 2] / small [1, 2, 11, 2] at 96, base+ [2, 3, 16, 3] at 112, \
+             large [2, 6, 36, 4] at 144): its heads and global-attention blocks are not in the \
+             tensors"
+        );
+    };
+    let pe = dims(&t, "pos_embed", &[1, embed_dim, 0, 0])?;
+    if (pe[2], pe[3]) != config.pos_embed_bkg {
+        bail!(t.shape_error(
+            "pos_embed",
+            vec![1, embed_dim, config.pos_embed_bkg.0, config.pos_embed_bkg.1],
+            pe
+        ));
+    }
+    let w0 = config.window_spec[0];
+    dims(&t, "pos_embed_window", &[1, embed_dim, w0, w0])?;
+    for (i, b) in config.blocks().iter().enumerate() {
+        dims(
+            &blocks,
+            &format!("{i}.attn.qkv.weight"),
+            &[3 * b.dim_out, b.dim],
+        )?;
+    }
+    for (j, c) in config.stage_dims().iter().rev().enumerate() {
+        dims(
+            enc,
+            &format!("neck.convs.{j}.conv.weight"),
+            &[PROMPT_EMBED_DIM, *c, 1, 1],
+        )?;
+    }
+    Ok(config)
 }

@@ -257,7 +257,12 @@ struct TwoWayBlock {
 }
 
 impl TwoWayBlock {
-    fn load(s: &Scope, mlp_dim: usize, skip_first_layer_pe: bool) -> Result<Self> {
+    fn load(
+        s: &Scope,
+        mlp_dim: usize,
+        (mlp1, mlp2): (&str, &str),
+        skip_first_layer_pe: bool,
+    ) -> Result<Self> {
         let d = PROMPT_EMBED_DIM;
         Ok(Self {
             self_attn: DecoderAttention::load(&s.pp("self_attn"), d, d)?,
@@ -268,8 +273,8 @@ impl TwoWayBlock {
                 d / 2,
             )?,
             norm2: LayerNorm::load(&s.pp("norm2"), d, 1e-5)?,
-            lin1: Linear::load(&s.pp("mlp.lin1"), d, mlp_dim, true)?,
-            lin2: Linear::load(&s.pp("mlp.lin2"), mlp_dim, d, true)?,
+            lin1: Linear::load(&s.pp(mlp1), d, mlp_dim, true)?,
+            lin2: Linear::load(&s.pp(mlp2), mlp_dim, d, true)?,
             norm3: LayerNorm::load(&s.pp("norm3"), d, 1e-5)?,
             norm4: LayerNorm::load(&s.pp("norm4"), d, 1e-5)?,
             cross_image_to_token: DecoderAttention::load(
@@ -419,9 +424,10 @@ impl Upsample2x {
         })
     }
 
-    /// `[H, W, Cin]` → GELU(norm(upsample(x))) `[2H, 2W, Cout]`
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        if on_cpu_f32(x) {
+    /// `[H, W, Cin]` → GELU(norm(upsample(x) + skip)) `[2H, 2W, Cout]` (`skip`, SAM 2's
+    /// high-resolution features, channels-last `[2H, 2W, Cout]`).
+    fn forward(&self, x: &Tensor, skip: Option<&Tensor>) -> candle_core::Result<Tensor> {
+        if on_cpu_f32(x) && skip.is_none() {
             return x.contiguous()?.apply_op1_no_bwd(self);
         }
         let (h, w, cin) = x.dims3()?;
@@ -432,6 +438,10 @@ impl Upsample2x {
             .permute((0, 3, 1, 4, 2))? // [H, 2, W, 2, Cout]
             .reshape((2 * h, 2 * w, self.cout))?
             .broadcast_add(&self.bias)?;
+        let y = match skip {
+            Some(s) => (y + s)?,
+            None => y,
+        };
         let y = match &self.norm_t {
             Some(n) => n.forward(&y)?,
             None => y,
@@ -443,18 +453,37 @@ impl Upsample2x {
     /// (pixels in any order) → `[N·4, Cout]` in (pixel, dy, dx) order, with the bias, norm and
     /// GELU applied. The transposed convolution's 2×2 windows do not overlap and the norm and
     /// GELU work per pixel, so these are the forward's values, only in another pixel order.
-    fn forward_blocks(&self, x: &[f32], n: usize) -> Vec<f32> {
+    ///
+    /// `skip` (SAM 2's high-resolution features, in the same block order, `[N·4, Cout]`) is
+    /// added after the bias, before the norm and GELU.
+    fn forward_blocks(&self, x: &[f32], n: usize, skip: Option<&[f32]>) -> Vec<f32> {
         use rayon::prelude::*;
         let c = self.cout;
         let dims = (n, 4 * c, x.len() / n.max(1));
         let Some((nw, nb, eps)) = &self.norm else {
-            return linear_gemm(
+            let Some(skip) = skip else {
+                return linear_gemm(
+                    x,
+                    &self.weight_host,
+                    Some(&self.bias4),
+                    dims,
+                    Epilogue::Gelu,
+                );
+            };
+            let mut y = linear_gemm(
                 x,
                 &self.weight_host,
                 Some(&self.bias4),
                 dims,
-                Epilogue::Gelu,
+                Epilogue::None,
             );
+            y.par_chunks_mut(64 * c)
+                .zip(skip.par_chunks(64 * c))
+                .for_each(|(pixels, extra)| {
+                    pixels.iter_mut().zip(extra).for_each(|(t, e)| *t += e);
+                    gelu_inplace(pixels);
+                });
+            return y;
         };
         let mut y = linear_gemm(
             x,
@@ -463,17 +492,23 @@ impl Upsample2x {
             dims,
             Epilogue::None,
         );
-        y.par_chunks_mut(64 * c).for_each(|pixels| {
-            for px in pixels.chunks_mut(c) {
-                let mean = lane_sum(px, |t| t) / c as f32;
-                let var = lane_sum(px, |t| (t - mean) * (t - mean)) / c as f32;
-                let inv = 1.0 / (var + eps).sqrt();
-                for ((t, g), bb) in px.iter_mut().zip(nw).zip(nb) {
-                    *t = (*t - mean) * inv * g + bb;
+        y.par_chunks_mut(64 * c)
+            .enumerate()
+            .for_each(|(chunk, pixels)| {
+                if let Some(skip) = skip {
+                    let extra = &skip[chunk * 64 * c..][..pixels.len()];
+                    pixels.iter_mut().zip(extra).for_each(|(t, e)| *t += e);
                 }
-            }
-            gelu_inplace(pixels);
-        });
+                for px in pixels.chunks_mut(c) {
+                    let mean = lane_sum(px, |t| t) / c as f32;
+                    let var = lane_sum(px, |t| (t - mean) * (t - mean)) / c as f32;
+                    let inv = 1.0 / (var + eps).sqrt();
+                    for ((t, g), bb) in px.iter_mut().zip(nw).zip(nb) {
+                        *t = (*t - mean) * inv * g + bb;
+                    }
+                }
+                gelu_inplace(pixels);
+            });
         y
     }
 }
@@ -488,6 +523,8 @@ struct UpscaleMasks<'a> {
     up1: &'a Upsample2x,
     up2: &'a Upsample2x,
     hw: (usize, usize),
+    /// SAM 2's high-resolution features in the two steps' block orders.
+    skips: Option<(&'a [f32], &'a [f32])>,
 }
 
 impl candle_core::CustomOp2 for UpscaleMasks<'_> {
@@ -513,8 +550,12 @@ impl candle_core::CustomOp2 for UpscaleMasks<'_> {
                 l2.dims()
             );
         }
-        let up = self.up1.forward_blocks(keys, h * w); // [h·w·4, C/4]
-        let up = self.up2.forward_blocks(&up, h * w * 4); // [h·w·16, 32]
+        let (s1, s0) = match self.skips {
+            Some((s1, s0)) => (Some(s1), Some(s0)),
+            None => (None, None),
+        };
+        let up = self.up1.forward_blocks(keys, h * w, s1); // [h·w·4, C/4]
+        let up = self.up2.forward_blocks(&up, h * w * 4, s0); // [h·w·16, 32]
         let hyper_t: Vec<f32> = (0..uc)
             .flat_map(|k| (0..n).map(move |j| hyper[j * uc + k]))
             .collect();
@@ -552,7 +593,7 @@ impl candle_core::CustomOp1 for Upsample2x {
         let data = contiguous_f32(storage, layout)?;
         let (h, w, _) = layout.shape().dims3()?;
         let c = self.cout;
-        let y = self.forward_blocks(data, h * w); // [H·W·4, Cout], (pixel, dy, dx) order
+        let y = self.forward_blocks(data, h * w, None); // [H·W·4, Cout], (pixel, dy, dx) order
         let mut out = vec![0f32; 4 * h * w * c];
         out.par_chunks_mut(2 * w * c)
             .enumerate()
@@ -570,6 +611,64 @@ impl candle_core::CustomOp1 for Upsample2x {
     }
 }
 
+/// SAM 2's high-resolution features (`conv_s0` / `conv_s1` of the FPN's two finest levels),
+/// added inside the decoder's upscaling; computed once per image.
+#[derive(Clone)]
+pub struct HighResFeatures {
+    /// `conv_s1` features, channels-last `[2h, 2w, 64]`.
+    s1: Tensor,
+    /// `conv_s0` features, channels-last `[4h, 4w, 32]`.
+    s0: Tensor,
+    /// On the CPU, both in the block orders of [`UpscaleMasks`]: `s1` as
+    /// `(iy, ix, dy1, dx1, channel)`, `s0` as `(iy, ix, dy1, dx1, dy2, dx2, channel)`.
+    blocks: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+impl HighResFeatures {
+    /// From `feat_s1` `[1, 64, 2h, 2w]` and `feat_s0` `[1, 32, 4h, 4w]` (channels-first, as
+    /// the official `high_res_feats`).
+    pub fn new(feat_s1: &Tensor, feat_s0: &Tensor) -> candle_core::Result<Self> {
+        let (_, c1, h2, w2) = feat_s1.dims4()?;
+        let (_, c0, h4, w4) = feat_s0.dims4()?;
+        if h4 != 2 * h2 || w4 != 2 * w2 || h2 % 2 != 0 || w2 % 2 != 0 {
+            candle_core::bail!(
+                "high-resolution features {:?} and {:?} do not nest",
+                feat_s1.dims(),
+                feat_s0.dims()
+            );
+        }
+        let s1 = feat_s1.squeeze(0)?.permute((1, 2, 0))?.contiguous()?;
+        let s0 = feat_s0.squeeze(0)?.permute((1, 2, 0))?.contiguous()?;
+        let blocks = if on_cpu_f32(&s1) && on_cpu_f32(&s0) {
+            let (h, w) = (h2 / 2, w2 / 2);
+            let v1: Vec<f32> = s1.flatten_all()?.to_vec1()?;
+            let v0: Vec<f32> = s0.flatten_all()?.to_vec1()?;
+            let mut b1 = Vec::with_capacity(v1.len());
+            let mut b0 = Vec::with_capacity(v0.len());
+            for iy in 0..h {
+                for ix in 0..w {
+                    for dy1 in 0..2 {
+                        for dx1 in 0..2 {
+                            let (y1, x1) = (2 * iy + dy1, 2 * ix + dx1);
+                            b1.extend_from_slice(&v1[(y1 * w2 + x1) * c1..][..c1]);
+                            for dy2 in 0..2 {
+                                for dx2 in 0..2 {
+                                    let (y0, x0) = (2 * y1 + dy2, 2 * x1 + dx2);
+                                    b0.extend_from_slice(&v0[(y0 * w4 + x0) * c0..][..c0]);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Some((b1, b0))
+        } else {
+            None
+        };
+        Ok(Self { s1, s0, blocks })
+    }
+}
+
 /// Raw decoder outputs for all mask tokens.
 pub struct DecoderOutput {
     /// `[1, num_mask_tokens, 256, 256]` mask logits.
@@ -580,12 +679,21 @@ pub struct DecoderOutput {
     pub blocks: Vec<BlockAttention>,
     /// Final token → image attention `[heads, T, 4096]`.
     pub final_token_to_image: Tensor,
+    /// SAM 2's object-score logit `[1, 1]` (positive: an object is there).
+    pub object_score: Option<Tensor>,
 }
 
-/// The mask decoder.
+/// The mask decoder of SAM and of SAM 2.
 pub struct MaskDecoder {
-    /// `[1 + num_mask_tokens, 256]`: the IoU token, then the mask tokens.
+    /// `[lead + num_mask_tokens, 256]`: (SAM 2's object-score token,) the IoU token, then the
+    /// mask tokens.
     output_tokens: Tensor,
+    /// Tokens ahead of the mask tokens.
+    lead: usize,
+    /// SAM 2: the IoU head ends in a sigmoid.
+    iou_sigmoid: bool,
+    /// SAM 2's object-score head, on the first token.
+    obj_score_head: Option<Mlp>,
     blocks: Vec<TwoWayBlock>,
     final_attn: DecoderAttention,
     norm_final: LayerNorm,
@@ -598,19 +706,40 @@ pub struct MaskDecoder {
 }
 
 impl MaskDecoder {
-    /// Loads `mask_decoder.*`.
+    /// Loads `mask_decoder.*` (SAM 2: `sam_mask_decoder.*`).
     pub fn load(s: &Scope, cfg: &SamConfig) -> Result<Self> {
         let d = PROMPT_EMBED_DIM;
         let n = cfg.num_mask_tokens;
-        let iou = s.get("iou_token.weight", &[1, d])?;
+        let sam2 = cfg.is_sam2();
+        let mut lead = vec![s.get("iou_token.weight", &[1, d])?];
+        if sam2 {
+            lead.insert(0, s.get("obj_score_token.weight", &[1, d])?);
+        }
         let mask = s.get("mask_tokens.weight", &[n, d])?;
         let t = s.pp("transformer");
+        let mlp_names = cfg.decoder_mlp_names();
         let blocks = (0..cfg.decoder_depth)
-            .map(|i| TwoWayBlock::load(&t.pp("layers").pp(i), cfg.decoder_mlp_dim, i == 0))
+            .map(|i| {
+                TwoWayBlock::load(
+                    &t.pp("layers").pp(i),
+                    cfg.decoder_mlp_dim,
+                    mlp_names,
+                    i == 0,
+                )
+            })
             .collect::<Result<_>>()?;
         let up = s.pp("output_upscaling");
+        let lead_count = lead.len();
+        lead.push(mask);
         Ok(Self {
-            output_tokens: Tensor::cat(&[iou, mask], 0)?,
+            output_tokens: Tensor::cat(&lead, 0)?,
+            lead: lead_count,
+            iou_sigmoid: sam2,
+            obj_score_head: if sam2 {
+                Some(Mlp::load(&s.pp("pred_obj_score_head"), &[d, d, d, 1])?)
+            } else {
+                None
+            },
             blocks,
             final_attn: DecoderAttention::load(&t.pp("final_attn_token_to_image"), d, d / 2)?,
             norm_final: LayerNorm::load(&t.pp("norm_final_attn"), d, 1e-5)?,
@@ -656,13 +785,20 @@ impl MaskDecoder {
         })
     }
 
+    /// Tokens ahead of the mask tokens (1: the IoU token; SAM 2: 2, the object-score token
+    /// first).
+    pub fn lead_tokens(&self) -> usize {
+        self.lead
+    }
+
     /// Runs the decoder for one prompt.
     ///
     /// # Shapes
     /// `image_embeddings`, `dense`: `[1, 256, 64, 64]`; `key_pe`: `[4096, 256]`;
     /// `sparse`: `[1, S, 256]`. `cache` must come from [`Self::image_cache`] with the same
     /// embeddings and the no-mask dense prompt; with it `dense` is not needed (pass `None`),
-    /// without it `dense` is required.
+    /// without it `dense` is required. `high_res` (SAM 2 only, required there) goes into the
+    /// upscaling.
     pub fn forward(
         &self,
         image_embeddings: &Tensor,
@@ -670,7 +806,11 @@ impl MaskDecoder {
         sparse: &Tensor,
         dense: Option<&Tensor>,
         cache: Option<&DecoderImageCache>,
+        high_res: Option<&HighResFeatures>,
     ) -> candle_core::Result<DecoderOutput> {
+        if self.obj_score_head.is_some() != high_res.is_some() {
+            candle_core::bail!("mask decoder: SAM 2 needs its high-resolution features, SAM none");
+        }
         let tokens = Tensor::cat(&[self.output_tokens.clone(), sparse.squeeze(0)?], 0)?; // [T, D]
         let (_, c, h, w) = image_embeddings.dims4()?;
         let mut keys = match (cache, dense) {
@@ -694,38 +834,59 @@ impl MaskDecoder {
                 .tokens_to_image(&q, Some(&k_t), &keys, None)?;
         let hs = self.norm_final.forward(&(queries + out)?)?; // [T, D]
 
-        let iou_out = hs.narrow(0, 0, 1)?; // [1, D]
+        let iou_out = hs.narrow(0, self.lead - 1, 1)?; // [1, D]
         let hyper = self
             .hypernetworks
             .iter()
             .enumerate()
-            .map(|(i, mlp)| mlp.forward(&hs.narrow(0, 1 + i, 1)?))
+            .map(|(i, mlp)| mlp.forward(&hs.narrow(0, self.lead + i, 1)?))
             .collect::<candle_core::Result<Vec<_>>>()?;
         let n = hyper.len();
         let hyper = Tensor::cat(&hyper, 0)?; // [n, 32]
-        let masks = if on_cpu_f32(&keys) && on_cpu_f32(&hyper) {
-            let op = UpscaleMasks {
-                up1: &self.up1,
-                up2: &self.up2,
-                hw: (h, w),
-            };
-            keys.contiguous()?
-                .apply_op2_no_bwd(&hyper.contiguous()?, &op)? // [n, 4h, 4w]
-                .unsqueeze(0)?
-        } else {
-            let up = self.up1.forward(&keys.reshape((h, w, c))?)?;
-            let up = self.up2.forward(&up)?; // [4h, 4w, 32]
-            let (uh, uw, uc) = up.dims3()?;
-            hyper
-                .matmul(&up.reshape((uh * uw, uc))?.t()?)?
-                .reshape((1, n, uh, uw))?
+        let cpu_skips = match high_res {
+            Some(hr) => hr
+                .blocks
+                .as_ref()
+                .map(|(a, b)| Some((a.as_slice(), b.as_slice()))),
+            None => Some(None),
         };
+        let masks =
+            if let (true, Some(skips)) = (on_cpu_f32(&keys) && on_cpu_f32(&hyper), cpu_skips) {
+                let op = UpscaleMasks {
+                    up1: &self.up1,
+                    up2: &self.up2,
+                    hw: (h, w),
+                    skips,
+                };
+                keys.contiguous()?
+                    .apply_op2_no_bwd(&hyper.contiguous()?, &op)? // [n, 4h, 4w]
+                    .unsqueeze(0)?
+            } else {
+                let up = self
+                    .up1
+                    .forward(&keys.reshape((h, w, c))?, high_res.map(|hr| &hr.s1))?;
+                let up = self.up2.forward(&up, high_res.map(|hr| &hr.s0))?; // [4h, 4w, 32]
+                let (uh, uw, uc) = up.dims3()?;
+                hyper
+                    .matmul(&up.reshape((uh * uw, uc))?.t()?)?
+                    .reshape((1, n, uh, uw))?
+            };
         let iou = self.iou_head.forward(&iou_out)?;
+        let iou = if self.iou_sigmoid {
+            candle_nn::ops::sigmoid(&iou)?
+        } else {
+            iou
+        };
+        let object_score = match &self.obj_score_head {
+            Some(head) => Some(head.forward(&hs.narrow(0, 0, 1)?)?),
+            None => None,
+        };
         Ok(DecoderOutput {
             masks,
             iou,
             blocks,
             final_token_to_image,
+            object_score,
         })
     }
 }
@@ -746,11 +907,8 @@ mod tests {
     use crate::model::ops::testing::{assert_close, tensor, vals, weights};
     use candle_core::Device;
 
-    /// The shuffle-free CPU upscaling gives the masks of the spatial-order forward (both
-    /// upsampling steps in image order, then the hypernetworks' product), on a 5 × 3 grid.
-    #[test]
-    fn upscaling_without_shuffles_equals_the_spatial_forward() {
-        let (d, h, w, n) = (32, 5, 3, 4);
+    /// The decoder's two upsampling steps for width `d`, with test weights.
+    fn upsamplers(d: usize) -> (Upsample2x, Upsample2x) {
         let wts = weights(vec![
             ("up.0.weight".into(), vec![d, d / 4, 2, 2]),
             ("up.0.bias".into(), vec![d / 4]),
@@ -762,12 +920,21 @@ mod tests {
         let up = Scope::new(&wts, &Device::Cpu).pp("up");
         let up1 = Upsample2x::load(&up.pp(0), d, d / 4, Some(&up.pp(1))).expect("up1");
         let up2 = Upsample2x::load(&up.pp(3), d / 4, d / 8, None).expect("up2");
+        (up1, up2)
+    }
+
+    /// The shuffle-free CPU upscaling gives the masks of the spatial-order forward (both
+    /// upsampling steps in image order, then the hypernetworks' product), on a 5 × 3 grid.
+    #[test]
+    fn upscaling_without_shuffles_equals_the_spatial_forward() {
+        let (d, h, w, n) = (32, 5, 3, 4);
+        let (up1, up2) = upsamplers(d);
         let keys = tensor(vals(h * w * d, 1), &[h * w, d]);
         let hyper = tensor(vals(n * d / 8, 2), &[n, d / 8]);
         let spatial = keys
             .reshape((h, w, d))
-            .and_then(|k| up1.forward(&k))
-            .and_then(|u| up2.forward(&u))
+            .and_then(|k| up1.forward(&k, None))
+            .and_then(|u| up2.forward(&u, None))
             .expect("spatial"); // [4h, 4w, d/8]
         let want = spatial
             .reshape((16 * h * w, d / 8))
@@ -778,9 +945,42 @@ mod tests {
             up1: &up1,
             up2: &up2,
             hw: (h, w),
+            skips: None,
         };
         let got = keys.apply_op2_no_bwd(&hyper, &op).expect("fused");
         assert_eq!(got.dims(), [n, 4 * h, 4 * w]);
         assert_close(&got, &want, "mask logits");
+    }
+
+    /// SAM 2's upscaling, the high-resolution features added before the norm and GELU: the
+    /// fused CPU form with the features in block order equals the spatial forward.
+    #[test]
+    fn upscaling_with_high_res_features_equals_the_spatial_forward() {
+        let (d, h, w, n) = (32, 4, 6, 3);
+        let (up1, up2) = upsamplers(d);
+        let keys = tensor(vals(h * w * d, 3), &[h * w, d]);
+        let hyper = tensor(vals(n * d / 8, 4), &[n, d / 8]);
+        let s1 = tensor(vals(d / 4 * 4 * h * w, 5), &[1, d / 4, 2 * h, 2 * w]);
+        let s0 = tensor(vals(d / 8 * 16 * h * w, 6), &[1, d / 8, 4 * h, 4 * w]);
+        let hr = HighResFeatures::new(&s1, &s0).expect("features");
+        let spatial = keys
+            .reshape((h, w, d))
+            .and_then(|k| up1.forward(&k, Some(&hr.s1)))
+            .and_then(|u| up2.forward(&u, Some(&hr.s0)))
+            .expect("spatial");
+        let want = spatial
+            .reshape((16 * h * w, d / 8))
+            .and_then(|u| hyper.matmul(&u.t()?))
+            .and_then(|m| m.reshape((n, 4 * h, 4 * w)))
+            .expect("masks");
+        let (b1, b0) = hr.blocks.as_ref().expect("CPU block orders");
+        let op = UpscaleMasks {
+            up1: &up1,
+            up2: &up2,
+            hw: (h, w),
+            skips: Some((b1, b0)),
+        };
+        let got = keys.apply_op2_no_bwd(&hyper, &op).expect("fused");
+        assert_close(&got, &want, "mask logits with high-res features");
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod automatic;
 pub mod config;
+pub mod hiera;
 pub mod image_encoder;
 pub mod mask_decoder;
 pub mod prompt_encoder;
@@ -24,8 +25,9 @@ use crate::types::{
 };
 use crate::weights::{Scope, Weights};
 use config::{EncoderConfig, SamConfig, EMBED_GRID, IMG_SIZE};
+use hiera::HieraEncoder;
 use image_encoder::ImageEncoderVit;
-use mask_decoder::{BatchTokens, DecoderImageCache, MaskDecoder};
+use mask_decoder::{BatchTokens, DecoderImageCache, HighResFeatures, MaskDecoder};
 use prompt_encoder::{EncodedPrompt, PromptEncoder};
 use tiny_vit::TinyVit;
 
@@ -33,6 +35,14 @@ use tiny_vit::TinyVit;
 pub const MASK_THRESHOLD: f32 = 0.0;
 /// The official offset of the stability score (`stability_score_offset`).
 pub const STABILITY_OFFSET: f32 = 1.0;
+/// SAM 2's `dynamic_multimask_stability_delta`: the single-mask output's stability is measured
+/// between the logits above ±0.05.
+pub const SAM2_STABILITY_DELTA: f32 = 0.05;
+/// SAM 2's `dynamic_multimask_stability_thresh`: a single-mask output less stable than this
+/// is replaced by the best of the multimask outputs.
+pub const SAM2_STABILITY_THRESH: f32 = 0.98;
+/// SAM 2's predictor clamps the low-res logits it returns to ±32.
+pub const SAM2_LOGIT_CLAMP: f32 = 32.0;
 
 /// The image encoder was stopped on request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -52,6 +62,9 @@ pub struct ImageEmbedding {
     pub input_hw: (usize, usize),
     /// Prompt-independent decoder work for this image.
     decoder_cache: DecoderImageCache,
+    /// SAM 2: the high-resolution features `[1, 64, 128, 128]` and `[1, 32, 256, 256]` as
+    /// the encoder gave them, and as the decoder's upscaling reads them.
+    high_res: Option<(Tensor, Tensor, HighResFeatures)>,
 }
 
 impl ImageEmbedding {
@@ -59,12 +72,25 @@ impl ImageEmbedding {
     pub fn to_vec(&self) -> Result<Vec<f32>> {
         Ok(to_vec_f32(&self.features)?)
     }
+
+    /// SAM 2's high-resolution features as plain data: `[64, 128, 128]` and `[32, 256, 256]`
+    /// (`None` for SAM 1 models).
+    pub fn high_res_to_vec(&self) -> Result<Option<(Vec<f32>, Vec<f32>)>> {
+        match &self.high_res {
+            Some((s1, s0, _)) => Ok(Some((to_vec_f32(s1)?, to_vec_f32(s0)?))),
+            None => Ok(None),
+        }
+    }
 }
 
 enum Encoder {
     Vit(ImageEncoderVit),
     TinyVit(TinyVit),
+    Hiera(HieraEncoder),
 }
+
+/// Sizes of SAM 2's high-resolution features: `(channels, side)` of `feat_s1` and `feat_s0`.
+pub const SAM2_HIGH_RES: [(usize, usize); 2] = [(64, 128), (32, 256)];
 
 /// A loaded SAM or MobileSAM model.
 pub struct SamModel {
@@ -109,15 +135,19 @@ impl SamModel {
         }
         let root = Scope::new(weights, device);
         let enc = root.pp("image_encoder").with_dtype(precision.dtype());
+        let decoder = root.pp(config.mask_decoder_prefix());
         let encoder = match &config.encoder {
             EncoderConfig::Vit(c) => Encoder::Vit(ImageEncoderVit::load(&enc, c)?),
             EncoderConfig::TinyVit(c) => Encoder::TinyVit(TinyVit::load(&enc, c)?),
+            EncoderConfig::Hiera(c) => {
+                Encoder::Hiera(HieraEncoder::load(&enc, &decoder, &root, c)?)
+            }
         };
-        let prompt_encoder = PromptEncoder::load(&root.pp("prompt_encoder"))?;
+        let prompt_encoder = PromptEncoder::load(&root.pp(config.prompt_encoder_prefix()))?;
         Ok(Self {
             image_pe_rows: mask_decoder::image_pe_rows(prompt_encoder.dense_pe())?,
             prompt_encoder,
-            mask_decoder: MaskDecoder::load(&root.pp("mask_decoder"), &config)?,
+            mask_decoder: MaskDecoder::load(&decoder, &config)?,
             encoder,
             config,
             device: device.clone(),
@@ -185,6 +215,9 @@ impl SamModel {
         original_hw: (usize, usize),
         cancelled: &dyn Fn() -> bool,
     ) -> Result<ImageEmbedding> {
+        if self.config.is_sam2() {
+            bail!("SAM 2.1 resizes the original image itself (to 1024 x 1024): use embed");
+        }
         if resized.width > IMG_SIZE || resized.height > IMG_SIZE {
             bail!(
                 "resized image {}x{} exceeds {IMG_SIZE}",
@@ -198,26 +231,74 @@ impl SamModel {
         let features = match &self.encoder {
             Encoder::Vit(e) => e.forward(&x, cancelled),
             Encoder::TinyVit(e) => e.forward(&x, cancelled),
+            Encoder::Hiera(_) => unreachable!("SAM 2 returned above"),
         };
         let features = match features {
             Err(_) if cancelled() => return Err(Cancelled.into()),
             f => f?.to_dtype(candle_core::DType::F32)?,
         };
-        self.embedding_of(features, original_hw, (resized.height, resized.width))
+        self.embedding_of(features, None, original_hw, (resized.height, resized.width))
+    }
+
+    /// SAM 2: runs the Hiera encoder on a model input `[1, 3, 1024, 1024]` (normalised as
+    /// [`transforms::sam2_input`] makes it) of an image of `original_hw`.
+    pub fn embed_sam2_input(
+        &self,
+        input: Vec<f32>,
+        original_hw: (usize, usize),
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<ImageEmbedding> {
+        let Encoder::Hiera(e) = &self.encoder else {
+            bail!("not a SAM 2.1 model");
+        };
+        let x = Tensor::from_vec(input, (1, 3, IMG_SIZE, IMG_SIZE), &self.device)?
+            .to_dtype(self.precision.dtype())?;
+        let f = match e.forward(&x, cancelled) {
+            Err(_) if cancelled() => return Err(Cancelled.into()),
+            f => f?,
+        };
+        self.embedding_of(
+            f.image_embed,
+            Some((f.feat_s1, f.feat_s0)),
+            original_hw,
+            (IMG_SIZE, IMG_SIZE),
+        )
     }
 
     /// The embedding of an image of `original_hw` whose encoder output `features`
     /// (`[1, 256, 64, 64]` row-major f32) were stored earlier: the prompt-independent decoder
     /// work is redone, the encoder is not run.
+    ///
+    /// SAM 2 needs `high_res` too, `[64, 128, 128]` and `[32, 256, 256]` row-major f32
+    /// ([`ImageEmbedding::high_res_to_vec`]).
     pub fn embedding_from_features(
         &self,
         features: Vec<f32>,
+        high_res: Option<(Vec<f32>, Vec<f32>)>,
         original_hw: (usize, usize),
     ) -> Result<ImageEmbedding> {
         let features = Tensor::from_vec(features, (1, 256, 64, 64), &self.device)?;
         let (oh, ow) = original_hw;
-        let input_hw = transforms::preprocess_shape(oh, ow, IMG_SIZE);
-        self.embedding_of(features, original_hw, input_hw)
+        if !self.config.is_sam2() {
+            let input_hw = transforms::preprocess_shape(oh, ow, IMG_SIZE);
+            return self.embedding_of(features, None, original_hw, input_hw);
+        }
+        let Some((s1, s0)) = high_res else {
+            bail!("SAM 2.1 needs the high-resolution features with the embedding");
+        };
+        let [(c1, n1), (c0, n0)] = SAM2_HIGH_RES;
+        if s1.len() != c1 * n1 * n1 || s0.len() != c0 * n0 * n0 {
+            bail!(
+                "high-resolution features have {} and {} values, expected {} and {}",
+                s1.len(),
+                s0.len(),
+                c1 * n1 * n1,
+                c0 * n0 * n0
+            );
+        }
+        let s1 = Tensor::from_vec(s1, (1, c1, n1, n1), &self.device)?;
+        let s0 = Tensor::from_vec(s0, (1, c0, n0, n0), &self.device)?;
+        self.embedding_of(features, Some((s1, s0)), original_hw, (IMG_SIZE, IMG_SIZE))
     }
 
     /// The embedding around the encoder's output `features` `[1, 256, 64, 64]` f32 of an image
@@ -225,6 +306,7 @@ impl SamModel {
     fn embedding_of(
         &self,
         features: Tensor,
+        high_res: Option<(Tensor, Tensor)>,
         original_hw: (usize, usize),
         input_hw: (usize, usize),
     ) -> Result<ImageEmbedding> {
@@ -233,9 +315,17 @@ impl SamModel {
             &self.image_pe_rows,
             self.prompt_encoder.no_mask_embed(),
         )?;
+        let high_res = match high_res {
+            Some((s1, s0)) => {
+                let hr = HighResFeatures::new(&s1, &s0)?;
+                Some((s1, s0, hr))
+            }
+            None => None,
+        };
         Ok(ImageEmbedding {
             features,
             decoder_cache,
+            high_res,
             original_hw,
             input_hw,
         })
@@ -255,6 +345,10 @@ impl SamModel {
         if image.width == 0 || image.height == 0 {
             bail!("the image is empty (0 pixels)");
         }
+        if self.config.is_sam2() {
+            let input = transforms::sam2_input(image);
+            return self.embed_sam2_input(input, (image.height, image.width), cancelled);
+        }
         let resized = transforms::resize_longest_side(image);
         self.embed_resized_cancellable(&resized, (image.height, image.width), cancelled)
     }
@@ -273,11 +367,19 @@ impl SamModel {
             }
             Ok(())
         };
+        let sam2 = self.config.is_sam2();
+        let to_input = |x: f32, y: f32| {
+            if sam2 {
+                transforms::sam2_coords((x, y), (oh, ow))
+            } else {
+                transforms::apply_coords((f64::from(x), f64::from(y)), (oh, ow))
+            }
+        };
         let mut points = Vec::with_capacity(prompts.points.len());
         for p in &prompts.points {
             let [x, y] = p.pos_in_image;
             check(x, y, "point")?;
-            let (ix, iy) = transforms::apply_coords((f64::from(x), f64::from(y)), (oh, ow));
+            let (ix, iy) = to_input(x, y);
             points.push((ix, iy, p.label == PointLabel::Foreground));
         }
         let bbox = match prompts.bbox {
@@ -290,8 +392,8 @@ impl SamModel {
                         "box ({x0}, {y0}, {x1}, {y1}) is empty: x1 must exceed x0 and y1 exceed y0"
                     );
                 }
-                let (a, b0) = transforms::apply_coords((f64::from(x0), f64::from(y0)), (oh, ow));
-                let (c, d) = transforms::apply_coords((f64::from(x1), f64::from(y1)), (oh, ow));
+                let (a, b0) = to_input(x0, y0);
+                let (c, d) = to_input(x1, y1);
                 Some([a, b0, c, d])
             }
             None => None,
@@ -324,14 +426,24 @@ impl SamModel {
             .low_res_logits
             .iter()
             .map(|l| {
-                let classes = transforms::upscale_classes(
-                    l,
-                    (LOW_RES, LOW_RES),
-                    emb.input_hw,
-                    emb.original_hw,
-                    MASK_THRESHOLD,
-                    STABILITY_OFFSET,
-                );
+                let classes = if self.config.is_sam2() {
+                    transforms::sam2_upscale_classes(
+                        l,
+                        (LOW_RES, LOW_RES),
+                        emb.original_hw,
+                        MASK_THRESHOLD,
+                        STABILITY_OFFSET,
+                    )
+                } else {
+                    transforms::upscale_classes(
+                        l,
+                        (LOW_RES, LOW_RES),
+                        emb.input_hw,
+                        emb.original_hw,
+                        MASK_THRESHOLD,
+                        STABILITY_OFFSET,
+                    )
+                };
                 let stability = transforms::stability_of_classes(&classes);
                 let data = classes
                     .iter()
@@ -363,7 +475,8 @@ impl SamModel {
             bail!("no prompt: add a point or a box");
         }
         let encoded = self.encode_prompts(emb, prompts)?;
-        let (sparse, sparse_kinds) = self.prompt_encoder.sparse(&encoded, &self.device)?;
+        let sam2 = self.config.is_sam2();
+        let (sparse, sparse_kinds) = self.prompt_encoder.sparse(&encoded, sam2, &self.device)?;
         // The cached image-side projections assume the no-mask dense embedding (which they
         // include); a mask input needs its own dense embedding and the uncached path.
         let cache = encoded.mask_input.is_none().then_some(&emb.decoder_cache);
@@ -377,18 +490,42 @@ impl SamModel {
             &sparse,
             dense.as_ref(),
             cache,
+            emb.high_res.as_ref().map(|(_, _, hr)| hr),
         )?;
         let n = self.config.num_mask_tokens;
-        let range = if multimask { 1..n } else { 0..1 };
         let all_logits = to_vec_f32(&out.masks)?;
         let all_iou = to_vec_f32(&out.iou)?;
         let plane = LOW_RES * LOW_RES;
+        let range = if multimask {
+            1..n
+        } else if sam2 {
+            let i = sam2_single_output(&all_logits[..n * plane], &all_iou[..n], plane);
+            i..i + 1
+        } else {
+            0..1
+        };
+        let clamp = |v: f32| {
+            if sam2 {
+                v.clamp(-SAM2_LOGIT_CLAMP, SAM2_LOGIT_CLAMP)
+            } else {
+                v
+            }
+        };
         let low_res_logits = range
             .clone()
-            .map(|i| all_logits[i * plane..(i + 1) * plane].to_vec())
+            .map(|i| {
+                all_logits[i * plane..(i + 1) * plane]
+                    .iter()
+                    .map(|&v| clamp(v))
+                    .collect()
+            })
             .collect();
         let iou_predictions = range.map(|i| all_iou[i]).collect();
-        let mut tokens = vec![DecoderToken::Iou];
+        let mut tokens = Vec::new();
+        if sam2 {
+            tokens.push(DecoderToken::ObjectScore);
+        }
+        tokens.push(DecoderToken::Iou);
         tokens.extend((0..n).map(|index| DecoderToken::Mask { index }));
         tokens.extend(
             sparse_kinds
@@ -463,6 +600,9 @@ impl SamModel {
         if points_input.is_empty() {
             bail!("no points to decode");
         }
+        if self.config.is_sam2() {
+            bail!("everything mode does not run SAM 2.1 models yet: use a SAM or MobileSAM model");
+        }
         let sparse = self
             .prompt_encoder
             .sparse_foreground_points(points_input, &self.device)?;
@@ -486,6 +626,35 @@ impl SamModel {
                 .batch_masks(&batch.tokens, prompts, 1..batch.num_mask_tokens)?;
         Ok(to_vec_f32(&masks)?)
     }
+}
+
+/// SAM 2's `_dynamic_multimask_via_stability` for a single-mask request: the single-mask
+/// output (token 0) when its stability (the pixels above +δ over those above −δ, 1 when none
+/// is) reaches [`SAM2_STABILITY_THRESH`], else the multimask output with the highest
+/// predicted IoU (the first on ties, as `argmax`). `logits` holds every token's
+/// `plane`-sized low-res map, `iou` every token's IoU.
+pub fn sam2_single_output(logits: &[f32], iou: &[f32], plane: usize) -> usize {
+    let single = &logits[..plane];
+    let inter = single.iter().filter(|&&v| v > SAM2_STABILITY_DELTA).count();
+    let union = single
+        .iter()
+        .filter(|&&v| v > -SAM2_STABILITY_DELTA)
+        .count();
+    let stability = if union > 0 {
+        inter as f32 / union as f32
+    } else {
+        1.0
+    };
+    if stability >= SAM2_STABILITY_THRESH {
+        return 0;
+    }
+    let mut best = 1;
+    for (i, &v) in iou.iter().enumerate().skip(1) {
+        if v > iou[best] {
+            best = i;
+        }
+    }
+    best
 }
 
 /// Detweights for every tensor of `config`'s official state dict.

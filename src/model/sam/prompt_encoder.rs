@@ -92,9 +92,14 @@ impl PromptEncoder {
     }
 
     /// Sparse tokens `[1, T, 256]` and what each stands for.
+    ///
+    /// SAM orders them points, the padding point (points without a box), box corners. SAM 2's
+    /// predictor (`sam2_order`) passes the box as two labelled points ahead of the clicks and
+    /// no box, so its order is box corners, points, and always the padding point.
     pub fn sparse(
         &self,
         prompt: &EncodedPrompt,
+        sam2_order: bool,
         device: &candle_core::Device,
     ) -> Result<(Tensor, Vec<SparseToken>)> {
         let d = PROMPT_EMBED_DIM;
@@ -103,6 +108,18 @@ impl PromptEncoder {
         let add = |data: &mut Vec<f32>, base: Vec<f32>, extra: &[f32]| {
             data.extend(base.iter().zip(extra).map(|(a, b)| a + b));
         };
+        let add_box =
+            |data: &mut Vec<f32>, kinds: &mut Vec<SparseToken>, [x0, y0, x1, y1]: [f32; 4]| {
+                add(data, self.encode_coords(x0, y0), &self.point_embeddings[2]);
+                add(data, self.encode_coords(x1, y1), &self.point_embeddings[3]);
+                kinds.push(SparseToken::BoxCorner(0));
+                kinds.push(SparseToken::BoxCorner(1));
+            };
+        if sam2_order {
+            if let Some(b) = prompt.bbox {
+                add_box(&mut data, &mut kinds, b);
+            }
+        }
         for (index, &(x, y, fg)) in prompt.points.iter().enumerate() {
             let e = self.encode_coords(x, y);
             add(&mut data, e, &self.point_embeddings[usize::from(fg)]);
@@ -111,24 +128,20 @@ impl PromptEncoder {
                 foreground: fg,
             });
         }
-        if !prompt.points.is_empty() && prompt.bbox.is_none() {
+        let pad = if sam2_order {
+            !prompt.points.is_empty() || prompt.bbox.is_some()
+        } else {
+            !prompt.points.is_empty() && prompt.bbox.is_none()
+        };
+        if pad {
             // Padding point: its positional encoding is zeroed, then `not_a_point_embed` added.
             data.extend_from_slice(&self.not_a_point);
             kinds.push(SparseToken::PaddingPoint);
         }
-        if let Some([x0, y0, x1, y1]) = prompt.bbox {
-            add(
-                &mut data,
-                self.encode_coords(x0, y0),
-                &self.point_embeddings[2],
-            );
-            add(
-                &mut data,
-                self.encode_coords(x1, y1),
-                &self.point_embeddings[3],
-            );
-            kinds.push(SparseToken::BoxCorner(0));
-            kinds.push(SparseToken::BoxCorner(1));
+        if !sam2_order {
+            if let Some(b) = prompt.bbox {
+                add_box(&mut data, &mut kinds, b);
+            }
         }
         let t = kinds.len();
         Ok((Tensor::from_vec(data, (1, t, d), device)?, kinds))

@@ -126,9 +126,132 @@ fn upscale_map<T: Copy + Default + Send>(
     resize_bilinear_window_map(&padded, input_hw, original_hw, original_hw, f)
 }
 
+/// SAM 2's ImageNet mean (RGB, 0..1), `SAM2Transforms.mean`.
+pub const SAM2_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// SAM 2's ImageNet std (RGB, 0..1), `SAM2Transforms.std`.
+pub const SAM2_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// Source range and weights of each output sample of an antialiased linear resize from `n_in`
+/// to `n_out` samples: PyTorch's `_upsample_bilinear2d_aa` (what torchvision's
+/// `Resize(antialias=True)` runs on a float tensor), in f32 as it computes them. Shrinking
+/// widens the triangle filter to the scale; enlarging keeps it one sample wide, which is plain
+/// bilinear with clamped edges.
+fn aa_linear_taps(n_in: usize, n_out: usize) -> Vec<(usize, Vec<f32>)> {
+    let scale = n_in as f32 / n_out as f32;
+    let support = if scale >= 1.0 { scale } else { 1.0 };
+    let invscale = if scale >= 1.0 { 1.0 / scale } else { 1.0 };
+    (0..n_out)
+        .map(|i| {
+            let center = scale * (i as f32 + 0.5);
+            // `as i64` truncates toward zero, as the C++ cast does.
+            let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+            let xmax = ((center + support + 0.5) as i64).min(n_in as i64).max(0) as usize;
+            let mut w: Vec<f32> = (xmin..xmax.max(xmin))
+                .map(|j| {
+                    let x = (j as f32 - center + 0.5) * invscale;
+                    (1.0 - x.abs()).max(0.0)
+                })
+                .collect();
+            let total: f32 = w.iter().sum();
+            if total != 0.0 {
+                w.iter_mut().for_each(|v| *v /= total);
+            }
+            (xmin, w)
+        })
+        .collect()
+}
+
+/// `SAM2Transforms` on an image: `ToTensor` (0..1), `Resize((1024, 1024))` with antialiasing
+/// (no aspect-preserving resize, no padding), ImageNet mean/std. Returns CHW f32
+/// `[3, 1024, 1024]`. The resize runs along x first, then along y, as PyTorch's separable
+/// kernel does.
+pub fn sam2_input(img: &Rgb8) -> Vec<f32> {
+    let s = IMG_SIZE;
+    let (w, h) = (img.width, img.height);
+    let xs = aa_linear_taps(w, s);
+    let ys = aa_linear_taps(h, s);
+    let mut out = vec![0f32; 3 * s * s];
+    for (c, plane) in out.chunks_mut(s * s).enumerate() {
+        // Horizontal pass: [h, 1024] of 0..1 values.
+        let mut rows = vec![0f32; h * s];
+        rows.par_chunks_mut(s).enumerate().for_each(|(y, row)| {
+            let src = &img.data[y * w * 3..][..w * 3];
+            for (d, (x0, wx)) in row.iter_mut().zip(&xs) {
+                let mut acc = 0f32;
+                for (k, wt) in wx.iter().enumerate() {
+                    acc += f32::from(src[(x0 + k) * 3 + c]) / 255.0 * wt;
+                }
+                *d = acc;
+            }
+        });
+        plane
+            .par_chunks_mut(s)
+            .zip(ys.par_iter())
+            .for_each(|(row, (y0, wy))| {
+                for (x, d) in row.iter_mut().enumerate() {
+                    let mut acc = 0f32;
+                    for (k, wt) in wy.iter().enumerate() {
+                        acc += rows[(y0 + k) * s + x] * wt;
+                    }
+                    *d = (acc - SAM2_MEAN[c]) / SAM2_STD[c];
+                }
+            });
+    }
+    out
+}
+
+/// Maps original-image pixel coordinates into SAM 2's 1024 × 1024 frame
+/// (`SAM2Transforms.transform_coords` with `normalize=True`): `x / W · 1024`, `y / H · 1024`,
+/// in f32 as the official code.
+pub fn sam2_coords((x, y): (f32, f32), (oh, ow): (usize, usize)) -> (f32, f32) {
+    let s = IMG_SIZE as f32;
+    ((x / ow as f32) * s, (y / oh as f32) * s)
+}
+
+/// SAM 2's `postprocess_masks` for one low-res logit map, reduced to the classes of
+/// [`upscale_classes`]: one bilinear resize straight to `original_hw` (the input was not
+/// padded, so nothing is cropped).
+pub fn sam2_upscale_classes(
+    low_res: &[f32],
+    low_res_hw: (usize, usize),
+    original_hw: (usize, usize),
+    threshold: f32,
+    offset: f32,
+) -> Vec<u8> {
+    let (lo, hi) = (threshold - offset, threshold + offset);
+    resize_bilinear_window_map(low_res, low_res_hw, original_hw, original_hw, |v| {
+        let bit = |above: bool, b: u8| if above { b } else { 0 };
+        bit(v > lo, ABOVE_LOW) | bit(v > threshold, ABOVE_THRESHOLD) | bit(v > hi, ABOVE_HIGH)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The antialiased taps sum to one, enlarging reads at most two samples, and shrinking by
+    /// 4 averages the four samples under each output with a triangle.
+    #[test]
+    fn antialiased_taps_follow_pytorch() {
+        for (n_in, n_out) in [(300, 1024), (451, 1024), (4000, 1024), (1024, 1024)] {
+            for (_, w) in aa_linear_taps(n_in, n_out) {
+                assert!((w.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+                if n_in <= n_out {
+                    assert!(w.len() <= 3);
+                }
+            }
+        }
+        let taps = aa_linear_taps(4096, 1024);
+        let (x0, w) = &taps[10];
+        assert_eq!(*x0, 38);
+        assert_eq!(w.len(), 8);
+        let same = aa_linear_taps(1024, 1024);
+        assert!(same.iter().enumerate().all(|(i, (x0, w))| {
+            w.iter()
+                .enumerate()
+                .all(|(k, &v)| if x0 + k == i { v == 1.0 } else { v == 0.0 })
+        }));
+    }
 
     /// The upscaled classes are exactly the thresholds of the upscaled logits, for a
     /// downscaled and an upscaled original.

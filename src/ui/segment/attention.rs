@@ -105,6 +105,7 @@ pub fn layer_name(ui: &egui::Ui, l: usize, layers: usize) -> String {
 /// A short name for a decoder token row.
 pub fn token_name(ui: &egui::Ui, t: &DecoderToken) -> String {
     match t {
+        DecoderToken::ObjectScore => crate::tr!(ui, "seg-token-object"),
         DecoderToken::Iou => crate::tr!(ui, "seg-token-iou"),
         DecoderToken::Mask { index } => crate::tr!(ui, "seg-token-mask", index = *index),
         DecoderToken::Prompt { token } => match token {

@@ -171,9 +171,12 @@ fn preencode_one(
         return; // stopped, or it failed: the image is encoded when opened, and says why then
     };
     let ms = t.elapsed().as_secs_f64() * 1e3;
-    let stored = emb.to_vec().map(|features| StoredEmbedding {
-        features,
-        original_hw: (job.image.height, job.image.width),
+    let stored = emb.to_vec().and_then(|features| {
+        Ok(StoredEmbedding {
+            features,
+            high_res: emb.high_res_to_vec()?,
+            original_hw: (job.image.height, job.image.width),
+        })
     });
     drop(emb);
     match stored.map(|s| job.cache.put(&key, &s)) {

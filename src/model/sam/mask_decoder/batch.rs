@@ -319,8 +319,8 @@ impl MaskDecoder {
         let g = (p_len as f64).sqrt() as usize;
         // Prompts stacked along the rows: the 2 × 2 transposed convolutions do not mix pixels
         // of different rows' windows, so each prompt's upscale is exactly its own.
-        let up = self.up1.forward(&keys.reshape((k * g, g, d))?)?;
-        let up = self.up2.forward(&up)?; // [k·4g, 4g, 32]
+        let up = self.up1.forward(&keys.reshape((k * g, g, d))?, None)?;
+        let up = self.up2.forward(&up, None)?; // [k·4g, 4g, 32]
         let (_, uw, uc) = up.dims3()?;
         let up = up.reshape((k, uw * uw, uc))?;
         let hyper = tokens

@@ -1,0 +1,439 @@
+//! SAM 2.1's image encoder (`sam2/modeling/backbones/hieradet.py`, `image_encoder.py`): the
+//! Hiera trunk (stride-4 patch embedding, a position embedding made of an interpolated
+//! background plus a tiled window, multi-scale blocks that pool their queries at each stage
+//! change, windowed or global attention per the config) and the FPN neck (1×1 lateral
+//! convolutions, a nearest-neighbour top-down path into the 64 × 64 level, the coarsest level
+//! dropped: `scalp` 1). Image mode then projects the two finest levels with the mask decoder's
+//! `conv_s0` / `conv_s1` and adds `no_mem_embed` to the 64 × 64 embedding, as
+//! `SAM2ImagePredictor.set_image` does.
+
+use anyhow::{bail, Result};
+use candle_core::{DType, Module, Tensor};
+
+use super::config::{HieraBlockSpec, HieraConfig, HIERA_GRID, PROMPT_EMBED_DIM};
+use super::image_encoder::{window_partition, window_unpartition};
+use crate::model::ops::attention::VitAttentionOp;
+use crate::model::ops::{matmul, on_cpu_f32, softmax_last_dim, Conv2d, ImageLayout};
+use crate::model::ops::{LayerNorm, Linear};
+use crate::weights::Scope;
+
+/// What the Hiera encoder gives an image: the mask decoder's three inputs.
+pub struct HieraFeatures {
+    /// The image embedding with `no_mem_embed` added, `[1, 256, 64, 64]` f32.
+    pub image_embed: Tensor,
+    /// `conv_s1` of the FPN's 128 × 128 level, `[1, 64, 128, 128]` f32.
+    pub feat_s1: Tensor,
+    /// `conv_s0` of the FPN's 256 × 256 level, `[1, 32, 256, 256]` f32.
+    pub feat_s0: Tensor,
+}
+
+/// Max-pools `[B, H, W, C]` over 2 × 2 cells (`nn.MaxPool2d(2, 2)`, odd edges dropped).
+fn max_pool_2x2(x: &Tensor) -> candle_core::Result<Tensor> {
+    let (b, h, w, c) = x.dims4()?;
+    let (h2, w2) = (h / 2, w / 2);
+    let x = if h % 2 == 1 || w % 2 == 1 {
+        x.narrow(1, 0, 2 * h2)?.narrow(2, 0, 2 * w2)?
+    } else {
+        x.clone()
+    };
+    x.reshape((b, h2, 2, w2, 2, c))?.max(4)?.max(2)
+}
+
+/// Hiera's attention (`MultiScaleAttention`): one qkv projection to the output width, the
+/// queries max-pooled in a stage's first block, plain scaled dot-product attention, output
+/// projection.
+struct HieraAttention {
+    qkv: Linear,
+    proj: Linear,
+    heads: usize,
+    dim_out: usize,
+    pool: bool,
+}
+
+impl HieraAttention {
+    /// `[B, h, w, C]` (windows or the whole grid) → `[B, h', w', C_out]` (`h' = h / 2` when the
+    /// queries are pooled).
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, h, w, _) = x.dims4()?;
+        let (nh, c) = (self.heads, self.dim_out);
+        let hd = c / nh;
+        let qkv = self.qkv.forward(x)?; // [B, h, w, 3·C_out]
+        if !self.pool && on_cpu_f32(&qkv) {
+            // The fused CPU kernel of SAM's ViT, with relative-position tables of zeros: each
+            // score gets `+ 0.0`, which changes nothing.
+            let zeros_h = vec![0f32; h * h * hd];
+            let zeros_w = vec![0f32; w * w * hd];
+            let op = VitAttentionOp {
+                rel_h: &zeros_h,
+                rel_w: &zeros_w,
+                heads: nh,
+                grid: (h, w),
+            };
+            let out = qkv
+                .reshape((b, h * w, 3 * c))?
+                .apply_op1_no_bwd(&op)?
+                .reshape((b, h, w, c))?;
+            return self.proj.forward(&out);
+        }
+        let split = |t: &Tensor, hh: usize, ww: usize| -> candle_core::Result<Tensor> {
+            // [B, hh, ww, C] → [B·heads, hh·ww, hd]
+            t.reshape((b, hh * ww, nh, hd))?
+                .transpose(1, 2)?
+                .contiguous()?
+                .reshape((b * nh, hh * ww, hd))
+        };
+        let q = qkv.narrow(3, 0, c)?;
+        let (q, qh, qw) = if self.pool {
+            (max_pool_2x2(&q)?, h / 2, w / 2)
+        } else {
+            (q, h, w)
+        };
+        let q = split(&q, qh, qw)?;
+        let k = split(&qkv.narrow(3, c, c)?, h, w)?;
+        let v = split(&qkv.narrow(3, 2 * c, c)?, h, w)?;
+        let scores = (matmul(&q, &k.t()?)? / (hd as f64).sqrt())?; // [B·heads, q, k]
+        let out = matmul(&softmax_last_dim(&scores)?, &v)? // [B·heads, q, hd]
+            .reshape((b, nh, qh * qw, hd))?
+            .transpose(1, 2)?
+            .reshape((b, qh, qw, c))?;
+        self.proj.forward(&out)
+    }
+}
+
+/// One Hiera block (`MultiScaleBlock`).
+struct HieraBlock {
+    norm1: LayerNorm,
+    attn: HieraAttention,
+    norm2: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    /// The shortcut's projection to the doubled width (a stage's first block).
+    proj: Option<Linear>,
+    spec: HieraBlockSpec,
+}
+
+impl HieraBlock {
+    fn load(s: &Scope, spec: HieraBlockSpec) -> Result<Self> {
+        let (d, o) = (spec.dim, spec.dim_out);
+        if o % spec.heads != 0 {
+            bail!("Hiera block of width {o} cannot have {} heads", spec.heads);
+        }
+        Ok(Self {
+            norm1: LayerNorm::load(&s.pp("norm1"), d, 1e-6)?,
+            attn: HieraAttention {
+                qkv: Linear::load(&s.pp("attn.qkv"), d, 3 * o, true)?,
+                proj: Linear::load(&s.pp("attn.proj"), o, o, true)?,
+                heads: spec.heads,
+                dim_out: o,
+                pool: spec.pool,
+            },
+            norm2: LayerNorm::load(&s.pp("norm2"), o, 1e-6)?,
+            fc1: Linear::load(&s.pp("mlp.layers.0"), o, 4 * o, true)?,
+            fc2: Linear::load(&s.pp("mlp.layers.1"), 4 * o, o, true)?,
+            proj: if d != o {
+                Some(Linear::load(&s.pp("proj"), d, o, true)?)
+            } else {
+                None
+            },
+            spec,
+        })
+    }
+
+    /// `[1, H, W, C]` → `[1, H', W', C_out]`
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (_, h, w, _) = x.dims4()?;
+        let y = self.norm1.forward(x)?;
+        let shortcut = match &self.proj {
+            Some(p) if self.spec.pool => max_pool_2x2(&p.forward(&y)?)?,
+            Some(p) => p.forward(&y)?,
+            None => x.clone(),
+        };
+        let ws = self.spec.window;
+        let y = if ws > 0 {
+            let (win, _) = window_partition(&y, ws)?;
+            let out = self.attn.forward(&win)?;
+            // Pooled windows are half as wide; the grid they tile is the shortcut's.
+            let (ows, oh, ow) = if self.spec.pool {
+                (ws / 2, h / 2, w / 2)
+            } else {
+                (ws, h, w)
+            };
+            let padded = (oh.div_ceil(ows) * ows, ow.div_ceil(ows) * ows);
+            window_unpartition(&out, ows, padded, (oh, ow))?
+        } else {
+            self.attn.forward(&y)?
+        };
+        let x = (shortcut + y)?;
+        let hidden = self.fc1.forward_gelu(&self.norm2.forward(&x)?)?;
+        self.fc2.forward_add(&hidden, &x, false)
+    }
+}
+
+/// PyTorch's cubic convolution weights for a fractional offset `t` (`A = −0.75`), the taps at
+/// −1, 0, 1, 2.
+fn cubic_weights(t: f32) -> [f32; 4] {
+    const A: f32 = -0.75;
+    let near = |x: f32| ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0;
+    let far = |x: f32| ((A * x - 5.0 * A) * x + 8.0 * A) * x - 4.0 * A;
+    [far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t)]
+}
+
+/// Source taps and weights of a bicubic resize from `n_in` to `n_out` samples
+/// (`align_corners=False`, edges clamped), as `F.interpolate(mode="bicubic")`.
+fn cubic_taps(n_in: usize, n_out: usize) -> Vec<([usize; 4], [f32; 4])> {
+    let scale = n_in as f32 / n_out as f32;
+    (0..n_out)
+        .map(|o| {
+            let real = scale * (o as f32 + 0.5) - 0.5;
+            let base = real.floor();
+            let w = cubic_weights(real - base);
+            let idx = [-1, 0, 1, 2].map(|d| (base as i64 + d).clamp(0, n_in as i64 - 1) as usize);
+            (idx, w)
+        })
+        .collect()
+}
+
+/// Bicubic resize of channels-first `[C, ih, iw]` to `[C, oh, ow]` (rows along x first, then
+/// the four rows combined, as PyTorch's CPU kernel).
+fn resize_bicubic(
+    src: &[f32],
+    c: usize,
+    (ih, iw): (usize, usize),
+    (oh, ow): (usize, usize),
+) -> Vec<f32> {
+    let (ty, tx) = (cubic_taps(ih, oh), cubic_taps(iw, ow));
+    let mut out = vec![0f32; c * oh * ow];
+    for ch in 0..c {
+        let plane = &src[ch * ih * iw..(ch + 1) * ih * iw];
+        for (oy, (iy, wy)) in ty.iter().enumerate() {
+            for (ox, (ix, wx)) in tx.iter().enumerate() {
+                let row = |y: usize| -> f32 {
+                    let r = &plane[y * iw..(y + 1) * iw];
+                    wx[0] * r[ix[0]] + wx[1] * r[ix[1]] + wx[2] * r[ix[2]] + wx[3] * r[ix[3]]
+                };
+                out[(ch * oh + oy) * ow + ox] = wy[0] * row(iy[0])
+                    + wy[1] * row(iy[1])
+                    + wy[2] * row(iy[2])
+                    + wy[3] * row(iy[3]);
+            }
+        }
+    }
+    out
+}
+
+/// The trunk's position embedding on a `grid × grid` token grid, channels-last
+/// `[grid, grid, C]`: the background `pos_embed` `[1, C, bh, bw]` resized bicubically, plus
+/// `pos_embed_window` `[1, C, ws, ws]` tiled (`Hiera._get_pos_embed`).
+fn position_embedding(
+    bkg: &[f32],
+    (bh, bw): (usize, usize),
+    window: &[f32],
+    ws: usize,
+    c: usize,
+    grid: usize,
+) -> Vec<f32> {
+    let up = resize_bicubic(bkg, c, (bh, bw), (grid, grid));
+    let mut out = vec![0f32; grid * grid * c];
+    for y in 0..grid {
+        for x in 0..grid {
+            let px = &mut out[(y * grid + x) * c..][..c];
+            for (ch, v) in px.iter_mut().enumerate() {
+                *v = up[(ch * grid + y) * grid + x] + window[(ch * ws + y % ws) * ws + x % ws];
+            }
+        }
+    }
+    out
+}
+
+/// SAM 2.1's image encoder in image mode.
+pub struct HieraEncoder {
+    /// `[1, 3, 1024, 1024]` → `[1, 256, 256, E]`
+    patch_embed: Conv2d,
+    /// `[1, 256, 256, E]`
+    pos_embed: Tensor,
+    blocks: Vec<HieraBlock>,
+    stage_ends: Vec<usize>,
+    /// The FPN's lateral 1×1 convolutions as channels-last linear maps, finest level first.
+    lateral: Vec<Linear>,
+    /// `sam_mask_decoder.conv_s0` / `conv_s1` (256 → 32 and 256 → 64 channels), f32.
+    conv_s0: Linear,
+    conv_s1: Linear,
+    /// `no_mem_embed`, `[1, 1, 1, 256]` f32.
+    no_mem_embed: Tensor,
+}
+
+impl HieraEncoder {
+    /// Loads the trunk and neck from `enc` (`image_encoder.*`, in the encoder's dtype), the
+    /// high-resolution projections from `decoder` (`sam_mask_decoder.*`) and `no_mem_embed`
+    /// from `root`, both in f32.
+    pub fn load(enc: &Scope, decoder: &Scope, root: &Scope, cfg: &HieraConfig) -> Result<Self> {
+        let t = enc.pp("trunk");
+        let e = cfg.embed_dim;
+        let specs = cfg.blocks();
+        let blocks = specs
+            .iter()
+            .enumerate()
+            .map(|(i, &spec)| HieraBlock::load(&t.pp("blocks").pp(i), spec))
+            .collect::<Result<_>>()?;
+        let (bh, bw) = cfg.pos_embed_bkg;
+        let ws = cfg.window_spec[0];
+        let bkg = t
+            .get("pos_embed", &[1, e, bh, bw])?
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1()?;
+        let win = t
+            .get("pos_embed_window", &[1, e, ws, ws])?
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1()?;
+        let g = HIERA_GRID;
+        let pos = position_embedding(&bkg, (bh, bw), &win, ws, e, g);
+        let pos_embed = Tensor::from_vec(pos, (1, g, g, e), t.device())?.to_dtype(t.dtype())?;
+        let d = PROMPT_EMBED_DIM;
+        let dims = cfg.stage_dims();
+        let n = dims.len();
+        let neck = enc.pp("neck.convs").with_dtype(DType::F32);
+        // convs.j reads the trunk's level n − 1 − j.
+        let lateral = (0..n)
+            .map(|level| {
+                let s = neck.pp(n - 1 - level).pp("conv");
+                let c = dims[level];
+                Ok(Linear::from_tensors(
+                    s.get("weight", &[d, c, 1, 1])?.reshape((d, c))?,
+                    Some(s.get("bias", &[d])?),
+                )?)
+            })
+            .collect::<Result<_>>()?;
+        let dec = decoder.with_dtype(DType::F32);
+        let conv1x1 = |name: &str, out: usize| -> Result<Linear> {
+            let s = dec.pp(name);
+            Ok(Linear::from_tensors(
+                s.get("weight", &[out, d, 1, 1])?.reshape((out, d))?,
+                Some(s.get("bias", &[out])?),
+            )?)
+        };
+        Ok(Self {
+            patch_embed: Conv2d::new(
+                &t.get("patch_embed.proj.weight", &[e, 3, 7, 7])?,
+                Some(&t.get("patch_embed.proj.bias", &[e])?),
+                4,
+                3,
+            )?,
+            pos_embed,
+            blocks,
+            stage_ends: cfg.stage_ends(),
+            lateral,
+            conv_s0: conv1x1("conv_s0", d / 8)?,
+            conv_s1: conv1x1("conv_s1", d / 4)?,
+            no_mem_embed: root
+                .with_dtype(DType::F32)
+                .get("no_mem_embed", &[1, 1, d])?
+                .reshape((1, 1, 1, d))?,
+        })
+    }
+
+    /// The trunk: `[1, 3, 1024, 1024]` normalised image → each stage's last output,
+    /// channels-last `[1, 256 / 2^i, 256 / 2^i, E·2^i]`, in f32. `cancelled` is asked between
+    /// blocks.
+    pub fn trunk(
+        &self,
+        x: &Tensor,
+        cancelled: &dyn Fn() -> bool,
+    ) -> candle_core::Result<Vec<Tensor>> {
+        let x = self.patch_embed.forward(x, ImageLayout::Nchw, false)?;
+        let mut x = x.broadcast_add(&self.pos_embed)?;
+        let mut levels = Vec::with_capacity(self.stage_ends.len());
+        for (i, blk) in self.blocks.iter().enumerate() {
+            if cancelled() {
+                candle_core::bail!("cancelled");
+            }
+            x = blk.forward(&x)?;
+            if self.stage_ends.contains(&i) {
+                levels.push(x.to_dtype(DType::F32)?);
+            }
+        }
+        Ok(levels)
+    }
+
+    /// The whole encoder: `[1, 3, 1024, 1024]` normalised image → the decoder's inputs.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        cancelled: &dyn Fn() -> bool,
+    ) -> candle_core::Result<HieraFeatures> {
+        let levels = self.trunk(x, cancelled)?;
+        if levels.len() != 4 || self.lateral.len() != 4 {
+            candle_core::bail!("Hiera: expected 4 stages, got {}", levels.len());
+        }
+        // FPN, `fpn_top_down_levels` [2, 3]: only the 64 × 64 level receives the coarser one.
+        let top = self.lateral[3].forward(&levels[3])?; // [1, 32, 32, 256]
+        let (_, th, tw, d) = top.dims4()?;
+        let up = top
+            .reshape((1, th, 1, tw, 1, d))?
+            .broadcast_as((1, th, 2, tw, 2, d))?
+            .reshape((1, 2 * th, 2 * tw, d))?;
+        let mid = (self.lateral[2].forward(&levels[2])? + up)?; // [1, 64, 64, 256]
+        let image_embed = mid
+            .broadcast_add(&self.no_mem_embed)?
+            .permute((0, 3, 1, 2))?
+            .contiguous()?;
+        let s1 = self
+            .conv_s1
+            .forward(&self.lateral[1].forward(&levels[1])?)?;
+        let s0 = self
+            .conv_s0
+            .forward(&self.lateral[0].forward(&levels[0])?)?;
+        Ok(HieraFeatures {
+            image_embed,
+            feat_s1: s1.permute((0, 3, 1, 2))?.contiguous()?,
+            feat_s0: s0.permute((0, 3, 1, 2))?.contiguous()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bicubic weights sum to one, reproduce a constant, and at an integer position pick
+    /// the sample itself.
+    #[test]
+    fn bicubic_weights_are_a_partition_of_unity() {
+        for t in [0.0f32, 0.25, 0.5, 0.9] {
+            let w = cubic_weights(t);
+            assert!((w.iter().sum::<f32>() - 1.0).abs() < 1e-6, "{t}: {w:?}");
+        }
+        assert_eq!(cubic_weights(0.0), [0.0, 1.0, 0.0, 0.0]);
+        let flat = resize_bicubic(&[2.5; 12], 1, (3, 4), (7, 9));
+        // Four f32 products summed twice: a few ulps of 2.5.
+        assert!(flat.iter().all(|v| (v - 2.5).abs() < 4e-6), "{flat:?}");
+    }
+
+    /// The official builder's loop: tiny's first block of stage 2 keeps stage 1's window 8,
+    /// pools, and doubles width and heads; global blocks have no window.
+    #[test]
+    fn hiera_tiny_blocks_follow_the_official_builder() {
+        let b = HieraConfig::tiny().blocks();
+        assert_eq!(b.len(), 12);
+        assert_eq!(
+            (b[0].dim, b[0].dim_out, b[0].heads, b[0].window, b[0].pool),
+            (96, 96, 1, 8, false)
+        );
+        assert_eq!(
+            (b[1].dim, b[1].dim_out, b[1].heads, b[1].window, b[1].pool),
+            (96, 192, 2, 8, true)
+        );
+        assert_eq!(
+            (b[3].dim_out, b[3].heads, b[3].window, b[3].pool),
+            (384, 4, 4, true)
+        );
+        assert_eq!(b[5].window, 0);
+        assert_eq!(
+            (b[10].dim_out, b[10].heads, b[10].window, b[10].pool),
+            (768, 8, 14, true)
+        );
+        assert_eq!(b[11].window, 7);
+        assert_eq!(HieraConfig::tiny().stage_ends(), vec![0, 2, 9, 11]);
+    }
+}

@@ -1,0 +1,197 @@
+//! SAM 2.1 (Hiera-T) against the official `sam2` 1.1.0 `SAM2ImagePredictor`.
+//!
+//! `tests/fixtures/sam2/sam2.1_hiera_t.{safetensors,json}` hold the official outputs for
+//! `sam2.1_hiera_t` with detweights seed 11 over every floating tensor of its state dict (the
+//! checksums of each are in `weights_checksums.json`): the model input, the image embedding,
+//! both high-resolution feature maps, and five prompts. Tolerances are the json's: embeddings
+//! and low-res logits within 1e-4 of max |ref|, IoU within 1e-4, masks from the image file in
+//! at most 0.2% of pixels.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use crate::common::{
+    f32s, json, load_tensors, mask_mismatch, max_abs, predict_fixture_prompts, prompts_of, rel_err,
+    sam_fixture_image,
+};
+use candle_core::{Device, Tensor};
+use segattn::model::sam::config::{EncoderConfig, HieraConfig, SamConfig};
+use segattn::model::sam::transforms::sam2_input;
+use segattn::model::sam::{ImageEmbedding, SamModel};
+use sha2::{Digest, Sha256};
+
+const SEED: u64 = 11;
+const ORIGINAL_HW: (usize, usize) = (300, 451);
+
+struct Case {
+    model: SamModel,
+    reference: HashMap<String, Tensor>,
+    meta: serde_json::Value,
+}
+
+fn config() -> SamConfig {
+    SamConfig::with_encoder(EncoderConfig::Hiera(HieraConfig::tiny()))
+}
+
+fn case() -> &'static Case {
+    static CASE: OnceLock<Case> = OnceLock::new();
+    CASE.get_or_init(|| Case {
+        model: SamModel::detweights(config(), SEED, &Device::Cpu).expect("model builds"),
+        reference: load_tensors("sam2/sam2.1_hiera_t.safetensors"),
+        meta: json("sam2/sam2.1_hiera_t.json"),
+    })
+}
+
+/// A fixture map stored with its values in `(H, W, C)` memory order under a `[1, C, H, W]`
+/// shape, as plain `[C, H, W]` data (see `tests/fixtures/README.md`: the fixture's
+/// `image_embed` and `high_res_feats.1` are the official channels-last views' memory).
+fn chw_of_hwc_memory(v: &[f32], c: usize, side: usize) -> Vec<f32> {
+    assert_eq!(v.len(), c * side * side);
+    let mut out = vec![0f32; v.len()];
+    for p in 0..side * side {
+        for ch in 0..c {
+            out[ch * side * side + p] = v[p * c + ch];
+        }
+    }
+    out
+}
+
+/// The fixture's image embedding `[256, 64, 64]`.
+fn reference_embed(c: &Case) -> Vec<f32> {
+    chw_of_hwc_memory(&f32s(&c.reference, "image_embed"), 256, 64)
+}
+
+/// The fixture's `high_res_feats.1` `[64, 128, 128]`.
+fn reference_s1(c: &Case) -> Vec<f32> {
+    chw_of_hwc_memory(&f32s(&c.reference, "high_res_feats.1"), 64, 128)
+}
+
+/// The embedding made from the official encoder outputs (for the decoder's own check).
+fn official_embedding() -> &'static ImageEmbedding {
+    static EMB: OnceLock<ImageEmbedding> = OnceLock::new();
+    EMB.get_or_init(|| {
+        let c = case();
+        c.model
+            .embedding_from_features(
+                reference_embed(c),
+                Some((reference_s1(c), f32s(&c.reference, "high_res_feats.0"))),
+                ORIGINAL_HW,
+            )
+            .expect("embedding from the official features")
+    })
+}
+
+/// Every tensor the image mode reads is the detweights generator's, bit for bit: the SHA-256
+/// of each matches the official state dict's (`weights_checksums.json`), with its shape.
+#[test]
+fn sam2_detweights_match_the_official_state_dict() {
+    let sums = json("weights_checksums.json");
+    let tensors = &sums["models"]["sam2.1_hiera_t"]["tensors"];
+    let shapes = config().state_dict_shapes();
+    assert!(shapes.len() > 200, "{} tensors", shapes.len());
+    for (key, shape) in shapes {
+        let want = &tensors[&key];
+        assert!(want.is_object(), "{key} is not in the official state dict");
+        let official: Vec<usize> = want["shape"]
+            .as_array()
+            .expect("shape")
+            .iter()
+            .map(|d| d.as_u64().expect("dim") as usize)
+            .collect();
+        assert_eq!(shape, official, "{key}");
+        let values = segattn::model::detweights::generate(SEED, &key, &shape);
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let digest = format!("{:x}", Sha256::digest(&bytes));
+        assert_eq!(digest, want["sha256_f32le"].as_str().expect("sha"), "{key}");
+    }
+}
+
+/// The detected architecture of the official layout is Hiera-T, with no flag.
+#[test]
+fn sam2_tiny_is_detected_from_its_tensors() {
+    let weights = segattn::model::sam::detweights_sam(&config(), SEED).expect("weights");
+    let root = segattn::weights::Scope::new(&weights, &Device::Cpu);
+    let detected = SamConfig::detect(&root).expect("detects");
+    assert_eq!(detected, config());
+    assert_eq!(detected.name(), "SAM 2.1 Hiera-T");
+}
+
+/// Our `SAM2Transforms` (antialiased resize to 1024 × 1024, ImageNet normalisation) gives
+/// torchvision's model input from the image file.
+#[test]
+fn sam2_input_matches_torchvision() {
+    let c = case();
+    let ours = sam2_input(&sam_fixture_image("image"));
+    let reference = f32s(&c.reference, "input_image");
+    let err = max_abs(&ours, &reference);
+    assert!(err < 1e-5, "model input differs by {err}");
+}
+
+/// Given the official model input: the image embedding (with `no_mem_embed`) and both
+/// high-resolution feature maps within 1e-4 of max |ref|.
+#[test]
+fn sam2_encoder_matches_official() {
+    let c = case();
+    let input = f32s(&c.reference, "input_image");
+    let emb = c
+        .model
+        .embed_sam2_input(input, ORIGINAL_HW, &|| false)
+        .expect("encodes");
+    let tol = 1e-4;
+    let embed = rel_err(&emb.to_vec().expect("features"), &reference_embed(c));
+    let (s1, s0) = emb.high_res_to_vec().expect("vec").expect("SAM 2 has them");
+    let e1 = rel_err(&s1, &reference_s1(c));
+    let e0 = rel_err(&s0, &f32s(&c.reference, "high_res_feats.0"));
+    eprintln!("sam2 encoder rel errors: embed {embed:.2e}, s1 {e1:.2e}, s0 {e0:.2e}");
+    assert!(embed < tol, "image_embed rel err {embed}");
+    assert!(e1 < tol, "high_res_feats.1 rel err {e1}");
+    assert!(e0 < tol, "high_res_feats.0 rel err {e0}");
+}
+
+/// Given the official embeddings: every prompt's low-res logits within 1e-4 of max |ref| and
+/// IoU within 1e-4 (single-mask prompts through `dynamic_multimask_via_stability`).
+#[test]
+fn sam2_decoder_matches_official_for_every_prompt() {
+    let c = case();
+    let emb = official_embedding();
+    for p in c.meta["prompts"].as_array().expect("prompts") {
+        let id = p["id"].as_str().expect("id");
+        let (prompts, multimask) = prompts_of(p);
+        let pred = c
+            .model
+            .predict_low_res(emb, &prompts, multimask)
+            .expect("predicts");
+        let logits: Vec<f32> = pred.low_res_logits.concat();
+        let err = rel_err(
+            &logits,
+            &f32s(&c.reference, &format!("{id}.low_res_logits")),
+        );
+        let iou = max_abs(
+            &pred.iou_predictions,
+            &f32s(&c.reference, &format!("{id}.iou_predictions")),
+        );
+        eprintln!("sam2 {id}: low-res rel {err:.2e}, iou {iou:.2e}");
+        assert!(err < 1e-4, "{id}: low-res logits rel err {err}");
+        assert!(iou < 1e-4, "{id}: IoU err {iou}");
+    }
+}
+
+/// End to end from the image file: every prompt's masks at the original size differ from
+/// the official ones in at most 0.2% of their pixels.
+#[test]
+fn sam2_masks_from_the_image_match_official() {
+    let c = case();
+    let emb = c.model.embed(&sam_fixture_image("image")).expect("encodes");
+    for (id, _, pred) in predict_fixture_prompts(&c.model, &emb, &c.meta) {
+        let (differ, frac) = mask_mismatch(&pred, &c.reference, id);
+        eprintln!(
+            "sam2 {id}: {differ} mask pixels differ ({:.4}%)",
+            frac * 100.0
+        );
+        assert!(
+            frac <= 0.002,
+            "{id}: {:.3}% of mask pixels differ",
+            frac * 100.0
+        );
+    }
+}
