@@ -2,7 +2,7 @@
 # Times segattn, the official PyTorch code and onnxruntime on the same deterministic weights,
 # one after the other in one run, and prints a table with the ratios.
 #
-#   PYTHON=/path/to/venv/bin/python scripts/bench-vs-peers.sh [mobile-sam|vit-b|vit-l|vit-h|text|everything]...
+#   PYTHON=/path/to/venv/bin/python scripts/bench-vs-peers.sh [mobile-sam|vit-b|vit-l|vit-h|sam2-tiny|sam2-small|sam2-base-plus|sam2-large|text|everything]...
 #
 # `everything` times MobileSAM's automatic mask generator after the image is encoded
 # (POINTS_PER_SIDE, default 32) against the official SamAutomaticMaskGenerator.
@@ -63,5 +63,7 @@ for arch in archs:
             ("click", ours["decode_ms"], peer["torch_click_ms"], None)]
     for task, s, t, o in rows:
         print(f"| {ours['model']} | {task} | {fmt(s)} | {fmt(t)} | {fmt(o)} | {ratio(s, t)} | {ratio(s, o)} |")
-    print(f"| {ours['model']} | peak RSS | {ours['peak_rss_mb']:.0f} MiB | | | | |")
+    tp = peer.get("torch_peak_rss_mb")
+    tps = "" if tp is None else f"{tp:.0f} MiB"
+    print(f"| {ours['model']} | peak RSS | {ours['peak_rss_mb']:.0f} MiB | {tps} | | | |")
 PY

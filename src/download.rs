@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 
-use crate::weights::{HUB_SAM_REPO, HUB_TEXT_REPOS, SAM_FILE_NAMES};
+use crate::weights::{HUB_SAM2_REPOS, HUB_SAM_REPO, HUB_TEXT_REPOS, SAM_FILE_NAMES};
 use crate::worker::Repaint;
 
 /// What a download is for.
@@ -70,7 +70,19 @@ fn minilm() -> DownloadSpec {
 
 /// The models the Models window offers.
 pub fn defaults() -> Vec<DownloadSpec> {
-    vec![
+    let sam2 = ["tiny", "small", "base+", "large"]
+        .iter()
+        .zip(HUB_SAM2_REPOS)
+        .map(|(size, (repo, file, mb))| {
+            spec(
+                &format!("SAM 2.1 {size}"),
+                repo,
+                &[file],
+                ModelKind::Sam,
+                mb,
+            )
+        });
+    let mut all = vec![
         mobile_sam(),
         spec(
             "SAM ViT-B",
@@ -103,7 +115,9 @@ pub fn defaults() -> Vec<DownloadSpec> {
             ModelKind::Text,
             480,
         ),
-    ]
+    ];
+    all.splice(2..2, sam2);
+    all
 }
 
 /// The model a view offers to download with one click when it has none: MobileSAM for SAM,

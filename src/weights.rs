@@ -650,14 +650,32 @@ impl<'a> Scope<'a> {
     }
 }
 
-/// SAM checkpoints we look for, in order of preference (MobileSAM first: it encodes fastest).
-pub const SAM_FILE_NAMES: [&str; 6] = [
+/// SAM checkpoints we look for, in order of preference (MobileSAM first: it encodes fastest;
+/// the SAM 2.1 files as the official repositories name them, [`HUB_SAM2_REPOS`]).
+pub const SAM_FILE_NAMES: [&str; 10] = [
     "mobile_sam-tiny-vitt.safetensors",
     "mobile_sam.pt",
     "sam_vit_b_01ec64.safetensors",
     "sam_vit_b_01ec64.pth",
     "sam_vit_l_0b3195.pth",
     "sam_vit_h_4b8939.pth",
+    "sam2.1_hiera_tiny.pt",
+    "sam2.1_hiera_small.pt",
+    "sam2.1_hiera_base_plus.pt",
+    "sam2.1_hiera_large.pt",
+];
+
+/// The official SAM 2.1 repositories on the Hugging Face Hub, with their checkpoint and its
+/// approximate size in MB: tiny, small, base+, large.
+pub const HUB_SAM2_REPOS: [(&str, &str, u32); 4] = [
+    ("facebook/sam2.1-hiera-tiny", "sam2.1_hiera_tiny.pt", 156),
+    ("facebook/sam2.1-hiera-small", "sam2.1_hiera_small.pt", 184),
+    (
+        "facebook/sam2.1-hiera-base-plus",
+        "sam2.1_hiera_base_plus.pt",
+        323,
+    ),
+    ("facebook/sam2.1-hiera-large", "sam2.1_hiera_large.pt", 898),
 ];
 
 /// Text model folders we look for, in order of preference.
@@ -728,6 +746,9 @@ fn hf_cache_snapshots(repo: &str) -> Vec<PathBuf> {
 pub fn find_sam_checkpoints() -> Vec<PathBuf> {
     let mut dirs = search_dirs();
     dirs.extend(hf_cache_snapshots(HUB_SAM_REPO));
+    for (repo, _, _) in HUB_SAM2_REPOS {
+        dirs.extend(hf_cache_snapshots(repo));
+    }
     SAM_FILE_NAMES
         .iter()
         .flat_map(|name| dirs.iter().map(move |d| d.join(name)))

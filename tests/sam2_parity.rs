@@ -195,3 +195,104 @@ fn sam2_masks_from_the_image_match_official() {
         );
     }
 }
+
+/// `segattn segment` with a SAM 2.1 checkpoint (the official state dict's tensors, no flag):
+/// the masks of a multimask point and of a box with a point from `assets/chelsea.png` and,
+/// through `--logits-out`, their low-res logits (every prompt is checked in the library above).
+#[test]
+fn sam2_segment_cli_matches_official() {
+    let c = case();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let weights = segattn::model::sam::detweights_sam(&config(), SEED).expect("weights");
+    let tensors: HashMap<String, Tensor> = weights
+        .names()
+        .into_iter()
+        .map(|n| {
+            let t = weights.load_any(&n, &Device::Cpu).expect("tensor");
+            (n, t)
+        })
+        .collect();
+    let ckpt = dir.path().join("sam2.1_hiera_tiny.safetensors");
+    candle_core::safetensors::save(&tensors, &ckpt).expect("save");
+    let image = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/chelsea.png");
+    for p in c.meta["prompts"].as_array().expect("prompts") {
+        let id = p["id"].as_str().expect("id");
+        if !matches!(id, "p0" | "p3") {
+            continue;
+        }
+        let out = dir.path().join(format!("{id}.png"));
+        let logits = dir.path().join(format!("{id}.safetensors"));
+        let mut args: Vec<String> = [
+            "segment",
+            "--weights",
+            ckpt.to_str().expect("utf8"),
+            "--image",
+            image.to_str().expect("utf8"),
+            "--out",
+            out.to_str().expect("utf8"),
+            "--logits-out",
+            logits.to_str().expect("utf8"),
+            "--json",
+        ]
+        .map(String::from)
+        .to_vec();
+        let labels = p["labels"].as_array().cloned().unwrap_or_default();
+        for (pt, l) in p["points"].as_array().into_iter().flatten().zip(labels) {
+            let fg = if l.as_i64() == Some(1) { "fg" } else { "bg" };
+            args.push("--point".into());
+            args.push(format!("{},{},{fg}", pt[0], pt[1]));
+        }
+        if let Some(b) = p["box"].as_array() {
+            args.push("--box".into());
+            args.push(format!("{},{},{},{}", b[0], b[1], b[2], b[3]));
+        }
+        if p["multimask"].as_bool() == Some(true) {
+            args.push("--multimask".into());
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = crate::common::segattn(&refs);
+        assert_eq!(run.code, 0, "{id}: {}", run.stderr);
+        let summary: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+        assert_eq!(
+            summary["model"]["name"], "SAM 2.1 Hiera-T",
+            "{id}: {summary}"
+        );
+        let got = load_tensors_at(&logits);
+        let low = rel_err(
+            &f32s(&got, "low_res_masks"),
+            &f32s(&c.reference, &format!("{id}.low_res_logits")),
+        );
+        assert!(low < 1e-4, "{id}: low-res logits rel err {low}");
+        let reference = f32s(&c.reference, &format!("{id}.masks"));
+        let n = reference.len() / (ORIGINAL_HW.0 * ORIGINAL_HW.1);
+        let files: Vec<std::path::PathBuf> = if n == 1 {
+            vec![out.clone()]
+        } else {
+            (0..n)
+                .map(|i| dir.path().join(format!("{id}-{i}.png")))
+                .collect()
+        };
+        let ours: Vec<f32> = files
+            .iter()
+            .flat_map(|f| {
+                image::open(f)
+                    .expect("mask png")
+                    .to_luma8()
+                    .pixels()
+                    .map(|p| f32::from(u8::from(p.0[0] > 127)))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(ours.len(), reference.len(), "{id}: mask sizes");
+        let differ = ours.iter().zip(&reference).filter(|(a, b)| a != b).count();
+        assert!(
+            differ as f64 <= 0.002 * ours.len() as f64,
+            "{id}: {differ} mask pixels differ"
+        );
+    }
+}
+
+/// The tensors of a safetensors file anywhere.
+fn load_tensors_at(path: &std::path::Path) -> HashMap<String, Tensor> {
+    candle_core::safetensors::load(path, &Device::Cpu).expect("readable")
+}

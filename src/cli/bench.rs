@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 
 use super::peak_rss_bytes;
 use crate::model::sam::automatic::generate;
-use crate::model::sam::config::{EncoderConfig, SamConfig, TinyVitConfig, VitConfig};
+use crate::model::sam::config::{EncoderConfig, HieraConfig, SamConfig, TinyVitConfig, VitConfig};
 use crate::model::sam::SamModel;
 use crate::model::text::TextModel;
 use crate::runtime::{device_name, select_device, DTypeChoice, DeviceChoice};
@@ -39,6 +39,14 @@ pub enum BenchArch {
     VitL,
     /// SAM ViT-H.
     VitH,
+    /// SAM 2.1 Hiera-T.
+    Sam2Tiny,
+    /// SAM 2.1 Hiera-S.
+    Sam2Small,
+    /// SAM 2.1 Hiera-B+.
+    Sam2BasePlus,
+    /// SAM 2.1 Hiera-L.
+    Sam2Large,
 }
 
 impl BenchArch {
@@ -48,6 +56,10 @@ impl BenchArch {
             Self::VitB => EncoderConfig::Vit(VitConfig::vit_b()),
             Self::VitL => EncoderConfig::Vit(VitConfig::vit_l()),
             Self::VitH => EncoderConfig::Vit(VitConfig::vit_h()),
+            Self::Sam2Tiny => EncoderConfig::Hiera(HieraConfig::tiny()),
+            Self::Sam2Small => EncoderConfig::Hiera(HieraConfig::small()),
+            Self::Sam2BasePlus => EncoderConfig::Hiera(HieraConfig::base_plus()),
+            Self::Sam2Large => EncoderConfig::Hiera(HieraConfig::large()),
         })
     }
 }

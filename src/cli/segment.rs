@@ -178,7 +178,7 @@ pub fn run(args: &SegmentArgs) -> Result<()> {
             })
             .collect();
         let out = serde_json::json!({
-            "model": {"kind": kind, "embed_dim": embed_dim, "depth": depth, "heads": heads},
+            "model": {"name": model.config().name(), "kind": kind, "embed_dim": embed_dim, "depth": depth, "heads": heads},
             "masks": masks,
             "annotations": annotation_files,
             "timings_ms": {"encode": encode_ms, "decode": decode_ms},

@@ -11,7 +11,8 @@ Prints one JSON object: medians in milliseconds of the image encoder (a 1x3x1024
 as `SamPredictor.set_image` feeds it) for PyTorch and, for MobileSAM, onnxruntime (the encoder
 exported with `torch.onnx.export`, checked against PyTorch's output), and of one click
 (`SamPredictor.predict` with one foreground point, 3 masks, upscaled to a 451x300 image: the
-prompt encoder, mask decoder and postprocessing). With `--text DIR`: a `transformers` BertModel
+prompt encoder, mask decoder and postprocessing). SAM 2.1 (`--arch sam2-tiny` ...): the official
+`sam2` package's `SAM2ImagePredictor` (needs `sam2`), encoder = `forward_image`. With `--text DIR`: a `transformers` BertModel
 forward with eager attention and `output_attentions=True` at 16 and 128 tokens, the same ids
 `segattn bench text` uses.
 """
@@ -31,7 +32,20 @@ sys.path.insert(0, os.path.dirname(__file__))
 import detweights  # noqa: E402
 
 
+SAM2_CONFIGS = {
+    "sam2-tiny": "configs/sam2.1/sam2.1_hiera_t.yaml",
+    "sam2-small": "configs/sam2.1/sam2.1_hiera_s.yaml",
+    "sam2-base-plus": "configs/sam2.1/sam2.1_hiera_b+.yaml",
+    "sam2-large": "configs/sam2.1/sam2.1_hiera_l.yaml",
+}
+
+
 def build(arch):
+    if arch in SAM2_CONFIGS:
+        from sam2.build_sam import build_sam2
+        from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+        return build_sam2(SAM2_CONFIGS[arch], ckpt_path=None, device="cpu", mode="eval"), SAM2ImagePredictor
     if arch == "mobile-sam":
         import mobile_sam
 
@@ -101,7 +115,7 @@ def bench_everything(model, args, result):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--text", help="a BERT-family model folder: time the text forward instead")
-    ap.add_argument("--arch", default="mobile-sam", choices=["mobile-sam", "vit-b", "vit-l", "vit-h"])
+    ap.add_argument("--arch", default="mobile-sam", choices=["mobile-sam", "vit-b", "vit-l", "vit-h", *SAM2_CONFIGS])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--clicks", type=int, default=20)
@@ -124,8 +138,12 @@ def main():
     if args.everything:
         return bench_everything(model, args, result)
 
-    enc = model.image_encoder
+    # SAM 2: the whole `forward_image` (trunk, FPN neck, conv_s0 / conv_s1), as set_image runs it.
+    enc = model.forward_image if args.arch in SAM2_CONFIGS else model.image_encoder
     result["torch_encode_ms"], result["torch_encode_runs_ms"] = timed(lambda: enc(x), args.runs)
+    import resource
+
+    result["torch_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     image = synthetic_image()
     predictor = Predictor(model)
