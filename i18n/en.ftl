@@ -295,6 +295,7 @@ ev-crop-overlap = crop overlap ratio
 ev-crop-downscale = crop points downscale
 ev-min-area = min region area (px)
 ev-defaults = Official defaults
+ev-defaults-tip = The official generator's values: SamAutomaticMaskGenerator (minimum IoU 0.88), or SAM2AutomaticMaskGenerator for SAM 2.1 models (0.8)
 
 ## Segment view: shortcuts and folder
 key-left-click = Left click

@@ -295,6 +295,7 @@ ev-crop-overlap = recouvrement des découpes
 ev-crop-downscale = réduction des points des découpes
 ev-min-area = aire minimale d'une région (px)
 ev-defaults = Valeurs officielles
+ev-defaults-tip = Les valeurs du générateur officiel : SamAutomaticMaskGenerator (IoU minimale 0,88), ou SAM2AutomaticMaskGenerator pour les modèles SAM 2.1 (0,8)
 
 ## Vue Segmenter : raccourcis et dossier
 key-left-click = Clic gauche

@@ -15,9 +15,11 @@ use crate::common::{
     sam_fixture_image,
 };
 use candle_core::{Device, Tensor};
+use segattn::model::sam::automatic::generate;
 use segattn::model::sam::config::{EncoderConfig, HieraConfig, SamConfig};
 use segattn::model::sam::transforms::sam2_input;
 use segattn::model::sam::{ImageEmbedding, SamModel};
+use segattn::types::EverythingParams;
 use sha2::{Digest, Sha256};
 
 const SEED: u64 = 11;
@@ -79,6 +81,54 @@ fn official_embedding() -> &'static ImageEmbedding {
             )
             .expect("embedding from the official features")
     })
+}
+
+/// Everything mode with SAM 2.1 against sam2 1.1.0's `SAM2AutomaticMaskGenerator`
+/// (`amg_sam2.1_hiera_t.json`, `tools/reference/make_sam2_amg_fixtures.py`), with the
+/// tolerances of `sam_everything.rs`. The whole-image crop uses the official embedding; the
+/// crops of the `crop_n_layers` case are encoded here from the image.
+#[test]
+fn sam2_everything_matches_the_official_generator() {
+    let c = case();
+    let reference = json("sam2/amg_sam2.1_hiera_t.json");
+    let image = sam_fixture_image("image");
+    let cases = reference["cases"].as_array().expect("cases");
+    assert!(cases.len() >= 5, "{} cases", cases.len());
+    for case in cases {
+        let params: EverythingParams =
+            serde_json::from_value(case["params"].clone()).expect("params");
+        let ours = generate(
+            &c.model,
+            &image,
+            &params,
+            Some(official_embedding()),
+            &mut |_| {},
+            &|| false,
+        )
+        .expect("generates");
+        eprintln!(
+            "sam2 everything {}: {} records",
+            case["id"].as_str().unwrap_or("?"),
+            ours.len()
+        );
+        crate::sam_everything::check_case("sam2.1_hiera_t", case, &ours);
+    }
+}
+
+/// SAM 2's generator defaults differ from SAM 1's in the predicted-IoU threshold only.
+#[test]
+fn sam2_everything_defaults_are_the_official_ones() {
+    let sam1 = EverythingParams::default();
+    let sam2 = EverythingParams::defaults_for(true);
+    assert_eq!(sam2.pred_iou_thresh, 0.8);
+    assert_eq!(sam1.pred_iou_thresh, 0.88);
+    assert_eq!(
+        EverythingParams {
+            pred_iou_thresh: sam1.pred_iou_thresh,
+            ..sam2
+        },
+        sam1
+    );
 }
 
 /// Every tensor the image mode reads is the detweights generator's, bit for bit: the SHA-256

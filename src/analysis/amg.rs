@@ -339,6 +339,32 @@ pub fn label_components(on: &[bool], (h, w): (usize, usize)) -> (Vec<usize>, Vec
     (labels, sizes)
 }
 
+/// SAM 2's low-res clean-up (`SAM2Transforms.postprocess_masks` with `max_hole_area` and
+/// `max_sprinkle_area` both `max_area`, as `SAM2AutomaticMaskGenerator` sets them from
+/// `min_mask_region_area`), in place on one `hw` logit map: every 8-connected component of at
+/// most `max_area` pixels at or below `threshold` (a hole) becomes `threshold + 10`, every one
+/// above it (a sprinkle) `threshold − 10`. Both sets of components are those of the map as
+/// given, so the two steps do not interact.
+pub fn sam2_fill_holes_and_sprinkles(
+    logits: &mut [f32],
+    hw: (usize, usize),
+    threshold: f32,
+    max_area: usize,
+) {
+    let above: Vec<bool> = logits.iter().map(|&v| v > threshold).collect();
+    let below: Vec<bool> = above.iter().map(|&a| !a).collect();
+    let (hole_labels, hole_sizes) = label_components(&below, hw);
+    let (sprinkle_labels, sprinkle_sizes) = label_components(&above, hw);
+    for (i, v) in logits.iter_mut().enumerate() {
+        let (h, s) = (hole_labels[i], sprinkle_labels[i]);
+        if h > 0 && hole_sizes[h - 1] <= max_area {
+            *v = threshold + 10.0;
+        } else if s > 0 && sprinkle_sizes[s - 1] <= max_area {
+            *v = threshold - 10.0;
+        }
+    }
+}
+
 /// The run-length encoding over the whole `image_hw` image of a mask computed inside the crop
 /// `crop` (`[x0, y0, x1, y1]`, row-major `crop_h × crop_w`): the official `uncrop_masks`
 /// (zero padding) followed by `mask_to_rle_pytorch`.

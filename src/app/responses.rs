@@ -32,6 +32,7 @@ impl SegattnApp {
                 name,
                 ms,
                 point_encoding,
+                sam2,
             } => {
                 self.sam_model = ModelStatus {
                     loaded: Some(name.clone()),
@@ -52,8 +53,12 @@ impl SegattnApp {
                 }
                 self.encodings.set_sam_encoding(point_encoding.clone());
                 let status = &mut self.status;
-                self.segment
-                    .on_model_loaded(&self.sam, &mut |m| status.notify(m));
+                self.segment.on_model_loaded(
+                    &self.sam,
+                    *sam2,
+                    &mut self.settings.segment.everything,
+                    &mut |m| status.notify(m),
+                );
             }
             SamResponse::LoadCancelled => {
                 self.sam_model.activity = ModelActivity::Idle;

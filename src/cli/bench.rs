@@ -202,7 +202,7 @@ fn bench_everything(args: &BenchArgs) -> Result<()> {
     let emb = model.embed(&image)?;
     let defaults = EverythingParams {
         points_per_side: args.points_per_side,
-        ..Default::default()
+        ..EverythingParams::defaults_for(model.config().is_sam2())
     };
     let all = EverythingParams {
         pred_iou_thresh: -10.0,

@@ -1,5 +1,6 @@
 //! `segattn everything`: SAM's automatic masks of a whole image (the official
-//! `SamAutomaticMaskGenerator` with `output_mode="coco_rle"`), as a JSON list of records.
+//! `SamAutomaticMaskGenerator`, or `SAM2AutomaticMaskGenerator` for SAM 2.1 models, with
+//! `output_mode="coco_rle"`), as a JSON list of records.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -16,7 +17,8 @@ use crate::types::EverythingParams;
 /// defaults).
 #[derive(Debug, clap::Args)]
 pub struct EverythingArgs {
-    /// SAM or MobileSAM checkpoint (.pth, .pt or .safetensors); the architecture is detected.
+    /// SAM, MobileSAM or SAM 2.1 checkpoint (.pth, .pt or .safetensors); the architecture is
+    /// detected.
     #[arg(long)]
     pub weights: PathBuf,
     /// The image to segment.
@@ -28,9 +30,10 @@ pub struct EverythingArgs {
     /// Points decoded together.
     #[arg(long, default_value_t = 64)]
     pub points_per_batch: usize,
-    /// Keep masks whose predicted IoU is above this (no filter when ≤ 0).
-    #[arg(long, default_value_t = 0.88, allow_hyphen_values = true)]
-    pub pred_iou_thresh: f32,
+    /// Keep masks whose predicted IoU is above this (no filter when ≤ 0) [default: 0.88;
+    /// 0.8 with a SAM 2.1 model, as the official SAM2AutomaticMaskGenerator].
+    #[arg(long, allow_hyphen_values = true)]
+    pub pred_iou_thresh: Option<f32>,
     /// Keep masks whose stability score is at least this (no filter when ≤ 0).
     #[arg(long, default_value_t = 0.95, allow_hyphen_values = true)]
     pub stability_score_thresh: f32,
@@ -67,12 +70,14 @@ pub struct EverythingArgs {
 }
 
 impl EverythingArgs {
-    /// The generator's parameters.
-    pub fn params(&self) -> EverythingParams {
+    /// The generator's parameters for a SAM 2.1 model (`sam2`) or a SAM / MobileSAM one.
+    pub fn params(&self, sam2: bool) -> EverythingParams {
         EverythingParams {
             points_per_side: self.points_per_side,
             points_per_batch: self.points_per_batch,
-            pred_iou_thresh: self.pred_iou_thresh,
+            pred_iou_thresh: self
+                .pred_iou_thresh
+                .unwrap_or(EverythingParams::defaults_for(sam2).pred_iou_thresh),
             stability_score_thresh: self.stability_score_thresh,
             stability_score_offset: self.stability_score_offset,
             box_nms_thresh: self.box_nms_thresh,
@@ -87,14 +92,15 @@ impl EverythingArgs {
 
 /// Runs `segattn everything`.
 pub fn run(args: &EverythingArgs) -> Result<()> {
-    let params = args.params();
-    params.validate().map_err(anyhow::Error::msg)?;
+    // Checked before the model loads and the image encodes (the model only changes a default).
+    args.params(false).validate().map_err(anyhow::Error::msg)?;
     let super::Encoded {
         image,
         model,
         emb,
         encode_ms,
     } = super::load_and_encode(&args.image, &args.weights, args.device, args.dtype)?;
+    let params = args.params(model.config().is_sam2());
     let device = model.device().clone();
     let t1 = Instant::now();
     let records = generate(&model, &image, &params, Some(&emb), &mut |_| {}, &|| false)?;

@@ -1,6 +1,6 @@
 //! "Everything" mode as plain data: the parameters of SAM's automatic mask generator (the
-//! official `SamAutomaticMaskGenerator`, segment_anything 1.0), its output records and its
-//! progress.
+//! official `SamAutomaticMaskGenerator`, segment_anything 1.0; sam2 1.1.0's
+//! `SAM2AutomaticMaskGenerator` for SAM 2.1 models), its output records and its progress.
 
 use serde::{Deserialize, Serialize};
 
@@ -28,7 +28,9 @@ pub struct EverythingParams {
     pub crop_overlap_ratio: f32,
     /// Points per side on crop layer `i` are `points_per_side / factor^i`.
     pub crop_n_points_downscale_factor: usize,
-    /// Holes and islands smaller than this many pixels are removed (when > 0).
+    /// Holes and islands smaller than this many pixels are removed (when > 0). SAM 2.1, as
+    /// the official generator: holes and islands of at most this many pixels of each 256 × 256
+    /// low-res mask, before its upscale.
     pub min_mask_region_area: usize,
 }
 
@@ -51,6 +53,24 @@ impl Default for EverythingParams {
 }
 
 impl EverythingParams {
+    /// The official defaults of SAM 2's `SAM2AutomaticMaskGenerator`: those of SAM 1 but a
+    /// predicted-IoU threshold of 0.8 instead of 0.88.
+    pub fn sam2() -> Self {
+        Self {
+            pred_iou_thresh: 0.8,
+            ..Self::default()
+        }
+    }
+
+    /// The official defaults for a SAM 2.1 model (`sam2`) or a SAM / MobileSAM one.
+    pub fn defaults_for(sam2: bool) -> Self {
+        if sam2 {
+            Self::sam2()
+        } else {
+            Self::default()
+        }
+    }
+
     /// Why these parameters cannot run, if they cannot.
     pub fn validate(&self) -> Result<(), String> {
         if self.points_per_side == 0 {

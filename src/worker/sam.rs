@@ -121,6 +121,8 @@ pub enum SamResponse {
         ms: f64,
         /// The prompt encoder's random-Fourier point encoding (for the encodings view).
         point_encoding: RandomFourierEncoding,
+        /// A SAM 2.1 model (its automatic mask generator has other defaults).
+        sam2: bool,
     },
     /// The user cancelled loading a checkpoint; the previous model, if any, is kept.
     LoadCancelled,
@@ -450,6 +452,7 @@ impl State {
 
     fn set_model(&mut self, m: SamModel, t: Instant) {
         let name = m.config().name();
+        let sam2 = m.config().is_sam2();
         let point_encoding = m.prompt_encoder().positional_encoding().clone();
         if let Some(p) = &self.preencoder {
             p.stop();
@@ -461,6 +464,7 @@ impl State {
             name,
             ms: t.elapsed().as_secs_f64() * 1e3,
             point_encoding,
+            sam2,
         });
     }
 }

@@ -1,7 +1,12 @@
 //! "Everything" mode: SAM's automatic mask generator, step for step the official
 //! `SamAutomaticMaskGenerator` of segment_anything 1.0 (a grid of single-point prompts per
 //! crop, decoded in batches; masks filtered by predicted IoU, stability and crop edges; box
-//! NMS within and across crops; optional removal of small holes and islands).
+//! NMS within and across crops; optional removal of small holes and islands). With a SAM 2.1
+//! model it is sam2 1.1.0's `SAM2AutomaticMaskGenerator` (without `use_m2m`): the same steps
+//! on SAM 2's frame (points as f32, scaled by 1024 / W and 1024 / H; masks upsampled straight
+//! to the crop's size) and its defaults ([`EverythingParams::sam2`]); there
+//! `min_mask_region_area` fills holes and drops islands of each low-res mask before its
+//! upscale ([`amg::sam2_fill_holes_and_sprinkles`]) instead of cleaning the final masks.
 //!
 //! PERF: the official code upscales every candidate mask to the image size before filtering;
 //! here the predicted IoU (which needs no mask) is filtered first and only the prompts with a
@@ -108,7 +113,8 @@ pub fn generate(
             .collect();
         all = select(all, &amg::nms(&boxes, &scores, params.crop_nms_thresh));
     }
-    if params.min_mask_region_area > 0 {
+    // SAM 2's generator cleans the low-res masks instead (in `process_batch`).
+    if params.min_mask_region_area > 0 && !model.config().is_sam2() {
         all = remove_small_regions(
             all,
             params.min_mask_region_area,
@@ -168,6 +174,10 @@ fn process_crop(
             c.bbox[3] + y0 as u32,
         ];
         c.point = [c.point[0] + x0 as f64, c.point[1] + y0 as f64];
+        if model.config().is_sam2() {
+            // SAM 2's points are an f32 tensor: the offset is added in f32.
+            c.point = c.point.map(|v| f64::from(v as f32));
+        }
     }
     Ok(found)
 }
@@ -192,11 +202,29 @@ fn process_batch(
     image_hw: (usize, usize),
 ) -> Result<Vec<Candidate>> {
     let crop_hw = emb.original_hw;
+    let sam2 = model.config().is_sam2();
     let mut out = Vec::new();
     for chunk in points.chunks(DECODE_CHUNK) {
+        // SAM 2 takes the points as an f32 tensor (the official `torch.as_tensor(points,
+        // dtype=torch.float32)`), and they stay f32 in its records.
+        let chunk: Vec<[f64; 2]> = if sam2 {
+            chunk
+                .iter()
+                .map(|p| p.map(|v| f64::from(v as f32)))
+                .collect()
+        } else {
+            chunk.to_vec()
+        };
         let input: Vec<[f64; 2]> = chunk
             .iter()
-            .map(|&[x, y]| transforms::apply_coords_f64((x, y), crop_hw))
+            .map(|&[x, y]| {
+                if sam2 {
+                    let (ix, iy) = transforms::sam2_coords((x as f32, y as f32), crop_hw);
+                    [f64::from(ix), f64::from(iy)]
+                } else {
+                    transforms::apply_coords_f64((x, y), crop_hw)
+                }
+            })
             .collect();
         let batch = model.decode_point_batch(emb, &input)?;
         // The IoU filter needs no mask: only prompts with a surviving output are upscaled.
@@ -205,7 +233,7 @@ fn process_batch(
         let prompts: Vec<usize> = (0..batch.len())
             .filter(|&p| batch.multimask_iou(p).iter().any(|&v| pass_iou(v)))
             .collect();
-        let logits = model.point_batch_masks(&batch, &prompts)?;
+        let logits = model.point_batch_masks(emb, &batch, &prompts)?;
         let plane = LOW_RES * LOW_RES;
         let jobs: Vec<(usize, usize, &[f32])> = prompts
             .iter()
@@ -220,14 +248,38 @@ fn process_batch(
         let candidates = jobs
             .into_par_iter()
             .map(|(p, j, low)| {
-                let classes = transforms::upscale_classes(
-                    low,
-                    (LOW_RES, LOW_RES),
-                    emb.input_hw,
-                    crop_hw,
-                    MASK_THRESHOLD,
-                    params.stability_score_offset,
-                );
+                let cleaned;
+                let low = if sam2 && params.min_mask_region_area > 0 {
+                    let mut l = low.to_vec();
+                    amg::sam2_fill_holes_and_sprinkles(
+                        &mut l,
+                        (LOW_RES, LOW_RES),
+                        MASK_THRESHOLD,
+                        params.min_mask_region_area,
+                    );
+                    cleaned = l;
+                    &cleaned[..]
+                } else {
+                    low
+                };
+                let classes = if sam2 {
+                    transforms::sam2_upscale_classes(
+                        low,
+                        (LOW_RES, LOW_RES),
+                        crop_hw,
+                        MASK_THRESHOLD,
+                        params.stability_score_offset,
+                    )
+                } else {
+                    transforms::upscale_classes(
+                        low,
+                        (LOW_RES, LOW_RES),
+                        emb.input_hw,
+                        crop_hw,
+                        MASK_THRESHOLD,
+                        params.stability_score_offset,
+                    )
+                };
                 let stability = transforms::stability_of_classes(&classes);
                 // `>=` is false for NaN (no pixel above the low threshold), as in PyTorch.
                 let stable = stability >= params.stability_score_thresh;

@@ -812,7 +812,7 @@ impl MaskDecoder {
             candle_core::bail!("mask decoder: SAM 2 needs its high-resolution features, SAM none");
         }
         let tokens = Tensor::cat(&[self.output_tokens.clone(), sparse.squeeze(0)?], 0)?; // [T, D]
-        let (_, c, h, w) = image_embeddings.dims4()?;
+        let (_, _, h, w) = image_embeddings.dims4()?;
         let mut keys = match (cache, dense) {
             (Some(cache), _) => cache.keys.clone(),
             (None, Some(dense)) => flatten_grid(&(image_embeddings + dense)?)?,
@@ -841,36 +841,10 @@ impl MaskDecoder {
             .enumerate()
             .map(|(i, mlp)| mlp.forward(&hs.narrow(0, self.lead + i, 1)?))
             .collect::<candle_core::Result<Vec<_>>>()?;
-        let n = hyper.len();
         let hyper = Tensor::cat(&hyper, 0)?; // [n, 32]
-        let cpu_skips = match high_res {
-            Some(hr) => hr
-                .blocks
-                .as_ref()
-                .map(|(a, b)| Some((a.as_slice(), b.as_slice()))),
-            None => Some(None),
-        };
-        let masks =
-            if let (true, Some(skips)) = (on_cpu_f32(&keys) && on_cpu_f32(&hyper), cpu_skips) {
-                let op = UpscaleMasks {
-                    up1: &self.up1,
-                    up2: &self.up2,
-                    hw: (h, w),
-                    skips,
-                };
-                keys.contiguous()?
-                    .apply_op2_no_bwd(&hyper.contiguous()?, &op)? // [n, 4h, 4w]
-                    .unsqueeze(0)?
-            } else {
-                let up = self
-                    .up1
-                    .forward(&keys.reshape((h, w, c))?, high_res.map(|hr| &hr.s1))?;
-                let up = self.up2.forward(&up, high_res.map(|hr| &hr.s0))?; // [4h, 4w, 32]
-                let (uh, uw, uc) = up.dims3()?;
-                hyper
-                    .matmul(&up.reshape((uh * uw, uc))?.t()?)?
-                    .reshape((1, n, uh, uw))?
-            };
+        let masks = self
+            .upscale_masks(&keys, &hyper, (h, w), high_res)?
+            .unsqueeze(0)?;
         let iou = self.iou_head.forward(&iou_out)?;
         let iou = if self.iou_sigmoid {
             candle_nn::ops::sigmoid(&iou)?
@@ -888,6 +862,46 @@ impl MaskDecoder {
             final_token_to_image,
             object_score,
         })
+    }
+
+    /// The upscaling and the mask product of one prompt: final image keys `[h·w, D]` and
+    /// hypernetwork outputs `[n, 32]` → mask logits `[n, 4h, 4w]`, with SAM 2's
+    /// high-resolution features added in the two steps.
+    fn upscale_masks(
+        &self,
+        keys: &Tensor,
+        hyper: &Tensor,
+        (h, w): (usize, usize),
+        high_res: Option<&HighResFeatures>,
+    ) -> candle_core::Result<Tensor> {
+        let n = hyper.dim(0)?;
+        let c = keys.dim(1)?;
+        let cpu_skips = match high_res {
+            Some(hr) => hr
+                .blocks
+                .as_ref()
+                .map(|(a, b)| Some((a.as_slice(), b.as_slice()))),
+            None => Some(None),
+        };
+        if let (true, Some(skips)) = (on_cpu_f32(keys) && on_cpu_f32(hyper), cpu_skips) {
+            let op = UpscaleMasks {
+                up1: &self.up1,
+                up2: &self.up2,
+                hw: (h, w),
+                skips,
+            };
+            return keys
+                .contiguous()?
+                .apply_op2_no_bwd(&hyper.contiguous()?, &op); // [n, 4h, 4w]
+        }
+        let up = self
+            .up1
+            .forward(&keys.reshape((h, w, c))?, high_res.map(|hr| &hr.s1))?;
+        let up = self.up2.forward(&up, high_res.map(|hr| &hr.s0))?; // [4h, 4w, 32]
+        let (uh, uw, uc) = up.dims3()?;
+        hyper
+            .matmul(&up.reshape((uh * uw, uc))?.t()?)?
+            .reshape((n, uh, uw))
     }
 }
 

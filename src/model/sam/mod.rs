@@ -590,8 +590,9 @@ impl PointBatch {
 
 impl SamModel {
     /// Decodes single foreground points, given in the model's input frame (see
-    /// [`transforms::apply_coords`]), as one batch against the image's cached decoder work
-    /// (the official `predict_torch` with one point per prompt and `multimask_output`).
+    /// [`transforms::apply_coords`]; SAM 2: [`transforms::sam2_coords`]), as one batch
+    /// against the image's cached decoder work (the official `predict_torch`, SAM 2's
+    /// `_predict`, with one point per prompt and `multimask_output`).
     pub fn decode_point_batch(
         &self,
         emb: &ImageEmbedding,
@@ -599,9 +600,6 @@ impl SamModel {
     ) -> Result<PointBatch> {
         if points_input.is_empty() {
             bail!("no points to decode");
-        }
-        if self.config.is_sam2() {
-            bail!("everything mode does not run SAM 2.1 models yet: use a SAM or MobileSAM model");
         }
         let sparse = self
             .prompt_encoder
@@ -615,15 +613,23 @@ impl SamModel {
         })
     }
 
-    /// The multimask low-res logits of the batch entries `prompts`:
-    /// `[prompts, num_mask_tokens − 1, 256, 256]` row-major.
-    pub fn point_batch_masks(&self, batch: &PointBatch, prompts: &[usize]) -> Result<Vec<f32>> {
+    /// The multimask low-res logits of the batch entries `prompts` (decoded on `emb`):
+    /// `[prompts, num_mask_tokens − 1, 256, 256]` row-major, unclamped.
+    pub fn point_batch_masks(
+        &self,
+        emb: &ImageEmbedding,
+        batch: &PointBatch,
+        prompts: &[usize],
+    ) -> Result<Vec<f32>> {
         if prompts.is_empty() {
             return Ok(Vec::new());
         }
-        let masks =
-            self.mask_decoder
-                .batch_masks(&batch.tokens, prompts, 1..batch.num_mask_tokens)?;
+        let masks = self.mask_decoder.batch_masks(
+            &batch.tokens,
+            prompts,
+            1..batch.num_mask_tokens,
+            emb.high_res.as_ref().map(|(_, _, hr)| hr),
+        )?;
         Ok(to_vec_f32(&masks)?)
     }
 }

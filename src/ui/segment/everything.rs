@@ -237,7 +237,7 @@ impl SegmentState {
         );
         egui::CollapsingHeader::new(tr!(ui, "ev-more"))
             .id_salt("everything-params")
-            .show(ui, |ui| more_params_ui(ui, params));
+            .show(ui, |ui| more_params_ui(ui, params, self.sam2_model));
         let ready = matches!(self.encode, EncodeState::Ready { .. });
         match &self.everything.running {
             Some((_, p, since)) => {
@@ -323,8 +323,9 @@ impl SegmentState {
     }
 }
 
-/// The generator's other parameters (official names and defaults), and a reset.
-fn more_params_ui(ui: &mut egui::Ui, p: &mut EverythingParams) {
+/// The generator's other parameters (official names and defaults), and a reset to the
+/// official defaults of the loaded model's family (`sam2`: SAM 2.1).
+fn more_params_ui(ui: &mut egui::Ui, p: &mut EverythingParams, sam2: bool) {
     fn row(ui: &mut egui::Ui, label: String, value: egui::DragValue<'_>) {
         ui.horizontal(|ui| {
             let l = ui.label(label);
@@ -379,7 +380,11 @@ fn more_params_ui(ui: &mut egui::Ui, p: &mut EverythingParams) {
         tr!(ui, "ev-min-area"),
         egui::DragValue::new(&mut p.min_mask_region_area).range(0..=100_000),
     );
-    if ui.button(tr!(ui, "ev-defaults")).clicked() {
-        *p = EverythingParams::default();
+    if ui
+        .button(tr!(ui, "ev-defaults"))
+        .on_hover_text(tr!(ui, "ev-defaults-tip"))
+        .clicked()
+    {
+        *p = EverythingParams::defaults_for(sam2);
     }
 }

@@ -169,6 +169,8 @@ pub struct SegmentState {
     pub view: ImageView,
     /// Everything mode: its run and the masks it found.
     pub everything: EverythingState,
+    /// The loaded model is a SAM 2.1 one (everything mode's defaults are SAM 2's).
+    pub sam2_model: bool,
     /// The hover preview.
     pub hover: HoverState,
     /// Preview under the pointer (mirrors the setting).
@@ -240,6 +242,7 @@ impl SegmentState {
             refine: false,
             view: ImageView::default(),
             everything: EverythingState::new(jobs),
+            sam2_model: false,
             hover: HoverState::new(jobs),
             hover_enabled: true,
             label: DEFAULT_LABEL.into(),
@@ -593,7 +596,20 @@ impl SegmentState {
     }
 
     /// A new model is loaded: the current image needs a new embedding, the prompts new masks.
-    pub fn on_model_loaded(&mut self, sam: &SamWorker, notify: Notify) {
+    /// `sam2`: a SAM 2.1 model, whose automatic mask generator has other official defaults;
+    /// `everything` holding the other family's defaults moves to this one's (values the user
+    /// changed are kept).
+    pub fn on_model_loaded(
+        &mut self,
+        sam: &SamWorker,
+        sam2: bool,
+        everything: &mut EverythingParams,
+        notify: Notify,
+    ) {
+        if *everything == EverythingParams::defaults_for(!sam2) {
+            *everything = EverythingParams::defaults_for(sam2);
+        }
+        self.sam2_model = sam2;
         self.encoded_ahead.clear(); // those were another model's
         self.ahead = None;
         self.candidates = None;

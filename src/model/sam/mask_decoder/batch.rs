@@ -5,7 +5,9 @@
 
 use candle_core::{Module, Tensor};
 
-use super::{DecoderAttention, DecoderImageCache, MaskDecoder, ProjectedImage, TwoWayBlock};
+use super::{
+    DecoderAttention, DecoderImageCache, HighResFeatures, MaskDecoder, ProjectedImage, TwoWayBlock,
+};
 use crate::model::ops::{matmul, softmax_dim1, softmax_last_dim, transpose_last2};
 
 /// Batched forms: `B` prompts on one image, heads laid out so that the products shared by all
@@ -292,20 +294,29 @@ impl MaskDecoder {
         let hs = self.norm_final.forward(&(queries + out)?)?; // [B, T, D]
         let iou = self
             .iou_head
-            .forward(&hs.narrow(1, 0, 1)?.squeeze(1)?)?
-            .flatten_all()?
-            .to_vec1()?;
+            .forward(&hs.narrow(1, self.lead - 1, 1)?.squeeze(1)?)?; // [B, num_mask_tokens]
+        let iou = if self.iou_sigmoid {
+            candle_nn::ops::sigmoid(&iou)?
+        } else {
+            iou
+        };
+        let iou = iou.flatten_all()?.to_vec1()?;
         Ok(BatchTokens { hs, keys, iou })
     }
 
     /// The low-res mask logits of mask tokens `tokens` for the batch entries `prompts`:
-    /// `[prompts, tokens, 256, 256]`.
+    /// `[prompts, tokens, 256, 256]`. `high_res` (SAM 2 only, required there) goes into each
+    /// prompt's upscaling, as in [`Self::forward`].
     pub fn batch_masks(
         &self,
         batch: &BatchTokens,
         prompts: &[usize],
         tokens: std::ops::Range<usize>,
+        high_res: Option<&HighResFeatures>,
     ) -> candle_core::Result<Tensor> {
+        if self.obj_score_head.is_some() != high_res.is_some() {
+            candle_core::bail!("mask decoder: SAM 2 needs its high-resolution features, SAM none");
+        }
         let device = batch.hs.device();
         let k = prompts.len();
         let idx = Tensor::from_vec(
@@ -317,18 +328,27 @@ impl MaskDecoder {
         let hs = batch.hs.index_select(&idx, 0)?; // [k, T, D]
         let (_, p_len, d) = keys.dims3()?;
         let g = (p_len as f64).sqrt() as usize;
+        let hyper = tokens
+            .clone()
+            .map(|i| self.hypernetworks[i].forward(&hs.narrow(1, self.lead + i, 1)?))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let m = hyper.len();
+        let hyper = Tensor::cat(&hyper, 1)?; // [k, m, 32]
+        if let Some(hr) = high_res {
+            // SAM 2: the same high-resolution features join every prompt's upscaling, one
+            // prompt at a time through the single-prompt path (fused on the CPU).
+            let masks = (0..k)
+                .map(|j| self.upscale_masks(&keys.get(j)?, &hyper.get(j)?, (g, g), Some(hr)))
+                .collect::<candle_core::Result<Vec<_>>>()?; // k × [m, 4g, 4g]
+            return Tensor::stack(&masks, 0);
+        }
         // Prompts stacked along the rows: the 2 × 2 transposed convolutions do not mix pixels
         // of different rows' windows, so each prompt's upscale is exactly its own.
         let up = self.up1.forward(&keys.reshape((k * g, g, d))?, None)?;
         let up = self.up2.forward(&up, None)?; // [k·4g, 4g, 32]
         let (_, uw, uc) = up.dims3()?;
         let up = up.reshape((k, uw * uw, uc))?;
-        let hyper = tokens
-            .clone()
-            .map(|i| self.hypernetworks[i].forward(&hs.narrow(1, 1 + i, 1)?))
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        let m = hyper.len();
-        let hyper_t = transpose_last2(&Tensor::cat(&hyper, 1)?)?; // [k, 32, m]
+        let hyper_t = transpose_last2(&hyper)?; // [k, 32, m]
         let masks = transpose_last2(&matmul(&up, &hyper_t)?)?; // [k, m, 4g·4g]
         masks.reshape((k, m, uw, uw))
     }
