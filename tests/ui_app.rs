@@ -849,9 +849,29 @@ fn image_pos(h: &Harness<'static, SegattnApp>, x: f32, y: f32) -> Pos2 {
     )
 }
 
+/// Rests the pointer on image pixel `(x, y)` until its hover preview is on screen; returns
+/// the pointer's position.
+fn rest_pointer_on(h: &mut Harness<'static, SegattnApp>, x: f32, y: f32) -> Pos2 {
+    let pos = image_pos(h, x, y);
+    h.event(Event::PointerMoved(pos));
+    wait_until(h, "the hover preview", |a| {
+        a.segment
+            .hover
+            .preview
+            .as_ref()
+            .is_some_and(|p| p.candidates.overlays.is_some())
+    });
+    pos
+}
+
 fn open_chelsea_encoded() -> Harness<'static, SegattnApp> {
+    open_chelsea_encoded_with(small_sam())
+}
+
+/// The app with `model`, once chelsea is open and encoded.
+fn open_chelsea_encoded_with(model: SamModel) -> Harness<'static, SegattnApp> {
     let mut h = app(AppOptions {
-        sam_model: Some(small_sam()),
+        sam_model: Some(model),
         ..Default::default()
     });
     let ctx = h.ctx.clone();
@@ -867,15 +887,7 @@ fn open_chelsea_encoded() -> Harness<'static, SegattnApp> {
 #[test]
 fn hover_previews_the_mask_and_a_click_commits_it() {
     let mut h = open_chelsea_encoded();
-    let pos = image_pos(&h, 250.0, 130.0);
-    h.event(Event::PointerMoved(pos));
-    wait_until(&mut h, "the hover preview", |a| {
-        a.segment
-            .hover
-            .preview
-            .as_ref()
-            .is_some_and(|p| p.candidates.overlays.is_some())
-    });
+    let pos = rest_pointer_on(&mut h, 250.0, 130.0);
     let preview_id = {
         let s = &h.state().segment;
         assert!(s.prompts().is_empty(), "hovering places no prompt");
@@ -936,6 +948,77 @@ fn hover_previews_the_mask_and_a_click_commits_it() {
     assert!(h.state().segment.hover.preview.is_none());
 }
 
+/// How many masks the automatic generator finds on chelsea with `model`, on its own
+/// embedding of the image (as the view's).
+fn generated_on_chelsea(model: &SamModel, params: &segattn::types::EverythingParams) -> usize {
+    let img = segattn::image_io::load_rgb8(chelsea()).expect("image");
+    let emb = model.embed(&img).expect("embeds");
+    segattn::model::sam::automatic::generate(model, &img, params, Some(&emb), &mut |_| {}, &|| {
+        false
+    })
+    .expect("generates")
+    .len()
+}
+
+/// With a SAM 2.1 model (Hiera-T, detweights): the hover preview shows the candidates a
+/// click would give, everything mode's parameters move to the official SAM 2 defaults when
+/// the model loads (the user had not changed them), and "Segment everything" finds the masks
+/// of `SAM2AutomaticMaskGenerator`'s steps on the view's embedding.
+#[test]
+fn sam2_model_previews_and_segments_everything() {
+    let sam2 = || {
+        let config = segattn::model::sam::config::SamConfig::with_encoder(
+            segattn::model::sam::config::EncoderConfig::Hiera(
+                segattn::model::sam::config::HieraConfig::tiny(),
+            ),
+        );
+        SamModel::detweights(config, 11, &Device::Cpu).expect("model")
+    };
+    let mut h = open_chelsea_encoded_with(sam2());
+    assert!(h.state().segment.sam2_model);
+    assert_eq!(
+        h.state().settings.segment.everything,
+        segattn::types::EverythingParams::sam2(),
+        "SAM 2's official defaults"
+    );
+    rest_pointer_on(&mut h, 250.0, 130.0);
+    assert_eq!(
+        h.state()
+            .segment
+            .hover
+            .preview
+            .as_ref()
+            .expect("preview")
+            .candidates
+            .masks
+            .len(),
+        3
+    );
+    // The detweights model's logits are near 0: relax the filters (as the fixtures do).
+    let params = segattn::types::EverythingParams {
+        points_per_side: 3,
+        pred_iou_thresh: -10.0,
+        stability_score_thresh: 0.0,
+        stability_score_offset: 0.02,
+        box_nms_thresh: 1.0,
+        ..segattn::types::EverythingParams::sam2()
+    };
+    h.state_mut().settings.segment.everything = params;
+    h.step();
+    h.get_by_label("Segment everything").click();
+    h.step();
+    wait_until(&mut h, "the masks found", |a| {
+        a.segment.everything.running.is_none() && !a.segment.everything.found.is_empty()
+    });
+    let found = &h.state().segment.everything.found;
+    assert_eq!(found.len(), generated_on_chelsea(&sam2(), &params));
+    assert_eq!(
+        found.len(),
+        27,
+        "3 masks for each of 9 points, none suppressed"
+    );
+}
+
 /// Everything mode runs on the worker with progress, its masks come back as objects the user
 /// keeps or deletes, and a long run can be cancelled.
 #[test]
@@ -959,21 +1042,7 @@ fn everything_runs_can_be_cancelled_and_its_masks_kept() {
         !a.segment.everything.found.is_empty()
     });
     // The same as the generator on the view's own embedding.
-    let expected = {
-        let model = small_sam();
-        let img = segattn::image_io::load_rgb8(chelsea()).expect("image");
-        let emb = model.embed(&img).expect("embeds");
-        segattn::model::sam::automatic::generate(
-            &model,
-            &img,
-            &params,
-            Some(&emb),
-            &mut |_| {},
-            &|| false,
-        )
-        .expect("generates")
-        .len()
-    };
+    let expected = generated_on_chelsea(&small_sam(), &params);
     let found = h.state().segment.everything.found.len();
     assert_eq!(found, expected);
     assert_eq!(found, 48, "3 masks for each of 16 points, none suppressed");

@@ -168,6 +168,17 @@ multiversion! {
     }
 }
 
+/// `2^n` for an integer-valued `n` in [−127, 128] (128 gives +inf): `n + 127` put in the
+/// mantissa's low bits by adding 1.5·2^23, then shifted into the exponent.
+///
+/// PERF: the same bits as `f32::from_bits(((n as i32 + 127) as u32) << 23)`, without the
+/// saturating `as i32`, which kept [`exp_f32`] from vectorising (16 scalar conversions per
+/// vector): the softmaxes of Hiera-T's global attention took 13% of its encoder's time.
+#[inline(always)]
+fn pow2i(n: f32) -> f32 {
+    f32::from_bits((n + (127.0 + 12_582_912.0)).to_bits() << 23)
+}
+
 /// `e^x` in f32 for the kernels below: Cephes' `expf` (range reduction by ln 2, a degree-6
 /// polynomial, the exponent put in by bit arithmetic), branch-free so it vectorises; within 3e-7
 /// relative of the true value on [-87, 88], exactly 0 below -87.33 (so `-inf` masks give 0).
@@ -186,7 +197,7 @@ pub fn exp_f32(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let scale = pow2i(n);
     if x < -87.33 {
         0.0
     } else {
@@ -363,6 +374,10 @@ mod tests {
             }
         }
         assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
+        for n in -127..=128 {
+            let want = f32::from_bits(((n + 127) as u32) << 23);
+            assert_eq!(pow2i(n as f32).to_bits(), want.to_bits(), "2^{n}");
+        }
         let mut row: Vec<f32> = (0..37).map(|i| (i as f32 * 0.7).sin() * 5.0).collect();
         row[3] = f32::NEG_INFINITY;
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);

@@ -12,12 +12,9 @@ use candle_core::{DType, Module, Tensor};
 
 use super::config::{HieraBlockSpec, HieraConfig, HIERA_GRID, PROMPT_EMBED_DIM};
 use super::image_encoder::{window_partition, window_unpartition};
-use crate::model::ops::attention::VitAttentionOp;
-use crate::model::ops::{
-    linear_gemm, matmul, on_cpu_f32, softmax_last_dim, Conv2d, Epilogue, ImageLayout,
-};
+use crate::model::ops::attention::{dense_attention, HieraWindowAttentionOp};
+use crate::model::ops::{matmul, on_cpu_f32, softmax_last_dim, Conv2d, ImageLayout};
 use crate::model::ops::{LayerNorm, Linear};
-use crate::model::simd::softmax_inplace;
 use crate::weights::Scope;
 
 /// What the Hiera encoder gives an image: the mask decoder's three inputs.
@@ -32,6 +29,9 @@ pub struct HieraFeatures {
 
 /// Max-pools `[B, H, W, C]` over 2 × 2 cells (`nn.MaxPool2d(2, 2)`, odd edges dropped).
 fn max_pool_2x2(x: &Tensor) -> candle_core::Result<Tensor> {
+    if on_cpu_f32(x) {
+        return x.contiguous()?.apply_op1_no_bwd(&MaxPool2x2);
+    }
     let (b, h, w, c) = x.dims4()?;
     let (h2, w2) = (h / 2, w / 2);
     let x = if h % 2 == 1 || w % 2 == 1 {
@@ -42,55 +42,48 @@ fn max_pool_2x2(x: &Tensor) -> candle_core::Result<Tensor> {
     x.reshape((b, h2, 2, w2, 2, c))?.max(4)?.max(2)
 }
 
-/// Query rows per step of [`dense_attention_cpu`]: a 256 × 4096 score block is 4 MB.
-const DENSE_QUERY_BLOCK: usize = 256;
-
-/// Grids of at least this many tokens take [`dense_attention_cpu`] (Hiera's global blocks,
-/// 4096 tokens at 1024 pixels); windows take the fused per-row kernel.
-const DENSE_MIN_TOKENS: usize = 1024;
-
-/// Plain multi-head attention over all `n` tokens of `qkv` `[n, 3·C]` (per token q, k, v,
-/// each heads × hd) → `[n, C]`, for one image.
+/// [`max_pool_2x2`] on the CPU: one pass, in parallel over output rows.
 ///
-/// PERF: Hiera's global blocks have no relative positions, so each head is two large GEMMs
-/// per [`DENSE_QUERY_BLOCK`] queries (`q·Kᵀ` against the head's keys packed once as
-/// `[hd, n]`, then `P·V`) around a vectorised softmax, instead of the ViT kernel's 32-row
-/// blocks with its relative-position terms: 348 → 222 ms per Hiera-T global block on 2 cores.
-fn dense_attention_cpu(qkv: &[f32], n: usize, heads: usize, hd: usize) -> Vec<f32> {
-    use rayon::prelude::*;
-    let c = heads * hd;
-    let scale = 1.0 / (hd as f32).sqrt();
-    let mut out = vec![0f32; n * c];
-    for h in 0..heads {
-        let col = |part: usize, t: usize| &qkv[t * 3 * c + part * c + h * hd..][..hd];
-        let q: Vec<f32> = (0..n).flat_map(|t| col(0, t).iter().copied()).collect();
-        let v: Vec<f32> = (0..n).flat_map(|t| col(2, t).iter().copied()).collect();
-        let mut kt = vec![0f32; hd * n];
-        kt.par_chunks_mut(n).enumerate().for_each(|(d, row)| {
-            for (t, x) in row.iter_mut().enumerate() {
-                *x = qkv[t * 3 * c + c + h * hd + d];
-            }
-        });
-        for r0 in (0..n).step_by(DENSE_QUERY_BLOCK) {
-            let rows = DENSE_QUERY_BLOCK.min(n - r0);
-            let mut scores = linear_gemm(
-                &q[r0 * hd..(r0 + rows) * hd],
-                &kt,
-                None,
-                (rows, n, hd),
-                Epilogue::None,
-            );
-            scores.par_chunks_mut(n).for_each(|row| {
-                row.iter_mut().for_each(|x| *x *= scale);
-                softmax_inplace(row);
-            });
-            let o = linear_gemm(&scores, &v, None, (rows, hd, n), Epilogue::None);
-            for (i, r) in o.chunks_exact(hd).enumerate() {
-                out[(r0 + i) * c + h * hd..][..hd].copy_from_slice(r);
-            }
-        }
+/// PERF: candle's two strided max reductions over the reshaped `[B, H/2, 2, W/2, 2, C]`
+/// walk it element by element; each output row here is four contiguous input rows.
+struct MaxPool2x2;
+
+impl candle_core::CustomOp1 for MaxPool2x2 {
+    fn name(&self) -> &'static str {
+        "segattn-max-pool-2x2"
     }
-    out
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use rayon::prelude::*;
+        let x = crate::model::ops::contiguous_f32(storage, layout)?;
+        let (b, h, w, c) = layout.shape().dims4()?;
+        let (h2, w2) = (h / 2, w / 2);
+        let mut out = vec![0f32; b * h2 * w2 * c];
+        out.par_chunks_mut(w2 * c.max(1))
+            .enumerate()
+            .for_each(|(row, line)| {
+                let (bi, oy) = (row / h2.max(1), row % h2.max(1));
+                // The input pixel (y, x) of this image.
+                let at = |y: usize, px: usize| &x[((bi * h + y) * w + px) * c..][..c];
+                for (ox, out_px) in line.chunks_exact_mut(c).enumerate() {
+                    let (y, px) = (2 * oy, 2 * ox);
+                    out_px.copy_from_slice(at(y, px));
+                    for (dy, dx) in [(0, 1), (1, 0), (1, 1)] {
+                        for (m, &v) in out_px.iter_mut().zip(at(y + dy, px + dx)) {
+                            *m = m.max(v);
+                        }
+                    }
+                }
+            });
+        Ok((
+            candle_core::CpuStorage::F32(out),
+            candle_core::Shape::from((b, h2, w2, c)),
+        ))
+    }
 }
 
 /// Hiera's attention (`MultiScaleAttention`): one qkv projection to the output width, the
@@ -98,6 +91,9 @@ fn dense_attention_cpu(qkv: &[f32], n: usize, heads: usize, hd: usize) -> Vec<f3
 /// projection.
 struct HieraAttention {
     qkv: Linear,
+    /// The qkv projection's bias as f32 host data `[3·C_out]`: the q, k, v of a padding
+    /// token (the padding is zeros), for the CPU window kernel.
+    pad_qkv: Vec<f32>,
     proj: Linear,
     heads: usize,
     dim_out: usize,
@@ -105,36 +101,57 @@ struct HieraAttention {
 }
 
 impl HieraAttention {
+    /// The CPU path of a whole block's attention on the normed image `x` `[1, H, W, C]` f32:
+    /// windows of `window` tokens (0: global attention) → `[1, H', W', C_out]` (`H' = H / 2`
+    /// when the queries are pooled).
+    fn forward_cpu(&self, x: &Tensor, window: usize) -> candle_core::Result<Tensor> {
+        let (_, h, w, _) = x.dims4()?;
+        let (nh, c) = (self.heads, self.dim_out);
+        let qkv = self.qkv.forward(x)?; // [1, H, W, 3·C_out], image order
+        let out = if window == 0 && !self.pool {
+            let data = qkv.flatten_all()?.to_vec1::<f32>()?;
+            let out = dense_attention(&data, h * w, nh, c / nh);
+            Tensor::from_vec(out, (1, h, w, c), qkv.device())?
+        } else {
+            // A global block that pools (no official config has one) is one window.
+            let window = if window == 0 { h.max(w) } else { window };
+            qkv.apply_op1_no_bwd(&HieraWindowAttentionOp {
+                heads: nh,
+                window,
+                pool: self.pool,
+                pad_qkv: &self.pad_qkv,
+            })?
+        };
+        self.proj.forward(&out)
+    }
+
+    /// The official order on any device: the normed image `x` `[B, H, W, C]` padded and
+    /// partitioned into windows of `window` tokens (0: global attention), attended, and put
+    /// back → `[B, H', W', C_out]` (GPUs, f16, bf16; the reference of [`Self::forward_cpu`]).
+    fn forward_image(&self, x: &Tensor, window: usize) -> candle_core::Result<Tensor> {
+        if window == 0 {
+            return self.forward(x);
+        }
+        let (_, h, w, _) = x.dims4()?;
+        let (win, _) = window_partition(x, window)?;
+        let out = self.forward(&win)?;
+        // Pooled windows are half as wide; the grid they tile is the shortcut's.
+        let (ows, oh, ow) = if self.pool {
+            (window / 2, h / 2, w / 2)
+        } else {
+            (window, h, w)
+        };
+        let padded = (oh.div_ceil(ows) * ows, ow.div_ceil(ows) * ows);
+        window_unpartition(&out, ows, padded, (oh, ow))
+    }
+
     /// `[B, h, w, C]` (windows or the whole grid) → `[B, h', w', C_out]` (`h' = h / 2` when the
-    /// queries are pooled).
+    /// queries are pooled): the candle path.
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let (b, h, w, _) = x.dims4()?;
         let (nh, c) = (self.heads, self.dim_out);
         let hd = c / nh;
         let qkv = self.qkv.forward(x)?; // [B, h, w, 3·C_out]
-        if !self.pool && b == 1 && h * w >= DENSE_MIN_TOKENS && on_cpu_f32(&qkv) {
-            let data = qkv.flatten_all()?.to_vec1::<f32>()?;
-            let out = dense_attention_cpu(&data, h * w, nh, hd);
-            let out = Tensor::from_vec(out, (b, h, w, c), qkv.device())?;
-            return self.proj.forward(&out);
-        }
-        if !self.pool && on_cpu_f32(&qkv) {
-            // The fused CPU kernel of SAM's ViT, with relative-position tables of zeros: each
-            // score gets `+ 0.0`, which changes nothing.
-            let zeros_h = vec![0f32; h * h * hd];
-            let zeros_w = vec![0f32; w * w * hd];
-            let op = VitAttentionOp {
-                rel_h: &zeros_h,
-                rel_w: &zeros_w,
-                heads: nh,
-                grid: (h, w),
-            };
-            let out = qkv
-                .reshape((b, h * w, 3 * c))?
-                .apply_op1_no_bwd(&op)?
-                .reshape((b, h, w, c))?;
-            return self.proj.forward(&out);
-        }
         let split = |t: &Tensor, hh: usize, ww: usize| -> candle_core::Result<Tensor> {
             // [B, hh, ww, C] → [B·heads, hh·ww, hd]
             t.reshape((b, hh * ww, nh, hd))?
@@ -182,6 +199,10 @@ impl HieraBlock {
             norm1: LayerNorm::load(&s.pp("norm1"), d, 1e-6)?,
             attn: HieraAttention {
                 qkv: Linear::load(&s.pp("attn.qkv"), d, 3 * o, true)?,
+                pad_qkv: s
+                    .get("attn.qkv.bias", &[3 * o])?
+                    .to_dtype(DType::F32)?
+                    .to_vec1()?,
                 proj: Linear::load(&s.pp("attn.proj"), o, o, true)?,
                 heads: spec.heads,
                 dim_out: o,
@@ -201,7 +222,6 @@ impl HieraBlock {
 
     /// `[1, H, W, C]` → `[1, H', W', C_out]`
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let (_, h, w, _) = x.dims4()?;
         let y = self.norm1.forward(x)?;
         let shortcut = match &self.proj {
             Some(p) if self.spec.pool => max_pool_2x2(&p.forward(&y)?)?,
@@ -209,19 +229,10 @@ impl HieraBlock {
             None => x.clone(),
         };
         let ws = self.spec.window;
-        let y = if ws > 0 {
-            let (win, _) = window_partition(&y, ws)?;
-            let out = self.attn.forward(&win)?;
-            // Pooled windows are half as wide; the grid they tile is the shortcut's.
-            let (ows, oh, ow) = if self.spec.pool {
-                (ws / 2, h / 2, w / 2)
-            } else {
-                (ws, h, w)
-            };
-            let padded = (oh.div_ceil(ows) * ows, ow.div_ceil(ows) * ows);
-            window_unpartition(&out, ows, padded, (oh, ow))?
+        let y = if on_cpu_f32(&y) && y.dim(0)? == 1 {
+            self.attn.forward_cpu(&y, ws)?
         } else {
-            self.attn.forward(&y)?
+            self.attn.forward_image(&y, ws)?
         };
         let x = (shortcut + y)?;
         let hidden = self.fc1.forward_gelu(&self.norm2.forward(&x)?)?;
@@ -479,7 +490,7 @@ mod tests {
         let qkv: Vec<f32> = (0..n * 3 * c)
             .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
             .collect();
-        let got = dense_attention_cpu(&qkv, n, heads, hd);
+        let got = dense_attention(&qkv, n, heads, hd);
         let t = Tensor::from_vec(qkv, (n, 3, heads, hd), &candle_core::Device::Cpu)
             .and_then(|t| t.to_dtype(DType::F64))
             .expect("qkv");
@@ -506,6 +517,76 @@ mod tests {
             .zip(&want)
             .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
         assert!(err < 1e-5, "max |diff| {err}");
+    }
+
+    /// The CPU kernels of a block's attention (windows pooled or not, with padding, and
+    /// global) equal the official order run with candle's ops.
+    #[test]
+    fn cpu_attention_matches_the_windowed_candle_path() {
+        let dev = candle_core::Device::Cpu;
+        let det = |n: usize, seed: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| (((i + seed) * 7919) % 1009) as f32 / 504.5 - 1.0)
+                .collect()
+        };
+        let (d, o, heads) = (8, 16, 2);
+        for (h, w, window, pool) in [(10, 12, 4, true), (10, 9, 4, false), (8, 8, 0, false)] {
+            let o = if pool { o } else { d };
+            let weight = Tensor::from_vec(det(3 * o * d, 1), (3 * o, d), &dev).expect("w");
+            let bias = det(3 * o, 2);
+            let attn = HieraAttention {
+                qkv: Linear::from_tensors(
+                    weight,
+                    Some(Tensor::from_vec(bias.clone(), 3 * o, &dev).expect("b")),
+                )
+                .expect("qkv"),
+                pad_qkv: bias,
+                proj: Linear::from_tensors(
+                    Tensor::from_vec(det(o * o, 3), (o, o), &dev).expect("w"),
+                    Some(Tensor::from_vec(det(o, 4), o, &dev).expect("b")),
+                )
+                .expect("proj"),
+                heads,
+                dim_out: o,
+                pool,
+            };
+            let x = Tensor::from_vec(det(h * w * d, 5), (1, h, w, d), &dev).expect("x");
+            let flat = |t: Tensor| t.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("v");
+            let got = attn.forward_cpu(&x, window).expect("cpu");
+            let want = attn.forward_image(&x, window).expect("candle");
+            assert_eq!(
+                got.dims(),
+                want.dims(),
+                "{h}x{w} window {window} pool {pool}"
+            );
+            let err = flat(got)
+                .iter()
+                .zip(flat(want))
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(err < 1e-5, "{h}x{w} window {window} pool {pool}: {err}");
+        }
+    }
+
+    /// The CPU max pool equals candle's reductions, odd edges dropped.
+    #[test]
+    fn max_pool_matches_candle() {
+        let dev = candle_core::Device::Cpu;
+        let (b, h, w, c) = (2, 7, 6, 3);
+        let v: Vec<f32> = (0..b * h * w * c)
+            .map(|i| ((i * 7919) % 101) as f32 - 50.0)
+            .collect();
+        let x = Tensor::from_vec(v, (b, h, w, c), &dev).expect("x");
+        let got = max_pool_2x2(&x).expect("cpu");
+        // candle's reductions on f64, the fallback path
+        let want = max_pool_2x2(&x.to_dtype(DType::F64).expect("f64")).expect("candle");
+        assert_eq!(got.dims(), &[b, 3, 3, c]);
+        let flat = |t: &Tensor| {
+            t.to_dtype(DType::F64)
+                .and_then(|t| t.flatten_all())
+                .and_then(|t| t.to_vec1::<f64>())
+                .expect("vec")
+        };
+        assert_eq!(flat(&got), flat(&want));
     }
 
     /// The official builder's loop: tiny's first block of stage 2 keeps stage 1's window 8,
