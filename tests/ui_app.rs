@@ -977,6 +977,11 @@ fn sam2_model_previews_and_segments_everything() {
     let mut h = open_chelsea_encoded_with(sam2());
     assert!(h.state().segment.sam2_model);
     assert_eq!(
+        h.state().segment.attention_pick.token,
+        2,
+        "the overlay's token is the first mask token, after the object-score and IoU tokens"
+    );
+    assert_eq!(
         h.state().settings.segment.everything,
         segattn::types::EverythingParams::sam2(),
         "SAM 2's official defaults"

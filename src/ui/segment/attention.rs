@@ -22,7 +22,19 @@ impl Default for AttentionPick {
         Self {
             layer: 2,
             head: None,
-            token: 1,
+            token: Self::first_mask_token(false),
+        }
+    }
+}
+
+impl AttentionPick {
+    /// The row of the first mask token: after the IoU token, and for SAM 2.1 (`sam2`) after
+    /// the object-score token too.
+    pub fn first_mask_token(sam2: bool) -> usize {
+        if sam2 {
+            2
+        } else {
+            1
         }
     }
 }

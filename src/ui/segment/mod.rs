@@ -609,6 +609,10 @@ impl SegmentState {
         if *everything == EverythingParams::defaults_for(!sam2) {
             *everything = EverythingParams::defaults_for(sam2);
         }
+        // The attention overlay stays on the first mask token when it was there.
+        if self.attention_pick.token == AttentionPick::first_mask_token(!sam2) {
+            self.attention_pick.token = AttentionPick::first_mask_token(sam2);
+        }
         self.sam2_model = sam2;
         self.encoded_ahead.clear(); // those were another model's
         self.ahead = None;
