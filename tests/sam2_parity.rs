@@ -246,7 +246,8 @@ fn sam2_masks_from_the_image_match_official() {
     }
 }
 
-/// `segattn segment` with a SAM 2.1 checkpoint (the official state dict's tensors, no flag):
+/// `segattn segment` and `segattn everything` with a SAM 2.1 checkpoint (the official state
+/// dict's tensors, no flag):
 /// the masks of a multimask point and of a box with a point from `assets/chelsea.png` and,
 /// through `--logits-out`, their low-res logits (every prompt is checked in the library above).
 #[test]
@@ -339,6 +340,62 @@ fn sam2_segment_cli_matches_official() {
             differ as f64 <= 0.002 * ours.len() as f64,
             "{id}: {differ} mask pixels differ"
         );
+    }
+    // `segattn everything` on the same checkpoint and image file: the official generator's
+    // records of the fixture's first case (every mask kept), each by its grid point and box.
+    let reference = json("sam2/amg_sam2.1_hiera_t.json");
+    let case = &reference["cases"][0];
+    assert_eq!(case["id"], "g3_all");
+    let out = dir.path().join("everything.json");
+    let run = crate::common::segattn(&[
+        "everything",
+        "--weights",
+        ckpt.to_str().expect("utf8"),
+        "--image",
+        image.to_str().expect("utf8"),
+        "--points-per-side",
+        "3",
+        "--pred-iou-thresh",
+        "-10",
+        "--stability-score-thresh",
+        "0",
+        "--stability-score-offset",
+        "0.02",
+        "--box-nms-thresh",
+        "1",
+        "--out",
+        out.to_str().expect("utf8"),
+    ]);
+    assert_eq!(run.code, 0, "everything: {}", run.stderr);
+    let ours: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("records")).expect("json");
+    let ours = ours.as_array().expect("a list of records");
+    let theirs = case["records"].as_array().expect("records");
+    assert_eq!(ours.len(), theirs.len(), "everything: number of records");
+    let num = |v: &serde_json::Value| v.as_f64().expect("number");
+    let nums = |v: &serde_json::Value| -> Vec<f64> {
+        v.as_array().expect("array").iter().map(num).collect()
+    };
+    let iou_gap = |a: &serde_json::Value, b: &serde_json::Value| {
+        (num(&a["predicted_iou"]) - num(&b["predicted_iou"])).abs()
+    };
+    let mut used = vec![false; theirs.len()];
+    for (k, a) in ours.iter().enumerate() {
+        // Theirs from the same grid point with the same box, nearest in predicted IoU.
+        let same_point = |b: &serde_json::Value| {
+            (0..2).all(|i| {
+                (num(&a["point_coords"][0][i]) - num(&b["point_coords"][0][i])).abs() <= 1e-3
+            })
+        };
+        let j = (0..theirs.len())
+            .filter(|&j| {
+                !used[j] && same_point(&theirs[j]) && nums(&theirs[j]["bbox"]) == nums(&a["bbox"])
+            })
+            .min_by(|&x, &y| iou_gap(a, &theirs[x]).total_cmp(&iou_gap(a, &theirs[y])))
+            .unwrap_or_else(|| panic!("everything record {k} has no match: {}", a["bbox"]));
+        used[j] = true;
+        let d = iou_gap(a, &theirs[j]);
+        assert!(d <= 1e-3, "everything record {k}: predicted IoU off by {d}");
     }
 }
 
