@@ -16,7 +16,7 @@ use crate::types::{EverythingParams, PointLabel, PointPrompt, Prompts, Rgb8};
 /// What to time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
 pub enum BenchTarget {
-    /// SAM / MobileSAM image encoder and one click.
+    /// SAM / MobileSAM / SAM 2.1 image encoder and one click.
     #[default]
     Sam,
     /// Text transformer forward with attention capture.

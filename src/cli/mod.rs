@@ -107,9 +107,10 @@ impl From<GuiArgs> for AppOptions {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Segment an image with SAM / MobileSAM from point and box prompts.
+    /// Segment an image with SAM, MobileSAM or SAM 2.1 from point and box prompts.
     Segment(segment::SegmentArgs),
-    /// Segment a whole image at once: SAM's automatic mask generator, as COCO RLE records.
+    /// Segment a whole image at once: SAM's (or SAM 2.1's) automatic mask generator, as COCO RLE
+    /// records.
     Everything(everything::EverythingArgs),
     /// Turn a binary mask PNG into COCO, YOLO or LabelMe annotations.
     Export(export::ExportArgs),
@@ -136,8 +137,8 @@ pub fn run(command: Command) -> Result<()> {
     }
 }
 
-/// Opens a SAM / MobileSAM checkpoint on the chosen device with the image encoder in the
-/// chosen format (`segment` and `everything`); the file is closed once loaded.
+/// Opens a SAM, MobileSAM or SAM 2.1 checkpoint on the chosen device with the image encoder in
+/// the chosen format (`segment` and `everything`); the file is closed once loaded.
 fn load_sam(
     weights: &std::path::Path,
     device: crate::runtime::DeviceChoice,

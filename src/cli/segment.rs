@@ -14,7 +14,8 @@ use crate::types::{BoxPrompt, PointLabel, PointPrompt, Prompts, LOW_RES};
 /// Arguments of `segattn segment`.
 #[derive(Debug, clap::Args)]
 pub struct SegmentArgs {
-    /// SAM or MobileSAM checkpoint (.pth, .pt or .safetensors); the architecture is detected.
+    /// SAM, MobileSAM or SAM 2.1 checkpoint (.pth, .pt or .safetensors); the architecture is
+    /// detected.
     #[arg(long)]
     pub weights: PathBuf,
     /// The image to segment.
