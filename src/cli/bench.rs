@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
+use candle_core::Device;
 
 use super::peak_rss_bytes;
 use crate::model::sam::automatic::generate;
@@ -119,9 +120,13 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn time_ms(f: &mut dyn FnMut() -> Result<()>) -> Result<f64> {
+/// Milliseconds `f` takes on `device`, the device's queued work finished before the clock is
+/// read (GPU kernels run asynchronously: without it an encoder that leaves its output on the
+/// device would be timed at its launch cost).
+fn time_ms(device: &Device, f: &mut dyn FnMut() -> Result<()>) -> Result<f64> {
     let t = Instant::now();
     f()?;
+    device.synchronize()?;
     Ok(t.elapsed().as_secs_f64() * 1e3)
 }
 
@@ -218,7 +223,7 @@ fn bench_everything(args: &BenchArgs) -> Result<()> {
         };
         run()?; // warm-up
         let times = (0..runs)
-            .map(|_| time_ms(&mut run))
+            .map(|_| time_ms(model.device(), &mut run))
             .collect::<Result<Vec<_>>>()?;
         out.insert(format!("{key}_ms"), median(times).into());
         out.insert(format!("{key}_masks"), n.into());
@@ -275,7 +280,7 @@ fn bench_text(args: &BenchArgs) -> Result<()> {
         }
         let mut t = Vec::with_capacity(runs);
         for _ in 0..runs {
-            t.push(time_ms(&mut run_once)?);
+            t.push(time_ms(&device, &mut run_once)?);
         }
         medians.push(median(t));
     }
@@ -327,7 +332,7 @@ fn bench_sam(args: &BenchArgs) -> Result<()> {
     let mut emb = model.embed(&image)?; // warm-up
     let mut enc = Vec::with_capacity(runs);
     for _ in 0..runs {
-        enc.push(time_ms(&mut || {
+        enc.push(time_ms(&device, &mut || {
             emb = model.embed(&image)?;
             Ok(())
         })?);
@@ -344,7 +349,7 @@ fn bench_sam(args: &BenchArgs) -> Result<()> {
     }
     let mut dec = Vec::new();
     for _ in 0..args.clicks.max(20) {
-        dec.push(time_ms(&mut || {
+        dec.push(time_ms(&device, &mut || {
             model.predict(&emb, &prompts, true)?;
             Ok(())
         })?);

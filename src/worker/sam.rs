@@ -414,7 +414,12 @@ impl State {
         self.send(SamResponse::Encoding { image_id });
         let t = Instant::now();
         let stop = || self.stop_reason(generation).is_some();
-        match model.embed_cancellable(image, &stop) {
+        // The device's queued work finished before the clock is read (a GPU encoder returns
+        // at its launch); a failed synchronisation is the encoder's error.
+        let embedded = model
+            .embed_cancellable(image, &stop)
+            .and_then(|emb| Ok(model.device().synchronize().map(|()| emb)?));
+        match embedded {
             Ok(emb) => {
                 let ms = t.elapsed().as_secs_f64() * 1e3;
                 let stored = key
