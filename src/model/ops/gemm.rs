@@ -251,8 +251,11 @@ pub fn linear_gemm(
 }
 
 /// Inner dimension (and row count) from which [`linear_gemm`] hands a product to gemm's own
-/// packed, shared-operand blocking: measured 53 vs 58 ms at 4096 × 768 × 3072.
-const DEEP_K: usize = 2048;
+/// packed, shared-operand blocking: measured 53 vs 58 ms at 4096 × 768 × 3072 (session 4,
+/// AMD Zen 4, when this was 2048). Session 12, on 2 cores of an Intel Xeon (AVX-512), at 256
+/// instead of 2048: SAM ViT-B encoder 7.15 → 5.12 s, SAM 2.1 Hiera-L 8.80 → 7.36 s, Hiera-T
+/// 1.56-1.69 → 1.38-1.53 s, MobileSAM 527 → 504-520 ms, clicks unchanged (64 measured as 256).
+const DEEP_K: usize = 256;
 
 /// [`linear_gemm`] into `dst` `[m, n]`, on the calling thread unless `parallel`.
 pub(super) fn linear_gemm_into(
