@@ -380,7 +380,7 @@ fn everything_to(out: &Path, extra: &[&str]) -> Run {
 
 /// Relaxed thresholds: the detweights model's IoU predictions are near 0 and its logits
 /// small, so the defaults keep nothing.
-const RELAXED: [&str; 10] = [
+pub(crate) const RELAXED: [&str; 10] = [
     "--points-per-side",
     "3",
     "--pred-iou-thresh",

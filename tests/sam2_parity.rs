@@ -347,25 +347,18 @@ fn sam2_segment_cli_matches_official() {
     let case = &reference["cases"][0];
     assert_eq!(case["id"], "g3_all");
     let out = dir.path().join("everything.json");
-    let run = crate::common::segattn(&[
+    let mut args = vec![
         "everything",
         "--weights",
         ckpt.to_str().expect("utf8"),
         "--image",
         image.to_str().expect("utf8"),
-        "--points-per-side",
-        "3",
-        "--pred-iou-thresh",
-        "-10",
-        "--stability-score-thresh",
-        "0",
-        "--stability-score-offset",
-        "0.02",
-        "--box-nms-thresh",
-        "1",
         "--out",
         out.to_str().expect("utf8"),
-    ]);
+    ];
+    // The fixture case's parameters (3 × 3 points, the filters off).
+    args.extend_from_slice(&crate::cli_segment::RELAXED);
+    let run = crate::common::segattn(&args);
     assert_eq!(run.code, 0, "everything: {}", run.stderr);
     let ours: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out).expect("records")).expect("json");

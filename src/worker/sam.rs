@@ -416,9 +416,10 @@ impl State {
         let stop = || self.stop_reason(generation).is_some();
         // The device's queued work finished before the clock is read (a GPU encoder returns
         // at its launch); a failed synchronisation is the encoder's error.
-        let embedded = model
-            .embed_cancellable(image, &stop)
-            .and_then(|emb| Ok(model.device().synchronize().map(|()| emb)?));
+        let embedded = model.embed_cancellable(image, &stop).and_then(|emb| {
+            model.device().synchronize()?;
+            Ok(emb)
+        });
         match embedded {
             Ok(emb) => {
                 let ms = t.elapsed().as_secs_f64() * 1e3;

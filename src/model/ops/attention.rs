@@ -497,6 +497,7 @@ impl CustomOp1 for HieraWindowAttentionOp<'_> {
             },
             |(win, q, scores, o), wi| {
                 let (y0, x0) = (wi / wx * ws, wi % wx * ws);
+                let (oy0, ox0) = (wi / wx * ows, wi % wx * ows);
                 for (t, row) in win.chunks_exact_mut(three_c).enumerate() {
                     let (y, x) = (y0 + t / ws, x0 + t % ws);
                     row.copy_from_slice(if y < h && x < w {
@@ -548,7 +549,6 @@ impl CustomOp1 for HieraWindowAttentionOp<'_> {
                             (o.as_mut_ptr(), hd),
                         )
                     };
-                    let (oy0, ox0) = (wi / wx * ows, wi % wx * ows);
                     for (t, src) in o.chunks_exact(hd).enumerate() {
                         let (oy, ox) = (oy0 + t / ows, ox0 + t % ows);
                         if oy < oh && ox < ow {

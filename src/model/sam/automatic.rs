@@ -149,9 +149,19 @@ fn process_crop(
 ) -> Result<Vec<Candidate>> {
     let [x0, y0, x1, y1] = crop.xyxy;
     let crop_hw = (y1 - y0, x1 - x0);
+    // SAM 2 takes the points as an f32 tensor (the official `torch.as_tensor(points,
+    // dtype=torch.float32)`), and they stay f32 in its records.
+    let sam2 = model.config().is_sam2();
     let points: Vec<[f64; 2]> = grid
         .iter()
         .map(|p| [p[0] * crop_hw.1 as f64, p[1] * crop_hw.0 as f64])
+        .map(|p| {
+            if sam2 {
+                p.map(|v| f64::from(v as f32))
+            } else {
+                p
+            }
+        })
         .collect();
     let mut found = Vec::new();
     for batch in points.chunks(params.points_per_batch) {
@@ -174,8 +184,8 @@ fn process_crop(
             c.bbox[3] + y0 as u32,
         ];
         c.point = [c.point[0] + x0 as f64, c.point[1] + y0 as f64];
-        if model.config().is_sam2() {
-            // SAM 2's points are an f32 tensor: the offset is added in f32.
+        if sam2 {
+            // The offset is added to SAM 2's f32 points in f32.
             c.point = c.point.map(|v| f64::from(v as f32));
         }
     }
@@ -205,16 +215,7 @@ fn process_batch(
     let sam2 = model.config().is_sam2();
     let mut out = Vec::new();
     for chunk in points.chunks(DECODE_CHUNK) {
-        // SAM 2 takes the points as an f32 tensor (the official `torch.as_tensor(points,
-        // dtype=torch.float32)`), and they stay f32 in its records.
-        let chunk: Vec<[f64; 2]> = if sam2 {
-            chunk
-                .iter()
-                .map(|p| p.map(|v| f64::from(v as f32)))
-                .collect()
-        } else {
-            chunk.to_vec()
-        };
+        // SAM 2's points are f32 already (`process_crop`).
         let input: Vec<[f64; 2]> = chunk
             .iter()
             .map(|&[x, y]| {
@@ -262,24 +263,7 @@ fn process_batch(
                 } else {
                     low
                 };
-                let classes = if sam2 {
-                    transforms::sam2_upscale_classes(
-                        low,
-                        (LOW_RES, LOW_RES),
-                        crop_hw,
-                        MASK_THRESHOLD,
-                        params.stability_score_offset,
-                    )
-                } else {
-                    transforms::upscale_classes(
-                        low,
-                        (LOW_RES, LOW_RES),
-                        emb.input_hw,
-                        crop_hw,
-                        MASK_THRESHOLD,
-                        params.stability_score_offset,
-                    )
-                };
+                let classes = model.upscale_classes(emb, low, params.stability_score_offset);
                 let stability = transforms::stability_of_classes(&classes);
                 // `>=` is false for NaN (no pixel above the low threshold), as in PyTorch.
                 let stable = stability >= params.stability_score_thresh;

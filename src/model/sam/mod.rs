@@ -426,24 +426,7 @@ impl SamModel {
             .low_res_logits
             .iter()
             .map(|l| {
-                let classes = if self.config.is_sam2() {
-                    transforms::sam2_upscale_classes(
-                        l,
-                        (LOW_RES, LOW_RES),
-                        emb.original_hw,
-                        MASK_THRESHOLD,
-                        STABILITY_OFFSET,
-                    )
-                } else {
-                    transforms::upscale_classes(
-                        l,
-                        (LOW_RES, LOW_RES),
-                        emb.input_hw,
-                        emb.original_hw,
-                        MASK_THRESHOLD,
-                        STABILITY_OFFSET,
-                    )
-                };
+                let classes = self.upscale_classes(emb, l, STABILITY_OFFSET);
                 let stability = transforms::stability_of_classes(&classes);
                 let data = classes
                     .iter()
@@ -462,6 +445,26 @@ impl SamModel {
             stability_scores,
             ..raw
         })
+    }
+
+    /// One low-res logit map of `emb` upscaled to the original size as the model's official
+    /// postprocessing does it (SAM: through the padded 1024 frame, cropped; SAM 2.1: straight
+    /// to the image's size), reduced to the classes of [`transforms::upscale_classes`]: above
+    /// the mask threshold, and above it ± `offset` for the stability score.
+    pub fn upscale_classes(&self, emb: &ImageEmbedding, low_res: &[f32], offset: f32) -> Vec<u8> {
+        let hw = (LOW_RES, LOW_RES);
+        if self.config.is_sam2() {
+            transforms::sam2_upscale_classes(low_res, hw, emb.original_hw, MASK_THRESHOLD, offset)
+        } else {
+            transforms::upscale_classes(
+                low_res,
+                hw,
+                emb.input_hw,
+                emb.original_hw,
+                MASK_THRESHOLD,
+                offset,
+            )
+        }
     }
 
     /// Like [`Self::predict`] without the upscale to the original size (`masks` is empty).

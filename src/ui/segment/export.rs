@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 
-use super::SegmentSettings;
+use super::{Notify, SegmentSettings, SegmentState};
 use crate::annotate::{AnnotatedImage, CocoShape, Labeled};
 use crate::types::{Mask, Rgb8};
 use crate::viz::mask::{cutout, save_mask_png};
@@ -178,4 +178,61 @@ pub fn suggested(kind: ExportKind, image_name: &str) -> PathBuf {
         .file_stem()
         .map_or("mask".into(), |s| s.to_string_lossy().into_owned());
     PathBuf::from(kind.file_name(&stem))
+}
+
+impl SegmentState {
+    /// What the exports read, shared (no pixel copied).
+    fn export_data(&self, settings: &SegmentSettings) -> anyhow::Result<ExportData> {
+        let img = self
+            .image
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("no image"))?;
+        Ok(ExportData {
+            image_name: img.name.clone(),
+            image: img.rgb.clone(),
+            current: self
+                .selected_mask()
+                .map(|m| (settings.label.clone(), m.clone())),
+            objects: self
+                .objects
+                .iter()
+                .map(|o| (o.label.clone(), o.mask.clone()))
+                .collect(),
+            options: ExportOptions::of(settings),
+        })
+    }
+
+    /// Writes `kind` to `path` now, as `settings` say (tests and scripts; the buttons use
+    /// [`Self::start_export`]); returns the notices.
+    pub fn export(
+        &self,
+        kind: ExportKind,
+        settings: &SegmentSettings,
+        path: &Path,
+    ) -> anyhow::Result<Vec<String>> {
+        write(kind, &self.export_data(settings)?, path)
+    }
+
+    /// Writes `kind` to `path` on a job; the status bar reports the outcome.
+    pub fn start_export(
+        &mut self,
+        kind: ExportKind,
+        settings: &SegmentSettings,
+        path: PathBuf,
+        notify: Notify,
+    ) {
+        match self.export_data(settings) {
+            Ok(data) => self.exports.submit(move |_| {
+                write(kind, &data, &path)
+                    .map(|notices| written(&path, &notices))
+                    .map_err(|e| crate::error::one_line(&e))
+            }),
+            Err(e) => notify(Err(crate::error::one_line(&e))),
+        }
+    }
+
+    /// True while an export is being written.
+    pub fn exporting(&self) -> bool {
+        self.exports.is_pending()
+    }
 }

@@ -38,7 +38,7 @@ use crate::viz::mask::OBJECT_COLORS;
 use crate::worker::sam::{SamRequest, SamResponse, SamTask, SamWorker};
 use attention::{AttentionOverlay, AttentionPick};
 use everything::EverythingState;
-use export::{ExportData, ExportKind, ExportOptions, ExportResult};
+use export::ExportResult;
 use folder::{FolderScan, FolderState};
 use history::PromptHistory;
 use hover::HoverState;
@@ -847,60 +847,5 @@ impl SegmentState {
         self.history.reset();
         self.incoming = None;
         self.overlays.cancel();
-    }
-
-    /// What the exports read, shared (no pixel copied).
-    fn export_data(&self, settings: &SegmentSettings) -> anyhow::Result<ExportData> {
-        let img = self
-            .image
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("no image"))?;
-        Ok(ExportData {
-            image_name: img.name.clone(),
-            image: img.rgb.clone(),
-            current: self
-                .selected_mask()
-                .map(|m| (settings.label.clone(), m.clone())),
-            objects: self
-                .objects
-                .iter()
-                .map(|o| (o.label.clone(), o.mask.clone()))
-                .collect(),
-            options: ExportOptions::of(settings),
-        })
-    }
-
-    /// Writes `kind` to `path` now, as `settings` say (tests and scripts; the buttons use
-    /// [`Self::start_export`]); returns the notices.
-    pub fn export(
-        &self,
-        kind: ExportKind,
-        settings: &SegmentSettings,
-        path: &Path,
-    ) -> anyhow::Result<Vec<String>> {
-        export::write(kind, &self.export_data(settings)?, path)
-    }
-
-    /// Writes `kind` to `path` on a job; the status bar reports the outcome.
-    pub fn start_export(
-        &mut self,
-        kind: ExportKind,
-        settings: &SegmentSettings,
-        path: PathBuf,
-        notify: Notify,
-    ) {
-        match self.export_data(settings) {
-            Ok(data) => self.exports.submit(move |_| {
-                export::write(kind, &data, &path)
-                    .map(|notices| export::written(&path, &notices))
-                    .map_err(|e| crate::error::one_line(&e))
-            }),
-            Err(e) => notify(Err(crate::error::one_line(&e))),
-        }
-    }
-
-    /// True while an export is being written.
-    pub fn exporting(&self) -> bool {
-        self.exports.is_pending()
     }
 }

@@ -1,0 +1,444 @@
+//! The mask decoder's upscaling: the two 2 × 2 transposed convolutions (with SAM 2's
+//! high-resolution features added), and the product with the hypernetworks' outputs that
+//! gives the mask logits; fused on the CPU without pixel shuffles.
+
+use anyhow::Result;
+use candle_core::{Module, Tensor};
+
+use super::MaskDecoder;
+use crate::model::ops::{
+    contiguous_f32, gelu, lane_sum, linear_gemm, on_cpu_f32, Epilogue, LayerNorm,
+};
+use crate::model::simd::gelu_inplace;
+use crate::weights::Scope;
+
+/// A 2×2, stride-2 transposed convolution on channels-last data, followed by an optional
+/// LayerNorm over channels and GELU: one GEMM, then a pixel shuffle (the 2×2 windows do not
+/// overlap, so this is exact).
+///
+/// PERF: on the CPU the bias is the GEMM's, the norm and GELU run in place on its output
+/// ([`Upsample2x::forward_blocks`]), and the shuffle is one copy (none at all inside the
+/// decoder's own upscaling, [`UpscaleMasks`]), instead of four full-size tensor passes.
+pub(super) struct Upsample2x {
+    /// `[Cin, Cout·4]`
+    weight: Tensor,
+    /// The same as host data for the CPU GEMM, columns in (dy, dx, channel) order:
+    /// `[Cin, 4·Cout]`.
+    weight_host: Vec<f32>,
+    /// `[Cout]`
+    bias: Tensor,
+    /// The bias once per output pixel of a 2×2 block: the GEMM's bias in (dy, dx, channel)
+    /// column order, `[4·Cout]`.
+    bias4: Vec<f32>,
+    /// LayerNorm2d `(weight, bias, eps)` applied after the bias.
+    norm: Option<(Vec<f32>, Vec<f32>, f32)>,
+    norm_t: Option<LayerNorm>,
+    cout: usize,
+}
+
+impl Upsample2x {
+    pub(super) fn load(s: &Scope, cin: usize, cout: usize, norm: Option<&Scope>) -> Result<Self> {
+        let weight = s
+            .get("weight", &[cin, cout, 2, 2])?
+            .reshape((cin, cout * 4))?;
+        // Columns reordered from (channel, dy, dx) to (dy, dx, channel), so that each output
+        // pixel's channels are contiguous in the GEMM result.
+        let weight_host = weight
+            .reshape((cin, cout, 4))?
+            .transpose(1, 2)?
+            .contiguous()?
+            .flatten_all()?
+            .to_vec1()?;
+        let bias = s.get("bias", &[cout])?;
+        let (norm, norm_t) = match norm {
+            Some(n) => (
+                Some((
+                    n.get_vec("weight", &[cout])?,
+                    n.get_vec("bias", &[cout])?,
+                    1e-6,
+                )),
+                Some(LayerNorm::load(n, cout, 1e-6)?),
+            ),
+            None => (None, None),
+        };
+        Ok(Self {
+            bias4: bias.to_vec1::<f32>()?.repeat(4),
+            weight,
+            weight_host,
+            bias,
+            norm,
+            norm_t,
+            cout,
+        })
+    }
+
+    /// `[H, W, Cin]` → GELU(norm(upsample(x) + skip)) `[2H, 2W, Cout]` (`skip`, SAM 2's
+    /// high-resolution features, channels-last `[2H, 2W, Cout]`).
+    pub(super) fn forward(&self, x: &Tensor, skip: Option<&Tensor>) -> candle_core::Result<Tensor> {
+        if on_cpu_f32(x) && skip.is_none() {
+            return x.contiguous()?.apply_op1_no_bwd(self);
+        }
+        let (h, w, cin) = x.dims3()?;
+        let y = x
+            .reshape((h * w, cin))?
+            .matmul(&self.weight)? // [H·W, Cout·4]
+            .reshape((h, w, self.cout, 2, 2))?
+            .permute((0, 3, 1, 4, 2))? // [H, 2, W, 2, Cout]
+            .reshape((2 * h, 2 * w, self.cout))?
+            .broadcast_add(&self.bias)?;
+        let y = match skip {
+            Some(s) => (y + s)?,
+            None => y,
+        };
+        let y = match &self.norm_t {
+            Some(n) => n.forward(&y)?,
+            None => y,
+        };
+        gelu(&y)
+    }
+
+    /// The CPU form that keeps each input pixel's 2×2 output block together: `x [N, Cin]`
+    /// (pixels in any order) → `[N·4, Cout]` in (pixel, dy, dx) order, with the bias, norm and
+    /// GELU applied. The transposed convolution's 2×2 windows do not overlap and the norm and
+    /// GELU work per pixel, so these are the forward's values, only in another pixel order.
+    ///
+    /// `skip` (SAM 2's high-resolution features, in the same block order, `[N·4, Cout]`) is
+    /// added after the bias, before the norm and GELU.
+    fn forward_blocks(&self, x: &[f32], n: usize, skip: Option<&[f32]>) -> Vec<f32> {
+        use rayon::prelude::*;
+        let c = self.cout;
+        let dims = (n, 4 * c, x.len() / n.max(1));
+        let Some((nw, nb, eps)) = &self.norm else {
+            let Some(skip) = skip else {
+                return linear_gemm(
+                    x,
+                    &self.weight_host,
+                    Some(&self.bias4),
+                    dims,
+                    Epilogue::Gelu,
+                );
+            };
+            let mut y = linear_gemm(
+                x,
+                &self.weight_host,
+                Some(&self.bias4),
+                dims,
+                Epilogue::None,
+            );
+            y.par_chunks_mut(64 * c)
+                .zip(skip.par_chunks(64 * c))
+                .for_each(|(pixels, extra)| {
+                    pixels.iter_mut().zip(extra).for_each(|(t, e)| *t += e);
+                    gelu_inplace(pixels);
+                });
+            return y;
+        };
+        let mut y = linear_gemm(
+            x,
+            &self.weight_host,
+            Some(&self.bias4),
+            dims,
+            Epilogue::None,
+        );
+        y.par_chunks_mut(64 * c)
+            .enumerate()
+            .for_each(|(chunk, pixels)| {
+                if let Some(skip) = skip {
+                    let extra = &skip[chunk * 64 * c..][..pixels.len()];
+                    pixels.iter_mut().zip(extra).for_each(|(t, e)| *t += e);
+                }
+                for px in pixels.chunks_mut(c) {
+                    let mean = lane_sum(px, |t| t) / c as f32;
+                    let var = lane_sum(px, |t| (t - mean) * (t - mean)) / c as f32;
+                    let inv = 1.0 / (var + eps).sqrt();
+                    for ((t, g), bb) in px.iter_mut().zip(nw).zip(nb) {
+                        *t = (*t - mean) * inv * g + bb;
+                    }
+                }
+                gelu_inplace(pixels);
+            });
+        y
+    }
+}
+
+/// The decoder's upscaling and mask product on the CPU, with no pixel shuffle: the keys
+/// `[h·w, D]` and the hypernetworks' outputs `[n, 32]` → mask logits `[n, 4h, 4w]`.
+///
+/// PERF: both upsampling steps keep each pixel's output block together
+/// ([`Upsample2x::forward_blocks`]), so their 4 and 8 MiB activations are neither shuffled
+/// nor zero-filled; only the `n` mask planes are put in image order, at the end.
+struct UpscaleMasks<'a> {
+    up1: &'a Upsample2x,
+    up2: &'a Upsample2x,
+    hw: (usize, usize),
+    /// SAM 2's high-resolution features in the two steps' block orders.
+    skips: Option<(&'a [f32], &'a [f32])>,
+}
+
+impl candle_core::CustomOp2 for UpscaleMasks<'_> {
+    fn name(&self) -> &'static str {
+        "segattn-upscale-masks"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &candle_core::CpuStorage,
+        l1: &candle_core::Layout,
+        s2: &candle_core::CpuStorage,
+        l2: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use rayon::prelude::*;
+        let (keys, hyper) = (contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?);
+        let (h, w) = self.hw;
+        let (n, uc) = l2.shape().dims2()?;
+        if l1.shape().dims2()?.0 != h * w || uc != self.up2.cout {
+            candle_core::bail!(
+                "upscale masks: keys {:?}, hypernetworks {:?}",
+                l1.dims(),
+                l2.dims()
+            );
+        }
+        let (s1, s0) = match self.skips {
+            Some((s1, s0)) => (Some(s1), Some(s0)),
+            None => (None, None),
+        };
+        let up = self.up1.forward_blocks(keys, h * w, s1); // [h·w·4, C/4]
+        let up = self.up2.forward_blocks(&up, h * w * 4, s0); // [h·w·16, 32]
+        let hyper_t: Vec<f32> = (0..uc)
+            .flat_map(|k| (0..n).map(move |j| hyper[j * uc + k]))
+            .collect();
+        // [h·w·16, n]: pixel (iy, ix, dy1, dx1, dy2, dx2) of each mask.
+        let logits = linear_gemm(&up, &hyper_t, None, (h * w * 16, n, uc), Epilogue::None);
+        let (oh, ow) = (4 * h, 4 * w);
+        let mut out = vec![0f32; n * oh * ow];
+        out.par_chunks_mut(ow).enumerate().for_each(|(row, line)| {
+            let (j, oy) = (row / oh, row % oh);
+            let (iy, dy1, dy2) = (oy / 4, (oy / 2) % 2, oy % 2);
+            for (ox, v) in line.iter_mut().enumerate() {
+                let (ix, dx1, dx2) = (ox / 4, (ox / 2) % 2, ox % 2);
+                let src = (((iy * w + ix) * 2 + dy1) * 2 + dx1) * 4 + dy2 * 2 + dx2;
+                *v = logits[src * n + j];
+            }
+        });
+        Ok((
+            candle_core::CpuStorage::F32(out),
+            candle_core::Shape::from((n, oh, ow)),
+        ))
+    }
+}
+
+impl candle_core::CustomOp1 for Upsample2x {
+    fn name(&self) -> &'static str {
+        "segattn-upsample2x"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use rayon::prelude::*;
+        let data = contiguous_f32(storage, layout)?;
+        let (h, w, _) = layout.shape().dims3()?;
+        let c = self.cout;
+        let y = self.forward_blocks(data, h * w, None); // [H·W·4, Cout], (pixel, dy, dx) order
+        let mut out = vec![0f32; 4 * h * w * c];
+        out.par_chunks_mut(2 * w * c)
+            .enumerate()
+            .for_each(|(oy, row)| {
+                let (iy, dy) = (oy / 2, oy % 2);
+                for (ox, px) in row.chunks_mut(c).enumerate() {
+                    let (ix, dx) = (ox / 2, ox % 2);
+                    px.copy_from_slice(&y[((iy * w + ix) * 4 + dy * 2 + dx) * c..][..c]);
+                }
+            });
+        Ok((
+            candle_core::CpuStorage::F32(out),
+            candle_core::Shape::from((2 * h, 2 * w, c)),
+        ))
+    }
+}
+
+/// SAM 2's high-resolution features (`conv_s0` / `conv_s1` of the FPN's two finest levels),
+/// added inside the decoder's upscaling; computed once per image.
+#[derive(Clone)]
+pub struct HighResFeatures {
+    /// `conv_s1` features, channels-last `[2h, 2w, 64]`.
+    s1: Tensor,
+    /// `conv_s0` features, channels-last `[4h, 4w, 32]`.
+    s0: Tensor,
+    /// On the CPU, both in the block orders of [`UpscaleMasks`]: `s1` as
+    /// `(iy, ix, dy1, dx1, channel)`, `s0` as `(iy, ix, dy1, dx1, dy2, dx2, channel)`.
+    blocks: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+impl HighResFeatures {
+    /// From `feat_s1` `[1, 64, 2h, 2w]` and `feat_s0` `[1, 32, 4h, 4w]` (channels-first, as
+    /// the official `high_res_feats`).
+    pub fn new(feat_s1: &Tensor, feat_s0: &Tensor) -> candle_core::Result<Self> {
+        let (_, c1, h2, w2) = feat_s1.dims4()?;
+        let (_, c0, h4, w4) = feat_s0.dims4()?;
+        if h4 != 2 * h2 || w4 != 2 * w2 || h2 % 2 != 0 || w2 % 2 != 0 {
+            candle_core::bail!(
+                "high-resolution features {:?} and {:?} do not nest",
+                feat_s1.dims(),
+                feat_s0.dims()
+            );
+        }
+        let s1 = feat_s1.squeeze(0)?.permute((1, 2, 0))?.contiguous()?;
+        let s0 = feat_s0.squeeze(0)?.permute((1, 2, 0))?.contiguous()?;
+        let blocks = if on_cpu_f32(&s1) && on_cpu_f32(&s0) {
+            let (h, w) = (h2 / 2, w2 / 2);
+            let v1: Vec<f32> = s1.flatten_all()?.to_vec1()?;
+            let v0: Vec<f32> = s0.flatten_all()?.to_vec1()?;
+            let mut b1 = Vec::with_capacity(v1.len());
+            let mut b0 = Vec::with_capacity(v0.len());
+            for iy in 0..h {
+                for ix in 0..w {
+                    for dy1 in 0..2 {
+                        for dx1 in 0..2 {
+                            let (y1, x1) = (2 * iy + dy1, 2 * ix + dx1);
+                            b1.extend_from_slice(&v1[(y1 * w2 + x1) * c1..][..c1]);
+                            for dy2 in 0..2 {
+                                for dx2 in 0..2 {
+                                    let (y0, x0) = (2 * y1 + dy2, 2 * x1 + dx2);
+                                    b0.extend_from_slice(&v0[(y0 * w4 + x0) * c0..][..c0]);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Some((b1, b0))
+        } else {
+            None
+        };
+        Ok(Self { s1, s0, blocks })
+    }
+}
+
+impl MaskDecoder {
+    /// The upscaling and the mask product of one prompt: final image keys `[h·w, D]` and
+    /// hypernetwork outputs `[n, 32]` → mask logits `[n, 4h, 4w]`, with SAM 2's
+    /// high-resolution features added in the two steps.
+    pub(super) fn upscale_masks(
+        &self,
+        keys: &Tensor,
+        hyper: &Tensor,
+        (h, w): (usize, usize),
+        high_res: Option<&HighResFeatures>,
+    ) -> candle_core::Result<Tensor> {
+        let n = hyper.dim(0)?;
+        let c = keys.dim(1)?;
+        let cpu_skips = match high_res {
+            Some(hr) => hr
+                .blocks
+                .as_ref()
+                .map(|(a, b)| Some((a.as_slice(), b.as_slice()))),
+            None => Some(None),
+        };
+        if let (true, Some(skips)) = (on_cpu_f32(keys) && on_cpu_f32(hyper), cpu_skips) {
+            let op = UpscaleMasks {
+                up1: &self.up1,
+                up2: &self.up2,
+                hw: (h, w),
+                skips,
+            };
+            return keys
+                .contiguous()?
+                .apply_op2_no_bwd(&hyper.contiguous()?, &op); // [n, 4h, 4w]
+        }
+        let up = self
+            .up1
+            .forward(&keys.reshape((h, w, c))?, high_res.map(|hr| &hr.s1))?;
+        let up = self.up2.forward(&up, high_res.map(|hr| &hr.s0))?; // [4h, 4w, 32]
+        let (uh, uw, uc) = up.dims3()?;
+        hyper
+            .matmul(&up.reshape((uh * uw, uc))?.t()?)?
+            .reshape((n, uh, uw))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ops::testing::{assert_close, tensor, vals, weights};
+    use candle_core::Device;
+
+    /// The decoder's two upsampling steps for width `d`, with test weights.
+    fn upsamplers(d: usize) -> (Upsample2x, Upsample2x) {
+        let wts = weights(vec![
+            ("up.0.weight".into(), vec![d, d / 4, 2, 2]),
+            ("up.0.bias".into(), vec![d / 4]),
+            ("up.1.weight".into(), vec![d / 4]),
+            ("up.1.bias".into(), vec![d / 4]),
+            ("up.3.weight".into(), vec![d / 4, d / 8, 2, 2]),
+            ("up.3.bias".into(), vec![d / 8]),
+        ]);
+        let up = Scope::new(&wts, &Device::Cpu).pp("up");
+        let up1 = Upsample2x::load(&up.pp(0), d, d / 4, Some(&up.pp(1))).expect("up1");
+        let up2 = Upsample2x::load(&up.pp(3), d / 4, d / 8, None).expect("up2");
+        (up1, up2)
+    }
+
+    /// The shuffle-free CPU upscaling gives the masks of the spatial-order forward (both
+    /// upsampling steps in image order, then the hypernetworks' product), on a 5 × 3 grid.
+    #[test]
+    fn upscaling_without_shuffles_equals_the_spatial_forward() {
+        let (d, h, w, n) = (32, 5, 3, 4);
+        let (up1, up2) = upsamplers(d);
+        let keys = tensor(vals(h * w * d, 1), &[h * w, d]);
+        let hyper = tensor(vals(n * d / 8, 2), &[n, d / 8]);
+        let spatial = keys
+            .reshape((h, w, d))
+            .and_then(|k| up1.forward(&k, None))
+            .and_then(|u| up2.forward(&u, None))
+            .expect("spatial"); // [4h, 4w, d/8]
+        let want = spatial
+            .reshape((16 * h * w, d / 8))
+            .and_then(|u| hyper.matmul(&u.t()?))
+            .and_then(|m| m.reshape((n, 4 * h, 4 * w)))
+            .expect("masks");
+        let op = UpscaleMasks {
+            up1: &up1,
+            up2: &up2,
+            hw: (h, w),
+            skips: None,
+        };
+        let got = keys.apply_op2_no_bwd(&hyper, &op).expect("fused");
+        assert_eq!(got.dims(), [n, 4 * h, 4 * w]);
+        assert_close(&got, &want, "mask logits");
+    }
+
+    /// SAM 2's upscaling, the high-resolution features added before the norm and GELU: the
+    /// fused CPU form with the features in block order equals the spatial forward.
+    #[test]
+    fn upscaling_with_high_res_features_equals_the_spatial_forward() {
+        let (d, h, w, n) = (32, 4, 6, 3);
+        let (up1, up2) = upsamplers(d);
+        let keys = tensor(vals(h * w * d, 3), &[h * w, d]);
+        let hyper = tensor(vals(n * d / 8, 4), &[n, d / 8]);
+        let s1 = tensor(vals(d / 4 * 4 * h * w, 5), &[1, d / 4, 2 * h, 2 * w]);
+        let s0 = tensor(vals(d / 8 * 16 * h * w, 6), &[1, d / 8, 4 * h, 4 * w]);
+        let hr = HighResFeatures::new(&s1, &s0).expect("features");
+        let spatial = keys
+            .reshape((h, w, d))
+            .and_then(|k| up1.forward(&k, Some(&hr.s1)))
+            .and_then(|u| up2.forward(&u, Some(&hr.s0)))
+            .expect("spatial");
+        let want = spatial
+            .reshape((16 * h * w, d / 8))
+            .and_then(|u| hyper.matmul(&u.t()?))
+            .and_then(|m| m.reshape((n, 4 * h, 4 * w)))
+            .expect("masks");
+        let (b1, b0) = hr.blocks.as_ref().expect("CPU block orders");
+        let op = UpscaleMasks {
+            up1: &up1,
+            up2: &up2,
+            hw: (h, w),
+            skips: Some((b1, b0)),
+        };
+        let got = keys.apply_op2_no_bwd(&hyper, &op).expect("fused");
+        assert_close(&got, &want, "mask logits with high-res features");
+    }
+}
