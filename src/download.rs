@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
 
 use crate::weights::{HUB_SAM2_REPOS, HUB_SAM_REPO, HUB_TEXT_REPOS, SAM_FILE_NAMES};
@@ -173,6 +173,7 @@ pub struct Download {
 /// return an error); caught at the top of the download thread.
 struct CancelToken;
 
+#[cfg(feature = "download")]
 struct ChannelProgress {
     tx: SyncSender<DownloadEvent>,
     cancel: Arc<AtomicBool>,
@@ -184,6 +185,7 @@ struct ChannelProgress {
     last_sent: u64,
 }
 
+#[cfg(feature = "download")]
 impl hf_hub::api::Progress for ChannelProgress {
     fn init(&mut self, size: usize, _filename: &str) {
         self.total = size as u64;
@@ -206,7 +208,10 @@ impl hf_hub::api::Progress for ChannelProgress {
                 done: self.done,
                 total: self.total,
             };
-            if !matches!(self.tx.try_send(event), Err(TrySendError::Full(_))) {
+            if !matches!(
+                self.tx.try_send(event),
+                Err(std::sync::mpsc::TrySendError::Full(_))
+            ) {
                 (self.repaint)();
             }
         }
@@ -260,6 +265,23 @@ impl Download {
     }
 }
 
+/// Without the `download` feature: the same events, ending in a failure that says why.
+#[cfg(not(feature = "download"))]
+fn fetch(
+    spec: &DownloadSpec,
+    _options: &DownloadOptions,
+    _tx: &SyncSender<DownloadEvent>,
+    _cancel: &Arc<AtomicBool>,
+    _repaint: &Repaint,
+) -> Result<PathBuf, String> {
+    Err(format!(
+        "{}: this build of segattn has no downloader (built without the `download` feature); \
+         fetch the files yourself and open them",
+        spec.repo
+    ))
+}
+
+#[cfg(feature = "download")]
 fn fetch(
     spec: &DownloadSpec,
     options: &DownloadOptions,

@@ -166,6 +166,7 @@ impl Runtime {
 
 /// How much lower than the UI thread the model and job threads run (a Unix nice value): a
 /// frame is drawn as soon as it is due, even while an image encodes on every core.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 const BACKGROUND_NICE: i32 = 10;
 
 /// Lowers the calling thread's scheduling priority to nice 10 (Linux; elsewhere

@@ -113,6 +113,18 @@ fn segments_chelsea_like_pytorch() {
     assert_eq!(saved["low_res_masks"].dims(), &[3, 256, 256]);
     assert_eq!(saved["iou_predictions"].dims(), &[3]);
     assert_eq!(saved["image_embeddings"].dims(), &[256, 64, 64]);
+    assert_eq!(saved["masks"].dims(), &[3, 300, 451]);
+    let saved_masks: Vec<u8> = saved["masks"]
+        .flatten_all()
+        .and_then(|t| t.to_vec1())
+        .expect("u8");
+    for i in 0..3 {
+        let png = image::open(workdir().join(format!("cat-{i}.png")))
+            .expect("mask png")
+            .into_luma8();
+        let ours: Vec<u8> = png.pixels().map(|p| u8::from(p.0[0] == 255)).collect();
+        assert!(ours == saved_masks[i * plane..(i + 1) * plane], "mask {i}");
+    }
 }
 
 #[test]
@@ -496,4 +508,68 @@ fn everything_rejects_bad_parameters_cleanly() {
         out.to_str().expect("utf8"),
     ]);
     fails_with(&run, "missing.png");
+}
+
+/// `segattn detweights` (the GPU check's weights): the small ViT comes out equal to the tests'
+/// own file, a text fixture's `weight_keys` with their shapes and values, and a file without
+/// keys is refused cleanly.
+#[test]
+fn detweights_writes_the_fixture_models() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sam = dir.path().join("small.safetensors");
+    let run = segattn(&[
+        "detweights",
+        "--arch",
+        "sam-vit-small",
+        "--seed",
+        "2",
+        "--out",
+        sam.to_str().expect("utf8"),
+    ]);
+    assert_eq!(run.code, 0, "stderr: {}", run.stderr);
+    let ours = candle_core::safetensors::load(&sam, &Device::Cpu).expect("written");
+    let tests = candle_core::safetensors::load(weights(), &Device::Cpu).expect("test file");
+    assert_eq!(ours.len(), tests.len());
+    for (key, t) in &tests {
+        let a: Vec<f32> = t.flatten_all().and_then(|t| t.to_vec1()).expect("f32");
+        let b: Vec<f32> = ours[key].flatten_all().and_then(|t| t.to_vec1()).expect("f32");
+        assert!(a == b, "{key}");
+    }
+
+    let text = dir.path().join("camembert.safetensors");
+    let meta = fixture("text/french/camembert_tiny.json");
+    let run = segattn(&[
+        "detweights",
+        "--keys",
+        meta.to_str().expect("utf8"),
+        "--seed",
+        "21",
+        "--out",
+        text.to_str().expect("utf8"),
+    ]);
+    assert_eq!(run.code, 0, "stderr: {}", run.stderr);
+    let ours = candle_core::safetensors::load(&text, &Device::Cpu).expect("written");
+    let keys = common::json("text/french/camembert_tiny.json")["weight_keys"].clone();
+    let keys = keys.as_object().expect("keys");
+    assert_eq!(ours.len(), keys.len());
+    for (key, shape) in keys {
+        let shape: Vec<usize> = serde_json::from_value(shape.clone()).expect("shape");
+        assert_eq!(ours[key].dims(), &shape[..], "{key}");
+        let values: Vec<f32> = ours[key].flatten_all().and_then(|t| t.to_vec1()).expect("f32");
+        assert!(values == segattn::model::detweights::generate(21, key, &shape), "{key}");
+    }
+
+    let no_keys = fixture("sam/manifest.json");
+    fails_with(
+        &segattn(&[
+            "detweights",
+            "--keys",
+            no_keys.to_str().expect("utf8"),
+            "--seed",
+            "1",
+            "--out",
+            text.to_str().expect("utf8"),
+        ]),
+        "weight_keys",
+    );
 }

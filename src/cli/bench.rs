@@ -51,7 +51,8 @@ pub enum BenchArch {
 }
 
 impl BenchArch {
-    fn config(self) -> SamConfig {
+    /// The architecture's configuration (official shapes).
+    pub(super) fn config(self) -> SamConfig {
         SamConfig::with_encoder(match self {
             Self::MobileSam => EncoderConfig::TinyVit(TinyVitConfig::mobile_sam()),
             Self::VitB => EncoderConfig::Vit(VitConfig::vit_b()),

@@ -4,6 +4,7 @@
 
 mod attend;
 mod bench;
+mod detweights;
 mod encodings;
 mod everything;
 mod export;
@@ -122,6 +123,10 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Train a tiny transformer on a task with a known attention pattern.
     Train(train::TrainArgs),
+    /// Write deterministic test weights (the fixtures' models) for checks on machines without
+    /// a Rust toolchain.
+    #[command(hide = true)]
+    Detweights(detweights::DetweightsArgs),
 }
 
 /// Runs a subcommand.
@@ -134,6 +139,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Encodings(args) => encodings::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Train(args) => train::run(&args),
+        Command::Detweights(args) => detweights::run(&args),
     }
 }
 

@@ -33,7 +33,9 @@ pub struct SegmentArgs {
     /// Output mask PNG (8-bit grey, 255 inside).
     #[arg(long)]
     pub out: PathBuf,
-    /// Also write low-res logits, IoU predictions and the image embedding (safetensors).
+    /// Also write low-res logits, IoU predictions, the image embedding and the masks at the
+    /// image's size (safetensors: `low_res_masks`, `iou_predictions`, `image_embeddings`,
+    /// `masks` u8 `[n, height, width]`, 1 inside).
     #[arg(long)]
     pub logits_out: Option<PathBuf>,
     /// Print a JSON summary on stdout.
@@ -101,6 +103,17 @@ impl FromStr for BoxArg {
     }
 }
 
+/// The masks as one u8 tensor `[n, height, width]`, 1 inside.
+fn masks_tensor(masks: &[crate::types::Mask]) -> Result<Tensor> {
+    let (h, w) = masks.first().map_or((0, 0), |m| (m.height, m.width));
+    let data: Vec<u8> = masks.iter().flat_map(|m| m.data.iter().copied()).collect();
+    Ok(Tensor::from_vec(
+        data,
+        (masks.len(), h, w),
+        &candle_core::Device::Cpu,
+    )?)
+}
+
 /// Runs `segattn segment`.
 pub fn run(args: &SegmentArgs) -> Result<()> {
     let prompts = Prompts {
@@ -159,6 +172,7 @@ pub fn run(args: &SegmentArgs) -> Result<()> {
                 "image_embeddings",
                 Tensor::from_vec(emb.to_vec()?, (256, 64, 64), &cpu)?,
             ),
+            ("masks", masks_tensor(&pred.masks)?),
         ];
         candle_core::safetensors::save(&tensors.into_iter().collect(), path)
             .with_context(|| format!("cannot write {}", path.display()))?;
