@@ -419,3 +419,74 @@ train-failed = training failed: { $message }
 status-train = training { $speed } steps/s
 enc-model-rope = This model has no position table: its positions are rotary (RoPE), each head's queries and keys turned by an angle that grows with the position. Pick RoPE above to see the angles.
 enc-model-sinusoidal = This model adds the fixed sinusoidal table (not learned): the picture is the formula's, at the model's width.
+
+## Errors, from the models, the workers and the exports
+err-read-file = cannot read { $file } ({ $detail })
+err-write-file = cannot write { $file } ({ $detail })
+err-not-checkpoint = not a usable checkpoint ({ $reason }): { $file }
+err-unsafe-pickle = refusing to load: the pickle references `{ $what }`, which is not tensor data: { $file }
+err-missing-tensor = tensor `{ $name }` is missing from { $file }
+err-tensor-shape = tensor `{ $name }` has shape { $got }, expected { $expected }, in { $file }
+err-corrupt-tensor = tensor `{ $name }` is unreadable ({ $reason }) in { $file }
+err-image-format = not a supported image (PNG, JPEG, GIF, BMP, TIFF, WebP): { $file }
+err-image-empty = the image is empty ({ $width }x{ $height } pixels): { $file }
+err-image-too-large = the image is too large: { $width }x{ $height } is { $megapixels } megapixels, over the { $limit } megapixel limit: { $file }
+err-image-truncated = the image file is truncated: its data ends before the image does: { $file }
+err-image-decode = cannot decode image ({ $reason }): { $file }
+err-not-model-folder = not a model folder: { $dir }
+err-model-folder-lacks = the model folder lacks { $name }: { $dir }
+err-unsupported-model-type = unsupported model_type `{ $name }`; supported: { $supported }
+err-no-model-type = no `model_type`; supported: { $supported }
+err-empty-text = the text is empty: type a sentence
+err-no-known-tokens = the text has no tokens this model knows
+err-annotation-file = the annotation file cannot be read ({ $detail })
+err-nothing-to-export = nothing to export: { $reasons }
+err-no-object = no object (keep or select a mask first)
+err-data-yaml = cannot read the class names of data.yaml: { $detail }
+err-no-mask = no mask to export: click on the image first
+err-no-image = no image is open
+err-earlier-save = an earlier save stopped with an internal error
+err-cancelled = cancelled
+err-not-encoded = the image is not encoded yet
+err-no-sam-model = no SAM model is loaded: open or download one in the Models window
+err-no-text-model = no text model is loaded: open a model folder in the Models window
+err-worker-busy = the worker is busy; try again
+err-worker-stopped = the worker has stopped
+notice-object = { $image } object { $n } ({ $label })
+notice-size = { $object }: its mask is { $mw }×{ $mh }, the image { $iw }×{ $ih }; left out
+notice-empty = { $object }: its mask is empty; left out
+notice-too-thin = { $object }: too thin for a polygon; left out
+notice-thin-parts = { $object }: { $n ->
+    [one] { $n } part
+   *[other] { $n } parts
+} too thin for a polygon left out
+notice-holes = { $object }: { $n ->
+    [one] { $n } hole
+   *[other] { $n } holes
+} lost in { $format } polygons
+notice-lines = { $object }: { $n } separate parts, one line each
+wrote-file-note = wrote { $path } (note: { $note })
+wrote-file-notes = wrote { $path } (note: { $note }; and { $more } more)
+folder-wrote-coco = { $path }: { $objects } objects on { $images } images
+folder-wrote-yolo = { $files } label files and data.yaml in { $dir }
+folder-wrote-labelme = { $files } LabelMe files beside the images in { $dir }
+edit-busy = an edit is still running
+edit-err-no-other = choose a mask first (click on the image)
+edit-err-size = the masks differ in size ({ $w }×{ $h } and { $ow }×{ $oh })
+edit-err-empty = that would leave the object empty
+folder-no-image = no image in the folder { $dir }
+folder-set-aside = { $why }; it was moved to { $path }
+folder-more-notices = … and { $n } more
+folder-skipped-no-image = annotation { $n }: no such image; left out
+folder-skipped = { $image }, annotation { $n }: { $why }; left out
+folder-hidden-objects = { $image }: { $n ->
+    [one] { $n } stored object is
+   *[other] { $n } stored objects are
+} { $w }×{ $h }, the image { $width }×{ $height } (the file changed?): kept in the annotation file, not shown
+
+## Accessible names of pictures (screen readers, UI tests)
+a11y-head-view = Head view
+a11y-image-canvas = Image canvas
+a11y-attention-heatmap = Attention heatmap
+a11y-encoding-heatmap = Encoding heatmap
+a11y-sinusoidal-heatmap = Sinusoidal heatmap

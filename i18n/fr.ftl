@@ -419,3 +419,74 @@ train-failed = l'entraînement a échoué : { $message }
 status-train = entraînement { $speed } pas/s
 enc-model-rope = Ce modèle n'a pas de table de positions : ses positions sont rotatives (RoPE), les requêtes et les clés de chaque tête tournées d'un angle qui croît avec la position. Choisissez RoPE ci-dessus pour voir les angles.
 enc-model-sinusoidal = Ce modèle ajoute la table sinusoïdale fixe (non apprise) : l'image est celle de la formule, à la largeur du modèle.
+
+## Errors, from the models, the workers and the exports
+err-read-file = impossible de lire { $file } ({ $detail })
+err-write-file = impossible d'écrire { $file } ({ $detail })
+err-not-checkpoint = ce n'est pas un checkpoint utilisable ({ $reason }) : { $file }
+err-unsafe-pickle = chargement refusé : le pickle fait référence à `{ $what }`, qui n'est pas une donnée de tenseur : { $file }
+err-missing-tensor = le tenseur `{ $name }` manque dans { $file }
+err-tensor-shape = le tenseur `{ $name }` a la forme { $got } au lieu de { $expected }, dans { $file }
+err-corrupt-tensor = le tenseur `{ $name }` est illisible ({ $reason }) dans { $file }
+err-image-format = format d'image non pris en charge (PNG, JPEG, GIF, BMP, TIFF, WebP) : { $file }
+err-image-empty = l'image est vide ({ $width }x{ $height } pixels) : { $file }
+err-image-too-large = l'image est trop grande : { $width }x{ $height } font { $megapixels } mégapixels, au-delà de la limite de { $limit } mégapixels : { $file }
+err-image-truncated = le fichier image est tronqué : ses données s'arrêtent avant la fin de l'image : { $file }
+err-image-decode = impossible de décoder l'image ({ $reason }) : { $file }
+err-not-model-folder = ce n'est pas un dossier de modèle : { $dir }
+err-model-folder-lacks = il manque { $name } au dossier du modèle : { $dir }
+err-unsupported-model-type = model_type `{ $name }` non pris en charge ; pris en charge : { $supported }
+err-no-model-type = pas de `model_type` ; pris en charge : { $supported }
+err-empty-text = le texte est vide : tapez une phrase
+err-no-known-tokens = le texte n'a aucun token que ce modèle connaît
+err-annotation-file = le fichier d'annotations est illisible ({ $detail })
+err-nothing-to-export = rien à exporter : { $reasons }
+err-no-object = aucun objet (gardez ou choisissez d'abord un masque)
+err-data-yaml = impossible de lire les noms de classes de data.yaml : { $detail }
+err-no-mask = aucun masque à exporter : cliquez d'abord sur l'image
+err-no-image = aucune image n'est ouverte
+err-earlier-save = un enregistrement précédent s'est arrêté sur une erreur interne
+err-cancelled = annulé
+err-not-encoded = l'image n'est pas encore encodée
+err-no-sam-model = aucun modèle SAM n'est chargé : ouvrez-en ou téléchargez-en un dans la fenêtre Modèles
+err-no-text-model = aucun modèle de texte n'est chargé : ouvrez un dossier de modèle dans la fenêtre Modèles
+err-worker-busy = le calcul est occupé ; réessayez
+err-worker-stopped = le calcul s'est arrêté
+notice-object = { $image }, objet { $n } ({ $label })
+notice-size = { $object } : son masque fait { $mw }×{ $mh }, l'image { $iw }×{ $ih } ; laissé de côté
+notice-empty = { $object } : son masque est vide ; laissé de côté
+notice-too-thin = { $object } : trop fin pour un polygone ; laissé de côté
+notice-thin-parts = { $object } : { $n ->
+    [one] { $n } partie trop fine pour un polygone laissée de côté
+   *[other] { $n } parties trop fines pour un polygone laissées de côté
+}
+notice-holes = { $object } : { $n ->
+    [one] { $n } trou perdu
+   *[other] { $n } trous perdus
+} dans les polygones { $format }
+notice-lines = { $object } : { $n } parties séparées, une ligne chacune
+wrote-file-note = { $path } écrit (remarque : { $note })
+wrote-file-notes = { $path } écrit (remarque : { $note } ; et { $more } de plus)
+folder-wrote-coco = { $path } : { $objects } objets sur { $images } images
+folder-wrote-yolo = { $files } fichiers d'étiquettes et data.yaml dans { $dir }
+folder-wrote-labelme = { $files } fichiers LabelMe à côté des images dans { $dir }
+edit-busy = une modification est encore en cours
+edit-err-no-other = choisissez d'abord un masque (cliquez sur l'image)
+edit-err-size = les masques n'ont pas la même taille ({ $w }×{ $h } et { $ow }×{ $oh })
+edit-err-empty = l'objet deviendrait vide
+folder-no-image = aucune image dans le dossier { $dir }
+folder-set-aside = { $why } ; il a été déplacé vers { $path }
+folder-more-notices = … et { $n } de plus
+folder-skipped-no-image = annotation { $n } : aucune image de ce nom ; laissée de côté
+folder-skipped = { $image }, annotation { $n } : { $why } ; laissée de côté
+folder-hidden-objects = { $image } : { $n ->
+    [one] { $n } objet enregistré fait
+   *[other] { $n } objets enregistrés font
+} { $w }×{ $h }, l'image { $width }×{ $height } (le fichier a changé ?) : gardés dans le fichier d'annotations, pas affichés
+
+## Accessible names of pictures (screen readers, UI tests)
+a11y-head-view = Vue de la tête
+a11y-image-canvas = Image à segmenter
+a11y-attention-heatmap = Carte d'attention
+a11y-encoding-heatmap = Carte des encodages
+a11y-sinusoidal-heatmap = Carte sinusoïdale

@@ -312,7 +312,7 @@ impl SegattnApp {
             .or_else(|| remembered(&app.settings.segment.last_folder))
             .or_else(|| remembered(&app.settings.segment.last_image));
         match start {
-            Some(dir) if dir.is_dir() => app.segment.open_folder(dir),
+            Some(dir) if dir.is_dir() => app.segment.open_folder(dir, &cc.egui_ctx),
             Some(file) => app.segment.open(ImageSource::File(file), &cc.egui_ctx),
             None => {
                 let (name, bytes) = SAMPLES[0];
@@ -594,7 +594,7 @@ impl SegattnApp {
         if let Some(p) = dropped.into_iter().next() {
             self.settings.view = View::Segment;
             if p.is_dir() {
-                self.segment.open_folder(p);
+                self.segment.open_folder(p, ctx);
             } else {
                 self.segment.open(ImageSource::File(p), ctx);
             }
@@ -827,11 +827,12 @@ impl eframe::App for SegattnApp {
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         // At exit (and every 30 s): the folder's annotations on disk before anything else.
         if let Err(e) = self.segment.flush_folder(&self.settings.segment.labels) {
-            eprintln!("segattn: cannot save the annotations: {e}");
+            let message = crate::ui::problems::problem_text(self.lang(), &e);
+            eprintln!("segattn: cannot save the annotations: {e:?}");
             self.status.notify(Err(tr_lang!(
                 self.lang(),
                 "msg-save-failed",
-                message = e.to_string()
+                message = message
             )));
         }
         eframe::set_value(storage, eframe::APP_KEY, &self.settings);

@@ -8,6 +8,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+/// The context of every failed write: which file (the cause follows in the error's chain).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot write {}", .0.display())]
+pub struct WriteError(pub PathBuf);
+
 /// Writes `path` with `write`, atomically (see the module doc).
 pub fn write_atomic(
     path: &Path,
@@ -15,17 +20,16 @@ pub fn write_atomic(
 ) -> Result<()> {
     let tmp = temporary_beside(path);
     let result = (|| -> Result<()> {
-        let file =
-            File::create(&tmp).with_context(|| format!("cannot write {}", path.display()))?;
+        let file = File::create(&tmp).with_context(|| WriteError(path.to_path_buf()))?;
         let mut w = BufWriter::new(file);
         write(&mut w)?;
         let file = w
             .into_inner()
             .map_err(|e| e.into_error())
-            .with_context(|| format!("cannot write {}", path.display()))?;
+            .with_context(|| WriteError(path.to_path_buf()))?;
         file.sync_all()
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+            .with_context(|| WriteError(path.to_path_buf()))?;
+        std::fs::rename(&tmp, path).with_context(|| WriteError(path.to_path_buf()))
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -37,7 +41,7 @@ pub fn write_atomic(
 pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic(path, |w| {
         w.write_all(bytes)
-            .with_context(|| format!("cannot write {}", path.display()))
+            .with_context(|| WriteError(path.to_path_buf()))
     })
 }
 

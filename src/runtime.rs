@@ -92,6 +92,15 @@ impl DTypeChoice {
     }
 }
 
+/// candle's error without the backtrace it captures under `RUST_BACKTRACE` (a one-line
+/// message, not a screen of frames).
+fn without_backtrace(e: candle_core::Error) -> candle_core::Error {
+    match e {
+        candle_core::Error::WithBacktrace { inner, .. } => *inner,
+        other => other,
+    }
+}
+
 /// Opens the device the user asked for.
 pub fn select_device(choice: DeviceChoice) -> Result<Device> {
     match choice {
@@ -100,13 +109,17 @@ pub fn select_device(choice: DeviceChoice) -> Result<Device> {
             if !candle_core::utils::cuda_is_available() {
                 bail!("CUDA is not available: build with `--features cuda` on a machine with an NVIDIA GPU");
             }
-            Device::new_cuda(0).context("cannot open CUDA device 0")
+            Device::new_cuda(0)
+                .map_err(without_backtrace)
+                .context("cannot open CUDA device 0")
         }
         DeviceChoice::Metal => {
             if !candle_core::utils::metal_is_available() {
                 bail!("Metal is not available: build with `--features metal` on macOS");
             }
-            Device::new_metal(0).context("cannot open Metal device 0")
+            Device::new_metal(0)
+                .map_err(without_backtrace)
+                .context("cannot open Metal device 0")
         }
         DeviceChoice::Auto => {
             if candle_core::utils::cuda_is_available() {

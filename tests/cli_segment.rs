@@ -532,7 +532,10 @@ fn detweights_writes_the_fixture_models() {
     assert_eq!(ours.len(), tests.len());
     for (key, t) in &tests {
         let a: Vec<f32> = t.flatten_all().and_then(|t| t.to_vec1()).expect("f32");
-        let b: Vec<f32> = ours[key].flatten_all().and_then(|t| t.to_vec1()).expect("f32");
+        let b: Vec<f32> = ours[key]
+            .flatten_all()
+            .and_then(|t| t.to_vec1())
+            .expect("f32");
         assert!(a == b, "{key}");
     }
 
@@ -555,8 +558,14 @@ fn detweights_writes_the_fixture_models() {
     for (key, shape) in keys {
         let shape: Vec<usize> = serde_json::from_value(shape.clone()).expect("shape");
         assert_eq!(ours[key].dims(), &shape[..], "{key}");
-        let values: Vec<f32> = ours[key].flatten_all().and_then(|t| t.to_vec1()).expect("f32");
-        assert!(values == segattn::model::detweights::generate(21, key, &shape), "{key}");
+        let values: Vec<f32> = ours[key]
+            .flatten_all()
+            .and_then(|t| t.to_vec1())
+            .expect("f32");
+        assert!(
+            values == segattn::model::detweights::generate(21, key, &shape),
+            "{key}"
+        );
     }
 
     let no_keys = fixture("sam/manifest.json");

@@ -1782,3 +1782,62 @@ fn the_encodings_view_explains_a_tiny_models_positions() {
         assert!(found, "{positions:?}: no “{says}”");
     }
 }
+
+/// Errors from the models, the image decoder and the exports read in French when the UI
+/// does, and still name what the user must fix: a checkpoint without one tensor (the tensor
+/// and the file), an undecodable image (the file), an export with nothing chosen.
+#[test]
+fn errors_speak_french() {
+    use segattn::ui::i18n::Lang;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut tensors =
+        candle_core::safetensors::load(common::small_vit_file(), &Device::Cpu).expect("load");
+    let dropped = "mask_decoder.iou_token.weight";
+    tensors.remove(dropped).expect("the small ViT has it");
+    let broken = dir.path().join("broken.safetensors");
+    candle_core::safetensors::save(&tensors, &broken).expect("save");
+    let mut h = app(AppOptions {
+        sam_weights: Some(broken.clone()),
+        lang: Some(Lang::Fr),
+        ..Default::default()
+    });
+    wait_until(&mut h, "the load to fail", |a| {
+        a.status.last_error().is_some_and(|e| e.contains(dropped))
+    });
+    let error = h.state().status.last_error().expect("error").to_string();
+    let want = format!("le tenseur `{dropped}` manque dans {}", broken.display());
+    assert!(error.contains(&want), "{error}");
+
+    let bad = dir.path().join("notes.png");
+    std::fs::write(&bad, b"not an image at all").expect("write");
+    let ctx = h.ctx.clone();
+    h.state_mut().segment.open(ImageSource::File(bad), &ctx);
+    wait_until(&mut h, "the image error", |a| {
+        a.status
+            .last_error()
+            .is_some_and(|e| e.contains("notes.png"))
+    });
+    let error = h.state().status.last_error().expect("error").to_string();
+    assert!(
+        error.starts_with("format d'image non pris en charge"),
+        "{error}"
+    );
+    h.run_steps(2);
+    assert!(h.query_by_label("Image à segmenter").is_some());
+    assert!(h.query_by_label("Image canvas").is_none());
+
+    let s = h.state();
+    let err = s
+        .segment
+        .export(
+            ExportKind::Coco,
+            &s.settings.segment,
+            &dir.path().join("x.json"),
+        )
+        .expect_err("nothing chosen");
+    let text = segattn::ui::segment::export::export_error_text(Lang::Fr, &err);
+    assert_eq!(
+        text,
+        "rien à exporter : aucun objet (gardez ou choisissez d'abord un masque)"
+    );
+}

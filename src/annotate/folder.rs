@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use crate::analysis::amg::{
     mask_to_rle, rle_area, rle_from_coco_string, rle_to_coco_string, rle_to_mask,
 };
+use crate::types::problem::{ExportNotice, FolderWritten, SkippedAnnotation};
 use crate::types::{Mask, Rle};
 
 /// The annotation file's name in the folder (Roboflow's name for a folder's COCO file).
@@ -161,7 +162,7 @@ fn as_usize(v: &Value, key: &str, what: &str) -> Result<usize, FolderFileError> 
 impl FolderAnnotations {
     /// Reads a COCO instances file. An annotation that cannot be decoded is left out and
     /// said in the notices (one line each); a file that is not COCO is an error.
-    pub fn parse(bytes: &[u8]) -> Result<(Self, Vec<String>), FolderFileError> {
+    pub fn parse(bytes: &[u8]) -> Result<(Self, Vec<SkippedAnnotation>), FolderFileError> {
         let v: Value =
             serde_json::from_slice(bytes).map_err(|e| FolderFileError::Json(e.to_string()))?;
         let mut out = Self::default();
@@ -214,7 +215,11 @@ impl FolderAnnotations {
                 .get("image_id")
                 .and_then(|id| names_by_id.get(&id.to_string()))
             else {
-                notices.push(format!("annotation {}: no such image; left out", i + 1));
+                notices.push(SkippedAnnotation {
+                    index: i + 1,
+                    image: None,
+                    why: String::new(),
+                });
                 continue;
             };
             let record = out.images.get_mut(name).expect("names_by_id lists records");
@@ -233,7 +238,11 @@ impl FolderAnnotations {
                         rle: Arc::new(rle),
                     });
                 }
-                Err(why) => notices.push(format!("{name}, annotation {}: {why}; left out", i + 1)),
+                Err(why) => notices.push(SkippedAnnotation {
+                    index: i + 1,
+                    image: Some(name.clone()),
+                    why: why.to_string(),
+                }),
             }
         }
         Ok((out, notices))
@@ -301,7 +310,7 @@ impl FolderAnnotations {
     }
 
     /// Reads folder `dir`'s annotation file; no file is an empty set of annotations.
-    pub fn load(dir: &Path) -> Result<(Self, Vec<String>)> {
+    pub fn load(dir: &Path) -> Result<(Self, Vec<SkippedAnnotation>)> {
         let path = annotation_path(dir);
         match std::fs::read(&path) {
             Ok(bytes) => {
@@ -350,15 +359,16 @@ impl FolderAnnotations {
     /// Writes every image's objects (those of `images_dir`'s images in natural order; others
     /// the file still holds are included too) as `to` says, categories `labels` first;
     /// polygons simplified to `tolerance`. Each image is decoded and written in turn (one
-    /// image's masks in memory at a time); every file atomically. Returns the notices, with
-    /// what was written first.
+    /// image's masks in memory at a time); every file atomically. Returns what was written
+    /// and the notices (objects left out, holes lost); nothing at all to write is an
+    /// [`ExportError::Nothing`](super::ExportError::Nothing) with the notices.
     pub fn export(
         &self,
         images_dir: &Path,
         to: &FolderExport,
         labels: &[String],
         tolerance: f32,
-    ) -> Result<Vec<String>> {
+    ) -> Result<(FolderWritten, Vec<ExportNotice>)> {
         use super::formats;
         let names = self.written_names();
         let cats = formats::categories(
@@ -410,7 +420,7 @@ impl FolderAnnotations {
                                 }
                             }
                         }
-                        Err(e) => notices.push(format!("{name}: {e}")),
+                        Err(e) => notices.extend(left_out(e)),
                     }
                 }
                 FolderExport::Yolo { dir } => {
@@ -426,7 +436,7 @@ impl FolderAnnotations {
                             )?;
                             files += 1;
                         }
-                        Err(e) => notices.push(format!("{name}: {e}")),
+                        Err(e) => notices.extend(left_out(e)),
                     }
                 }
                 FolderExport::LabelMe => {
@@ -443,17 +453,17 @@ impl FolderAnnotations {
                             )?;
                             files += 1;
                         }
-                        Err(e) => notices.push(format!("{name}: {e}")),
+                        Err(e) => notices.extend(left_out(e)),
                     }
                 }
             }
         }
+        let nothing = |notices: Vec<ExportNotice>| super::ExportError::Nothing(notices).into();
         let written = match to {
             FolderExport::Coco { path, .. } => {
-                anyhow::ensure!(
-                    !annotations.is_empty(),
-                    "nothing to export: no object in the folder"
-                );
+                if annotations.is_empty() {
+                    return Err(nothing(notices));
+                }
                 let categories: Vec<Value> = cats
                     .iter()
                     .enumerate()
@@ -465,34 +475,43 @@ impl FolderAnnotations {
                     path,
                     serde_json::to_string_pretty(&file)?.as_bytes(),
                 )?;
-                format!(
-                    "{}: {} objects on {} images",
-                    path.display(),
-                    annotations.len(),
-                    images.len()
-                )
+                FolderWritten::Coco {
+                    path: path.display().to_string(),
+                    objects: annotations.len(),
+                    images: images.len(),
+                }
             }
             FolderExport::Yolo { dir } => {
-                anyhow::ensure!(files > 0, "nothing to export: no object in the folder");
+                if files == 0 {
+                    return Err(nothing(notices));
+                }
                 let yaml = dir.join("data.yaml");
                 crate::files::write_bytes_atomic(&yaml, formats::data_yaml(&cats).as_bytes())?;
-                format!(
-                    "{} label files and {} in {}",
+                FolderWritten::Yolo {
+                    dir: dir.display().to_string(),
                     files,
-                    "data.yaml",
-                    dir.display()
-                )
+                }
             }
             FolderExport::LabelMe => {
-                anyhow::ensure!(files > 0, "nothing to export: no object in the folder");
-                format!(
-                    "{files} LabelMe files beside the images in {}",
-                    images_dir.display()
-                )
+                if files == 0 {
+                    return Err(nothing(notices));
+                }
+                FolderWritten::LabelMe {
+                    dir: images_dir.display().to_string(),
+                    files,
+                }
             }
         };
-        notices.insert(0, written);
-        Ok(notices)
+        Ok((written, notices))
+    }
+}
+
+/// The objects an image's export left out: every one of them, since it wrote nothing.
+fn left_out(e: super::ExportError) -> Vec<ExportNotice> {
+    match e {
+        super::ExportError::Nothing(notices) => notices,
+        // Only `data.yaml` gives the other error, and the folder export writes its own.
+        super::ExportError::DataYaml(_) => Vec::new(),
     }
 }
 
@@ -733,8 +752,11 @@ mod tests {
             "the polygon fills the image"
         );
         assert_eq!(notices.len(), 2, "{notices:?}");
-        assert!(notices[0].contains("RLE size"), "{notices:?}");
-        assert!(notices[1].contains("no such image"), "{notices:?}");
+        assert!(notices[0].to_string().contains("RLE size"), "{notices:?}");
+        assert!(
+            notices[1].to_string().contains("no such image"),
+            "{notices:?}"
+        );
         assert!(matches!(
             FolderAnnotations::parse(b"{\"images\": 3}"),
             Err(FolderFileError::NotCoco(_))
@@ -778,7 +800,7 @@ mod tests {
         }
         let labels = vec!["cat".to_string()];
         let coco = dir.path().join("all.json");
-        let notes = a
+        let (written, notes) = a
             .export(
                 dir.path(),
                 &FolderExport::Coco {
@@ -789,7 +811,13 @@ mod tests {
                 0.0,
             )
             .expect("coco");
-        assert!(notes[0].contains("3 objects on 3 images"), "{notes:?}");
+        assert!(notes.is_empty(), "{notes:?}");
+        assert!(
+            written
+                .to_string()
+                .ends_with("all.json: 3 objects on 3 images"),
+            "{written}"
+        );
         let v: Value = serde_json::from_slice(&std::fs::read(&coco).expect("file")).expect("json");
         assert_eq!(v["images"][0]["file_name"], "a2.png");
         assert_eq!(

@@ -9,6 +9,7 @@
 use serde_json::{json, Value};
 
 use super::polygon::{mask_polygons, Polygons};
+use crate::types::problem::{ExportNotice, NoticeKind};
 use crate::types::Mask;
 use crate::viz::mask::{bbox, coco_rle};
 
@@ -65,16 +66,16 @@ impl CocoShape {
 pub struct Export<T> {
     /// The content.
     pub content: T,
-    /// Objects left out, holes lost, shapes changed: one line each.
-    pub notices: Vec<String>,
+    /// Objects left out, holes lost, shapes changed: one each.
+    pub notices: Vec<ExportNotice>,
 }
 
 /// Why nothing can be written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExportError {
-    /// Every object was empty (or there was none).
-    #[error("nothing to export: {0}")]
-    Nothing(String),
+    /// Every object was left out (or there was none), for the reasons given.
+    #[error("nothing to export: {}", nothing(.0))]
+    Nothing(Vec<ExportNotice>),
     /// `data.yaml` exists but its `names` cannot be read.
     #[error("cannot read the class names of data.yaml: {0}")]
     DataYaml(String),
@@ -96,37 +97,31 @@ fn category_index(categories: &[String], label: &str) -> usize {
     categories.iter().position(|c| c == label).unwrap_or(0)
 }
 
-/// Describes object `i` of `image` for notices.
-fn describe(image: &AnnotatedImage, i: usize) -> String {
-    format!(
-        "{} object {} ({})",
-        image.file_name,
-        i + 1,
-        image.objects[i].label
-    )
+/// What happened to object `i` of `image`.
+fn notice(image: &AnnotatedImage, i: usize, kind: NoticeKind) -> ExportNotice {
+    ExportNotice {
+        image: image.file_name.clone(),
+        object: i + 1,
+        label: image.objects[i].label.to_owned(),
+        kind,
+    }
 }
 
 /// The objects worth writing: non-empty masks of the image's size (the others are noticed).
 fn usable<'a>(
     image: &'a AnnotatedImage<'a>,
-    notices: &mut Vec<String>,
+    notices: &mut Vec<ExportNotice>,
 ) -> Vec<(usize, &'a Labeled<'a>)> {
     let mut out = Vec::new();
     for (i, o) in image.objects.iter().enumerate() {
         if o.mask.width != image.width || o.mask.height != image.height {
-            notices.push(format!(
-                "{}: its mask is {}×{}, the image {}×{}; left out",
-                describe(image, i),
-                o.mask.width,
-                o.mask.height,
-                image.width,
-                image.height
-            ));
+            let kind = NoticeKind::SizeMismatch {
+                mask: (o.mask.width, o.mask.height),
+                image: (image.width, image.height),
+            };
+            notices.push(notice(image, i, kind));
         } else if o.mask.area() == 0 {
-            notices.push(format!(
-                "{}: its mask is empty; left out",
-                describe(image, i)
-            ));
+            notices.push(notice(image, i, NoticeKind::Empty));
         } else {
             out.push((i, o));
         }
@@ -166,24 +161,18 @@ pub fn coco(
                     if shape == CocoShape::Auto && (polys.has_holes() || rings.is_empty()) {
                         json!(coco_rle(o.mask))
                     } else if rings.is_empty() {
-                        notices.push(format!(
-                            "{}: too thin for a polygon; left out",
-                            describe(image, i)
-                        ));
+                        notices.push(notice(image, i, NoticeKind::TooThin));
                         continue;
                     } else {
                         if polys.has_holes() {
-                            notices.push(format!(
-                                "{}: {} hole(s) lost in COCO polygons",
-                                describe(image, i),
-                                polys.hole_count()
-                            ));
+                            let kind = NoticeKind::HolesLost {
+                                holes: polys.hole_count(),
+                                format: "COCO",
+                            };
+                            notices.push(notice(image, i, kind));
                         }
                         if thin > 0 {
-                            notices.push(format!(
-                                "{}: {thin} part(s) too thin for a polygon left out",
-                                describe(image, i)
-                            ));
+                            notices.push(notice(image, i, NoticeKind::ThinPartsLost(thin)));
                         }
                         json!(rings)
                     }
@@ -201,7 +190,7 @@ pub fn coco(
         }
     }
     if annotations.is_empty() {
-        return Err(ExportError::Nothing(nothing(&notices)));
+        return Err(ExportError::Nothing(notices));
     }
     let images: Vec<Value> = images
         .iter()
@@ -221,11 +210,13 @@ pub fn coco(
     })
 }
 
-fn nothing(notices: &[String]) -> String {
+/// Why nothing was exported, in English.
+fn nothing(notices: &[ExportNotice]) -> String {
     if notices.is_empty() {
         "no object (keep or select a mask first)".into()
     } else {
-        notices.join("; ")
+        let lines: Vec<String> = notices.iter().map(ToString::to_string).collect();
+        lines.join("; ")
     }
 }
 
@@ -254,27 +245,21 @@ pub fn yolo(
             lines += 1;
         }
         if lines == 0 {
-            notices.push(format!(
-                "{}: too thin for a polygon; left out",
-                describe(image, i)
-            ));
+            notices.push(notice(image, i, NoticeKind::TooThin));
         }
         if lines > 1 {
-            notices.push(format!(
-                "{}: {lines} separate parts, one line each",
-                describe(image, i)
-            ));
+            notices.push(notice(image, i, NoticeKind::SeparateLines(lines)));
         }
         if polys.has_holes() {
-            notices.push(format!(
-                "{}: {} hole(s) lost in YOLO polygons",
-                describe(image, i),
-                polys.hole_count()
-            ));
+            let kind = NoticeKind::HolesLost {
+                holes: polys.hole_count(),
+                format: "YOLO",
+            };
+            notices.push(notice(image, i, kind));
         }
     }
     if text.is_empty() {
-        return Err(ExportError::Nothing(nothing(&notices)));
+        return Err(ExportError::Nothing(notices));
     }
     Ok(Export {
         content: text,
@@ -391,10 +376,7 @@ pub fn labelme(image: &AnnotatedImage, tolerance: f32) -> Result<Export<Value>, 
         let polys: Polygons = mask_polygons(o.mask, tolerance);
         let rings: Vec<_> = polys.outer_rings().collect();
         if rings.is_empty() {
-            notices.push(format!(
-                "{}: too thin for a polygon; left out",
-                describe(image, i)
-            ));
+            notices.push(notice(image, i, NoticeKind::TooThin));
             continue;
         }
         let group = if rings.len() > 1 {
@@ -414,15 +396,15 @@ pub fn labelme(image: &AnnotatedImage, tolerance: f32) -> Result<Export<Value>, 
             }));
         }
         if polys.has_holes() {
-            notices.push(format!(
-                "{}: {} hole(s) lost in LabelMe polygons",
-                describe(image, i),
-                polys.hole_count()
-            ));
+            let kind = NoticeKind::HolesLost {
+                holes: polys.hole_count(),
+                format: "LabelMe",
+            };
+            notices.push(notice(image, i, kind));
         }
     }
     if shapes.is_empty() {
-        return Err(ExportError::Nothing(nothing(&notices)));
+        return Err(ExportError::Nothing(notices));
     }
     Ok(Export {
         content: json!({
@@ -505,7 +487,7 @@ mod tests {
         let forced = coco(&[im], &[], CocoShape::Polygons, 1.0).expect("export");
         assert!(forced.content["annotations"][1]["segmentation"].is_array());
         assert_eq!(forced.notices.len(), 1, "{:?}", forced.notices);
-        assert!(forced.notices[0].contains("hole"));
+        assert!(forced.notices[0].to_string().contains("hole"));
         assert_eq!(forced.content["categories"][0]["name"], "cat");
     }
 

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::types::problem::ExportNotice;
+
 pub use formats::{AnnotatedImage, CocoShape, Export, ExportError, Labeled};
 
 /// Writes COCO instances JSON for `images` to `path` (see [`formats::coco`]); returns the
@@ -21,7 +23,7 @@ pub fn write_coco(
     known: &[String],
     shape: CocoShape,
     tolerance: f32,
-) -> Result<Vec<String>> {
+) -> Result<Vec<ExportNotice>> {
     let out = formats::coco(images, known, shape, tolerance)?;
     crate::files::write_bytes_atomic(path, serde_json::to_string_pretty(&out.content)?.as_bytes())?;
     Ok(out.notices)
@@ -41,7 +43,7 @@ pub fn write_yolo(
     image: &AnnotatedImage,
     known: &[String],
     tolerance: f32,
-) -> Result<Vec<String>> {
+) -> Result<Vec<ExportNotice>> {
     let yaml = data_yaml_path(txt);
     let existing = match std::fs::read_to_string(&yaml) {
         Ok(text) => formats::parse_data_yaml_names(&text)
@@ -62,7 +64,11 @@ pub fn write_yolo(
 }
 
 /// Writes one image's LabelMe JSON to `path`; returns the notices.
-pub fn write_labelme(path: &Path, image: &AnnotatedImage, tolerance: f32) -> Result<Vec<String>> {
+pub fn write_labelme(
+    path: &Path,
+    image: &AnnotatedImage,
+    tolerance: f32,
+) -> Result<Vec<ExportNotice>> {
     let out = formats::labelme(image, tolerance)?;
     crate::files::write_bytes_atomic(path, serde_json::to_string_pretty(&out.content)?.as_bytes())?;
     Ok(out.notices)

@@ -70,8 +70,9 @@ impl SegattnApp {
             SamResponse::Prediction { ms, .. } => self.status.decode_ms = Some(*ms),
             SamResponse::Failed {
                 task: SamTask::LoadModel,
-                message,
+                problem,
             } => {
+                let message = &crate::ui::problems::problem_text(self.lang(), problem);
                 self.sam_model.activity = ModelActivity::Failed(message.clone());
                 if self.sam_loading.take() == self.settings.sam_weights {
                     self.settings.sam_weights = None; // do not try it again next time
@@ -79,7 +80,8 @@ impl SegattnApp {
                 let text = self.task_failed(sam_task_key(SamTask::LoadModel), message);
                 self.status.notify(Err(text));
             }
-            SamResponse::Failed { task, message } => {
+            SamResponse::Failed { task, problem } => {
+                let message = &crate::ui::problems::problem_text(self.lang(), problem);
                 let text = self.task_failed(sam_task_key(*task), message);
                 self.status.notify(Err(text));
             }
@@ -161,8 +163,9 @@ impl SegattnApp {
             TextResponse::Steps { .. } => {}
             TextResponse::Failed {
                 task: TextTask::LoadModel,
-                message,
+                problem,
             } => {
+                let message = &crate::ui::problems::problem_text(self.lang(), problem);
                 self.text_model.activity = ModelActivity::Failed(message.clone());
                 if self.text_loading.take() == self.settings.text_model {
                     self.settings.text_model = None;
@@ -170,7 +173,8 @@ impl SegattnApp {
                 let text = self.task_failed(text_task_key(TextTask::LoadModel), message);
                 self.status.notify(Err(text));
             }
-            TextResponse::Failed { task, message } => {
+            TextResponse::Failed { task, problem } => {
+                let message = &crate::ui::problems::problem_text(self.lang(), problem);
                 let text = self.task_failed(text_task_key(*task), message);
                 self.status.notify(Err(text));
             }

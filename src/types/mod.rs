@@ -3,12 +3,14 @@
 
 pub mod everything;
 pub mod image;
+pub mod problem;
 pub mod sam;
 pub mod text;
 pub mod train;
 
 pub use everything::{EverythingParams, EverythingProgress, MaskRecord, Rle};
 pub use image::{Mask, Rgb8};
+pub use problem::{ExportNotice, NoticeKind, Problem};
 pub use sam::{
     best_candidate, BoxPrompt, DecoderAttention, DecoderToken, LayerAttention, PointLabel,
     PointPrompt, Prediction, Prompts, SparseToken, LOW_RES,

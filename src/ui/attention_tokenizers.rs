@@ -17,7 +17,7 @@ pub struct Cut {
     /// The model folder's name.
     pub model: String,
     /// Its tokens, or why the tokenizer could not be used.
-    pub tokens: Result<Vec<Token>, String>,
+    pub tokens: Result<Vec<Token>, crate::types::Problem>,
 }
 
 /// The cuts of one text by a list of folders.
@@ -27,7 +27,7 @@ pub struct Comparison {
     pub cuts: Vec<Cut>,
 }
 
-type Cache = Arc<Mutex<HashMap<PathBuf, Result<Arc<TextTokenizer>, String>>>>;
+type Cache = Arc<Mutex<HashMap<PathBuf, Result<Arc<TextTokenizer>, crate::types::Problem>>>>;
 
 /// The comparison's state: loaded tokenizers, the cuts on screen, the job computing new ones.
 pub struct TokenizerComparison {
@@ -39,14 +39,14 @@ pub struct TokenizerComparison {
 }
 
 /// `dir`'s tokenizer, loaded once.
-fn tokenizer(cache: &Cache, dir: &Path) -> Result<Arc<TextTokenizer>, String> {
+fn tokenizer(cache: &Cache, dir: &Path) -> Result<Arc<TextTokenizer>, crate::types::Problem> {
     if let Some(t) = cache.lock().ok().and_then(|c| c.get(dir).cloned()) {
         return t;
     }
     let loaded = crate::model::text::tokenizer::require_file(dir, "tokenizer.json")
         .and_then(|p| TextTokenizer::from_file(&p))
         .map(Arc::new)
-        .map_err(|e| crate::error::one_line(&e));
+        .map_err(|e| crate::error::problem(&e));
     if let Ok(mut c) = cache.lock() {
         c.insert(dir.to_path_buf(), loaded.clone());
     }
@@ -88,7 +88,7 @@ impl TokenizerComparison {
                 let tokens = tokenizer(&cache, dir).and_then(|t| {
                     t.encode(&key.0, usize::MAX)
                         .map(|e| e.tokens)
-                        .map_err(|e| crate::error::one_line(&e))
+                        .map_err(|e| crate::error::problem(&e))
                 });
                 cuts.push(Cut {
                     model: crate::weights::model_folder_label(dir),
@@ -133,7 +133,8 @@ impl TokenizerComparison {
                 }
                 Err(e) => {
                     ui.label(egui::RichText::new(format!("{}:", cut.model)).strong());
-                    ui.colored_label(ui.visuals().warn_fg_color, e);
+                    let why = crate::ui::problems::problem_text(crate::ui::i18n::lang(ui.ctx()), e);
+                    ui.colored_label(ui.visuals().warn_fg_color, why);
                 }
             });
         }

@@ -696,7 +696,7 @@ impl AttentionState {
             };
             written
                 .map(|()| path)
-                .map_err(|e| crate::error::one_line(&e))
+                .map_err(|e| crate::ui::problems::error_text(lang, &e))
         });
     }
 }

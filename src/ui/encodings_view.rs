@@ -319,20 +319,17 @@ impl EncodingsState {
             });
         }
         let similarity = c.key.similarity;
-        let maps: Vec<(Arc<Matrix>, egui::TextureId, &str)> =
-            std::iter::once((c.shown.clone(), c.texture.id(), "Encoding heatmap"))
-                .chain(
-                    c.beside
-                        .as_ref()
-                        .map(|(m, t)| (m.clone(), t.id(), "Sinusoidal heatmap")),
-                )
+        // The map, and the sinusoidal one beside it (`true`) when asked for.
+        let maps: Vec<(Arc<Matrix>, egui::TextureId, bool)> =
+            std::iter::once((c.shown.clone(), c.texture.id(), false))
+                .chain(c.beside.as_ref().map(|(m, t)| (m.clone(), t.id(), true)))
                 .collect();
         ui.horizontal_top(|ui| {
             let count = maps.len() as f32;
             let side = (ui.available_height() - 40.0)
                 .min(ui.available_width() * 0.5 / count)
                 .max(100.0);
-            for (i, (m, texture, name)) in maps.iter().enumerate() {
+            for (i, (m, texture, beside)) in maps.iter().enumerate() {
                 ui.vertical(|ui| {
                     if maps.len() > 1 {
                         let title = if i == 0 {
@@ -342,7 +339,7 @@ impl EncodingsState {
                         };
                         ui.label(title);
                     }
-                    map_ui(ui, (m, *texture, name), side, similarity, s.highlight);
+                    map_ui(ui, (m, *texture, *beside), side, similarity, s.highlight);
                 });
             }
             ui.vertical(|ui| self.curves_ui(ui, s));
@@ -422,7 +419,7 @@ impl EncodingsState {
 /// `highlight` outlined (and its column in a similarity map), the exact value on hover.
 fn map_ui(
     ui: &mut egui::Ui,
-    (m, texture, name): (&Matrix, egui::TextureId, &str),
+    (m, texture, beside): (&Matrix, egui::TextureId, bool),
     side: f32,
     similarity: bool,
     highlight: Option<usize>,
@@ -452,7 +449,15 @@ fn map_ui(
                 .rect_stroke(col, 0.0, stroke, egui::StrokeKind::Outside);
         }
     }
-    resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, name));
+    let lang = crate::ui::i18n::lang(ui.ctx());
+    resp.widget_info(move || {
+        let name = if beside {
+            crate::tr_lang!(lang, "a11y-sinusoidal-heatmap")
+        } else {
+            crate::tr_lang!(lang, "a11y-encoding-heatmap")
+        };
+        egui::WidgetInfo::labeled(egui::Role::Image, true, name)
+    });
     if let Some(p) = resp.hover_pos() {
         let rel = (p - resp.rect.min) / resp.rect.size();
         let (r, col) = (

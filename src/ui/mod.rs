@@ -10,6 +10,7 @@ pub mod attention_view;
 pub mod encodings_view;
 pub mod first_run;
 pub mod i18n;
+pub mod problems;
 pub mod segment;
 pub mod status_bar;
 pub mod train_view;

@@ -57,6 +57,8 @@ pub struct TrainState {
     open_request: Option<PathBuf>,
     /// Open in the Attention view once this save is done.
     open_after_save: Option<PathBuf>,
+    /// The UI's language at the last [`Self::poll`] (for messages made away from a frame).
+    lang: crate::ui::i18n::Lang,
 }
 
 fn task_label(ui: &egui::Ui, t: Task) -> String {
@@ -108,6 +110,7 @@ impl TrainState {
 
     /// Takes the worker's snapshot and events.
     pub fn poll(&mut self, ctx: &egui::Context, worker: &TrainWorker, notify: Notify<'_>) {
+        self.lang = crate::ui::i18n::lang(ctx);
         if let Some(s) = worker
             .take_snapshot()
             .filter(|s| s.run == self.run && self.run > 0)
@@ -137,7 +140,8 @@ impl TrainState {
                     }
                     self.saved = Some(dir);
                 }
-                TrainEvent::Failed(message) => {
+                TrainEvent::Failed(problem) => {
+                    let message = crate::ui::problems::problem_text(self.lang, &problem);
                     self.open_after_save = None;
                     notify(Err(crate::tr_ctx!(ctx, "train-failed", message = message)));
                 }
@@ -187,9 +191,14 @@ impl TrainState {
         self.snapshot = Some(s);
     }
 
-    fn send(worker: &TrainWorker, r: TrainRequest, notify: Notify<'_>) {
+    fn send(
+        worker: &TrainWorker,
+        r: TrainRequest,
+        lang: crate::ui::i18n::Lang,
+        notify: Notify<'_>,
+    ) {
         if let Err(e) = worker.send(r) {
-            notify(Err(e.to_string()));
+            notify(Err(crate::ui::segment::send_error_text(lang, &e)));
         }
     }
 
@@ -201,7 +210,7 @@ impl TrainState {
             run: self.run,
             settings: settings.clone(),
         };
-        Self::send(worker, r, notify);
+        Self::send(worker, r, self.lang, notify);
     }
 
     fn reset_view(&mut self) {
@@ -303,20 +312,20 @@ impl TrainState {
             }
             match state {
                 Some(RunState::Running) if ui.button(crate::tr!(ui, "train-pause")).clicked() => {
-                    Self::send(worker, TrainRequest::Pause, notify);
+                    Self::send(worker, TrainRequest::Pause, self.lang, notify);
                 }
                 Some(RunState::Paused) => {
                     if ui.button(crate::tr!(ui, "train-resume")).clicked() {
-                        Self::send(worker, TrainRequest::Resume, notify);
+                        Self::send(worker, TrainRequest::Resume, self.lang, notify);
                     }
                     if ui.button(crate::tr!(ui, "train-step")).clicked() {
-                        Self::send(worker, TrainRequest::StepOnce, notify);
+                        Self::send(worker, TrainRequest::StepOnce, self.lang, notify);
                     }
                 }
                 _ => {}
             }
             if state.is_some() && ui.button(crate::tr!(ui, "train-reset")).clicked() {
-                Self::send(worker, TrainRequest::Reset, notify);
+                Self::send(worker, TrainRequest::Reset, self.lang, notify);
                 self.run += 1; // whatever the old run still publishes is dropped
                 self.reset_view();
             }
@@ -326,7 +335,7 @@ impl TrainState {
             ui.horizontal_wrapped(|ui| {
                 if ui.button(crate::tr!(ui, "train-save")).clicked() {
                     if let Some(dir) = rfd::FileDialog::new().pick_folder() {
-                        Self::send(worker, TrainRequest::Save(dir), notify);
+                        Self::send(worker, TrainRequest::Save(dir), self.lang, notify);
                     }
                 }
                 if let Some(dir) = save_dir {
@@ -343,7 +352,7 @@ impl TrainState {
                         );
                         let dir = dir.join(name);
                         self.open_after_save = Some(dir.clone());
-                        Self::send(worker, TrainRequest::Save(dir), notify);
+                        Self::send(worker, TrainRequest::Save(dir), self.lang, notify);
                     }
                 }
             });

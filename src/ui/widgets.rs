@@ -100,8 +100,11 @@ pub fn heatmap_ui(
         Vec2::new(label_w + size + scale_w, label_h + size),
         Sense::click(),
     );
-    response
-        .widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, "Attention heatmap"));
+    let lang = crate::ui::i18n::lang(ui.ctx());
+    response.widget_info(move || {
+        let name = crate::tr_lang!(lang, "a11y-attention-heatmap");
+        egui::WidgetInfo::labeled(egui::Role::Image, true, name)
+    });
     let origin = response.rect.min + Vec2::new(label_w, label_h);
     let map_rect = Rect::from_min_size(origin, Vec2::splat(size));
     painter.image(

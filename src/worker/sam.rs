@@ -26,7 +26,9 @@ use crate::analysis::positional::RandomFourierEncoding;
 use crate::embed_cache::{image_digest, EmbeddingCache, EmbeddingKey, Lookup, StoredEmbedding};
 use crate::model::sam::{ImageEmbedding, SamModel};
 use crate::runtime::Runtime;
-use crate::types::{EverythingParams, EverythingProgress, MaskRecord, Prediction, Prompts, Rgb8};
+use crate::types::{
+    EverythingParams, EverythingProgress, MaskRecord, Prediction, Problem, Prompts, Rgb8,
+};
 use crate::weights::Weights;
 use preencode::{PreEncoder, PreJob};
 
@@ -199,8 +201,8 @@ pub enum SamResponse {
     Failed {
         /// What was being done.
         task: SamTask,
-        /// The one-line message.
-        message: String,
+        /// Why, as the UI words it.
+        problem: Problem,
     },
     /// A task panicked: the worker dropped its model and embedding and started again.
     Crashed {
@@ -252,7 +254,7 @@ impl State {
     fn fail(&self, task: SamTask, e: &anyhow::Error) {
         self.send(SamResponse::Failed {
             task,
-            message: crate::error::one_line(e),
+            problem: crate::error::problem(e),
         });
     }
 
@@ -303,7 +305,7 @@ impl State {
         let (Some(model), Some((gen, id, emb, _, image))) = (&self.model, &self.embedding) else {
             self.send(SamResponse::Failed {
                 task: SamTask::Everything,
-                message: "the image is not encoded yet".into(),
+                problem: Problem::NotEncoded,
             });
             return;
         };
@@ -353,7 +355,7 @@ impl State {
         let Some(model) = &self.model else {
             self.send(SamResponse::Failed {
                 task: SamTask::Encode,
-                message: "no SAM model is loaded: open or download one in the Models window".into(),
+                problem: Problem::NoSamModel,
             });
             return;
         };

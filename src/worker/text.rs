@@ -9,7 +9,7 @@ use super::{Generations, Handler, Repaint, SendError, CHANNEL_CAPACITY};
 use crate::analysis::positional::Matrix;
 use crate::model::text::TextModel;
 use crate::runtime::Runtime;
-use crate::types::{HeadSteps, TextModelInfo, TextOutput};
+use crate::types::{HeadSteps, Problem, TextModelInfo, TextOutput};
 
 /// What the UI asks of the text worker.
 pub enum TextRequest {
@@ -91,8 +91,8 @@ pub enum TextResponse {
     Failed {
         /// What was being done.
         task: TextTask,
-        /// The one-line message.
-        message: String,
+        /// Why, as the UI words it.
+        problem: Problem,
     },
     /// A task panicked: the worker dropped its model and started again.
     Crashed {
@@ -135,7 +135,7 @@ impl State {
     fn fail(&self, task: TextTask, e: &anyhow::Error) {
         self.send(TextResponse::Failed {
             task,
-            message: crate::error::one_line(e),
+            problem: crate::error::problem(e),
         });
     }
 
@@ -207,9 +207,7 @@ impl Handler for State {
                 let Some(m) = &self.model else {
                     self.send(TextResponse::Failed {
                         task: TextTask::Run,
-                        message:
-                            "no text model is loaded: open a model folder in the Models window"
-                                .into(),
+                        problem: Problem::NoTextModel,
                     });
                     return;
                 };

@@ -75,8 +75,8 @@ pub enum TrainEvent {
     },
     /// The model was saved.
     Saved(PathBuf),
-    /// Something failed (the message is one line); a failed run is dropped.
-    Failed(String),
+    /// Something failed; a failed run is dropped.
+    Failed(crate::types::Problem),
 }
 
 /// Handle to the training worker thread.
@@ -134,7 +134,7 @@ impl State {
 
     fn fail(&mut self, e: &anyhow::Error) {
         self.job = None;
-        self.event(TrainEvent::Failed(crate::error::one_line(e)));
+        self.event(TrainEvent::Failed(crate::error::problem(e)));
     }
 
     fn start(&mut self, run: u64, settings: TrainSettings) -> anyhow::Result<()> {

@@ -135,10 +135,13 @@ impl TextConfig {
         let v: serde_json::Value = serde_json::from_str(text).context("not valid JSON")?;
         let supported = SUPPORTED_MODEL_TYPES.join(", ");
         let model_type = match v.get("model_type").and_then(|m| m.as_str()) {
-            Some(name) => ModelType::parse(name).with_context(|| {
-                format!("unsupported model_type `{name}`; supported: {supported}")
+            Some(name) => ModelType::parse(name).ok_or_else(|| {
+                super::tokenizer::TextModelError::UnsupportedModelType {
+                    name: name.to_owned(),
+                    supported: supported.clone(),
+                }
             })?,
-            None => bail!("no `model_type`; supported: {supported}"),
+            None => bail!(super::tokenizer::TextModelError::NoModelType(supported)),
         };
         let need = |keys: &[&str]| {
             get_usize(&v, keys).with_context(|| format!("`{}` is missing", keys[0]))

@@ -113,7 +113,9 @@ impl TextModel {
         cancel: crate::weights::CancelCheck,
     ) -> Result<Self> {
         if !dir.is_dir() {
-            bail!("not a model folder: {}", dir.display());
+            bail!(tokenizer::TextModelError::NotAFolder(
+                dir.display().to_string()
+            ));
         }
         let config = TextConfig::from_file(&tokenizer::require_file(dir, "config.json")?)?;
         let tokenizer = TextTokenizer::from_file(&tokenizer::require_file(dir, "tokenizer.json")?)?;

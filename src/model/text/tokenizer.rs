@@ -6,6 +6,39 @@ use std::path::Path;
 use crate::types::text::{Encoded, Token};
 use anyhow::{anyhow, bail, Result};
 
+/// Why a text model folder or a text cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextModelError {
+    /// The path is not a folder.
+    #[error("not a model folder: {0}")]
+    NotAFolder(String),
+    /// A file the model needs is absent.
+    #[error("the model folder lacks {name}: {dir}")]
+    MissingFile {
+        /// The file's name.
+        name: String,
+        /// The folder.
+        dir: String,
+    },
+    /// `config.json` names a `model_type` we do not run.
+    #[error("unsupported model_type `{name}`; supported: {supported}")]
+    UnsupportedModelType {
+        /// Its `model_type`.
+        name: String,
+        /// Those we run, comma-separated.
+        supported: String,
+    },
+    /// `config.json` has no `model_type`.
+    #[error("no `model_type`; supported: {0}")]
+    NoModelType(String),
+    /// Only spaces.
+    #[error("the text is empty: type a sentence")]
+    EmptyText,
+    /// No token of the vocabulary.
+    #[error("the text has no tokens this model knows")]
+    NoKnownTokens,
+}
+
 /// A tokenizer with padding disabled and our own truncation.
 pub struct TextTokenizer {
     inner: tokenizers::Tokenizer,
@@ -27,7 +60,7 @@ impl TextTokenizer {
     /// Encodes `text` with the model's special tokens, keeping at most `max_tokens`.
     pub fn encode(&self, text: &str, max_tokens: usize) -> Result<Encoded> {
         if text.trim().is_empty() {
-            bail!("the text is empty: type a sentence");
+            bail!(TextModelError::EmptyText);
         }
         let enc = self
             .inner
@@ -35,7 +68,7 @@ impl TextTokenizer {
             .map_err(|e| anyhow!("cannot tokenize: {e}"))?;
         let total = enc.len();
         if total == 0 {
-            bail!("the text has no tokens this model knows");
+            bail!(TextModelError::NoKnownTokens);
         }
         let specials = enc.get_special_tokens_mask();
         let mut tokens: Vec<Token> = (0..total)
@@ -84,7 +117,10 @@ impl TextTokenizer {
 pub fn require_file(dir: &Path, name: &str) -> Result<std::path::PathBuf> {
     let p = dir.join(name);
     if !p.is_file() {
-        bail!("the model folder lacks {name}: {}", dir.display());
+        bail!(TextModelError::MissingFile {
+            name: name.to_owned(),
+            dir: dir.display().to_string(),
+        });
     }
     Ok(p)
 }

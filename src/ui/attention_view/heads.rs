@@ -125,7 +125,11 @@ pub(super) fn head_view_ui(
     let row_h = (height / n as f32).clamp(6.0, 22.0);
     let width = 420.0f32.min(ui.available_width() * 0.55).max(200.0);
     let (resp, painter) = ui.allocate_painter(Vec2::new(width, row_h * n as f32), Sense::hover());
-    resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, "Head view"));
+    let lang = crate::ui::i18n::lang(ui.ctx());
+    resp.widget_info(move || {
+        let name = crate::tr_lang!(lang, "a11y-head-view");
+        egui::WidgetInfo::labeled(egui::Role::Image, true, name)
+    });
     let rect = resp.rect;
     let (left_x, right_x) = (rect.min.x + 110.0, rect.max.x - 110.0);
     let y = |i: usize| rect.min.y + (i as f32 + 0.5) * row_h;

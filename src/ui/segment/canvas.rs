@@ -32,7 +32,11 @@ impl SegmentState {
             Vec2::new(avail.x, avail.x / aspect)
         };
         let (resp, painter) = ui.allocate_painter(size, Sense::click_and_drag());
-        resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, "Image canvas"));
+        let lang = crate::ui::i18n::lang(ui.ctx());
+        resp.widget_info(move || {
+            let name = crate::tr_lang!(lang, "a11y-image-canvas");
+            egui::WidgetInfo::labeled(egui::Role::Image, true, name)
+        });
         let mut canvas = Canvas {
             rect: resp.rect,
             uv: self.view.uv(),

@@ -60,7 +60,7 @@ impl SegmentState {
                 .clicked()
             {
                 if let Some(dir) = rfd::FileDialog::new().pick_folder() {
-                    self.open_folder(dir);
+                    self.open_folder(dir, ui.ctx());
                 }
             }
             for (name, bytes) in SAMPLES {
@@ -99,8 +99,10 @@ impl SegmentState {
                     }
                 });
             }
-            EncodeState::Failed(why) => {
-                let text = tr!(ui, "seg-not-encoded", why = why.as_str());
+            EncodeState::Failed(problem) => {
+                let why =
+                    crate::ui::problems::problem_text(crate::ui::i18n::lang(ui.ctx()), problem);
+                let text = tr!(ui, "seg-not-encoded", why = why);
                 ui.colored_label(ui.visuals().error_fg_color, text);
             }
             EncodeState::NeedsModel => {
@@ -447,7 +449,8 @@ impl SegmentState {
                         .set_file_name(suggested(kind, &name).to_string_lossy())
                         .save_file()
                     {
-                        self.start_export(kind, settings, p, notify);
+                        let lang = crate::ui::i18n::lang(ui.ctx());
+                        self.start_export(kind, settings, p, lang, notify);
                     }
                 }
             }

@@ -8,8 +8,19 @@ use std::sync::Arc;
 
 use super::objects::mask_texture;
 use super::SegmentState;
-use crate::annotate::edit::{apply, EditOp};
+use crate::annotate::edit::{apply, EditError, EditOp};
 use crate::types::Mask;
+
+/// Why an edit step was refused, in `lang`.
+fn edit_error_text(lang: Lang, e: &EditError) -> String {
+    match *e {
+        EditError::NoOther => crate::tr_lang!(lang, "edit-err-no-other"),
+        EditError::Size(w, h, ow, oh) => {
+            crate::tr_lang!(lang, "edit-err-size", w = w, h = h, ow = ow, oh = oh)
+        }
+        EditError::Empty => crate::tr_lang!(lang, "edit-err-empty"),
+    }
+}
 
 /// A remade overlay: the object's id (its index is not stable), its revision, the texture.
 pub type ObjectOverlay = (usize, u64, egui::TextureHandle);
@@ -19,21 +30,24 @@ pub struct EditDone {
     index: usize,
     from: Arc<Mask>,
     op: EditOp,
-    result: Result<Mask, String>,
+    result: Result<Mask, EditError>,
 }
 
 impl SegmentState {
     /// Starts applying `op` to object `i` (with the chosen candidate for union and
     /// difference) on a job; the next frame records the step for undo. One edit at a time.
-    pub fn edit_object(&mut self, i: usize, op: EditOp) -> Result<(), String> {
+    /// Refused (with the message in `lang`) while another edit runs.
+    pub fn edit_object(&mut self, i: usize, op: EditOp, lang: Lang) -> Result<(), String> {
         if self.edit_job.is_pending() {
-            return Err("an edit is still running".into());
+            return Err(crate::tr_lang!(lang, "edit-busy"));
         }
         let other = self.selected_mask().cloned();
-        let o = self.objects.get(i).ok_or("no such object")?;
+        let Some(o) = self.objects.get(i) else {
+            return Ok(()); // the object went away since the click: nothing to do
+        };
         let from = o.mask.clone();
         self.edit_job.submit(move |_| {
-            let result = apply(&from, op, other.as_deref()).map_err(|e| e.to_string());
+            let result = apply(&from, op, other.as_deref());
             EditDone {
                 index: i,
                 from,
@@ -72,7 +86,7 @@ impl SegmentState {
                 o.edits.record(before);
                 o.revision += 1;
             }
-            Err(e) => notify(Err(e)),
+            Err(e) => notify(Err(edit_error_text(lang, &e))),
         }
     }
 
@@ -209,7 +223,7 @@ impl SegmentState {
             }
         });
         if let Some(op) = op {
-            if let Err(e) = self.edit_object(i, op) {
+            if let Err(e) = self.edit_object(i, op, crate::ui::i18n::lang(ui.ctx())) {
                 notify(Err(e));
             }
         }

@@ -87,7 +87,7 @@ impl SegmentState {
                     Some((request_id, EverythingProgress::default(), Instant::now()));
                 self.hover.clear();
             }
-            Err(e) => notify(Err(e.to_string())),
+            Err(e) => notify(Err(super::send_error_text(self.lang, &e))),
         }
     }
 

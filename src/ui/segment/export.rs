@@ -6,11 +6,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use super::{Notify, SegmentSettings, SegmentState};
 use crate::annotate::{AnnotatedImage, CocoShape, Labeled};
-use crate::types::{Mask, Rgb8};
+use crate::types::{ExportNotice, Mask, Problem, Rgb8};
+use crate::ui::i18n::Lang;
+use crate::ui::problems::{error_text, problem_text, written_text};
 use crate::viz::mask::{cutout, save_mask_png};
 
 /// Which file to write.
@@ -116,10 +118,8 @@ impl ExportData {
             objects.push(Labeled { label, mask });
         }
         if objects.is_empty() {
-            if self.options.all {
-                bail!("no object to export: click on the image first");
-            }
-            bail!("no mask chosen to export (or export all objects)");
+            // "nothing to export: no object (keep or select a mask first)"
+            return Err(crate::annotate::ExportError::Nothing(Vec::new()).into());
         }
         Ok(AnnotatedImage {
             file_name: self.image_name.clone(),
@@ -131,8 +131,8 @@ impl ExportData {
 }
 
 /// Writes `kind` of `data` to `path`; returns the notices (holes lost, objects left out).
-pub fn write(kind: ExportKind, data: &ExportData, path: &Path) -> Result<Vec<String>> {
-    let no_mask = || anyhow::anyhow!("no mask to export: click on the image first");
+pub fn write(kind: ExportKind, data: &ExportData, path: &Path) -> Result<Vec<ExportNotice>> {
+    let no_mask = || anyhow::Error::new(NoMask);
     let current = || data.current.as_ref().map(|(_, m)| m).ok_or_else(no_mask);
     let o = &data.options;
     match kind {
@@ -159,16 +159,24 @@ pub fn write(kind: ExportKind, data: &ExportData, path: &Path) -> Result<Vec<Str
 /// The outcome of an export job: what the status bar says, or why it failed.
 pub type ExportResult = Result<String, String>;
 
-/// The status line for a file written with `notices`.
-pub fn written(path: &Path, notices: &[String]) -> String {
-    match notices {
-        [] => format!("wrote {}", path.display()),
-        [one] => format!("wrote {} (note: {one})", path.display()),
-        [first, rest @ ..] => format!(
-            "wrote {} (note: {first}; and {} more)",
-            path.display(),
-            rest.len()
-        ),
+/// An export of the current mask with none chosen.
+#[derive(Debug, thiserror::Error)]
+#[error("no mask to export: click on the image first")]
+pub struct NoMask;
+
+/// An export with no image open.
+#[derive(Debug, thiserror::Error)]
+#[error("no image is open")]
+pub struct NoImage;
+
+/// `err` in `lang`, with this module's own errors translated too.
+pub fn export_error_text(lang: Lang, err: &anyhow::Error) -> String {
+    if err.is::<NoMask>() {
+        problem_text(lang, &Problem::NoMaskToExport)
+    } else if err.is::<NoImage>() {
+        problem_text(lang, &Problem::NoImage)
+    } else {
+        error_text(lang, err)
     }
 }
 
@@ -183,10 +191,7 @@ pub fn suggested(kind: ExportKind, image_name: &str) -> PathBuf {
 impl SegmentState {
     /// What the exports read, shared (no pixel copied).
     fn export_data(&self, settings: &SegmentSettings) -> anyhow::Result<ExportData> {
-        let img = self
-            .image
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("no image"))?;
+        let img = self.image.as_ref().ok_or(NoImage)?;
         Ok(ExportData {
             image_name: img.name.clone(),
             image: img.rgb.clone(),
@@ -209,25 +214,26 @@ impl SegmentState {
         kind: ExportKind,
         settings: &SegmentSettings,
         path: &Path,
-    ) -> anyhow::Result<Vec<String>> {
+    ) -> anyhow::Result<Vec<ExportNotice>> {
         write(kind, &self.export_data(settings)?, path)
     }
 
-    /// Writes `kind` to `path` on a job; the status bar reports the outcome.
+    /// Writes `kind` to `path` on a job; the status bar reports the outcome in `lang`.
     pub fn start_export(
         &mut self,
         kind: ExportKind,
         settings: &SegmentSettings,
         path: PathBuf,
+        lang: Lang,
         notify: Notify,
     ) {
         match self.export_data(settings) {
             Ok(data) => self.exports.submit(move |_| {
                 write(kind, &data, &path)
-                    .map(|notices| written(&path, &notices))
-                    .map_err(|e| crate::error::one_line(&e))
+                    .map(|notices| written_text(lang, &path.display().to_string(), &notices))
+                    .map_err(|e| export_error_text(lang, &e))
             }),
-            Err(e) => notify(Err(crate::error::one_line(&e))),
+            Err(e) => notify(Err(export_error_text(lang, &e))),
         }
     }
 

@@ -15,7 +15,10 @@ use std::sync::{Arc, Mutex};
 
 use crate::annotate::folder::{FolderAnnotations, ImageRecord, StoredObject};
 use crate::jobs::{Jobs, Slot};
+use crate::tr_lang;
+use crate::types::problem::{Problem, SkippedAnnotation};
 use crate::types::Mask;
+use crate::ui::i18n::Lang;
 
 /// A label and a mask.
 pub type LabeledMask = (String, Arc<Mask>);
@@ -34,29 +37,33 @@ pub struct FolderScan {
 
 impl FolderScan {
     /// Lists `dir`'s images and reads its annotation file; one that cannot be read is moved
-    /// aside (said in the notices), never overwritten.
-    pub fn read(dir: PathBuf) -> anyhow::Result<Self> {
+    /// aside (said in the notices, in `lang`), never overwritten.
+    pub fn read(dir: PathBuf, lang: Lang) -> anyhow::Result<Self> {
         // One spelling of the folder, so that files opened or dropped from it are known.
         let dir = dir.canonicalize().unwrap_or(dir);
         let images = crate::annotate::folder::list_images(&dir)?;
         if images.is_empty() {
-            anyhow::bail!("no image in the folder {}", dir.display());
+            let dir = dir.display().to_string();
+            anyhow::bail!(tr_lang!(lang, "folder-no-image", dir = dir));
         }
         let (annotations, mut notices) = match FolderAnnotations::load(&dir) {
-            Ok(found) => found,
+            Ok((found, skipped)) => {
+                let notices = skipped.iter().map(|s| skipped_text(lang, s)).collect();
+                (found, notices)
+            }
             Err(e) => {
-                let moved = crate::annotate::folder::set_aside(&dir)?;
-                let why = crate::error::one_line(&e);
-                (
-                    FolderAnnotations::default(),
-                    vec![format!("{why}; it was moved to {}", moved.display())],
-                )
+                let moved = crate::annotate::folder::set_aside(&dir)?
+                    .display()
+                    .to_string();
+                let why = crate::ui::problems::error_text(lang, &e);
+                let notice = tr_lang!(lang, "folder-set-aside", why = why, path = moved);
+                (FolderAnnotations::default(), vec![notice])
             }
         };
         let n = notices.len();
         if n > 3 {
             notices.truncate(3);
-            notices.push(format!("… and {} more", n - 3));
+            notices.push(tr_lang!(lang, "folder-more-notices", n = n - 3));
         }
         Ok(Self {
             dir,
@@ -67,12 +74,26 @@ impl FolderScan {
     }
 }
 
+/// An annotation left out of the folder's file, in `lang`.
+fn skipped_text(lang: Lang, s: &SkippedAnnotation) -> String {
+    match &s.image {
+        None => tr_lang!(lang, "folder-skipped-no-image", n = s.index),
+        Some(image) => tr_lang!(
+            lang,
+            "folder-skipped",
+            n = s.index,
+            image = image.as_str(),
+            why = s.why.as_str()
+        ),
+    }
+}
+
 /// What a save job did.
 struct Saved {
     /// The masks it encoded: image, generation, objects.
     encoded: Vec<(String, u64, Vec<StoredObject>)>,
     /// Written, or why not.
-    outcome: Result<(), String>,
+    outcome: Result<(), Problem>,
 }
 
 /// An image's objects not yet encoded: the generation of the change, its masks, and objects
@@ -100,7 +121,7 @@ pub struct FolderState {
     /// The current image's objects as last saved: label and mask identity.
     fingerprint: Vec<(String, usize)>,
     /// Why the last save failed, until one succeeds.
-    pub save_error: Option<String>,
+    pub save_error: Option<Problem>,
     /// Saves submitted and not yet done.
     pub saving: bool,
 }
@@ -343,7 +364,7 @@ impl FolderState {
 
     /// Writes the newest state now, on this thread (at exit, or when the folder closes), if a
     /// save is pending.
-    pub fn flush(&mut self, labels: &[String]) -> Result<(), String> {
+    pub fn flush(&mut self, labels: &[String]) -> Result<(), Problem> {
         if !self.saving && self.pending.is_empty() {
             return Ok(());
         }
@@ -363,13 +384,13 @@ impl FolderState {
 
     /// Applies a finished save: encoded masks replace their pending entries (unless changed
     /// since). Returns the save's error, if any, once.
-    pub fn poll(&mut self) -> Option<Result<(), String>> {
+    pub fn poll(&mut self) -> Option<Result<(), Problem>> {
         let saved = self.saves.poll()?;
         self.saving = self.saves.is_pending();
         Some(self.apply(saved))
     }
 
-    fn apply(&mut self, saved: Saved) -> Result<(), String> {
+    fn apply(&mut self, saved: Saved) -> Result<(), Problem> {
         for (name, generation, objects) in saved.encoded {
             if self.pending.get(&name).is_some_and(|p| p.0 == generation) {
                 self.pending.remove(&name);
@@ -439,10 +460,10 @@ fn write(
                 *newest = seq;
                 Ok(())
             }
-            Err(e) => Err(crate::error::one_line(&e)),
+            Err(e) => Err(crate::error::problem(&e)),
         },
         Ok(_) => Ok(()), // a newer state is on disk already
-        Err(_) => Err("an earlier save stopped with an internal error".into()),
+        Err(_) => Err(Problem::EarlierSaveFailed),
     };
     Saved { encoded, outcome }
 }

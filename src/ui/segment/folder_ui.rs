@@ -4,6 +4,8 @@
 use super::{Notify, SegmentSettings, SegmentState};
 use crate::annotate::folder::FolderExport;
 use crate::tr;
+use crate::ui::i18n::Lang;
+use crate::ui::problems::{error_text, folder_written_text};
 
 /// The list's height before it scrolls.
 const LIST_HEIGHT: f32 = 220.0;
@@ -55,7 +57,8 @@ impl SegmentState {
         ui.separator();
         ui.heading(tr!(ui, "folder-title", name = f.name()));
         let saved = if let Some(e) = &f.save_error {
-            let text = tr!(ui, "folder-not-saved", message = e.to_string());
+            let message = crate::ui::problems::problem_text(crate::ui::i18n::lang(ui.ctx()), e);
+            let text = tr!(ui, "folder-not-saved", message = message);
             ui.colored_label(ui.visuals().error_fg_color, text);
             None
         } else if f.unsaved() {
@@ -175,7 +178,7 @@ impl SegmentState {
             None => None,
         };
         if let Some(to) = to {
-            self.export_folder(to, settings);
+            self.export_folder(to, settings, crate::ui::i18n::lang(ui.ctx()));
         }
         match go {
             Some(Go::To(i)) => self.go_to(i, ui.ctx()),
@@ -189,8 +192,8 @@ impl SegmentState {
     }
 
     /// Writes the whole folder's annotations as `to` says, on a job (the status bar says what
-    /// was written).
-    pub fn export_folder(&mut self, to: FolderExport, settings: &SegmentSettings) {
+    /// was written, in `lang`).
+    pub fn export_folder(&mut self, to: FolderExport, settings: &SegmentSettings, lang: Lang) {
         let Some(f) = &self.folder else { return };
         let newest = f.newest(&settings.labels);
         let (dir, labels, tolerance) =
@@ -198,8 +201,8 @@ impl SegmentState {
         self.exports.submit(move |_| {
             newest()
                 .export(&dir, &to, &labels, tolerance)
-                .map(|notices| notices.join("; "))
-                .map_err(|e| crate::error::one_line(&e))
+                .map(|(written, notices)| folder_written_text(lang, &written, &notices))
+                .map_err(|e| error_text(lang, &e))
         });
     }
 

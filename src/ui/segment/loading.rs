@@ -157,7 +157,9 @@ impl ImageLoader {
             };
             let name = src.name();
             let (texture, display_size) = display_texture(&ctx, &name, &rgb);
-            let (masks, hidden, notices) = stored_masks(stored, &name, (rgb.width, rgb.height));
+            let lang = crate::ui::i18n::lang(&ctx);
+            let size = (rgb.width, rgb.height);
+            let (masks, hidden, notices) = stored_masks(stored, &name, size, lang);
             let objects = masks
                 .into_iter()
                 .enumerate()
@@ -195,11 +197,12 @@ impl ImageLoader {
 }
 
 /// The masks of an image's stored objects, decoded, and those whose size is not the image's
-/// `(width, height)` (with a notice: the image file changed since they were made).
+/// `(width, height)` (with a notice in `lang`: the image file changed since they were made).
 fn stored_masks(
     stored: StoredObjects,
     name: &str,
     (width, height): (usize, usize),
+    lang: crate::ui::i18n::Lang,
 ) -> (Vec<LabeledMask>, Vec<StoredObject>, Vec<String>) {
     let mut masks: Vec<LabeledMask> = stored.masks; // made in this session, not yet encoded
     let mut hidden = Vec::new();
@@ -214,9 +217,15 @@ fn stored_masks(
         Vec::new()
     } else {
         let [h, w] = hidden[0].rle.size;
-        vec![format!(
-            "{name}: {} stored object(s) are {w}×{h}, the image {width}×{height} (the file changed?): kept in the annotation file, not shown",
-            hidden.len()
+        vec![crate::tr_lang!(
+            lang,
+            "folder-hidden-objects",
+            image = name,
+            n = hidden.len(),
+            w = w,
+            h = h,
+            width = width,
+            height = height
         )]
     };
     (masks, hidden, notices)

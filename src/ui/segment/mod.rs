@@ -33,6 +33,7 @@ use std::time::Instant;
 use crate::annotate::CocoShape;
 use crate::jobs::{Jobs, Slot};
 use crate::types::{EverythingParams, Mask, Prediction, Prompts};
+use crate::ui::problems::error_text;
 pub use crate::ui::Notify;
 use crate::viz::mask::OBJECT_COLORS;
 use crate::worker::sam::{SamRequest, SamResponse, SamTask, SamWorker};
@@ -70,7 +71,7 @@ pub enum EncodeState {
     /// The user cancelled the encoding.
     Cancelled,
     /// The encoder could not run (the message says why).
-    Failed(String),
+    Failed(crate::types::Problem),
 }
 
 /// The label of a first object.
@@ -212,7 +213,18 @@ pub struct SegmentState {
     direction: isize,
     /// The folder images whose embedding the worker encoded ahead into the disk cache.
     pub encoded_ahead: Vec<PathBuf>,
+    /// The UI's language at the last [`Self::poll`], for messages made away from a frame.
+    lang: crate::ui::i18n::Lang,
     jobs: Jobs,
+}
+
+/// A request a worker could not take, in `lang`.
+pub fn send_error_text(lang: crate::ui::i18n::Lang, e: &crate::worker::SendError) -> String {
+    let problem = match e {
+        crate::worker::SendError::Busy => crate::types::Problem::WorkerBusy,
+        crate::worker::SendError::Stopped => crate::types::Problem::WorkerStopped,
+    };
+    crate::ui::problems::problem_text(lang, &problem)
 }
 
 impl SegmentState {
@@ -262,6 +274,7 @@ impl SegmentState {
             next_token: 1,
             direction: 1,
             encoded_ahead: Vec::new(),
+            lang: crate::ui::i18n::Lang::default(),
             jobs: jobs.clone(),
         }
     }
@@ -293,8 +306,10 @@ impl SegmentState {
 
     /// Starts reading folder `dir` (its images and annotation file) off the UI thread; its
     /// first image not done opens when it is read.
-    pub fn open_folder(&mut self, dir: PathBuf) {
-        self.folder_scan.submit(move |_| FolderScan::read(dir));
+    pub fn open_folder(&mut self, dir: PathBuf, ctx: &egui::Context) {
+        let lang = crate::ui::i18n::lang(ctx);
+        self.folder_scan
+            .submit(move |_| FolderScan::read(dir, lang));
     }
 
     /// True while a folder is being read.
@@ -343,7 +358,7 @@ impl SegmentState {
     }
 
     /// Writes the folder's unsaved changes now (at exit).
-    pub fn flush_folder(&mut self, labels: &[String]) -> Result<(), String> {
+    pub fn flush_folder(&mut self, labels: &[String]) -> Result<(), crate::types::Problem> {
         self.sync_folder(labels);
         self.folder.as_mut().map_or(Ok(()), |f| f.flush(labels))
     }
@@ -356,7 +371,12 @@ impl SegmentState {
         notify: Notify,
     ) {
         if let Err(e) = self.flush_folder(&settings.labels) {
-            notify(Err(crate::tr_lang!(lang, "msg-save-failed", message = e)));
+            let message = crate::ui::problems::problem_text(lang, &e);
+            notify(Err(crate::tr_lang!(
+                lang,
+                "msg-save-failed",
+                message = message
+            )));
             return; // kept open: the work is not on disk
         }
         self.folder = None;
@@ -368,7 +388,12 @@ impl SegmentState {
             match scan {
                 Ok(scan) => {
                     if let Err(e) = self.flush_folder(&settings.labels) {
-                        notify(Err(crate::tr_ctx!(ctx, "msg-save-failed", message = e)));
+                        let message = crate::ui::problems::problem_text(self.lang, &e);
+                        notify(Err(crate::tr_ctx!(
+                            ctx,
+                            "msg-save-failed",
+                            message = message
+                        )));
                     }
                     for n in &scan.notices {
                         notify(Err(n.clone()));
@@ -397,11 +422,16 @@ impl SegmentState {
                     self.folder = Some(f);
                     self.go_to(start, ctx);
                 }
-                Err(e) => notify(Err(crate::error::one_line(&e))),
+                Err(e) => notify(Err(error_text(crate::ui::i18n::lang(ctx), &e))),
             }
         }
         if let Some(Err(e)) = self.folder.as_mut().and_then(FolderState::poll) {
-            notify(Err(crate::tr_ctx!(ctx, "msg-save-failed", message = e)));
+            let message = crate::ui::problems::problem_text(crate::ui::i18n::lang(ctx), &e);
+            notify(Err(crate::tr_ctx!(
+                ctx,
+                "msg-save-failed",
+                message = message
+            )));
         }
     }
 
@@ -478,6 +508,7 @@ impl SegmentState {
         model_loaded: bool,
         notify: Notify,
     ) {
+        self.lang = crate::ui::i18n::lang(ctx);
         if let Some(result) = self.loader.poll() {
             match result {
                 Ok(opened) => {
@@ -486,7 +517,7 @@ impl SegmentState {
                     }
                     self.set_image(opened, sam, &settings.labels, model_loaded, notify);
                 }
-                Err(e) => notify(Err(crate::error::one_line(&e))),
+                Err(e) => notify(Err(error_text(self.lang, &e))),
             }
         }
         if let Some((request_id, textures)) = self.overlays.poll() {
@@ -579,8 +610,8 @@ impl SegmentState {
             }
             SamResponse::Failed {
                 task: SamTask::Encode,
-                message,
-            } if self.image.is_some() => self.encode = EncodeState::Failed(message),
+                problem,
+            } if self.image.is_some() => self.encode = EncodeState::Failed(problem),
             SamResponse::Failed {
                 task: SamTask::Predict,
                 ..
@@ -701,7 +732,7 @@ impl SegmentState {
                     since: Instant::now(),
                 }
             }
-            Err(e) => notify(Err(e.to_string())),
+            Err(e) => notify(Err(send_error_text(self.lang, &e))),
         }
         if !self.history.current().is_empty() {
             self.request(sam, notify);
@@ -753,7 +784,7 @@ impl SegmentState {
                 self.awaiting = Some(request_id);
                 self.click_started = Some((request_id, Instant::now()));
             }
-            Err(e) => notify(Err(e.to_string())),
+            Err(e) => notify(Err(send_error_text(self.lang, &e))),
         }
     }
 
