@@ -230,6 +230,7 @@ seg-next-label = The next object's label
 ## Segment view: labels, objects, export, decoder attention
 seg-remove = Remove
 seg-remove-hover = Remove this label
+seg-new-label = label { $n }
 seg-add-label = Add label
 seg-objects = Objects
 seg-object-area = { $area } px

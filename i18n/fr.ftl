@@ -230,6 +230,7 @@ seg-next-label = L'étiquette du prochain objet
 ## Vue Segmenter : étiquettes, objets, export, attention du décodeur
 seg-remove = Retirer
 seg-remove-hover = Retirer cette étiquette
+seg-new-label = étiquette { $n }
 seg-add-label = Ajouter une étiquette
 seg-objects = Objets
 seg-object-area = { $area } px

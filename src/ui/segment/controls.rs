@@ -357,11 +357,12 @@ impl SegmentState {
         }
         if ui.button(tr!(ui, "seg-add-label")).clicked() {
             let mut n = settings.labels.len() + 1;
-            while settings.labels.contains(&format!("label {n}")) {
+            let name = |n: usize| tr!(ui, "seg-new-label", n = n);
+            while settings.labels.contains(&name(n)) {
                 n += 1;
             }
-            settings.labels.push(format!("label {n}"));
-            settings.label = format!("label {n}");
+            settings.labels.push(name(n));
+            settings.label = name(n);
         }
         if !settings.labels.contains(&settings.label) {
             settings.label = settings.labels[0].clone();
