@@ -75,6 +75,12 @@ PY
 for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
   [ -d "$d" ] && libs="$libs:$d"
 done
+# The Python on PATH may not be the one with the CUDA wheels: look for them elsewhere too.
+if ! LD_LIBRARY_PATH="${libs#:}" ldconfig -p 2>/dev/null | grep -q 'libcublas\.so\.13' &&
+   ! ls ${libs//:/ } 2>/dev/null | grep -q 'libcublas\.so\.13'; then
+  found=$(timeout 30 find / -xdev -maxdepth 8 -type f -name 'libcublas.so.13' 2>/dev/null | head -n 1)
+  [ -n "$found" ] && libs="$libs:$(dirname "$found")"
+fi
 export LD_LIBRARY_PATH="${libs#:}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 if ldd "$bin" | grep -q 'not found'; then
