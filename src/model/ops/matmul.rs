@@ -1,7 +1,7 @@
 //! Matrix products and transposes of tensors on the CPU GEMM: `a·b` (single and batched),
 //! `a·b + bias + residual`, and a cache-friendly 2-D transpose.
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::gemm::{linear_gemm_into, Epilogue, PARALLEL_GEMM_MIN_MACS};
@@ -29,6 +29,41 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
         ),
         (3, 3) => a.apply_op2_no_bwd(&b, &BatchedMatmul),
         _ => a.matmul(&b),
+    }
+}
+
+/// `a · bᵀ` for `a [m, k]` and `b [n, k]`: the right-hand side read in the layout it has (a
+/// weight matrix's, or keys `[P, D]`), with no transposed copy made first.
+pub fn matmul_nt(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if on_cpu_f32(a) && on_cpu_f32(b) && a.rank() == 2 && b.rank() == 2 {
+        a.contiguous()?
+            .apply_op2_no_bwd(&b.contiguous()?, &MatmulNtOp)
+    } else {
+        a.matmul(&b.t()?)
+    }
+}
+
+struct MatmulNtOp;
+
+impl CustomOp2 for MatmulNtOp {
+    fn name(&self) -> &'static str {
+        "segattn-matmul-nt"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (a, b) = (contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?);
+        let ((m, k), (n, k2)) = (l1.shape().dims2()?, l2.shape().dims2()?);
+        if k != k2 {
+            candle_core::bail!("matmul_nt: [{m}, {k}] · [{n}, {k2}]ᵀ");
+        }
+        let y = super::gemm::gemm_abt(a, b, None, m, n, k);
+        Ok((CpuStorage::F32(y), Shape::from((m, n))))
     }
 }
 
@@ -221,6 +256,11 @@ mod tests {
             &transpose_last2(&a3).expect("cpu"),
             &transpose_last2(&f64_of(&a3)).expect("fallback"),
             "batched transpose",
+        );
+        assert_close(
+            &matmul_nt(&a, &a).expect("cpu"),
+            &matmul_nt(&f64_of(&a), &f64_of(&a)).expect("fallback"),
+            "a · aᵀ",
         );
     }
 }

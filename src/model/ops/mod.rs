@@ -35,7 +35,7 @@ pub use conv::{Conv2d, ImageLayout};
 pub use depthwise::DepthwiseConv;
 pub use gemm::{gemm_abt, linear_gemm, Epilogue};
 pub use linear::Linear;
-pub use matmul::{matmul, matmul_add, transpose_2d, transpose_last2};
+pub use matmul::{matmul, matmul_add, matmul_nt, transpose_2d, transpose_last2};
 pub(crate) use norm::lane_sum;
 pub use norm::{layer_norm, LayerNorm, LayerNorm2d};
 pub use resize::{resize_bilinear_window, resize_bilinear_window_map};

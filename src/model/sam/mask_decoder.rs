@@ -8,7 +8,7 @@ use candle_core::{Module, Tensor};
 
 use super::config::{SamConfig, DECODER_HEADS, PROMPT_EMBED_DIM};
 use crate::model::ops::{
-    matmul, matmul_add, softmax_dim1, softmax_last_dim, transpose_2d, LayerNorm, Linear,
+    matmul, matmul_add, matmul_nt, softmax_dim1, softmax_last_dim, transpose_2d, LayerNorm, Linear,
 };
 use crate::weights::Scope;
 
@@ -130,12 +130,12 @@ impl DecoderAttention {
     /// Tokens attend to the image.
     ///
     /// # Shapes
-    /// `q [T, D]`, `image_k_t` (keys + PE, transposed) `[D, P]` and `image_v` (keys) `[P, D]`
-    /// → (`[T, D]`, probs `[heads, T, P]`). `image_k_t` is only read without `cached`.
+    /// `q [T, D]`, `image_k` (keys + PE) `[P, D]` and `image_v` (keys) `[P, D]` → (`[T, D]`,
+    /// probs `[heads, T, P]`). `image_k` is only read without `cached`.
     fn tokens_to_image(
         &self,
         q: &Tensor,
-        image_k_t: Option<&Tensor>,
+        image_k: Option<&Tensor>,
         image_v: &Tensor,
         cached: Option<&ProjectedImage>,
     ) -> candle_core::Result<(Tensor, Tensor)> {
@@ -149,7 +149,7 @@ impl DecoderAttention {
                 (probs, out)
             }
             None => {
-                let image_k_t = image_k_t.ok_or_else(|| {
+                let image_k = image_k.ok_or_else(|| {
                     candle_core::Error::Msg("token → image attention without keys".into())
                 })?;
                 // scores_h = (q_h·W_k,h)·Kᵀ + q_h·b_k,h
@@ -157,7 +157,7 @@ impl DecoderAttention {
                 let bias = qh
                     .broadcast_mul(&self.bk.reshape((nh, 1, c))?)?
                     .sum_keepdim(2)?; // [heads, T, 1]
-                let scores = matmul(&qk.reshape((nh * t, d))?, image_k_t)?; // [heads·T, P]
+                let scores = matmul_nt(&qk.reshape((nh * t, d))?, image_k)?; // [heads·T, P]
                 let p_len = scores.dim(1)?;
                 let scores = scores.reshape((nh, t, p_len))?.broadcast_add(&bias)?;
                 let probs = softmax_last_dim(&(scores / self.scale())?)?;
@@ -175,12 +175,12 @@ impl DecoderAttention {
     /// The image attends to the tokens, and the result is added to the image keys.
     ///
     /// # Shapes
-    /// `image_q_t` (keys + PE, transposed) `[D, P]`, `k`, `v` `[T, D]`, `keys [P, D]` →
+    /// `image_q` (keys + PE) `[P, D]`, `k`, `v` `[T, D]`, `keys [P, D]` →
     /// `keys + attention` `[P, D]`. `cached_q_t` is `image_q` already projected and transposed,
-    /// `[heads, c, P]`; `image_q_t` is only read without it.
+    /// `[heads, c, P]`; `image_q` is only read without it.
     fn image_to_tokens_add(
         &self,
-        image_q_t: Option<&Tensor>,
+        image_q: Option<&Tensor>,
         k: &Tensor,
         v: &Tensor,
         cached_q_t: Option<&Tensor>,
@@ -192,16 +192,16 @@ impl DecoderAttention {
         let kh = self.split_heads(&self.k_proj.forward(k)?)?; // [heads, T, c]
         let vh = self.split_heads(&self.v_proj.forward(v)?)?; // [heads, T, c]
                                                               // Scores transposed, [heads·T, P], so the image is the GEMMs' long output dimension.
-        let scores_t = match (cached_q_t, image_q_t) {
+        let scores_t = match (cached_q_t, image_q) {
             (Some(qh_t), _) => matmul(&kh, qh_t)?.reshape((nh * t, p_len))?,
-            (None, Some(image_q_t)) => {
+            (None, Some(image_q)) => {
                 // scores_h = (k_h·W_q,h)·Qᵀ + k_h·b_q,h, all heads in one GEMM.
                 let m = matmul(&kh, &self.per_head(&self.wq)?)?.reshape((nh * t, d))?; // [heads·T, D]
                 let bias = kh
                     .broadcast_mul(&self.bq.reshape((nh, 1, c))?)?
                     .sum(2)?
                     .reshape((nh * t, 1))?;
-                matmul(&m, image_q_t)?.broadcast_add(&bias)?
+                matmul_nt(&m, image_q)?.broadcast_add(&bias)?
             }
             (None, None) => {
                 candle_core::bail!("image → token attention without queries")
@@ -305,15 +305,15 @@ impl TwoWayBlock {
         };
         let queries = self.norm1.forward(&queries)?;
         let q = (&queries + query_pe)?;
-        // Keys + PE, transposed `[D, P]`: the image side of both cross attentions (the cache
-        // holds their projections instead).
-        let k_t = match cache {
+        // Keys + PE `[P, D]`: the image side of both cross attentions, read as the right-hand
+        // side of `matmul_nt` (the cache holds their projections instead).
+        let keys_pe = match cache {
             Some(_) => None,
-            None => Some(transpose_2d(&(keys + key_pe)?)?),
+            None => Some((keys + key_pe)?),
         };
         let (out, token_to_image) = self.cross_token_to_image.tokens_to_image(
             &q,
-            k_t.as_ref(),
+            keys_pe.as_ref(),
             keys,
             cache.map(|c| &c.t2i),
         )?;
@@ -322,7 +322,7 @@ impl TwoWayBlock {
         let queries = self.norm3.forward(&(queries + mlp)?)?;
         let q = (&queries + query_pe)?;
         let keys = self.cross_image_to_token.image_to_tokens_add(
-            k_t.as_ref(),
+            keys_pe.as_ref(),
             &q,
             &queries,
             cache.map(|c| &c.i2t_q_t),
@@ -524,10 +524,10 @@ impl MaskDecoder {
             blocks.push(a);
         }
         let q = (&queries + &tokens)?;
-        let k_t = transpose_2d(&(&keys + key_pe)?)?;
+        let keys_pe = (&keys + key_pe)?;
         let (out, final_token_to_image) =
             self.final_attn
-                .tokens_to_image(&q, Some(&k_t), &keys, None)?;
+                .tokens_to_image(&q, Some(&keys_pe), &keys, None)?;
         let hs = self.norm_final.forward(&(queries + out)?)?; // [T, D]
 
         let iou_out = hs.narrow(0, self.lead - 1, 1)?; // [1, D]
