@@ -32,14 +32,17 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     }
 }
 
-/// `a · bᵀ` for `a [m, k]` and `b [n, k]`: the right-hand side read in the layout it has (a
-/// weight matrix's, or keys `[P, D]`), with no transposed copy made first.
+/// `a · bᵀ` for `a [m, k]` and `b [n, k]`, or batched `a [B, m, k]` and `b [B, n, k]`: the
+/// right-hand side read in the layout it has (a weight matrix's, or keys `[P, D]`), with no
+/// transposed copy made first.
 pub fn matmul_nt(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    if on_cpu_f32(a) && on_cpu_f32(b) && a.rank() == 2 && b.rank() == 2 {
-        a.contiguous()?
-            .apply_op2_no_bwd(&b.contiguous()?, &MatmulNtOp)
-    } else {
-        a.matmul(&b.t()?)
+    let cpu = on_cpu_f32(a) && on_cpu_f32(b);
+    match (a.rank(), b.rank()) {
+        (2, 2) | (3, 3) if cpu => a
+            .contiguous()?
+            .apply_op2_no_bwd(&b.contiguous()?, &MatmulNtOp),
+        (3, 3) => a.matmul(&b.transpose(1, 2)?),
+        _ => a.matmul(&b.t()?),
     }
 }
 
@@ -58,12 +61,25 @@ impl CustomOp2 for MatmulNtOp {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (a, b) = (contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?);
-        let ((m, k), (n, k2)) = (l1.shape().dims2()?, l2.shape().dims2()?);
-        if k != k2 {
-            candle_core::bail!("matmul_nt: [{m}, {k}] · [{n}, {k2}]ᵀ");
+        let (batch, m, k, n, k2, b2) = match (l1.dims(), l2.dims()) {
+            (&[m, k], &[n, k2]) => (None, m, k, n, k2, None),
+            (&[ba, m, k], &[bb, n, k2]) => (Some(ba), m, k, n, k2, Some(bb)),
+            (d1, d2) => candle_core::bail!("matmul_nt: {d1:?} · {d2:?}ᵀ"),
+        };
+        if k != k2 || batch != b2 {
+            candle_core::bail!("matmul_nt: {:?} · {:?}ᵀ", l1.dims(), l2.dims());
         }
-        let y = super::gemm::gemm_abt(a, b, None, m, n, k);
-        Ok((CpuStorage::F32(y), Shape::from((m, n))))
+        // One product after the other, each spread over the threads by `gemm_abt`.
+        let mut y = Vec::with_capacity(batch.unwrap_or(1) * m * n);
+        for i in 0..batch.unwrap_or(1) {
+            let (a, b) = (&a[i * m * k..][..m * k], &b[i * n * k..][..n * k]);
+            y.extend(super::gemm::gemm_abt(a, b, None, m, n, k));
+        }
+        let shape = match batch {
+            None => Shape::from((m, n)),
+            Some(batch) => Shape::from((batch, m, n)),
+        };
+        Ok((CpuStorage::F32(y), shape))
     }
 }
 
@@ -261,6 +277,11 @@ mod tests {
             &matmul_nt(&a, &a).expect("cpu"),
             &matmul_nt(&f64_of(&a), &f64_of(&a)).expect("fallback"),
             "a · aᵀ",
+        );
+        assert_close(
+            &matmul_nt(&a3, &a3).expect("cpu"),
+            &matmul_nt(&f64_of(&a3), &f64_of(&a3)).expect("fallback"),
+            "batched a · aᵀ",
         );
     }
 }

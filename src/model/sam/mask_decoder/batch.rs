@@ -8,7 +8,7 @@ use candle_core::{Module, Tensor};
 use super::{
     DecoderAttention, DecoderImageCache, HighResFeatures, MaskDecoder, ProjectedImage, TwoWayBlock,
 };
-use crate::model::ops::{matmul, softmax_dim1, softmax_last_dim, transpose_last2};
+use crate::model::ops::{matmul, matmul_nt, softmax_dim1, softmax_last_dim, transpose_last2};
 
 /// Batched forms: `B` prompts on one image, heads laid out so that the products shared by all
 /// prompts (against the image's cached projections) are one GEMM per head of height `B·T`.
@@ -104,17 +104,17 @@ impl DecoderAttention {
     }
 
     /// [`Self::tokens_to_image`] for `B` prompts with their own image keys: `q [B, T, D]`,
-    /// `k_t` (keys + PE, transposed) `[B, D, P]`, `keys [B, P, D]` → `[B, T, D]`.
+    /// `keys_pe` (keys + PE) `[B, P, D]`, `keys [B, P, D]` → `[B, T, D]`.
     fn tokens_to_image_batch(
         &self,
         q: &Tensor,
-        k_t: &Tensor,
+        keys_pe: &Tensor,
         keys: &Tensor,
     ) -> candle_core::Result<Tensor> {
         let (b, t, d) = q.dims3()?;
         let (nh, c) = (self.num_heads, self.head_dim());
         let qh = self.split_heads_shared(&self.q_proj.forward(q)?)?; // [heads, B·T, c]
-        let scores = self.scores_per_prompt(&qh, (&self.wk, &self.bk), k_t, b)?;
+        let scores = self.scores_per_prompt(&qh, (&self.wk, &self.bk), keys_pe, b)?;
         let probs = softmax_last_dim(&(scores / self.scale())?)?;
         // out_h = (A_h·V)·W_v,hᵀ + b_v,h
         let av = matmul(&probs, keys)? // [B, heads·T, D]
@@ -126,11 +126,11 @@ impl DecoderAttention {
         self.out_proj.forward(&self.merge_heads_shared(&out, b)?)
     }
 
-    /// [`Self::image_to_tokens_add`] for `B` prompts with their own image: `q_t` (keys + PE,
-    /// transposed) `[B, D, P]`, `k, v [B, T, D]`, `keys [B, P, D]` → `[B, P, D]`.
+    /// [`Self::image_to_tokens_add`] for `B` prompts with their own image: `image_q` (keys +
+    /// PE) `[B, P, D]`, `k, v [B, T, D]`, `keys [B, P, D]` → `[B, P, D]`.
     fn image_to_tokens_add_batch(
         &self,
-        q_t: &Tensor,
+        image_q: &Tensor,
         k: &Tensor,
         v: &Tensor,
         keys: &Tensor,
@@ -140,20 +140,20 @@ impl DecoderAttention {
         let p_len = keys.dim(1)?;
         let kh = self.split_heads_shared(&self.k_proj.forward(k)?)?; // [heads, B·T, c]
         let vh = self.split_heads_shared(&self.v_proj.forward(v)?)?;
-        let scores_t = self.scores_per_prompt(&kh, (&self.wq, &self.bq), q_t, b)?;
+        let scores_t = self.scores_per_prompt(&kh, (&self.wq, &self.bq), image_q, b)?;
         let probs_t = softmax_dim1(&scores_t.reshape((b * nh, t, p_len))?, self.scale())?;
         let probs = transpose_last2(&probs_t.reshape((b, nh * t, p_len))?)?; // [B, P, heads·T]
         self.attended_values(&probs, &vh, b)? + keys
     }
 
     /// Scores of the projected tokens `xh [heads, B·T, c]` against each prompt's image side
-    /// `image_t [B, D, P]` through the other projection `(W [internal, D], b [internal])`,
+    /// `image [B, P, D]` through the other projection `(W [internal, D], b [internal])`,
     /// re-associated: `(x_h·W_h)·Iᵀ + x_h·b_h` → `[B, heads·T, P]`.
     fn scores_per_prompt(
         &self,
         xh: &Tensor,
         (w, bias): (&Tensor, &Tensor),
-        image_t: &Tensor,
+        image: &Tensor,
         b: usize,
     ) -> candle_core::Result<Tensor> {
         let (nh, c) = (self.num_heads, self.head_dim());
@@ -163,7 +163,7 @@ impl DecoderAttention {
                 .sum_keepdim(2)?,
             b,
         )?; // [B, heads·T, 1]
-        matmul(&xw, image_t)?.broadcast_add(&xb)
+        matmul_nt(&xw, image)?.broadcast_add(&xb)
     }
 
     /// The image side's attention output for each prompt: `Σ_h A_h·(v_h·W_out,hᵀ) + b_out`
@@ -215,15 +215,15 @@ impl TwoWayBlock {
                 (queries, keys)
             }
             (None, Some(keys)) => {
-                let k_t = transpose_last2(&keys.broadcast_add(key_pe)?)?; // [B, D, P]
+                let keys_pe = keys.broadcast_add(key_pe)?; // [B, P, D]
                 let out = self
                     .cross_token_to_image
-                    .tokens_to_image_batch(&q, &k_t, keys)?;
+                    .tokens_to_image_batch(&q, &keys_pe, keys)?;
                 let queries = self.mlp_step(&queries, &out)?;
                 let q = (&queries + query_pe)?;
                 let keys = self
                     .cross_image_to_token
-                    .image_to_tokens_add_batch(&k_t, &q, &queries, keys)?;
+                    .image_to_tokens_add_batch(&keys_pe, &q, &queries, keys)?;
                 (queries, keys)
             }
             (None, None) => candle_core::bail!("two-way block: no image keys and no cache"),
@@ -289,8 +289,8 @@ impl MaskDecoder {
                 .contiguous()?,
         };
         let q = (&queries + &tokens)?;
-        let k_t = transpose_last2(&keys.broadcast_add(key_pe)?)?;
-        let out = self.final_attn.tokens_to_image_batch(&q, &k_t, &keys)?;
+        let keys_pe = keys.broadcast_add(key_pe)?; // [B, P, D]
+        let out = self.final_attn.tokens_to_image_batch(&q, &keys_pe, &keys)?;
         let hs = self.norm_final.forward(&(queries + out)?)?; // [B, T, D]
         let iou = self
             .iou_head
