@@ -258,7 +258,7 @@ pub fn linear_gemm(
 const DEEP_K: usize = 256;
 
 /// [`linear_gemm`] into `dst` `[m, n]`, on the calling thread unless `parallel`.
-pub(super) fn linear_gemm_into(
+pub(crate) fn linear_gemm_into(
     x: &[f32],
     w_t: &[f32],
     bias: Option<&[f32]>,

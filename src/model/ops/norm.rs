@@ -31,6 +31,17 @@ impl LayerNorm {
     }
 }
 
+impl LayerNorm {
+    /// The weight, bias and epsilon as host data.
+    pub fn to_host(&self) -> Result<(Vec<f32>, Vec<f32>, f32)> {
+        Ok((
+            super::to_vec_f32(&self.weight)?,
+            super::to_vec_f32(&self.bias)?,
+            self.eps,
+        ))
+    }
+}
+
 impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         layer_norm(x, &self.weight, &self.bias, self.eps)

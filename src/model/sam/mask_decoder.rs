@@ -8,11 +8,13 @@ use candle_core::{Module, Tensor};
 
 use super::config::{SamConfig, DECODER_HEADS, PROMPT_EMBED_DIM};
 use crate::model::ops::{
-    matmul, matmul_add, matmul_nt, softmax_dim1, softmax_last_dim, transpose_2d, LayerNorm, Linear,
+    matmul, matmul_add, matmul_nt, on_cpu_f32, softmax_dim1, softmax_last_dim, transpose_2d,
+    LayerNorm, Linear,
 };
 use crate::weights::Scope;
 
 mod batch;
+mod fused;
 mod upscale;
 pub use batch::BatchTokens;
 pub use upscale::HighResFeatures;
@@ -296,14 +298,7 @@ impl TwoWayBlock {
         key_pe: &Tensor,
         cache: Option<&DecoderImageCache>,
     ) -> candle_core::Result<(Tensor, Tensor, BlockAttention)> {
-        let (queries, self_attn) = if self.skip_first_layer_pe {
-            self.self_attn.forward(queries, queries, queries)?
-        } else {
-            let q = (queries + query_pe)?;
-            let (out, p) = self.self_attn.forward(&q, &q, queries)?;
-            ((queries + out)?, p)
-        };
-        let queries = self.norm1.forward(&queries)?;
+        let (queries, self_attn) = self.tokens_self_attention(queries, query_pe)?;
         let q = (&queries + query_pe)?;
         // Keys + PE `[P, D]`: the image side of both cross attentions, read as the right-hand
         // side of `matmul_nt` (the cache holds their projections instead).
@@ -317,9 +312,7 @@ impl TwoWayBlock {
             keys,
             cache.map(|c| &c.t2i),
         )?;
-        let queries = self.norm2.forward(&(queries + out)?)?;
-        let mlp = self.lin2.forward(&self.lin1.forward(&queries)?.relu()?)?;
-        let queries = self.norm3.forward(&(queries + mlp)?)?;
+        let queries = self.tokens_after_cross(&queries, &out)?;
         let q = (&queries + query_pe)?;
         let keys = self.cross_image_to_token.image_to_tokens_add(
             keys_pe.as_ref(),
@@ -337,6 +330,36 @@ impl TwoWayBlock {
                 token_to_image,
             },
         ))
+    }
+
+    /// The tokens' self-attention and `norm1`: `queries [T, D]` → (`[T, D]`, probs
+    /// `[heads, T, T]`).
+    fn tokens_self_attention(
+        &self,
+        queries: &Tensor,
+        query_pe: &Tensor,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        let (queries, self_attn) = if self.skip_first_layer_pe {
+            self.self_attn.forward(queries, queries, queries)?
+        } else {
+            let q = (queries + query_pe)?;
+            let (out, p) = self.self_attn.forward(&q, &q, queries)?;
+            ((queries + out)?, p)
+        };
+        Ok((self.norm1.forward(&queries)?, self_attn))
+    }
+
+    /// After the token → image attention's output `out`: its residual and `norm2`, the MLP,
+    /// its residual and `norm3` (`[T, D]` each).
+    fn tokens_after_cross(&self, queries: &Tensor, out: &Tensor) -> candle_core::Result<Tensor> {
+        let queries = self.norm2.forward(&(queries + out)?)?;
+        let mlp = self.lin2.forward(&self.lin1.forward(&queries)?.relu()?)?;
+        self.norm3.forward(&(queries + mlp)?)
+    }
+
+    /// `norm4`'s weight, bias and epsilon as host data.
+    fn norm4_host(&self) -> candle_core::Result<(Vec<f32>, Vec<f32>, f32)> {
+        self.norm4.to_host()
     }
 }
 
@@ -509,27 +532,58 @@ impl MaskDecoder {
         }
         let tokens = Tensor::cat(&[self.output_tokens.clone(), sparse.squeeze(0)?], 0)?; // [T, D]
         let (_, _, h, w) = image_embeddings.dims4()?;
-        let mut keys = match (cache, dense) {
+        let keys = match (cache, dense) {
             (Some(cache), _) => cache.keys.clone(),
             (None, Some(dense)) => flatten_grid(&(image_embeddings + dense)?)?,
             (None, None) => candle_core::bail!("mask decoder: no dense prompt and no image cache"),
         };
+        if on_cpu_f32(&keys) && on_cpu_f32(key_pe) && on_cpu_f32(&tokens) {
+            self.forward_fused(&keys, key_pe, &tokens, cache, (h, w), high_res)
+        } else {
+            self.forward_tensors(keys, key_pe, &tokens, cache, (h, w), high_res)
+        }
+    }
+
+    /// [`Self::forward`] in tensor operations, one block after the other (the path of GPUs
+    /// and half precision); `keys` `[h·w, D]` is the first block's image input.
+    fn forward_tensors(
+        &self,
+        mut keys: Tensor,
+        key_pe: &Tensor,
+        tokens: &Tensor,
+        cache: Option<&DecoderImageCache>,
+        (h, w): (usize, usize),
+        high_res: Option<&HighResFeatures>,
+    ) -> candle_core::Result<DecoderOutput> {
         let mut queries = tokens.clone();
         let mut blocks = Vec::with_capacity(self.blocks.len());
         for (i, b) in self.blocks.iter().enumerate() {
             let block_cache = if i == 0 { cache } else { None };
-            let (q, k, a) = b.forward(&queries, &keys, &tokens, key_pe, block_cache)?;
+            let (q, k, a) = b.forward(&queries, &keys, tokens, key_pe, block_cache)?;
             queries = q;
             keys = k;
             blocks.push(a);
         }
-        let q = (&queries + &tokens)?;
+        let q = (&queries + tokens)?;
         let keys_pe = (&keys + key_pe)?;
         let (out, final_token_to_image) =
             self.final_attn
                 .tokens_to_image(&q, Some(&keys_pe), &keys, None)?;
         let hs = self.norm_final.forward(&(queries + out)?)?; // [T, D]
+        self.finish(&hs, &keys, (h, w), high_res, blocks, final_token_to_image)
+    }
 
+    /// The heads on the final tokens `hs [T, D]` and the masks from the final image keys
+    /// `keys [h·w, D]`.
+    fn finish(
+        &self,
+        hs: &Tensor,
+        keys: &Tensor,
+        (h, w): (usize, usize),
+        high_res: Option<&HighResFeatures>,
+        blocks: Vec<BlockAttention>,
+        final_token_to_image: Tensor,
+    ) -> candle_core::Result<DecoderOutput> {
         let iou_out = hs.narrow(0, self.lead - 1, 1)?; // [1, D]
         let hyper = self
             .hypernetworks
@@ -539,7 +593,7 @@ impl MaskDecoder {
             .collect::<candle_core::Result<Vec<_>>>()?;
         let hyper = Tensor::cat(&hyper, 0)?; // [n, 32]
         let masks = self
-            .upscale_masks(&keys, &hyper, (h, w), high_res)?
+            .upscale_masks(keys, &hyper, (h, w), high_res)?
             .unsqueeze(0)?;
         let iou = self.iou_head.forward(&iou_out)?;
         let iou = if self.iou_sigmoid {
