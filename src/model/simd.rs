@@ -144,6 +144,50 @@ multiversion! {
 }
 
 multiversion! {
+    /// `dst[i] = a[i] + b[i]` over the shortest of the three.
+    pub fn add_into(dst: &mut [f32], a: &[f32], b: &[f32]) {
+        for ((o, x), y) in dst.iter_mut().zip(a).zip(b) {
+            *o = x + y;
+        }
+    }
+}
+
+multiversion! {
+    /// `x[i] /= d`.
+    pub fn div_assign(x: &mut [f32], d: f32) {
+        for v in x.iter_mut() {
+            *v /= d;
+        }
+    }
+}
+
+multiversion! {
+    /// `dst[i] += a[i]`.
+    pub fn add_assign(dst: &mut [f32], a: &[f32]) {
+        for (o, x) in dst.iter_mut().zip(a) {
+            *o += x;
+        }
+    }
+}
+
+multiversion! {
+    /// Two-pass layer norm (mean, then the variance of the centred values, as PyTorch) of each
+    /// row of `x` in place, the rows `w.len()` long, with weight `w`, bias `b` and `eps`.
+    pub fn layer_norm_rows(x: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
+        let dim = w.len().max(1);
+        let n = dim as f32;
+        for row in x.chunks_exact_mut(dim) {
+            let mean = crate::model::ops::lane_sum(row, |v| v) / n;
+            let var = crate::model::ops::lane_sum(row, |v| (v - mean) * (v - mean)) / n;
+            let inv = 1.0 / (var + eps).sqrt();
+            for ((v, w), b) in row.iter_mut().zip(w).zip(b) {
+                *v = (*v - mean) * inv * w + b;
+            }
+        }
+    }
+}
+
+multiversion! {
     /// Exact GELU in place, `x·½·(1 + erf(x/√2))` with [`crate::model::ops::erf_f32`].
     ///
     /// PERF: the baseline build only has 4-wide SSE2 (GELU was 14% of a MobileSAM encode).

@@ -39,7 +39,7 @@ pub use matmul::{matmul, matmul_add, matmul_nt, transpose_2d, transpose_last2};
 pub(crate) use norm::lane_sum;
 pub use norm::{layer_norm, LayerNorm, LayerNorm2d};
 pub use resize::{resize_bilinear_window, resize_bilinear_window_map};
-pub use softmax::{softmax_dim1, softmax_last_dim};
+pub use softmax::{softmax_dim1, softmax_last_dim, softmax_last_dim_scaled};
 
 /// `f(x)` computed in f32 when `x` is f16 or bf16 (cast back after), as PyTorch's autocast
 /// runs normalisations and softmaxes: their sums lose too many digits, or overflow, in half

@@ -70,15 +70,8 @@ impl CustomOp1 for LayerNormOp {
         dst.par_chunks_mut(dim.max(1) * 16)
             .zip(src.par_chunks(dim.max(1) * 16))
             .for_each(|(d, s)| {
-                for (d, s) in d.chunks_mut(dim).zip(s.chunks(dim)) {
-                    let n = dim as f32;
-                    let mean = lane_sum(s, |v| v) / n;
-                    let var = lane_sum(s, |v| (v - mean) * (v - mean)) / n;
-                    let inv = 1.0 / (var + eps).sqrt();
-                    for (((d, &s), &w), &b) in d.iter_mut().zip(s).zip(w).zip(b) {
-                        *d = (s - mean) * inv * w + b;
-                    }
-                }
+                d.copy_from_slice(s);
+                crate::model::simd::layer_norm_rows(d, w, b, eps);
             });
         Ok((CpuStorage::F32(dst), layout.shape().clone()))
     }
@@ -86,6 +79,7 @@ impl CustomOp1 for LayerNormOp {
 
 /// Σ f(x) over a slice with 8 independent partial sums, so the loop vectorises (a single
 /// running f32 sum is one long dependency chain).
+#[inline(always)]
 pub(crate) fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [0f32; 8];
     let chunks = xs.chunks_exact(8);

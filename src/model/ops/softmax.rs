@@ -12,9 +12,22 @@ use super::{contiguous_f32, in_f32, on_cpu_f32};
 /// vectorised [`crate::model::simd::softmax_inplace`] on rows in parallel.
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     if on_cpu_f32(x) {
-        x.contiguous()?.apply_op1_no_bwd(&SoftmaxOp)
+        x.contiguous()?.apply_op1_no_bwd(&SoftmaxOp(None))
     } else {
         in_f32(x, candle_nn::ops::softmax_last_dim)
+    }
+}
+
+/// Softmax over the last dimension of `x / divisor` (attention scores and their `√c`).
+///
+/// PERF: on the CPU the division runs in the softmax's pass over each row, instead of as a
+/// tensor operation of its own (a parallel pass over the scores, and their copy).
+pub fn softmax_last_dim_scaled(x: &Tensor, divisor: f64) -> Result<Tensor> {
+    if on_cpu_f32(x) {
+        x.contiguous()?
+            .apply_op1_no_bwd(&SoftmaxOp(Some(divisor as f32)))
+    } else {
+        in_f32(x, |x| candle_nn::ops::softmax_last_dim(&(x / divisor)?))
     }
 }
 
@@ -49,7 +62,8 @@ impl CustomOp1 for SoftmaxDim1Op {
     }
 }
 
-struct SoftmaxOp;
+/// The last dimension's softmax, of the values divided by the divisor when there is one.
+struct SoftmaxOp(Option<f32>);
 
 impl CustomOp1 for SoftmaxOp {
     fn name(&self) -> &'static str {
@@ -60,10 +74,14 @@ impl CustomOp1 for SoftmaxOp {
         let mut dst = contiguous_f32(storage, layout)?.to_vec();
         let n = layout.dims().last().copied().unwrap_or(1).max(1);
         let rows = (16_384 / n).max(1) * n;
+        let divisor = self.0;
         let run = |chunk: &mut [f32]| {
-            chunk
-                .chunks_mut(n)
-                .for_each(crate::model::simd::softmax_inplace)
+            for row in chunk.chunks_mut(n) {
+                if let Some(d) = divisor {
+                    crate::model::simd::div_assign(row, d);
+                }
+                crate::model::simd::softmax_inplace(row);
+            }
         };
         if dst.len() >= 1 << 16 {
             dst.par_chunks_mut(rows).for_each(run);
@@ -91,6 +109,11 @@ mod tests {
             &softmax_last_dim(&s3).expect("cpu"),
             &softmax_last_dim(&f64_of(&s3)).expect("fallback"),
             "softmax over the last dim",
+        );
+        assert_close(
+            &softmax_last_dim_scaled(&s3, 3.0).expect("cpu"),
+            &softmax_last_dim_scaled(&f64_of(&s3), 3.0).expect("fallback"),
+            "softmax over the last dim, scaled",
         );
     }
 }

@@ -8,7 +8,7 @@ use candle_core::{Module, Tensor};
 
 use super::config::{SamConfig, DECODER_HEADS, PROMPT_EMBED_DIM};
 use crate::model::ops::{
-    matmul, matmul_add, matmul_nt, on_cpu_f32, softmax_dim1, softmax_last_dim, transpose_2d,
+    matmul, matmul_add, matmul_nt, on_cpu_f32, softmax_dim1, softmax_last_dim_scaled, transpose_2d,
     LayerNorm, Linear,
 };
 use crate::weights::Scope;
@@ -116,8 +116,7 @@ impl DecoderAttention {
         let q = self.split_heads(&self.q_proj.forward(q)?)?;
         let k = self.split_heads(&self.k_proj.forward(k)?)?;
         let v = self.split_heads(&self.v_proj.forward(v)?)?;
-        let attn = (matmul(&q, &k.t()?)? / self.scale())?;
-        let probs = softmax_last_dim(&attn)?;
+        let probs = softmax_last_dim_scaled(&matmul(&q, &k.t()?)?, self.scale())?;
         let out = self.merge_heads(&matmul(&probs, &v)?)?;
         Ok((self.out_proj.forward(&out)?, probs))
     }
@@ -146,7 +145,7 @@ impl DecoderAttention {
         let qh = self.split_heads(&self.q_proj.forward(q)?)?; // [heads, T, c]
         let (probs, heads_out) = match cached {
             Some(p) => {
-                let probs = softmax_last_dim(&(matmul(&qh, &p.k_t)? / self.scale())?)?;
+                let probs = softmax_last_dim_scaled(&matmul(&qh, &p.k_t)?, self.scale())?;
                 let out = matmul(&probs, &p.v)?; // [heads, T, c]
                 (probs, out)
             }
@@ -162,7 +161,7 @@ impl DecoderAttention {
                 let scores = matmul_nt(&qk.reshape((nh * t, d))?, image_k)?; // [heads·T, P]
                 let p_len = scores.dim(1)?;
                 let scores = scores.reshape((nh, t, p_len))?.broadcast_add(&bias)?;
-                let probs = softmax_last_dim(&(scores / self.scale())?)?;
+                let probs = softmax_last_dim_scaled(&scores, self.scale())?;
                 // out_h = (A_h·V)·W_v,hᵀ + b_v,h (rows of A sum to 1)
                 let av = matmul(&probs.reshape((nh * t, p_len))?, image_v)?.reshape((nh, t, d))?;
                 let out = matmul(&av, &self.wv_heads_t)? // [heads, T, c]

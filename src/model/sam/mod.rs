@@ -15,6 +15,7 @@ pub mod transforms;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
+use rayon::prelude::*;
 
 use crate::model::detweights;
 use crate::model::ops::to_vec_f32;
@@ -422,9 +423,10 @@ impl SamModel {
         multimask: bool,
     ) -> Result<Prediction> {
         let raw = self.predict_low_res(emb, prompts, multimask)?;
+        // The masks side by side: each resize alone is too short to keep both threads busy.
         let (masks, stability_scores) = raw
             .low_res_logits
-            .iter()
+            .par_iter()
             .map(|l| {
                 let classes = self.upscale_classes(emb, l, STABILITY_OFFSET);
                 let stability = transforms::stability_of_classes(&classes);

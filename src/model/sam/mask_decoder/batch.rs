@@ -8,7 +8,9 @@ use candle_core::{Module, Tensor};
 use super::{
     DecoderAttention, DecoderImageCache, HighResFeatures, MaskDecoder, ProjectedImage, TwoWayBlock,
 };
-use crate::model::ops::{matmul, matmul_nt, softmax_dim1, softmax_last_dim, transpose_last2};
+use crate::model::ops::{
+    matmul, matmul_nt, softmax_dim1, softmax_last_dim_scaled, transpose_last2,
+};
 
 /// Batched forms: `B` prompts on one image, heads laid out so that the products shared by all
 /// prompts (against the image's cached projections) are one GEMM per head of height `B·T`.
@@ -52,8 +54,7 @@ impl DecoderAttention {
         let q = split(&self.q_proj.forward(q)?)?; // [B·heads, N, c]
         let k = split(&self.k_proj.forward(k)?)?;
         let v = split(&self.v_proj.forward(v)?)?;
-        let attn = (matmul(&q, &k.transpose(1, 2)?)? / self.scale())?;
-        let probs = softmax_last_dim(&attn)?;
+        let probs = softmax_last_dim_scaled(&matmul(&q, &k.transpose(1, 2)?)?, self.scale())?;
         let out = matmul(&probs, &v)?; // [B·heads, N, c]
         let n = out.dim(1)?;
         let out = out
@@ -73,7 +74,7 @@ impl DecoderAttention {
     ) -> candle_core::Result<Tensor> {
         let b = q.dim(0)?;
         let qh = self.split_heads_shared(&self.q_proj.forward(q)?)?; // [heads, B·T, c]
-        let probs = softmax_last_dim(&(matmul(&qh, &p.k_t)? / self.scale())?)?; // [heads, B·T, P]
+        let probs = softmax_last_dim_scaled(&matmul(&qh, &p.k_t)?, self.scale())?; // [heads, B·T, P]
         let out = matmul(&probs, &p.v)?; // [heads, B·T, c]
         self.out_proj.forward(&self.merge_heads_shared(&out, b)?)
     }
@@ -115,7 +116,7 @@ impl DecoderAttention {
         let (nh, c) = (self.num_heads, self.head_dim());
         let qh = self.split_heads_shared(&self.q_proj.forward(q)?)?; // [heads, B·T, c]
         let scores = self.scores_per_prompt(&qh, (&self.wk, &self.bk), keys_pe, b)?;
-        let probs = softmax_last_dim(&(scores / self.scale())?)?;
+        let probs = softmax_last_dim_scaled(&scores, self.scale())?;
         // out_h = (A_h·V)·W_v,hᵀ + b_v,h
         let av = matmul(&probs, keys)? // [B, heads·T, D]
             .reshape((b, nh, t, d))?

@@ -14,8 +14,8 @@ use rayon::prelude::*;
 
 use super::{BlockAttention, DecoderAttention, DecoderImageCache, DecoderOutput, MaskDecoder};
 use crate::model::ops::gemm::{sgemm, SharedOut};
-use crate::model::ops::{contiguous_f32, lane_sum, matmul, to_vec_f32};
-use crate::model::simd::{softmax_columns, softmax_inplace};
+use crate::model::ops::{contiguous_f32, matmul, to_vec_f32};
+use crate::model::simd::{add_into, div_assign, layer_norm_rows, softmax_columns, softmax_inplace};
 
 /// Image positions per task of a pass.
 const TILE: usize = 64;
@@ -142,9 +142,7 @@ impl Pass<'_> {
                 // SAFETY: rows p0..p0+np of the keys are this task's alone.
                 let out = unsafe { out_keys.row(p0 * d, np * d) };
                 for (row, k) in out.chunks_exact_mut(d).zip(keys.chunks_exact(d)) {
-                    for ((o, k), b) in row.iter_mut().zip(k).zip(&i2t.out_bias) {
-                        *o = k + b;
-                    }
+                    add_into(row, k, &i2t.out_bias);
                 }
                 // SAFETY: dst `[np × d]` row-major in `out`; lhs `stᵀ`, `[np × r1]` read
                 // with strides (np, 1); rhs `n [r1 × d]` row-major.
@@ -160,9 +158,7 @@ impl Pass<'_> {
                     );
                 }
                 let (w, b, eps) = &i2t.norm;
-                for row in out.chunks_exact_mut(d) {
-                    layer_norm_row(row, w, b, *eps);
-                }
+                layer_norm_rows(out, w, b, *eps);
                 add_into(kpe, out, pe);
                 let span = (r2 - 1) * p_len + np;
                 // SAFETY: dst: columns p0..p0+np of the `[r2 × P]` scores, this task's
@@ -185,31 +181,13 @@ impl Pass<'_> {
     }
 }
 
-/// `dst = a + b`, element by element.
-fn add_into(dst: &mut [f32], a: &[f32], b: &[f32]) {
-    for ((o, x), y) in dst.iter_mut().zip(a).zip(b) {
-        *o = x + y;
-    }
-}
-
-/// Two-pass layer norm of one row in place (as [`crate::model::ops::LayerNorm`]).
-fn layer_norm_row(row: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
-    let n = row.len() as f32;
-    let mean = lane_sum(row, |v| v) / n;
-    let var = lane_sum(row, |v| (v - mean) * (v - mean)) / n;
-    let inv = 1.0 / (var + eps).sqrt();
-    for ((v, w), b) in row.iter_mut().zip(w).zip(b) {
-        *v = (*v - mean) * inv * w + b;
-    }
-}
-
 /// Softmax of each row of `scores [R, P]` divided by `scale`, in place, then `probs · keys`
 /// (`keys [P, D]`) → `[R, D]`.
 fn attend_rows(scores: &mut [f32], keys: &[f32], scale: f32, d: usize) -> Vec<f32> {
     let p_len = keys.len() / d;
     let r = scores.len() / p_len;
     scores.par_chunks_mut(p_len).for_each(|row| {
-        row.iter_mut().for_each(|v| *v /= scale);
+        div_assign(row, scale);
         softmax_inplace(row);
     });
     let mut av = vec![0f32; r * d];

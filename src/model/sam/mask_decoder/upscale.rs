@@ -7,8 +7,8 @@ use candle_core::{Module, Tensor};
 
 use super::MaskDecoder;
 use crate::model::ops::gemm::{linear_gemm_into, SharedOut};
-use crate::model::ops::{contiguous_f32, gelu, lane_sum, on_cpu_f32, Epilogue, LayerNorm};
-use crate::model::simd::gelu_inplace;
+use crate::model::ops::{contiguous_f32, gelu, on_cpu_f32, Epilogue, LayerNorm};
+use crate::model::simd::{add_assign, gelu_inplace, layer_norm_rows};
 use crate::weights::Scope;
 
 /// A 2×2, stride-2 transposed convolution on channels-last data, followed by an optional
@@ -143,17 +143,10 @@ impl Upsample2x {
             return;
         }
         if let Some(skip) = skip {
-            out.iter_mut().zip(skip).for_each(|(t, e)| *t += e);
+            add_assign(out, skip);
         }
         if let Some((nw, nb, eps)) = &self.norm {
-            for px in out.chunks_mut(c) {
-                let mean = lane_sum(px, |t| t) / c as f32;
-                let var = lane_sum(px, |t| (t - mean) * (t - mean)) / c as f32;
-                let inv = 1.0 / (var + eps).sqrt();
-                for ((t, g), bb) in px.iter_mut().zip(nw).zip(nb) {
-                    *t = (*t - mean) * inv * g + bb;
-                }
-            }
+            layer_norm_rows(out, nw, nb, *eps);
         }
         gelu_inplace(out);
     }
