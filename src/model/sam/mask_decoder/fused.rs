@@ -270,8 +270,9 @@ impl DecoderAttention {
 
 impl MaskDecoder {
     /// [`Self::forward`] on the CPU in f32 with the image side in tiled passes (see the
-    /// module's notes). Same arguments; `keys0` is the first block's image input `[P, D]`
-    /// (the cache's keys, or the embeddings plus the dense prompt).
+    /// module's notes): `keys0` is the first block's image input `[P, D]` (the cache's keys,
+    /// or the embeddings plus the dense prompt), `tokens` the output and prompt tokens
+    /// `[T, D]`, `grid` the embedding's `(h, w)`; the rest as there.
     pub(super) fn forward_fused(
         &self,
         keys0: &Tensor,
@@ -283,11 +284,6 @@ impl MaskDecoder {
     ) -> candle_core::Result<DecoderOutput> {
         let (p_len, d) = keys0.dims2()?;
         let cpu = candle_core::Device::Cpu;
-        let pe_host = Host::new(key_pe);
-        let pe = pe_host.data()?;
-        let q_host = cache.map(|c| Host::new(&c.i2t_q_t));
-        let cached_q_t = q_host.as_ref().map(Host::data).transpose()?;
-        let keys0_host = Host::new(keys0);
 
         // Block 0's token side, its token → image attention included (read from the cache's
         // projections, or over the whole image without a cache).
@@ -312,6 +308,13 @@ impl MaskDecoder {
             self_attn,
             token_to_image,
         }];
+        // The image side's inputs as host data, borrowed from here on (no tensor operation
+        // reads these tensors while they are).
+        let pe_host = Host::new(key_pe);
+        let pe = pe_host.data()?;
+        let q_host = cache.map(|c| Host::new(&c.i2t_q_t));
+        let cached_q_t = q_host.as_ref().map(Host::data).transpose()?;
+        let keys0_host = Host::new(keys0);
 
         let mut keys: Option<Vec<f32>> = None;
         let mut final_probs = None;
