@@ -160,8 +160,11 @@ const UPSCALE_TILE: usize = 48;
 /// `[h·w, D]` and the hypernetworks' outputs `[n, 32]` → mask logits `[n, 4h, 4w]`.
 ///
 /// PERF: both upsampling steps keep each pixel's output block together
-/// ([`Upsample2x::forward_blocks`]), so their 4 and 8 MiB activations are neither shuffled
-/// nor zero-filled; only the `n` mask planes are put in image order, at the end.
+/// ([`Upsample2x::block_tile`]), so nothing is shuffled between them; each task takes
+/// `UPSCALE_TILE` input pixels through both steps, the norm, the GELUs and the mask product
+/// while they are in cache, and writes its 4 × 4 blocks of the `n` mask planes in image
+/// order. Before, each step was a parallel pass over a 4 or 8 MiB activation (Hiera-T's click
+/// 9.8 → 7.4-7.9 ms for this part, 2 cores of an Intel Xeon).
 struct UpscaleMasks<'a> {
     up1: &'a Upsample2x,
     up2: &'a Upsample2x,
