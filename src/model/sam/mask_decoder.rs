@@ -140,37 +140,52 @@ impl DecoderAttention {
         image_v: &Tensor,
         cached: Option<&ProjectedImage>,
     ) -> candle_core::Result<(Tensor, Tensor)> {
-        let (t, d) = q.dims2()?;
-        let (nh, c) = (self.num_heads, self.head_dim());
+        let (t, nh) = (q.dim(0)?, self.num_heads);
         let qh = self.split_heads(&self.q_proj.forward(q)?)?; // [heads, T, c]
-        let (probs, heads_out) = match cached {
-            Some(p) => {
-                let probs = softmax_last_dim_scaled(&matmul(&qh, &p.k_t)?, self.scale())?;
-                let out = matmul(&probs, &p.v)?; // [heads, T, c]
-                (probs, out)
-            }
-            None => {
-                let image_k = image_k.ok_or_else(|| {
-                    candle_core::Error::Msg("token → image attention without keys".into())
-                })?;
-                // scores_h = (q_h·W_k,h)·Kᵀ + q_h·b_k,h
-                let qk = matmul(&qh, &self.per_head(&self.wk)?)?; // [heads, T, D]
-                let bias = qh
-                    .broadcast_mul(&self.bk.reshape((nh, 1, c))?)?
-                    .sum_keepdim(2)?; // [heads, T, 1]
-                let scores = matmul_nt(&qk.reshape((nh * t, d))?, image_k)?; // [heads·T, P]
-                let p_len = scores.dim(1)?;
-                let scores = scores.reshape((nh, t, p_len))?.broadcast_add(&bias)?;
-                let probs = softmax_last_dim_scaled(&scores, self.scale())?;
-                // out_h = (A_h·V)·W_v,hᵀ + b_v,h (rows of A sum to 1)
-                let av = matmul(&probs.reshape((nh * t, p_len))?, image_v)?.reshape((nh, t, d))?;
-                let out = matmul(&av, &self.wv_heads_t)? // [heads, T, c]
-                    .broadcast_add(&self.bv.reshape((nh, 1, c))?)?;
-                (probs, out)
-            }
-        };
-        let out = self.merge_heads(&heads_out)?;
-        Ok((self.out_proj.forward(&out)?, probs))
+        if let Some(p) = cached {
+            let probs = softmax_last_dim_scaled(&matmul(&qh, &p.k_t)?, self.scale())?;
+            let out = self.merge_heads(&matmul(&probs, &p.v)?)?; // [T, internal]
+            return Ok((self.out_proj.forward(&out)?, probs));
+        }
+        let image_k = image_k.ok_or_else(|| {
+            candle_core::Error::Msg("token → image attention without keys".into())
+        })?;
+        // scores_h = (q_h·W_k,h)·Kᵀ + q_h·b_k,h
+        let qk = self.head_products(&qh, &self.wk)?; // [heads·T, D]
+        let bias = self.head_biases(&qh, &self.bk)?; // [heads·T, 1]
+        let scores = matmul_nt(&qk, image_k)?.broadcast_add(&bias)?; // [heads·T, P]
+        let p_len = scores.dim(1)?;
+        let probs = softmax_last_dim_scaled(&scores.reshape((nh, t, p_len))?, self.scale())?;
+        let av = matmul(&probs.reshape((nh * t, p_len))?, image_v)?; // [heads·T, D]
+        Ok((self.tokens_from_image_product(&av)?, probs))
+    }
+
+    /// `x_h · W_h` for each head of a projection's weight `w [internal, D]`: `xh [heads, T, c]`
+    /// → `[heads·T, D]`, the token-side factor of a re-associated cross attention.
+    fn head_products(&self, xh: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+        let (nh, t, _) = xh.dims3()?;
+        matmul(xh, &self.per_head(w)?)?.reshape((nh * t, w.dim(1)?))
+    }
+
+    /// `x_h · b_h` for each head of a projection's bias `b [internal]`: `xh [heads, T, c]` →
+    /// `[heads·T, 1]`.
+    fn head_biases(&self, xh: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+        let (nh, t, c) = xh.dims3()?;
+        xh.broadcast_mul(&b.reshape((nh, 1, c))?)?
+            .sum(2)?
+            .reshape((nh * t, 1))
+    }
+
+    /// Finishes a token → image attention from its probabilities' product with the image
+    /// keys, `av [heads·T, D]` → `[T, D]`: `out_h = (A_h·V)·W_v,hᵀ + b_v,h` (the rows of `A`
+    /// sum to 1), then the output projection.
+    fn tokens_from_image_product(&self, av: &Tensor) -> candle_core::Result<Tensor> {
+        let d = av.dim(1)?;
+        let (nh, c) = (self.num_heads, self.head_dim());
+        let t = av.dim(0)? / nh;
+        let out = matmul(&av.reshape((nh, t, d))?, &self.wv_heads_t)? // [heads, T, c]
+            .broadcast_add(&self.bv.reshape((nh, 1, c))?)?;
+        self.out_proj.forward(&self.merge_heads(&out)?)
     }
 
     /// The image attends to the tokens, and the result is added to the image keys.
@@ -188,7 +203,7 @@ impl DecoderAttention {
         keys: &Tensor,
     ) -> candle_core::Result<Tensor> {
         let (t, d) = k.dims2()?;
-        let (nh, c) = (self.num_heads, self.head_dim());
+        let nh = self.num_heads;
         let p_len = keys.dim(0)?;
         let kh = self.split_heads(&self.k_proj.forward(k)?)?; // [heads, T, c]
         let vh = self.split_heads(&self.v_proj.forward(v)?)?; // [heads, T, c]
@@ -197,11 +212,8 @@ impl DecoderAttention {
             (Some(qh_t), _) => matmul(&kh, qh_t)?.reshape((nh * t, p_len))?,
             (None, Some(image_q)) => {
                 // scores_h = (k_h·W_q,h)·Qᵀ + k_h·b_q,h, all heads in one GEMM.
-                let m = matmul(&kh, &self.per_head(&self.wq)?)?.reshape((nh * t, d))?; // [heads·T, D]
-                let bias = kh
-                    .broadcast_mul(&self.bq.reshape((nh, 1, c))?)?
-                    .sum(2)?
-                    .reshape((nh * t, 1))?;
+                let m = self.head_products(&kh, &self.wq)?; // [heads·T, D]
+                let bias = self.head_biases(&kh, &self.bq)?; // [heads·T, 1]
                 matmul_nt(&m, image_q)?.broadcast_add(&bias)?
             }
             (None, None) => {
@@ -354,11 +366,6 @@ impl TwoWayBlock {
         let queries = self.norm2.forward(&(queries + out)?)?;
         let mlp = self.lin2.forward(&self.lin1.forward(&queries)?.relu()?)?;
         self.norm3.forward(&(queries + mlp)?)
-    }
-
-    /// `norm4`'s weight, bias and epsilon as host data.
-    fn norm4_host(&self) -> candle_core::Result<(Vec<f32>, Vec<f32>, f32)> {
-        self.norm4.to_host()
     }
 }
 

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use super::{BlockAttention, DecoderAttention, DecoderImageCache, DecoderOutput, MaskDecoder};
 use crate::model::ops::gemm::{sgemm, SharedOut};
-use crate::model::ops::{contiguous_f32, matmul, to_vec_f32};
+use crate::model::ops::{contiguous_f32, linear_gemm, matmul, to_vec_f32, Epilogue};
 use crate::model::simd::{add_into, div_assign, layer_norm_rows, softmax_columns, softmax_inplace};
 
 /// Image positions per task of a pass.
@@ -190,26 +190,8 @@ fn attend_rows(scores: &mut [f32], keys: &[f32], scale: f32, d: usize) -> Vec<f3
         div_assign(row, scale);
         softmax_inplace(row);
     });
-    let mut av = vec![0f32; r * d];
-    let shared = SharedOut::new(&mut av);
-    const COLS: usize = 64;
-    (0..d.div_ceil(COLS)).into_par_iter().for_each(|j| {
-        let (j0, nc) = (j * COLS, COLS.min(d - j * COLS));
-        // SAFETY: dst columns j0..j0+nc of `av [r × d]`, this task's alone, within the span
-        // checked; lhs `scores [r × P]` row-major; rhs columns j0.. of `keys [P × d]`.
-        unsafe {
-            sgemm(
-                (r, nc, p_len),
-                (shared.ptr_within(j0, (r - 1) * d + nc), 1, d as isize),
-                false,
-                (scores.as_ptr(), 1, p_len as isize),
-                (keys.as_ptr().add(j0), 1, d as isize),
-                1.0,
-                gemm::Parallelism::None,
-            );
-        }
-    });
-    av
+    // [r, d]: the keys read as the product's `[P, d]` right-hand side, in place.
+    linear_gemm(scores, keys, None, (r, d, p_len), Epilogue::None)
 }
 
 impl DecoderAttention {
@@ -232,8 +214,8 @@ impl DecoderAttention {
                 kh: to_vec_f32(&kh)?,
             },
             None => ScoresFrom::Projected {
-                m: to_vec_f32(&matmul(&kh, &self.per_head(&self.wq)?)?)?, // [heads, T, D]
-                bias: to_vec_f32(&kh.broadcast_mul(&self.bq.reshape((nh, 1, c))?)?.sum(2)?)?,
+                m: to_vec_f32(&self.head_products(&kh, &self.wq)?)?,
+                bias: to_vec_f32(&self.head_biases(&kh, &self.bq)?)?,
             },
         };
         let n = to_vec_f32(&matmul(&vh, &self.wo_heads)?.reshape((nh * t, d))?)?;
@@ -251,20 +233,8 @@ impl DecoderAttention {
 
     /// `q_h · W_k,h` for every head and token: `q [T, D]` → `[heads·T, D]`.
     fn token_query_keys(&self, q: &Tensor) -> candle_core::Result<Vec<f32>> {
-        let (t, d) = q.dims2()?;
         let qh = self.split_heads(&self.q_proj.forward(q)?)?; // [heads, T, c]
-        to_vec_f32(&matmul(&qh, &self.per_head(&self.wk)?)?.reshape((self.num_heads * t, d))?)
-    }
-
-    /// Finishes a token → image attention from its probabilities' product with the image
-    /// keys, `av [heads·T, D]` → `[T, D]`.
-    fn tokens_from_image_product(&self, av: &Tensor) -> candle_core::Result<Tensor> {
-        let d = av.dim(1)?;
-        let (nh, c) = (self.num_heads, self.head_dim());
-        let t = av.dim(0)? / nh;
-        let out = matmul(&av.reshape((nh, t, d))?, &self.wv_heads_t)? // [heads, T, c]
-            .broadcast_add(&self.bv.reshape((nh, 1, c))?)?;
-        self.out_proj.forward(&self.merge_heads(&out)?)
+        to_vec_f32(&self.head_products(&qh, &self.wk)?)
     }
 }
 
@@ -326,7 +296,7 @@ impl MaskDecoder {
                 &q,
                 &queries,
                 if i == 0 { cached_q_t } else { None },
-                block.norm4_host()?,
+                block.norm4.to_host()?,
             )?;
             // The next token → image attention: the next block's, after its self-attention,
             // or the final one.
