@@ -370,26 +370,23 @@ const DENSE_QUERY_BLOCK: usize = 256;
 /// the output. Per Hiera-T global block on 2 cores: the ViT kernel's 32-row blocks with
 /// relative-position terms 348 ms; two multi-threaded GEMMs per head and 256 rows 222 ms (300
 /// ms in a later run on a Xeon); these tasks 198-217 ms in that run.
-pub(crate) fn dense_attention(qkv: &[f32], n: usize, heads: usize, hd: usize) -> Vec<f32> {
+pub(crate) fn dense_attention(
+    qkv: &[f32],
+    n: usize,
+    heads: usize,
+    hd: usize,
+    split_bf16: bool,
+) -> Vec<f32> {
+    if split_bf16 && super::amx::available() {
+        return dense_attention_split(qkv, n, heads, hd);
+    }
     let c = heads * hd;
     let scale = 1.0 / (hd as f32).sqrt();
     let block = DENSE_QUERY_BLOCK;
     // Per head: keys `[hd, n]` and values `[n, hd]`.
     let packed: Vec<(Vec<f32>, Vec<f32>)> = (0..heads)
         .into_par_iter()
-        .map(|h| {
-            let mut kt = vec![0f32; hd * n];
-            for (t, tok) in qkv.chunks_exact(3 * c).enumerate() {
-                for (d, &x) in tok[c + h * hd..][..hd].iter().enumerate() {
-                    kt[d * n + t] = x;
-                }
-            }
-            let v: Vec<f32> = qkv
-                .chunks_exact(3 * c)
-                .flat_map(|tok| tok[2 * c + h * hd..][..hd].iter().copied())
-                .collect();
-            (kt, v)
-        })
+        .map(|h| head_keys_values(qkv, n, (h, heads), hd))
         .collect();
     let mut out = vec![0f32; n * c];
     let shared = SharedOut::new(&mut out);
@@ -422,6 +419,79 @@ pub(crate) fn dense_attention(qkv: &[f32], n: usize, heads: usize, hd: usize) ->
             // (tasks differ in head or rows), within the span checked above; v holds n rows
             // of hd.
             unsafe { weighted_values(scores, (rows, n, hd), (v.as_ptr(), hd), (dst, c)) };
+        },
+    );
+    out
+}
+
+/// Head `h`'s keys `[hd, n]` (transposed) and values `[n, hd]` out of `qkv` `[n, 3·C]`.
+fn head_keys_values(
+    qkv: &[f32],
+    n: usize,
+    (h, heads): (usize, usize),
+    hd: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let c = heads * hd;
+    let mut kt = vec![0f32; hd * n];
+    for (t, tok) in qkv.chunks_exact(3 * c).enumerate() {
+        for (d, &x) in tok[c + h * hd..][..hd].iter().enumerate() {
+            kt[d * n + t] = x;
+        }
+    }
+    let v: Vec<f32> = qkv
+        .chunks_exact(3 * c)
+        .flat_map(|tok| tok[2 * c + h * hd..][..hd].iter().copied())
+        .collect();
+    (kt, v)
+}
+
+/// [`dense_attention`] with both products in split bfloat16 on AMX tiles (see
+/// [`super::amx`]): per head the keys and values are packed once, then each task of
+/// [`DENSE_QUERY_BLOCK`] queries gathers its scaled queries, runs `q·Kᵀ`, the softmax and
+/// `P·V` straight into the output.
+///
+/// PERF: the f32 GEMMs were 60-70 % of a Hiera-T global block (4096 tokens, 4 heads of 96).
+fn dense_attention_split(qkv: &[f32], n: usize, heads: usize, hd: usize) -> Vec<f32> {
+    use super::amx::{product_into, PackedWeights};
+    let c = heads * hd;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let block = DENSE_QUERY_BLOCK;
+    // Per head: keys as the `[hd, n]` right-hand side of `q·Kᵀ`, values as the `[n, hd]` one
+    // of `P·V`.
+    let packed: Vec<(PackedWeights, PackedWeights)> = (0..heads)
+        .into_par_iter()
+        .map(|h| {
+            let (kt, v) = head_keys_values(qkv, n, (h, heads), hd);
+            (
+                PackedWeights::new(&kt, hd, n, false),
+                PackedWeights::new(&v, n, hd, false),
+            )
+        })
+        .collect();
+    let mut out = vec![0f32; n * c];
+    let shared = SharedOut::new(&mut out);
+    let blocks = n.div_ceil(block);
+    (0..heads * blocks).into_par_iter().for_each_init(
+        || (vec![0f32; block * hd], vec![0f32; block * n]),
+        |(q, scores), job| {
+            let (h, r0) = (job / blocks, job % blocks * block);
+            let rows = block.min(n - r0);
+            let (keys, values) = &packed[h];
+            let (q, scores) = (&mut q[..rows * hd], &mut scores[..rows * n]);
+            for (i, q) in q.chunks_exact_mut(hd).enumerate() {
+                let src = &qkv[(r0 + i) * 3 * c + h * hd..][..hd];
+                for (q, &x) in q.iter_mut().zip(src) {
+                    *q = x * scale;
+                }
+            }
+            // SAFETY: `scores` is this task's own buffer of rows × n.
+            unsafe { product_into(q, keys, (rows, n, hd), SharedOut::new(scores), (0, n)) };
+            for row in scores.chunks_exact_mut(n) {
+                softmax_inplace(row);
+            }
+            // SAFETY: this task alone writes columns h·hd.. of output rows r0..r0 + rows
+            // (tasks differ in head or rows); `product_into` checks the bounds.
+            unsafe { product_into(scores, values, (rows, hd, n), shared, (r0 * c + h * hd, c)) };
         },
     );
     out

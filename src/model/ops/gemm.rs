@@ -24,7 +24,7 @@ pub enum Epilogue<'a> {
 impl Epilogue<'_> {
     /// Applies the epilogue to `block`, which holds consecutive outputs starting at flat index
     /// `offset` of the `[m, n]` result.
-    fn apply(self, offset: usize, block: &mut [f32]) {
+    pub(super) fn apply(self, offset: usize, block: &mut [f32]) {
         let residual = |r: &[f32], block: &mut [f32]| {
             for (y, x) in block.iter_mut().zip(&r[offset..]) {
                 *y += x;
@@ -43,7 +43,7 @@ impl Epilogue<'_> {
 }
 
 /// Products below this many multiply-adds run on one thread: waking the pool costs more.
-pub(super) const PARALLEL_GEMM_MIN_MACS: usize = 1 << 21;
+pub(crate) const PARALLEL_GEMM_MIN_MACS: usize = 1 << 21;
 
 /// `dst[m×n] = bias + a[m×k] · bᵀ` with `b` row-major `[n×k]` (a weight matrix), row-major
 /// output.
@@ -343,6 +343,12 @@ impl SharedOut {
     /// Shares `buf`.
     pub(crate) fn new(buf: &mut [f32]) -> Self {
         Self(buf.as_mut_ptr(), buf.len())
+    }
+
+    /// Shares `buf`, not yet initialised: users write elements through
+    /// [`ptr_within`](Self::ptr_within) before they make [`row`](Self::row)s of them.
+    pub(crate) fn uninit(buf: &mut [std::mem::MaybeUninit<f32>]) -> Self {
+        Self(buf.as_mut_ptr().cast(), buf.len())
     }
 
     /// The pointer to element `i`.

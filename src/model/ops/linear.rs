@@ -3,7 +3,10 @@
 
 use candle_core::{CpuStorage, Layout, Module, Result, Shape, Tensor};
 
-use super::gemm::{linear_gemm, Epilogue};
+use std::sync::{Arc, OnceLock};
+
+use super::amx::PackedWeights;
+use super::gemm::{linear_gemm, Epilogue, PARALLEL_GEMM_MIN_MACS};
 use super::{contiguous_f32, gelu, on_cpu_f32, transpose_2d};
 use crate::weights::{Scope, WeightsError};
 
@@ -17,6 +20,8 @@ pub struct Linear {
     bias: Option<Tensor>,
     /// The bias as host data for the CPU kernel (read once, not per call).
     bias_host: Option<Vec<f32>>,
+    /// Set by [`Linear::split_bf16`]: the weights packed for AMX tiles on first use.
+    packed: Option<Arc<OnceLock<PackedWeights>>>,
 }
 
 impl Linear {
@@ -50,7 +55,19 @@ impl Linear {
             weight_t,
             bias,
             bias_host,
+            packed: None,
         }
+    }
+
+    /// Lets the CPU GEMM run in split bfloat16 (`hi·hi + hi·lo + lo·hi`, about 16 significant
+    /// bits per product, see [`super::amx`]) on CPUs with AMX tiles: for the image encoders'
+    /// large products, whose outputs stay within their parity tolerances. Elsewhere it runs
+    /// in f32 as before.
+    /// The packed weights take as much memory as the f32 ones; they are made on the first
+    /// product that uses them.
+    pub fn split_bf16(mut self) -> Self {
+        self.packed = Some(Arc::default());
+        self
     }
 
     /// The bias, if any.
@@ -92,6 +109,7 @@ impl Linear {
             let op = LinearOp {
                 bias: self.bias_host.as_deref(),
                 gelu: gelu_after,
+                split_bf16: self.packed.as_deref(),
             };
             let y = match residual {
                 None => x2.contiguous()?.apply_op2_no_bwd(&self.weight_t, &op)?,
@@ -136,7 +154,15 @@ pub(super) struct LinearOp<'a> {
     pub(super) bias: Option<&'a [f32]>,
     /// GELU after the bias (and residual).
     pub(super) gelu: bool,
+    /// Split bfloat16 on AMX tiles for large products, when the CPU has them: where the
+    /// packed weights are kept.
+    pub(super) split_bf16: Option<&'a OnceLock<PackedWeights>>,
 }
+
+/// Rows from which a [`Linear::split_bf16`] layer uses AMX tiles. Every encoder product has at
+/// least 1024; below this the rows' packing and the tiles' stores would be amortised over
+/// too little work (not measured).
+const SPLIT_BF16_MIN_ROWS: usize = 256;
 
 fn linear_dims(l1: &Layout, l2: &Layout) -> Result<(usize, usize, usize)> {
     let (m, k) = l1.shape().dims2()?;
@@ -163,7 +189,16 @@ impl LinearOp<'_> {
             (Some(r), false) => Epilogue::Add(r),
             (Some(r), true) => Epilogue::AddGelu(r),
         };
-        let dst = linear_gemm(x, w, self.bias, (m, n, k), epilogue);
+        let split = self
+            .split_bf16
+            .filter(|_| m >= SPLIT_BF16_MIN_ROWS && k > 0 && super::amx::available());
+        let dst = if let Some(packed) = split {
+            let parallel = m * n * k >= PARALLEL_GEMM_MIN_MACS;
+            let packed = packed.get_or_init(|| PackedWeights::new(w, k, n, parallel));
+            super::amx::linear_bf16x3(x, packed, self.bias, (m, n, k), epilogue, parallel)
+        } else {
+            linear_gemm(x, w, self.bias, (m, n, k), epilogue)
+        };
         Ok((CpuStorage::F32(dst), Shape::from((m, n))))
     }
 }

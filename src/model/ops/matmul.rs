@@ -25,6 +25,7 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
             &LinearOp {
                 bias: None,
                 gelu: false,
+                split_bf16: None,
             },
         ),
         (3, 3) => a.apply_op2_no_bwd(&b, &BatchedMatmul),
@@ -96,6 +97,7 @@ pub fn matmul_add(
         let op = LinearResidualOp(LinearOp {
             bias: bias_host.as_deref(),
             gelu: false,
+            split_bf16: None,
         });
         return a
             .contiguous()?

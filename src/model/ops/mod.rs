@@ -2,6 +2,7 @@
 //!
 //! | file | what |
 //! | --- | --- |
+//! | [`amx`] | linear-layer GEMMs in split bfloat16 on Intel AMX tiles (image encoders) |
 //! | [`gemm`] | `a·bᵀ` products and linear-layer GEMMs tiled over threads, fused epilogues |
 //! | [`linear`] | [`Linear`] layers with bias, residual and GELU fused |
 //! | [`matmul`](mod@matmul) | tensor products (single and batched), `a·b + bias + residual`, transposes |
@@ -18,6 +19,7 @@
 //! candle's op (half-precision normalisations and softmaxes computed in f32, see [`in_f32`]).
 
 pub mod activation;
+pub mod amx;
 pub(crate) mod attention;
 pub mod conv;
 pub mod depthwise;

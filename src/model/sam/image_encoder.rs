@@ -68,7 +68,7 @@ impl Neck {
         let d = PROMPT_EMBED_DIM;
         let w0 = s.get("0.weight", &[d, dim, 1, 1])?.reshape((d, dim))?;
         Ok(Self {
-            conv0: Linear::from_tensors(w0, None)?,
+            conv0: Linear::from_tensors(w0, None)?.split_bf16(),
             norm1: LayerNorm::load(&s.pp(1), d, 1e-6)?,
             conv2: Conv2d::new(&s.get("2.weight", &[d, d, 3, 3])?, None, 1, 1)?,
             norm3: LayerNorm::load(&s.pp(3), d, 1e-6)?,
@@ -128,8 +128,8 @@ impl VitAttention {
                 .to_vec1()?)
         };
         Ok(Self {
-            qkv: Linear::load(&s.pp("qkv"), dim, 3 * dim, true)?,
-            proj: Linear::load(&s.pp("proj"), dim, dim, true)?,
+            qkv: Linear::load(&s.pp("qkv"), dim, 3 * dim, true)?.split_bf16(),
+            proj: Linear::load(&s.pp("proj"), dim, dim, true)?.split_bf16(),
             rel_h_v: host(&rel_h)?,
             rel_w_v: host(&rel_w)?,
             rel_h,
@@ -275,8 +275,8 @@ impl ImageEncoderVit {
                     norm1: LayerNorm::load(&b.pp("norm1"), d, 1e-6)?,
                     attn: VitAttention::load(&b.pp("attn"), d, cfg.num_heads, size)?,
                     norm2: LayerNorm::load(&b.pp("norm2"), d, 1e-6)?,
-                    lin1: Linear::load(&b.pp("mlp.lin1"), d, cfg.mlp_dim, true)?,
-                    lin2: Linear::load(&b.pp("mlp.lin2"), cfg.mlp_dim, d, true)?,
+                    lin1: Linear::load(&b.pp("mlp.lin1"), d, cfg.mlp_dim, true)?.split_bf16(),
+                    lin2: Linear::load(&b.pp("mlp.lin2"), cfg.mlp_dim, d, true)?.split_bf16(),
                     window,
                 })
             })

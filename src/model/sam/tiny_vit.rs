@@ -47,7 +47,7 @@ fn load_conv_bn(s: &Scope, cin: usize, cout: usize, k: usize) -> Result<(Tensor,
 /// A 1×1 `Conv2d_BN` as a channels-last linear layer.
 fn load_pointwise(s: &Scope, cin: usize, cout: usize) -> Result<Linear> {
     let (w, b) = load_conv_bn(s, cin, cout, 1)?;
-    Ok(Linear::from_tensors(w.reshape((cout, cin))?, Some(b))?)
+    Ok(Linear::from_tensors(w.reshape((cout, cin))?, Some(b))?.split_bf16())
 }
 
 /// A depthwise `Conv2d_BN`.
@@ -148,8 +148,8 @@ impl WindowAttention {
         }
         Ok(Self {
             norm: LayerNorm::load(&s.pp("norm"), dim, 1e-5)?,
-            qkv: Linear::load(&s.pp("qkv"), dim, 3 * dim, true)?,
-            proj: Linear::load(&s.pp("proj"), dim, dim, true)?,
+            qkv: Linear::load(&s.pp("qkv"), dim, 3 * dim, true)?.split_bf16(),
+            proj: Linear::load(&s.pp("proj"), dim, dim, true)?.split_bf16(),
             bias_v: gathered
                 .chunks_exact(n)
                 .flat_map(|row| {
@@ -240,8 +240,8 @@ impl TinyVitBlock {
             attn: WindowAttention::load(&s.pp("attn"), dim, heads, ws)?,
             local_conv: load_depthwise(&s.pp("local_conv"), dim, cfg.local_conv_size, 1)?,
             mlp_norm: LayerNorm::load(&mlp.pp("norm"), dim, 1e-5)?,
-            fc1: Linear::load(&mlp.pp("fc1"), dim, hidden, true)?,
-            fc2: Linear::load(&mlp.pp("fc2"), hidden, dim, true)?,
+            fc1: Linear::load(&mlp.pp("fc1"), dim, hidden, true)?.split_bf16(),
+            fc2: Linear::load(&mlp.pp("fc2"), hidden, dim, true)?.split_bf16(),
             window: ws,
         })
     }
