@@ -172,64 +172,13 @@ fn run(
     if m == 0 || n == 0 {
         return;
     }
-    let chunks = k.div_ceil(CHUNK);
-    let blocks = n.div_ceil(COLS);
     let job = |j: usize| {
         let r0 = j * ROWS;
         let rows = ROWS.min(m - r0);
         let mut scratch = Scratch::take();
-        let Scratch { a_hi, a_lo, padded } = &mut scratch;
-        a_hi.resize(chunks * 4 * TILE, 0);
-        a_lo.resize(chunks * 4 * TILE, 0);
-        // SAFETY: `available` checked the CPU's AVX-512 BF16; the packs hold `chunks` chunks.
-        unsafe { imp::pack_rows(&x[r0 * k..(r0 + rows) * k], k, chunks, a_hi, a_lo) };
-        let cols = blocks * COLS;
-        // Whole tiles accumulate in the output rows; others in a padded buffer.
-        let direct = rows == ROWS && n == cols;
-        let (acc, stride) = if direct {
-            (out.at(r0, 0, (ROWS - 1) * out.stride + n), out.stride)
-        } else {
-            padded.resize(ROWS * cols, 0.0); // [64, n padded]
-            (padded.as_mut_ptr(), cols)
-        };
-        let pairs = rows.div_ceil(32);
-        // SAFETY: the tile configuration is this thread's; every pointer below stays inside
-        // its pack (chunks × tiles) or `acc` (64 rows × `cols`), whose strides are passed.
-        unsafe {
-            imp::configure();
-            for c0 in (0..chunks).step_by(KBLOCK) {
-                let cs = KBLOCK.min(chunks - c0);
-                for b in 0..blocks {
-                    let (w_hi, w_lo) = weights.block(b, c0);
-                    for p in 0..pairs {
-                        let a = (c0 * 4 + 2 * p) * TILE;
-                        imp::kernel(
-                            [a_hi.as_ptr().add(a), a_lo.as_ptr().add(a)],
-                            [w_hi, w_lo],
-                            cs,
-                            acc.add(32 * p * stride + b * COLS),
-                            stride,
-                            c0 > 0,
-                        );
-                    }
-                }
-            }
-            imp::release();
-        }
-        for r in 0..rows {
-            if !direct {
-                let src = &padded[r * cols..r * cols + n];
-                // SAFETY: the row lies within the output (checked) and is this job's alone.
-                unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), out.at(r0 + r, 0, n), n) };
-            }
-            // SAFETY: jobs own disjoint rows of the output; the row is written (the tiles
-            // stored it, or the copy above).
-            let row = unsafe { std::slice::from_raw_parts_mut(out.at(r0 + r, 0, n), n) };
-            if let Some(bias) = bias {
-                crate::model::simd::add_assign(row, bias);
-            }
-            epilogue.apply((r0 + r) * n, row);
-        }
+        let Scratch { rows: a, padded } = &mut scratch;
+        a.pack(&x[r0 * k..(r0 + rows) * k], k);
+        block_product(a, weights, bias, epilogue, out, r0, padded);
         scratch.give_back();
     };
     let jobs = m.div_ceil(ROWS);
@@ -240,14 +189,237 @@ fn run(
     }
 }
 
+/// Up to 64 rows of a left operand `[rows, k]` packed for the kernel: `hi` and `lo` each
+/// `[64, lda]` row-major bfloat16 (the kernel loads tiles of 16 rows × 32 at stride `lda`),
+/// zero from `k` to whole chunks of 32.
+///
+/// PERF: `lda` is the chunks' width plus one cache line, so that a tile's 16 rows do not fall
+/// into one L1 set. Tiles packed contiguously (16 × 32 each) had each row's split scattered
+/// over every chunk: the stores of the attention's probabilities took 20 % of its time.
+#[derive(Default)]
+pub(crate) struct PackedRows {
+    hi: Lines,
+    lo: Lines,
+    rows: usize,
+    k: usize,
+}
+
+impl PackedRows {
+    /// Room for 64 rows of `k`, none of which counts yet.
+    pub(crate) fn new(k: usize) -> Self {
+        let mut p = Self::default();
+        p.reset(0, k);
+        p
+    }
+
+    /// The distance between rows for `k` inputs.
+    fn lda(k: usize) -> usize {
+        k.div_ceil(CHUNK) * CHUNK + CHUNK
+    }
+
+    /// Makes room for 64 rows of `k`, of which the first `rows` count.
+    fn reset(&mut self, rows: usize, k: usize) {
+        assert!(rows <= ROWS && available(), "at most 64 rows, on AMX");
+        let len = ROWS * Self::lda(k);
+        self.hi.u16s(len);
+        self.lo.u16s(len);
+        (self.rows, self.k) = (rows, k);
+    }
+
+    /// Packs `x` `[rows ≤ 64, k]`.
+    fn pack(&mut self, x: &[f32], k: usize) {
+        let rows = x.len() / k.max(1);
+        self.reset(rows, k);
+        for r in 0..rows {
+            self.write_row(r, Some(&x[r * k..(r + 1) * k]));
+        }
+    }
+
+    /// Sets row `r` (the rows before it count too) to `row` `[k]`.
+    pub(crate) fn set_row(&mut self, r: usize, row: &[f32]) {
+        assert!(
+            r < ROWS && row.len() == self.k,
+            "row {r} of {} values",
+            self.k
+        );
+        self.rows = self.rows.max(r + 1);
+        self.write_row(r, Some(row));
+    }
+
+    fn write_row(&mut self, r: usize, row: Option<&[f32]>) {
+        let lda = Self::lda(self.k);
+        let (hi, lo) = (self.hi.u16s(ROWS * lda), self.lo.u16s(ROWS * lda));
+        // SAFETY: `reset` checked that AMX (hence AVX-512 BF16) is available; the rows hold
+        // 64 × lda values.
+        unsafe { imp::pack_row(row, (r, lda), self.k, hi, lo) };
+    }
+
+    /// Counts no row again (until [`set_row`](Self::set_row)).
+    pub(crate) fn clear(&mut self) {
+        self.rows = 0;
+    }
+}
+
+/// `out[r0 + i, ..] = epilogue(bias + a[i] · w_t)` for the rows `i` of `a`, on the calling
+/// thread: the kernel over every block of features, then per row the bias and epilogue.
+///
+/// The rows are written whole before they are read, so they may start uninitialised.
+fn block_product(
+    a: &mut PackedRows,
+    weights: &PackedWeights,
+    bias: Option<&[f32]>,
+    epilogue: Epilogue<'_>,
+    out: Placement,
+    r0: usize,
+    padded: &mut Lines,
+) {
+    let (rows, k, n) = (a.rows, a.k, weights.n);
+    assert_eq!(weights.k, k, "packed weights of another shape");
+    let _ = out.at(r0 + rows.max(1) - 1, 0, n); // bounds
+    let (chunks, blocks) = (k.div_ceil(CHUNK), n.div_ceil(COLS));
+    let cols = blocks * COLS;
+    // Whole tiles accumulate in the output rows when they are aligned to cache lines (a tile
+    // row across two lines loads and stores several times slower); others in an aligned,
+    // padded buffer.
+    let direct = rows == ROWS
+        && n == cols
+        && out.stride.is_multiple_of(16)
+        && (out.at(r0, 0, 0) as usize).is_multiple_of(64);
+    let padded = padded.f32s(ROWS * cols); // [64, n padded]
+    let (acc, stride) = if direct {
+        (out.at(r0, 0, (ROWS - 1) * out.stride + n), out.stride)
+    } else {
+        (padded.as_mut_ptr(), cols)
+    };
+    let lda = PackedRows::lda(k);
+    let (a_hi, a_lo) = (
+        a.hi.u16s(ROWS * lda).as_ptr(),
+        a.lo.u16s(ROWS * lda).as_ptr(),
+    );
+    // SAFETY: AMX is available (`PackedRows` checked); the tile configuration is this
+    // thread's; every pointer below stays inside its pack (chunks × tiles) or `acc` (64 rows
+    // of `stride` ≥ `cols`).
+    unsafe {
+        imp::configure();
+        for c0 in (0..chunks).step_by(KBLOCK) {
+            let cs = KBLOCK.min(chunks - c0);
+            for b in 0..blocks {
+                let (w_hi, w_lo) = weights.block(b, c0);
+                for p in 0..rows.div_ceil(32) {
+                    let at = 32 * p * lda + c0 * CHUNK;
+                    imp::kernel(
+                        ([a_hi.add(at), a_lo.add(at)], lda),
+                        [w_hi, w_lo],
+                        cs,
+                        acc.add(32 * p * stride + b * COLS),
+                        stride,
+                        c0 > 0,
+                    );
+                }
+            }
+        }
+        imp::release();
+    }
+    for r in 0..rows {
+        // The bias and epilogue on the row while it is in cache, then (from the padded
+        // buffer) its one write to the output.
+        let finish = |row: &mut [f32]| {
+            if let Some(bias) = bias {
+                crate::model::simd::add_assign(row, bias);
+            }
+            epilogue.apply((r0 + r) * n, row);
+        };
+        if direct {
+            // SAFETY: the caller's rows are its alone; the tiles stored this one.
+            finish(unsafe { std::slice::from_raw_parts_mut(out.at(r0 + r, 0, n), n) });
+        } else {
+            let row = &mut padded[r * cols..r * cols + n];
+            finish(row);
+            // SAFETY: the row lies within the output (checked) and is the caller's alone.
+            unsafe { std::ptr::copy_nonoverlapping(row.as_ptr(), out.at(r0 + r, 0, n), n) };
+        }
+    }
+}
+
+/// `out[offset + i·stride + j] = (a · w_t)[i, j]` for the rows of `a`, on the calling
+/// thread: the attention's `P·V` from probabilities packed as the softmax wrote them.
+///
+/// # Safety
+/// No other thread accesses the rows written meanwhile (the bounds are checked).
+pub(crate) unsafe fn packed_product_into(
+    a: &mut PackedRows,
+    weights: &PackedWeights,
+    out: SharedOut,
+    (offset, stride): (usize, usize),
+) {
+    let out = Placement {
+        out,
+        offset,
+        stride,
+    };
+    let mut scratch = Scratch::take();
+    block_product(
+        a,
+        weights,
+        None,
+        Epilogue::None,
+        out,
+        0,
+        &mut scratch.padded,
+    );
+    scratch.give_back();
+}
+
+/// A buffer of whole 64-byte cache lines, aligned to them: `TILELOADD` and `TILESTORED` of
+/// tile rows that straddle two lines took 15.5 ns a tile here, of aligned ones 2.3 ns.
+#[derive(Default, Clone)]
+pub(crate) struct Lines(Vec<Line>);
+
+/// One cache line.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u8; 64]);
+
+impl Lines {
+    /// `len` bytes or more, zeroed.
+    fn zeroed(len: usize) -> Self {
+        Self(vec![Line([0; 64]); len.div_ceil(64)])
+    }
+
+    /// The first `len` `u16`s, grown (with zeros) to hold them.
+    fn u16s(&mut self, len: usize) -> &mut [u16] {
+        self.grow(2 * len);
+        // SAFETY: the lines hold at least 2·len bytes, aligned for u16, every bit pattern valid.
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast(), len) }
+    }
+
+    /// The first `len` `f32`s, grown (with zeros) to hold them.
+    pub(crate) fn f32s(&mut self, len: usize) -> &mut [f32] {
+        self.grow(4 * len);
+        // SAFETY: the lines hold at least 4·len bytes, aligned for f32, every bit pattern valid.
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast(), len) }
+    }
+
+    /// All of it as `u16`s.
+    fn as_u16s(&self) -> &[u16] {
+        // SAFETY: as `u16s`.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast(), self.0.len() * 32) }
+    }
+
+    fn grow(&mut self, bytes: usize) {
+        if self.0.len() * 64 < bytes {
+            self.0.resize(bytes.div_ceil(64), Line([0; 64]));
+        }
+    }
+}
+
 /// One job's buffers, kept per thread between jobs and calls (no allocation, no page faults).
 #[derive(Default)]
 struct Scratch {
-    /// The job's rows packed, `hi` and `lo`.
-    a_hi: Vec<u16>,
-    a_lo: Vec<u16>,
-    /// The accumulators when the output rows cannot hold whole tiles.
-    padded: Vec<f32>,
+    /// The job's rows packed.
+    rows: PackedRows,
+    /// The accumulators when the output rows cannot hold whole aligned tiles.
+    padded: Lines,
 }
 
 thread_local! {
@@ -284,8 +456,8 @@ fn bf16(v: f32) -> u16 {
 /// tiles `[16 input pairs][16 features][2]` of `hi`, and the same of `lo` (4 bytes a weight,
 /// as the f32 weights). A layer packs its weights once and keeps them.
 pub struct PackedWeights {
-    hi: Vec<u16>,
-    lo: Vec<u16>,
+    hi: Lines,
+    lo: Lines,
     chunks: usize,
     k: usize,
     n: usize,
@@ -304,12 +476,15 @@ impl PackedWeights {
         let chunks = k.div_ceil(CHUNK);
         let blocks = n.div_ceil(COLS);
         let per_block = chunks * 2 * TILE;
-        let mut hi = vec![0u16; blocks * per_block];
-        let mut lo = vec![0u16; blocks * per_block];
+        let (mut hi, mut lo) = (
+            Lines::zeroed(2 * blocks * per_block),
+            Lines::zeroed(2 * blocks * per_block),
+        );
         let pack = |(b, (hi, lo)): (usize, (&mut [u16], &mut [u16]))| {
             pack_weight_block(w_t, (k, n), b * COLS, hi, lo);
         };
-        let blocks_iter = hi.chunks_mut(per_block).zip(lo.chunks_mut(per_block));
+        let blocks_iter = (hi.u16s(blocks * per_block).chunks_mut(per_block))
+            .zip(lo.u16s(blocks * per_block).chunks_mut(per_block));
         if parallel {
             blocks_iter
                 .enumerate()
@@ -331,7 +506,10 @@ impl PackedWeights {
     /// The `hi` and `lo` tiles of feature block `b` from chunk `c`.
     fn block(&self, b: usize, c: usize) -> (*const u16, *const u16) {
         let at = (b * self.chunks + c) * 2 * TILE;
-        (self.hi[at..].as_ptr(), self.lo[at..].as_ptr())
+        (
+            self.hi.as_u16s()[at..].as_ptr(),
+            self.lo.as_u16s()[at..].as_ptr(),
+        )
     }
 }
 
@@ -396,45 +574,44 @@ mod imp {
         _mm512_cvtneps_pbh, _mm512_maskz_loadu_ps, _mm512_slli_epi32, _mm512_sub_ps,
     };
 
-    /// `x` `[rows ≤ 64, k]` into `(hi, lo)` tiles `[chunk][4 tiles of 16 rows][16][32]`, zero
-    /// beyond `rows` and `k`; `hi` and `lo` hold `chunks` chunks.
+    /// Row `r` of a block's `(hi, lo)` rows (`lda` apart, see [`super::PackedRows`]) from
+    /// `row` `[k]`, zero beyond `k` up to whole chunks (all zero for `None`).
     ///
     /// # Safety
     /// The CPU has AVX-512 BF16 (checked by [`enable`]).
     #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-    pub(super) unsafe fn pack_rows(
-        x: &[f32],
+    pub(super) unsafe fn pack_row(
+        row: Option<&[f32]>,
+        (r, lda): (usize, usize),
         k: usize,
-        chunks: usize,
         hi: &mut [u16],
         lo: &mut [u16],
     ) {
-        let rows = x.len() / k;
-        assert!(rows <= super::ROWS && chunks * super::CHUNK >= k);
-        assert!(hi.len() >= chunks * 4 * super::TILE && lo.len() == hi.len());
-        for r in 0..super::ROWS {
-            for c in 0..chunks {
-                let at = (c * 4 + r / 16) * super::TILE + (r % 16) * super::CHUNK;
-                let (hi, lo) = (&mut hi[at..at + 32], &mut lo[at..at + 32]);
-                if r >= rows {
-                    hi.fill(0);
-                    lo.fill(0);
-                    continue;
-                }
-                let left = k - c * super::CHUNK;
-                for h in 0..2 {
-                    let valid = left.saturating_sub(16 * h).min(16);
-                    let mask = ((1u32 << valid) - 1) as u16;
-                    // SAFETY: the mask covers only elements of row `r` inside `x` (masked lanes
-                    // are not read); the stores write 16 `u16` inside the 32 of `hi` / `lo`.
-                    unsafe {
-                        let v =
-                            _mm512_maskz_loadu_ps(mask, x.as_ptr().add(r * k + c * 32 + 16 * h));
-                        let (h16, l16) = split16(v);
-                        _mm256_storeu_si256(hi.as_mut_ptr().add(16 * h).cast(), h16);
-                        _mm256_storeu_si256(lo.as_mut_ptr().add(16 * h).cast(), l16);
-                    }
-                }
+        let width = k.div_ceil(super::CHUNK) * super::CHUNK;
+        assert!(width <= lda && row.is_none_or(|x| x.len() == k));
+        let (hi, lo) = (
+            &mut hi[r * lda..r * lda + width],
+            &mut lo[r * lda..r * lda + width],
+        );
+        let Some(x) = row else {
+            hi.fill(0);
+            lo.fill(0);
+            return;
+        };
+        for (i, (hi, lo)) in hi
+            .chunks_exact_mut(16)
+            .zip(lo.chunks_exact_mut(16))
+            .enumerate()
+        {
+            let valid = k.saturating_sub(16 * i).min(16);
+            let mask = ((1u32 << valid) - 1) as u16;
+            // SAFETY: the mask covers only elements of `x` (masked lanes are not read); the
+            // stores write the 16 `u16` of `hi` / `lo`.
+            unsafe {
+                let v = _mm512_maskz_loadu_ps(mask, x.as_ptr().add(16 * i));
+                let (h16, l16) = split16(v);
+                _mm256_storeu_si256(hi.as_mut_ptr().cast(), h16);
+                _mm256_storeu_si256(lo.as_mut_ptr().cast(), l16);
             }
         }
     }
@@ -485,16 +662,16 @@ mod imp {
     }
 
     /// `acc[32 × 32] (+)= A·Bᵀ` over `chunks` chunks of 32 inputs in split bfloat16: `a` the
-    /// `(hi, lo)` pointers to two row tiles per chunk (chunk stride 4 tiles), `b` to two feature
-    /// tiles per chunk (chunk stride 2 tiles), `acc` rows `stride` floats apart, added to when
-    /// `load` (else overwritten). Tiles 0-3 hold the accumulators, 4-5 the rows, 6-7 the
-    /// features.
+    /// `(hi, lo)` pointers to 32 rows of bfloat16 `lda` apart (a chunk is 32 of them), `b` to
+    /// two feature tiles per chunk (chunk stride 2 tiles), `acc` rows `stride` floats apart,
+    /// added to when `load` (else overwritten). Tiles 0-3 hold the accumulators, 4-5 the
+    /// rows, 6-7 the features.
     ///
     /// # Safety
     /// [`configure`] was called on this thread; the pointers reach `chunks` chunks and 32 rows
     /// of 32 floats.
     pub(super) unsafe fn kernel(
-        a: [*const u16; 2],
+        (a, lda): ([*const u16; 2], usize),
         b: [*const u16; 2],
         chunks: usize,
         acc: *mut f32,
@@ -502,6 +679,7 @@ mod imp {
         load: bool,
     ) {
         let s = stride * 4;
+        let sa = lda * 2;
         // SAFETY: within the bounds the caller guarantees; tiles are not Rust-visible state.
         unsafe {
             let c10 = acc.add(16 * stride);
@@ -524,11 +702,12 @@ mod imp {
                 );
             }
             for c in 0..chunks {
-                let (ah, al) = (a[0].add(c * 4 * super::TILE), a[1].add(c * 4 * super::TILE));
+                let (ah, al) = (a[0].add(c * super::CHUNK), a[1].add(c * super::CHUNK));
+                let (ah16, al16) = (ah.add(16 * lda), al.add(16 * lda));
                 let (bh, bl) = (b[0].add(c * 2 * super::TILE), b[1].add(c * 2 * super::TILE));
                 asm!(
-                    "tileloadd tmm4, [{ah} + {s}*1]",
-                    "tileloadd tmm5, [{ah} + {s}*1 + 1024]",
+                    "tileloadd tmm4, [{ah} + {sa}*1]",
+                    "tileloadd tmm5, [{ah16} + {sa}*1]",
                     "tileloadd tmm6, [{bl} + {s}*1]",
                     "tileloadd tmm7, [{bl} + {s}*1 + 1024]",
                     "tdpbf16ps tmm0, tmm4, tmm6",
@@ -541,14 +720,14 @@ mod imp {
                     "tdpbf16ps tmm1, tmm4, tmm7",
                     "tdpbf16ps tmm2, tmm5, tmm6",
                     "tdpbf16ps tmm3, tmm5, tmm7",
-                    "tileloadd tmm4, [{al} + {s}*1]",
-                    "tileloadd tmm5, [{al} + {s}*1 + 1024]",
+                    "tileloadd tmm4, [{al} + {sa}*1]",
+                    "tileloadd tmm5, [{al16} + {sa}*1]",
                     "tdpbf16ps tmm0, tmm4, tmm6",
                     "tdpbf16ps tmm1, tmm4, tmm7",
                     "tdpbf16ps tmm2, tmm5, tmm6",
                     "tdpbf16ps tmm3, tmm5, tmm7",
-                    ah = in(reg) ah, al = in(reg) al, bh = in(reg) bh, bl = in(reg) bl,
-                    s = in(reg) 64usize,
+                    ah = in(reg) ah, al = in(reg) al, ah16 = in(reg) ah16, al16 = in(reg) al16,
+                    bh = in(reg) bh, bl = in(reg) bl, s = in(reg) 64usize, sa = in(reg) sa,
                     options(nostack, readonly),
                 );
             }
@@ -570,7 +749,13 @@ mod imp {
     pub(super) fn enable() -> bool {
         false
     }
-    pub(super) unsafe fn pack_rows(_: &[f32], _: usize, _: usize, _: &mut [u16], _: &mut [u16]) {
+    pub(super) unsafe fn pack_row(
+        _: Option<&[f32]>,
+        _: usize,
+        _: usize,
+        _: &mut [u16],
+        _: &mut [u16],
+    ) {
         unreachable!("AMX is not available")
     }
     pub(super) unsafe fn configure() {
@@ -578,7 +763,7 @@ mod imp {
     }
     pub(super) unsafe fn release() {}
     pub(super) unsafe fn kernel(
-        _: [*const u16; 2],
+        _: ([*const u16; 2], usize),
         _: [*const u16; 2],
         _: usize,
         _: *mut f32,

@@ -445,17 +445,22 @@ fn head_keys_values(
     (kt, v)
 }
 
+/// Query rows per task of [`dense_attention_split`]: one block of the AMX kernel, so each row's
+/// softmax packs it for `P·V` while it is in cache.
+const SPLIT_QUERY_BLOCK: usize = 64;
+
 /// [`dense_attention`] with both products in split bfloat16 on AMX tiles (see
 /// [`super::amx`]): per head the keys and values are packed once, then each task of
-/// [`DENSE_QUERY_BLOCK`] queries gathers its scaled queries, runs `q·Kᵀ`, the softmax and
+/// [`SPLIT_QUERY_BLOCK`] queries gathers its scaled queries, runs `q·Kᵀ` into an aligned
+/// buffer, the softmax row by row, each row packed for `P·V` as soon as it is done, and
 /// `P·V` straight into the output.
 ///
-/// PERF: the f32 GEMMs were 60-70 % of a Hiera-T global block (4096 tokens, 4 heads of 96).
+/// PERF: a Hiera-T global block (4096 tokens, 4 heads of 96) on 2 threads of a Xeon: f32
+/// 112-123 ms, this 73-76 ms (of which the softmax is about a quarter).
 fn dense_attention_split(qkv: &[f32], n: usize, heads: usize, hd: usize) -> Vec<f32> {
-    use super::amx::{product_into, PackedWeights};
+    use super::amx::{packed_product_into, product_into, Lines, PackedRows, PackedWeights};
     let c = heads * hd;
     let scale = 1.0 / (hd as f32).sqrt();
-    let block = DENSE_QUERY_BLOCK;
     // Per head: keys as the `[hd, n]` right-hand side of `q·Kᵀ`, values as the `[n, hd]` one
     // of `P·V`.
     let packed: Vec<(PackedWeights, PackedWeights)> = (0..heads)
@@ -470,28 +475,37 @@ fn dense_attention_split(qkv: &[f32], n: usize, heads: usize, hd: usize) -> Vec<
         .collect();
     let mut out = vec![0f32; n * c];
     let shared = SharedOut::new(&mut out);
-    let blocks = n.div_ceil(block);
+    let blocks = n.div_ceil(SPLIT_QUERY_BLOCK);
     (0..heads * blocks).into_par_iter().for_each_init(
-        || (vec![0f32; block * hd], vec![0f32; block * n]),
-        |(q, scores), job| {
-            let (h, r0) = (job / blocks, job % blocks * block);
-            let rows = block.min(n - r0);
+        || {
+            (
+                vec![0f32; SPLIT_QUERY_BLOCK * hd],
+                Lines::default(),
+                PackedRows::new(n),
+            )
+        },
+        |(q, scores, probs), job| {
+            let (h, r0) = (job / blocks, job % blocks * SPLIT_QUERY_BLOCK);
+            let rows = SPLIT_QUERY_BLOCK.min(n - r0);
             let (keys, values) = &packed[h];
-            let (q, scores) = (&mut q[..rows * hd], &mut scores[..rows * n]);
+            let q = &mut q[..rows * hd];
             for (i, q) in q.chunks_exact_mut(hd).enumerate() {
                 let src = &qkv[(r0 + i) * 3 * c + h * hd..][..hd];
                 for (q, &x) in q.iter_mut().zip(src) {
                     *q = x * scale;
                 }
             }
+            let scores = scores.f32s(rows * n);
             // SAFETY: `scores` is this task's own buffer of rows × n.
             unsafe { product_into(q, keys, (rows, n, hd), SharedOut::new(scores), (0, n)) };
-            for row in scores.chunks_exact_mut(n) {
+            probs.clear();
+            for (i, row) in scores.chunks_exact_mut(n).enumerate() {
                 softmax_inplace(row);
+                probs.set_row(i, row);
             }
             // SAFETY: this task alone writes columns h·hd.. of output rows r0..r0 + rows
-            // (tasks differ in head or rows); `product_into` checks the bounds.
-            unsafe { product_into(scores, values, (rows, hd, n), shared, (r0 * c + h * hd, c)) };
+            // (tasks differ in head or rows); the bounds are checked.
+            unsafe { packed_product_into(probs, values, shared, (r0 * c + h * hd, c)) };
         },
     );
     out
