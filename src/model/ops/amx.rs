@@ -299,6 +299,13 @@ fn block_product(
         a.hi.u16s(ROWS * lda).as_ptr(),
         a.lo.u16s(ROWS * lda).as_ptr(),
     );
+    // The bias, aligned and padded to whole blocks: the accumulators start from it.
+    let mut bias_line = Lines::default();
+    let bias_line = bias.map(|bias| {
+        let line = bias_line.f32s(cols);
+        line[..n].copy_from_slice(&bias[..n]);
+        line.as_ptr()
+    });
     // SAFETY: AMX is available (`PackedRows` checked); the tile configuration is this
     // thread's; every pointer below stays inside its pack (chunks × tiles) or `acc` (64 rows
     // of `stride` ≥ `cols`).
@@ -316,7 +323,11 @@ fn block_product(
                         cs,
                         acc.add(32 * p * stride + b * COLS),
                         stride,
-                        c0 > 0,
+                        match bias_line {
+                            _ if c0 > 0 => imp::Init::Load,
+                            Some(line) => imp::Init::Rows(line.add(b * COLS)),
+                            None => imp::Init::Zero,
+                        },
                     );
                 }
             }
@@ -324,14 +335,9 @@ fn block_product(
         imp::release();
     }
     for r in 0..rows {
-        // The bias and epilogue on the row while it is in cache, then (from the padded
-        // buffer) its one write to the output.
-        let finish = |row: &mut [f32]| {
-            if let Some(bias) = bias {
-                crate::model::simd::add_assign(row, bias);
-            }
-            epilogue.apply((r0 + r) * n, row);
-        };
+        // The epilogue on the row while it is in cache, then (from the padded buffer) its one
+        // write to the output.
+        let finish = |row: &mut [f32]| epilogue.apply((r0 + r) * n, row);
         if direct {
             // SAFETY: the caller's rows are its alone; the tiles stored this one.
             finish(unsafe { std::slice::from_raw_parts_mut(out.at(r0 + r, 0, n), n) });
@@ -664,10 +670,21 @@ mod imp {
         unsafe { asm!("tilerelease", options(nostack, nomem)) };
     }
 
+    /// What the accumulators of [`kernel`] start from.
+    #[derive(Clone, Copy)]
+    pub(super) enum Init {
+        /// Zero.
+        Zero,
+        /// What `acc` holds (a later chunk block).
+        Load,
+        /// The 32 floats there (64-byte aligned) in every row: the bias.
+        Rows(*const f32),
+    }
+
     /// `acc[32 × 32] (+)= A·Bᵀ` over `chunks` chunks of 32 inputs in split bfloat16: `a` the
     /// `(hi, lo)` pointers to 32 rows of bfloat16 `lda` apart (a chunk is 32 of them), `b` to
     /// two feature tiles per chunk (chunk stride 2 tiles), `acc` rows `stride` floats apart,
-    /// added to when `load` (else overwritten). Tiles 0-3 hold the accumulators, 4-5 the
+    /// starting from `init`. Tiles 0-3 hold the accumulators, 4-5 the
     /// rows, 6-7 the features.
     ///
     /// # Safety
@@ -679,30 +696,38 @@ mod imp {
         chunks: usize,
         acc: *mut f32,
         stride: usize,
-        load: bool,
+        init: Init,
     ) {
         let s = stride * 4;
         let sa = lda * 2;
         // SAFETY: within the bounds the caller guarantees; tiles are not Rust-visible state.
         unsafe {
             let c10 = acc.add(16 * stride);
-            if load {
-                asm!(
+            match init {
+                Init::Load => asm!(
                     "tileloadd tmm0, [{c00} + {s}*1]",
                     "tileloadd tmm1, [{c00} + {s}*1 + 64]",
                     "tileloadd tmm2, [{c10} + {s}*1]",
                     "tileloadd tmm3, [{c10} + {s}*1 + 64]",
                     c00 = in(reg) acc, c10 = in(reg) c10, s = in(reg) s,
                     options(nostack, readonly),
-                );
-            } else {
-                asm!(
+                ),
+                // A row stride of 0: every row of the tile is the same 16 floats.
+                Init::Rows(line) => asm!(
+                    "tileloadd tmm0, [{line} + {zero}*1]",
+                    "tileloadd tmm1, [{line} + {zero}*1 + 64]",
+                    "tileloadd tmm2, [{line} + {zero}*1]",
+                    "tileloadd tmm3, [{line} + {zero}*1 + 64]",
+                    line = in(reg) line, zero = in(reg) 0usize,
+                    options(nostack, readonly),
+                ),
+                Init::Zero => asm!(
                     "tilezero tmm0",
                     "tilezero tmm1",
                     "tilezero tmm2",
                     "tilezero tmm3",
                     options(nostack, nomem)
-                );
+                ),
             }
             // Software-pipelined: each operand tile is reloaded right after its last reader
             // in the chunk (tiles are not renamed, so a load waits for them), and the next
@@ -796,13 +821,19 @@ mod imp {
         unreachable!("AMX is not available")
     }
     pub(super) unsafe fn release() {}
+    #[derive(Clone, Copy)]
+    pub(super) enum Init {
+        Zero,
+        Load,
+        Rows(*const f32),
+    }
     pub(super) unsafe fn kernel(
         _: ([*const u16; 2], usize),
         _: [*const u16; 2],
         _: usize,
         _: *mut f32,
         _: usize,
-        _: bool,
+        _: Init,
     ) {
         unreachable!("AMX is not available")
     }

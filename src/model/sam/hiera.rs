@@ -106,8 +106,14 @@ struct HieraAttention {
 impl HieraAttention {
     /// The CPU path of a whole block's attention on the normed image `x` `[1, H, W, C]` f32:
     /// windows of `window` tokens (0: global attention) → `[1, H', W', C_out]` (`H' = H / 2`
-    /// when the queries are pooled).
-    fn forward_cpu(&self, x: &Tensor, window: usize) -> candle_core::Result<Tensor> {
+    /// when the queries are pooled), plus `residual` (of the output's shape) in the output
+    /// projection's GEMM.
+    fn forward_cpu(
+        &self,
+        x: &Tensor,
+        window: usize,
+        residual: &Tensor,
+    ) -> candle_core::Result<Tensor> {
         let (_, h, w, _) = x.dims4()?;
         let (nh, c) = (self.heads, self.dim_out);
         let qkv = self.qkv.forward(x)?; // [1, H, W, 3·C_out], image order
@@ -125,7 +131,7 @@ impl HieraAttention {
                 pad_qkv: &self.pad_qkv,
             })?
         };
-        self.proj.forward(&out)
+        self.proj.forward_add(&out, residual, false)
     }
 
     /// The official order on any device: the normed image `x` `[B, H, W, C]` padded and
@@ -233,12 +239,11 @@ impl HieraBlock {
             None => x.clone(),
         };
         let ws = self.spec.window;
-        let y = if on_cpu_f32(&y) && y.dim(0)? == 1 {
-            self.attn.forward_cpu(&y, ws)?
+        let x = if on_cpu_f32(&y) && y.dim(0)? == 1 {
+            self.attn.forward_cpu(&y, ws, &shortcut)?
         } else {
-            self.attn.forward_image(&y, ws)?
+            (shortcut + self.attn.forward_image(&y, ws)?)?
         };
-        let x = (shortcut + y)?;
         let hidden = self.fc1.forward_gelu(&self.norm2.forward(&x)?)?;
         self.fc2.forward_add(&hidden, &x, false)
     }
@@ -531,7 +536,7 @@ mod tests {
     }
 
     /// The CPU kernels of a block's attention (windows pooled or not, with padding, and
-    /// global) equal the official order run with candle's ops: within 1e-5 in f32, within 1e-4
+    /// global; the residual in the projection) equal the official order run with candle's ops: within 1e-5 in f32, within 1e-4
     /// with the global attention in split bfloat16 (measured 1.6e-5 where the CPU has AMX
     /// tiles; the same as f32 elsewhere).
     #[test]
@@ -572,8 +577,11 @@ mod tests {
             };
             let x = Tensor::from_vec(det(h * w * d, 5), (1, h, w, d), &dev).expect("x");
             let flat = |t: Tensor| t.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("v");
-            let got = attn.forward_cpu(&x, window).expect("cpu");
             let want = attn.forward_image(&x, window).expect("candle");
+            let dims = want.dims().to_vec();
+            let residual = Tensor::from_vec(det(want.elem_count(), 6), dims, &dev).expect("r");
+            let got = attn.forward_cpu(&x, window, &residual).expect("cpu");
+            let want = (want + residual).expect("sum");
             assert_eq!(
                 got.dims(),
                 want.dims(),
