@@ -162,11 +162,16 @@ fn simd() -> (&'static str, bool) {
 fn simd_note() -> String {
     let (level, gemm512) = simd();
     format!(
-        "kernels {level}, gemm {}",
+        "kernels {level}, gemm {}{}",
         if gemm512 {
             "up to avx512"
         } else {
             "up to avx2"
+        },
+        if crate::model::ops::amx::available() {
+            ", image encoders' products in split bf16 on AMX (SEGATTN_AMX=0: f32)"
+        } else {
+            ""
         }
     )
 }
@@ -292,6 +297,7 @@ fn bench_text(args: &BenchArgs) -> Result<()> {
         let mut out = serde_json::json!({
             "threads": threads, "device": dev, "dtype": "f32", "model": name, "runs": runs,
             "simd": simd().0, "gemm_avx512": simd().1,
+            "amx_split_bf16": crate::model::ops::amx::available(),
         });
         for (n, ms) in args.tokens.iter().zip(&medians) {
             out[format!("forward_ms_{n}")] = serde_json::json!(ms);
@@ -366,6 +372,7 @@ fn bench_sam(args: &BenchArgs) -> Result<()> {
             "device": dev, "dtype": dtype, "model": name, "peak_rss_mb": rss_mb,
             "encode_runs": runs, "decode_runs": args.clicks.max(20),
             "simd": simd().0, "gemm_avx512": simd().1,
+            "amx_split_bf16": crate::model::ops::amx::available(),
         });
         println!("{out}");
     } else {
