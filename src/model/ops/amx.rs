@@ -1,4 +1,5 @@
-//! Linear-layer GEMMs on Intel AMX tiles in split bfloat16 ("bf16×3"), for the image encoders.
+//! Products on Intel AMX tiles in split bfloat16 ("bf16×3"), for the image encoders' linear
+//! layers and Hiera's global attention.
 //!
 //! Every f32 operand `x` is split into two bfloat16 halves, `hi = bf16(x)` and
 //! `lo = bf16(x − hi)`, and a product is summed as `hi·hi + hi·lo + lo·hi` with f32
@@ -11,23 +12,27 @@
 //! its image embedding. `SEGATTN_AMX=0` turns it off.
 //!
 //! PERF: measured on 2 cores of an Intel Xeon with AMX (session 32). A core runs
-//! `TDPBF16PS` at about 3.2 TFLOP/s bf16 when its tiles are loaded, but a 1 KiB `TILELOADD`
-//! takes about 15.5 ns even from L1, so loads set the pace: the kernel holds a 32 × 32
-//! output block in four tiles and loads 8 tiles per 12 products (`hi·lo`, then `hi·hi`
-//! reusing the rows, then `lo·hi` reusing the weights' `hi`). Single-threaded products at
-//! Hiera-T's shapes: 170-340 GFLOP/s (f32 equivalent) against 100-140 for the `gemm`
-//! crate's AVX-512 kernels. Encoders, same run, f32 → split: Hiera-T 1470 → 1066 ms,
-//! MobileSAM 611 → 439 ms, SAM ViT-B 5318 → 4207 ms (its global attention stays in f32).
+//! `TDPBF16PS` at about 3.2 TFLOP/s bf16 when its tiles are loaded. A 1 KiB `TILELOADD` takes
+//! 2.3 ns when its rows are 64-byte aligned and 15.5 ns when they straddle cache lines, so
+//! every pack and accumulator buffer is aligned (`Lines`). The kernel holds a 32 × 32 output
+//! block in four tiles and loads 8 tiles per 12 products (`hi·lo`, then `hi·hi` reusing the
+//! rows, then `lo·hi` reusing the weights' `hi`), each operand tile reloaded right after its
+//! last reader (tiles are not renamed). Single-threaded products at Hiera-T's shapes: 300-560
+//! GFLOP/s (f32 equivalent) against 100-170 for the `gemm` crate's AVX-512 kernels. Encoders
+//! in one run, f32 → split (linear layers only, before the alignment): Hiera-T 1470 → 1066
+//! ms, MobileSAM 611 → 439 ms, SAM ViT-B 5318 → 4207 ms; Hiera-T now 818-910 ms.
 //!
-//! Layouts (all `u16` bfloat16 bits, tiles of 16 rows × 64 bytes):
+//! Layouts (bfloat16 bits as `u16`):
 //! - the weights `Wᵀ` `[k, n]` are packed once per layer (kept by [`super::linear::Linear`]),
 //!   per block of 32 output features and chunk of 32 inputs: two tiles of 16 input pairs × 16
 //!   features × 2 (the VNNI layout `TDPBF16PS` reads), for `hi` and for `lo`;
-//! - each thread packs its 64 rows of `x` per chunk of 32 inputs: four tiles of 16 rows × 32.
+//! - each job packs its 64 rows of `x` row-major (`PackedRows`); the kernel loads them as
+//!   tiles of 16 rows × 32 inputs at the rows' stride.
 //!
-//! Sizes need not be multiples of anything: the packs are padded with zeros. Whole 64-row,
-//! whole-tile blocks accumulate in the output itself; others in a padded buffer whose valid
-//! part is copied out. The bias and epilogue follow per row while it is in cache.
+//! Sizes need not be multiples of anything: the packs are padded with zeros. The accumulators
+//! start from the bias; whole 64-row, whole-tile blocks accumulate in the output itself when
+//! it is aligned, others in a padded buffer whose valid part is copied out after the
+//! epilogue.
 
 use rayon::prelude::*;
 
@@ -231,11 +236,11 @@ impl PackedRows {
         let rows = x.len() / k.max(1);
         self.reset(rows, k);
         for r in 0..rows {
-            self.write_row(r, Some(&x[r * k..(r + 1) * k]));
+            self.write_row(r, &x[r * k..(r + 1) * k]);
         }
     }
 
-    /// Sets row `r` (the rows before it count too) to `row` `[k]`.
+    /// Sets row `r` to `row` `[k]`; the rows before it count too, so set them in order.
     pub(crate) fn set_row(&mut self, r: usize, row: &[f32]) {
         assert!(
             r < ROWS && row.len() == self.k,
@@ -243,10 +248,10 @@ impl PackedRows {
             self.k
         );
         self.rows = self.rows.max(r + 1);
-        self.write_row(r, Some(row));
+        self.write_row(r, row);
     }
 
-    fn write_row(&mut self, r: usize, row: Option<&[f32]>) {
+    fn write_row(&mut self, r: usize, row: &[f32]) {
         let lda = Self::lda(self.k);
         let (hi, lo) = (self.hi.u16s(ROWS * lda), self.lo.u16s(ROWS * lda));
         // SAFETY: `reset` checked that AMX (hence AVX-512 BF16) is available; the rows hold
@@ -584,29 +589,24 @@ mod imp {
     };
 
     /// Row `r` of a block's `(hi, lo)` rows (`lda` apart, see [`super::PackedRows`]) from
-    /// `row` `[k]`, zero beyond `k` up to whole chunks (all zero for `None`).
+    /// `x` `[k]`, zero beyond `k` up to whole chunks.
     ///
     /// # Safety
     /// The CPU has AVX-512 BF16 (checked by [`enable`]).
     #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
     pub(super) unsafe fn pack_row(
-        row: Option<&[f32]>,
+        x: &[f32],
         (r, lda): (usize, usize),
         k: usize,
         hi: &mut [u16],
         lo: &mut [u16],
     ) {
         let width = k.div_ceil(super::CHUNK) * super::CHUNK;
-        assert!(width <= lda && row.is_none_or(|x| x.len() == k));
+        assert!(width <= lda && x.len() == k);
         let (hi, lo) = (
             &mut hi[r * lda..r * lda + width],
             &mut lo[r * lda..r * lda + width],
         );
-        let Some(x) = row else {
-            hi.fill(0);
-            lo.fill(0);
-            return;
-        };
         for (i, (hi, lo)) in hi
             .chunks_exact_mut(16)
             .zip(lo.chunks_exact_mut(16))
@@ -809,8 +809,8 @@ mod imp {
         false
     }
     pub(super) unsafe fn pack_row(
-        _: Option<&[f32]>,
-        _: usize,
+        _: &[f32],
+        _: (usize, usize),
         _: usize,
         _: &mut [u16],
         _: &mut [u16],
@@ -822,6 +822,7 @@ mod imp {
     }
     pub(super) unsafe fn release() {}
     #[derive(Clone, Copy)]
+    #[allow(dead_code)] // built by the caller; without AMX nothing reads it
     pub(super) enum Init {
         Zero,
         Load,
@@ -844,8 +845,9 @@ mod tests {
     use super::*;
 
     /// The split-bfloat16 product equals an f64 reference within 2·10⁻⁵ of `Σ|x|·|w|` per
-    /// output (bias, residual and GELU included) at sizes that are not multiples of the tiles,
-    /// on one thread and several; a plain bfloat16 product (error about 4·10⁻³) would fail.
+    /// output (bias and residual included) at sizes that are not multiples of the tiles, on
+    /// one thread and several (measured ≤ 3.7·10⁻⁶); a plain bfloat16 product (`lo` dropped:
+    /// 1.7·10⁻³) fails it.
     #[test]
     fn split_bf16_matches_f64_reference() {
         if !available() {
