@@ -3,7 +3,7 @@
 
 use candle_core::{CpuStorage, Layout, Module, Result, Shape, Tensor};
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use super::amx::PackedWeights;
 use super::gemm::{linear_gemm, Epilogue, PARALLEL_GEMM_MIN_MACS};
@@ -14,14 +14,16 @@ use crate::weights::{Scope, WeightsError};
 #[derive(Debug, Clone)]
 pub struct Linear {
     /// `Wᵀ`, `[in, out]`: the layout in which the CPU GEMM reads the weights without
-    /// re-packing them (see [`linear_gemm`]).
+    /// re-packing them (see [`linear_gemm`]). Only its shape once [`Linear::split_bf16`] packed
+    /// the weights (a one-element tensor broadcast to it).
     weight_t: Tensor,
     /// `[out]`
     bias: Option<Tensor>,
     /// The bias as host data for the CPU kernel (read once, not per call).
     bias_host: Option<Vec<f32>>,
-    /// Set by [`Linear::split_bf16`]: the weights packed for AMX tiles on first use.
-    packed: Option<Arc<OnceLock<PackedWeights>>>,
+    /// Set by [`Linear::split_bf16`] on CPUs with AMX: the weights packed for its tiles, the
+    /// only copy kept.
+    packed: Option<Arc<PackedWeights>>,
 }
 
 impl Linear {
@@ -59,14 +61,26 @@ impl Linear {
         }
     }
 
-    /// Lets the CPU GEMM run in split bfloat16 (`hi·hi + hi·lo + lo·hi`, about 16 significant
-    /// bits per product, see [`super::amx`]) on CPUs with AMX tiles: for the image encoders'
-    /// large products, whose outputs stay within their parity tolerances. Elsewhere it runs
-    /// in f32 as before.
-    /// The packed weights take as much memory as the f32 ones; they are made on the first
-    /// product that uses them.
+    /// Runs the layer in split bfloat16 (`hi·hi + hi·lo + lo·hi`, about 16 significant bits
+    /// per product, see [`super::amx`]) on CPUs with AMX tiles: for the image encoders' large
+    /// products, whose outputs stay within their parity tolerances. The weights are packed
+    /// here for the tiles (as much memory as f32) and the f32 copy is dropped. Elsewhere (no
+    /// AMX, `SEGATTN_AMX=0`, weights not f32 on the CPU) the layer is unchanged.
     pub fn split_bf16(mut self) -> Self {
-        self.packed = Some(Arc::default());
+        let bias_ready = self.bias.is_none() || self.bias_host.is_some();
+        if !super::amx::available() || !on_cpu_f32(&self.weight_t) || !bias_ready {
+            return self;
+        }
+        let Ok((k, n)) = self.weight_t.dims2() else {
+            return self;
+        };
+        let host = self.weight_t.flatten_all().and_then(|t| t.to_vec1::<f32>());
+        let shape_only = Tensor::zeros((1, 1), candle_core::DType::F32, self.weight_t.device())
+            .and_then(|t| t.broadcast_as((k, n)));
+        if let (Ok(host), Ok(shape_only), true) = (host, shape_only, k > 0 && n > 0) {
+            self.packed = Some(Arc::new(PackedWeights::new(&host, k, n, true)));
+            self.weight_t = shape_only;
+        }
         self
     }
 
@@ -105,6 +119,9 @@ impl Linear {
         out_dims[last] = self.out_dim();
         let x2 = x.reshape((rows, in_dim))?;
         let on_cpu = on_cpu_f32(x);
+        if self.packed.is_some() && !on_cpu {
+            candle_core::bail!("linear: a layer packed for AMX tiles takes f32 input on the CPU");
+        }
         if on_cpu && (self.bias.is_none() || self.bias_host.is_some()) {
             let op = LinearOp {
                 bias: self.bias_host.as_deref(),
@@ -154,15 +171,10 @@ pub(super) struct LinearOp<'a> {
     pub(super) bias: Option<&'a [f32]>,
     /// GELU after the bias (and residual).
     pub(super) gelu: bool,
-    /// Split bfloat16 on AMX tiles for large products, when the CPU has them: where the
-    /// packed weights are kept.
-    pub(super) split_bf16: Option<&'a OnceLock<PackedWeights>>,
+    /// The weights packed for AMX tiles (then the weight operand is only a shape): the
+    /// product runs in split bfloat16.
+    pub(super) split_bf16: Option<&'a PackedWeights>,
 }
-
-/// Rows from which a [`Linear::split_bf16`] layer uses AMX tiles. Every encoder product has at
-/// least 1024; below this the rows' packing and the tiles' stores would be amortised over
-/// too little work (not measured).
-const SPLIT_BF16_MIN_ROWS: usize = 256;
 
 fn linear_dims(l1: &Layout, l2: &Layout) -> Result<(usize, usize, usize)> {
     let (m, k) = l1.shape().dims2()?;
@@ -182,22 +194,18 @@ impl LinearOp<'_> {
         residual: Option<&[f32]>,
     ) -> Result<(CpuStorage, Shape)> {
         let (m, n, k) = linear_dims(l1, l2)?;
-        let (x, w) = (contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?);
+        let x = contiguous_f32(s1, l1)?;
         let epilogue = match (residual, self.gelu) {
             (None, false) => Epilogue::None,
             (None, true) => Epilogue::Gelu,
             (Some(r), false) => Epilogue::Add(r),
             (Some(r), true) => Epilogue::AddGelu(r),
         };
-        let split = self
-            .split_bf16
-            .filter(|_| m >= SPLIT_BF16_MIN_ROWS && k > 0 && super::amx::available());
-        let dst = if let Some(packed) = split {
+        let dst = if let Some(packed) = self.split_bf16 {
             let parallel = m * n * k >= PARALLEL_GEMM_MIN_MACS;
-            let packed = packed.get_or_init(|| PackedWeights::new(w, k, n, parallel));
             super::amx::linear_bf16x3(x, packed, self.bias, (m, n, k), epilogue, parallel)
         } else {
-            linear_gemm(x, w, self.bias, (m, n, k), epilogue)
+            linear_gemm(x, contiguous_f32(s2, l2)?, self.bias, (m, n, k), epilogue)
         };
         Ok((CpuStorage::F32(dst), Shape::from((m, n))))
     }
@@ -273,5 +281,35 @@ mod tests {
             &lin64.forward(&f64_of(&x)).expect("fallback"),
             "linear",
         );
+    }
+
+    /// A layer in split bfloat16 (where the CPU has AMX; otherwise the same f32 layer) equals
+    /// the f64 fallback within 1e-4 for 5 rows and for 300 (several 64-row jobs, a partial
+    /// one), with bias, residual and GELU, after its f32 weights were dropped.
+    #[test]
+    fn split_bf16_layer_matches_the_fallback() {
+        let w = tensor(vals(40 * 70, 1), &[40, 70]);
+        let b = Some(tensor(vals(40, 2), &[40]));
+        let lin = Linear::from_tensors(w.clone(), b.clone()).expect("linear");
+        let lin64 = Linear::from_transposed(f64_of(&lin.weight_t), lin.bias.as_ref().map(f64_of));
+        let split = Linear::from_tensors(w, b).expect("linear").split_bf16();
+        assert_eq!(split.packed.is_some(), crate::model::ops::amx::available());
+        for rows in [5, 300] {
+            let x = tensor(vals(rows * 70, 3), &[rows, 70]);
+            let r = tensor(vals(rows * 40, 4), &[rows, 40]);
+            let want = lin64
+                .forward_add(&f64_of(&x), &f64_of(&r), true)
+                .expect("f64");
+            let got = split.forward_add(&x, &r, true).expect("split");
+            crate::model::ops::testing::assert_close_tol(
+                &got,
+                &want,
+                1e-4,
+                "split + residual + gelu",
+            );
+            let got = split.forward(&x).expect("split");
+            let want = lin64.forward(&f64_of(&x)).expect("f64");
+            crate::model::ops::testing::assert_close_tol(&got, &want, 1e-4, "split");
+        }
     }
 }
