@@ -43,7 +43,7 @@ impl Epilogue<'_> {
 }
 
 /// Products below this many multiply-adds run on one thread: waking the pool costs more.
-pub(crate) const PARALLEL_GEMM_MIN_MACS: usize = 1 << 21;
+pub(super) const PARALLEL_GEMM_MIN_MACS: usize = 1 << 21;
 
 /// `dst[m×n] = bias + a[m×k] · bᵀ` with `b` row-major `[n×k]` (a weight matrix), row-major
 /// output.
