@@ -39,21 +39,39 @@ impl CustomOp1 for Elementwise {
 /// par with PyTorch's own vectorised erf (Abramowitz–Stegun 7.1.26, 1.5e-7 absolute).
 #[inline(always)]
 pub fn erf_f32(x: f32) -> f32 {
-    let x = x.clamp(-4.0, 4.0);
+    let x = x.clamp(-ERF_CLAMP, ERF_CLAMP);
     let x2 = x * x;
-    let mut p = x2 * -2.726_142_3e-10 + 2.770_681_4e-8;
-    p = x2 * p + -2.101_024e-6;
-    p = x2 * p + -5.692_506_4e-5;
-    p = x2 * p + -7.349_906_3e-4;
-    p = x2 * p + -2.954_600_1e-3;
-    p = x2 * p + -1.609_603_3e-2;
-    let p = x * p;
-    let mut q = x2 * -1.456_607_2e-5 + -2.133_740_6e-4;
-    q = x2 * q + -1.682_827e-3;
-    q = x2 * q + -7.373_329_3e-3;
-    q = x2 * q + -1.426_473_9e-2;
-    p / q
+    let mut p = ERF_P[0];
+    for c in &ERF_P[1..] {
+        p = x2 * p + c;
+    }
+    let mut q = ERF_Q[0];
+    for c in &ERF_Q[1..] {
+        q = x2 * q + c;
+    }
+    x * p / q
 }
+
+/// [`erf_f32`]'s inputs are clamped to ±this (where erf is 1 in f32).
+pub(crate) const ERF_CLAMP: f32 = 4.0;
+/// [`erf_f32`]'s numerator, a polynomial in `x²` (highest power first) times `x`.
+pub(crate) const ERF_P: [f32; 7] = [
+    -2.726_142_3e-10,
+    2.770_681_4e-8,
+    -2.101_024e-6,
+    -5.692_506_4e-5,
+    -7.349_906_3e-4,
+    -2.954_600_1e-3,
+    -1.609_603_3e-2,
+];
+/// [`erf_f32`]'s denominator, a polynomial in `x²` (highest power first).
+pub(crate) const ERF_Q: [f32; 5] = [
+    -1.456_607_2e-5,
+    -2.133_740_6e-4,
+    -1.682_827e-3,
+    -7.373_329_3e-3,
+    -1.426_473_9e-2,
+];
 
 /// Exact GELU of `x`, `0.5·x·(1 + erf(x/√2))`, as PyTorch's `nn.GELU()`.
 pub fn gelu(x: &Tensor) -> Result<Tensor> {

@@ -498,7 +498,22 @@ impl SamModel {
             emb.high_res.as_ref().map(|(_, _, hr)| hr),
         )?;
         let n = self.config.num_mask_tokens;
-        let all_logits = to_vec_f32(&out.masks)?;
+        // The logits and the attention maps (1 MB each) copied out side by side: the logits,
+        // then each block's self and token → image attention, then the final attention.
+        let mut copies = std::iter::once(&out.masks)
+            .chain(
+                out.blocks
+                    .iter()
+                    .flat_map(|b| [&b.self_attn, &b.token_to_image]),
+            )
+            .chain(std::iter::once(&out.final_token_to_image))
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map(to_vec_f32)
+            .collect::<candle_core::Result<Vec<_>>>()?
+            .into_iter();
+        let mut next = || copies.next().unwrap_or_default();
+        let all_logits = next();
         let all_iou = to_vec_f32(&out.iou)?;
         let plane = LOW_RES * LOW_RES;
         let range = if multimask {
@@ -540,13 +555,12 @@ impl SamModel {
         let layers = out
             .blocks
             .iter()
-            .map(|b| {
-                Ok(LayerAttention {
-                    self_attn: to_vec_f32(&b.self_attn)?,
-                    token_to_image: to_vec_f32(&b.token_to_image)?,
-                })
+            .map(|_| LayerAttention {
+                self_attn: next(),
+                token_to_image: next(),
             })
-            .collect::<Result<_>>()?;
+            .collect();
+        let final_token_to_image = next();
         Ok(Prediction {
             masks: Vec::new(),
             stability_scores: Vec::new(),
@@ -561,7 +575,7 @@ impl SamModel {
                     emb.input_hw.0 as f32 / IMG_SIZE as f32,
                 ],
                 layers,
-                final_token_to_image: to_vec_f32(&out.final_token_to_image)?,
+                final_token_to_image,
             },
         })
     }

@@ -91,7 +91,6 @@ pub(crate) fn linear_bf16x3(
 ///
 /// # Panics
 /// When [`available`] is false, or an operand is shorter than its dimensions say.
-#[cfg(test)]
 pub(crate) fn linear_bf16x3_into(
     x: &[f32],
     weights: &PackedWeights,

@@ -6,9 +6,12 @@ use anyhow::Result;
 use candle_core::{Module, Tensor};
 
 use super::MaskDecoder;
-use crate::model::ops::gemm::{linear_gemm_into, SharedOut};
+use crate::model::ops::amx::{self, PackedWeights};
+use crate::model::ops::gemm::{sgemm, SharedOut};
 use crate::model::ops::{contiguous_f32, gelu, on_cpu_f32, Epilogue, LayerNorm};
-use crate::model::simd::{add_assign, gelu_inplace, layer_norm_rows};
+use crate::model::simd::{
+    add_assign, add_into, add_scalar_into, axpy, gelu_inplace, layer_norm_rows,
+};
 use crate::weights::Scope;
 
 /// A 2×2, stride-2 transposed convolution on channels-last data, followed by an optional
@@ -33,6 +36,10 @@ pub(super) struct Upsample2x {
     norm: Option<(Vec<f32>, Vec<f32>, f32)>,
     norm_t: Option<LayerNorm>,
     cout: usize,
+    /// Set by [`Upsample2x::split_bf16`] on CPUs with AMX: `weight_host` packed for
+    /// split-bfloat16 products ([`crate::model::ops::amx`]), which the CPU forms then use
+    /// instead of the f32 GEMM.
+    packed: Option<PackedWeights>,
 }
 
 impl Upsample2x {
@@ -62,6 +69,7 @@ impl Upsample2x {
         };
         Ok(Self {
             bias4: bias.to_vec1::<f32>()?.repeat(4),
+            packed: None,
             weight,
             weight_host,
             bias,
@@ -69,6 +77,21 @@ impl Upsample2x {
             norm_t,
             cout,
         })
+    }
+
+    /// Runs the CPU forms' product in split bfloat16 on AMX tiles when this CPU has them
+    /// ([`crate::model::ops::amx::available`]); a no-op elsewhere.
+    ///
+    /// PERF: the decoder's first step, 4096 × 256 × 256 per click, took half of the
+    /// upscaling's time in f32 (2 cores of an Intel Xeon, where one AVX-512 core does about
+    /// 50 GMAC/s). The second step stays in f32: [`Upsample2x::transposed_tile`] writes its
+    /// output transposed for the mask product, which the tiles cannot.
+    pub(super) fn split_bf16(mut self) -> Self {
+        if amx::available() {
+            let (cin, c4) = (self.weight_host.len() / (4 * self.cout), 4 * self.cout);
+            self.packed = Some(PackedWeights::new(&self.weight_host, cin, c4, false));
+        }
+        self
     }
 
     /// `[H, W, Cin]` → GELU(norm(upsample(x) + skip)) `[2H, 2W, Cout]` (`skip`, SAM 2's
@@ -120,35 +143,127 @@ impl Upsample2x {
 
     /// [`Self::forward_blocks`] of a few pixels on the calling thread: `x [N, Cin]` →
     /// `out [N·4, Cout]` (block order), `skip` as there.
+    ///
+    /// PERF: with `skip`, the output starts as `skip + bias` and the GEMM accumulates onto it
+    /// (one pass over the tile instead of a bias fill and an added pass).
     fn block_tile(&self, x: &[f32], skip: Option<&[f32]>, out: &mut [f32]) {
-        let c = self.cout;
-        let n = out.len() / (4 * c);
-        let dims = (n, 4 * c, x.len() / n.max(1));
-        let plain = self.norm.is_none() && skip.is_none();
-        let epilogue = if plain {
-            Epilogue::Gelu
-        } else {
-            Epilogue::None
-        };
-        linear_gemm_into(
-            x,
-            &self.weight_host,
-            Some(&self.bias4),
-            dims,
-            epilogue,
-            out,
-            false,
-        );
-        if plain {
+        let c4 = 4 * self.cout;
+        let n = out.len() / c4;
+        let k = x.len() / n.max(1);
+        if let Some(packed) = &self.packed {
+            let dims = (n, c4, k);
+            amx::linear_bf16x3_into(
+                x,
+                packed,
+                Some(&self.bias4),
+                dims,
+                Epilogue::None,
+                out,
+                false,
+            );
+            if let Some(skip) = skip {
+                add_assign(out, skip);
+            }
+            self.norm_gelu(out);
             return;
         }
-        if let Some(skip) = skip {
-            add_assign(out, skip);
+        match skip {
+            Some(skip) => {
+                for (row, s) in out.chunks_exact_mut(c4).zip(skip.chunks_exact(c4)) {
+                    add_into(row, s, &self.bias4);
+                }
+            }
+            None => {
+                for row in out.chunks_exact_mut(c4) {
+                    row.copy_from_slice(&self.bias4);
+                }
+            }
         }
+        assert!(x.len() >= n * k && self.weight_host.len() >= k * c4);
+        // SAFETY: dst `[4·Cout features × n pixels]` in `out` at strides (4·Cout, 1); lhs
+        // `Wᵀ [Cin, 4·Cout]` read as `[4·Cout × Cin]` with strides (4·Cout, 1); rhs `x [n, Cin]`
+        // read as `[Cin × n]` with strides (Cin, 1); the lengths are checked above.
+        unsafe {
+            sgemm(
+                (c4, n, k),
+                (out.as_mut_ptr(), c4 as isize, 1),
+                true,
+                (self.weight_host.as_ptr(), c4 as isize, 1),
+                (x.as_ptr(), k as isize, 1),
+                1.0,
+                gemm::Parallelism::None,
+            );
+        }
+        self.norm_gelu(out);
+    }
+
+    /// The norm (if any) and GELU on a tile's rows of `Cout` in place.
+    fn norm_gelu(&self, out: &mut [f32]) {
         if let Some((nw, nb, eps)) = &self.norm {
             layer_norm_rows(out, nw, nb, *eps);
         }
         gelu_inplace(out);
+    }
+
+    /// The last upsampling step of a tile with its output transposed: `x [R, Cin]` →
+    /// `out [4·Cout, R]`, row `q·Cout + ch` holding sub-pixel `q = 2·dy + dx` of channel `ch`
+    /// for each input row, with the bias, `skip_t` (the same layout) added and GELU (no
+    /// norm in this step).
+    ///
+    /// PERF: the mask product that follows (`n` ≤ 4 masks from 32 channels) then runs along
+    /// the pixels, 16 at a time, instead of as a GEMM 4 outputs wide (a quarter of each
+    /// vector), which took 14% of the upscaling's CPU time.
+    fn transposed_tile(&self, x: &[f32], skip_t: Option<&[f32]>, out: &mut [f32]) {
+        let (c, c4) = (self.cout, 4 * self.cout);
+        let r = out.len() / c4;
+        let k = x.len() / r.max(1);
+        for (f, row) in out.chunks_exact_mut(r.max(1)).enumerate() {
+            let b = self.bias4[f];
+            match skip_t {
+                Some(s) => add_scalar_into(row, &s[f * r..][..r], b),
+                None => row.fill(b),
+            }
+        }
+        debug_assert!(self.norm.is_none() && c4 == self.bias4.len() && c > 0);
+        assert!(x.len() >= r * k && self.weight_host.len() >= k * c4 && out.len() >= r * c4);
+        // SAFETY: dst `[4·Cout × R]` row-major in `out` (strides 1, R); lhs `Wᵀ [Cin, 4·Cout]`
+        // read as `[4·Cout × Cin]` with strides (4·Cout, 1); rhs `x [R, Cin]` read as
+        // `[Cin × R]` with strides (Cin, 1); the lengths are checked above.
+        unsafe {
+            sgemm(
+                (c4, r, k),
+                (out.as_mut_ptr(), 1, r as isize),
+                true,
+                (self.weight_host.as_ptr(), c4 as isize, 1),
+                (x.as_ptr(), k as isize, 1),
+                1.0,
+                gemm::Parallelism::None,
+            );
+        }
+        gelu_inplace(out);
+    }
+}
+
+/// The mask product of a tile in the transposed layout: `bt [(q, ch), R]` (q the four
+/// sub-pixels, `uc` channels) and `hyper [n, uc]` → `logits [n, q, R]`, along the rows.
+fn mask_product_t(
+    bt: &[f32],
+    hyper: &[f32],
+    (n, uc, rows): (usize, usize, usize),
+    logits: &mut [f32],
+) {
+    debug_assert!(hyper.len() >= n * uc && logits.len() >= n * 4 * rows);
+    logits.fill(0.0);
+    for (j, planes) in logits.chunks_exact_mut(4 * rows).enumerate() {
+        for (q, plane) in planes.chunks_exact_mut(rows).enumerate() {
+            for ch in 0..uc {
+                axpy(
+                    hyper[j * uc + ch],
+                    &bt[(q * uc + ch) * rows..][..rows],
+                    plane,
+                );
+            }
+        }
     }
 }
 
@@ -164,12 +279,16 @@ const UPSCALE_TILE: usize = 48;
 /// `UPSCALE_TILE` input pixels through both steps, the norm, the GELUs and the mask product
 /// while they are in cache, and writes its 4 × 4 blocks of the `n` mask planes in image
 /// order. Before, each step was a parallel pass over a 4 or 8 MiB activation (Hiera-T's click
-/// 9.8 → 7.4-7.9 ms for this part, 2 cores of an Intel Xeon).
+/// 9.8 → 7.4-7.9 ms for this part, 2 cores of an Intel Xeon). The second step writes its
+/// output transposed and the mask product runs along the pixels ([`mask_product_t`]): 1.4 →
+/// 0.7 ms of CPU time per click for the product. SAM 2's first step runs in split bfloat16 on
+/// AMX ([`Upsample2x::split_bf16`]): 4.9 → 3.1 ms of CPU time for that step (session 33, same
+/// machine).
 struct UpscaleMasks<'a> {
     up1: &'a Upsample2x,
     up2: &'a Upsample2x,
     hw: (usize, usize),
-    /// SAM 2's high-resolution features in the two steps' block orders.
+    /// SAM 2's high-resolution features in the two steps' tile orders.
     skips: Option<(&'a [f32], &'a [f32])>,
 }
 
@@ -201,10 +320,6 @@ impl candle_core::CustomOp2 for UpscaleMasks<'_> {
             None => (None, None),
         };
         let (c1, d) = (self.up1.cout, keys.len() / (h * w).max(1));
-        // `[uc, n]`: the hypernetworks' outputs as the product's transposed weights.
-        let hyper_t: Vec<f32> = (0..uc)
-            .flat_map(|k| (0..n).map(move |j| hyper[j * uc + k]))
-            .collect();
         let (oh, ow) = (4 * h, 4 * w);
         let mut out = vec![0f32; n * oh * ow];
         let shared = SharedOut::new(&mut out);
@@ -214,27 +329,28 @@ impl candle_core::CustomOp2 for UpscaleMasks<'_> {
             |(a, b, logits), t| {
                 let p0 = t * UPSCALE_TILE;
                 let np = UPSCALE_TILE.min(h * w - p0);
-                a.resize(np * 4 * c1, 0.0);
-                b.resize(np * 16 * uc, 0.0);
-                logits.resize(np * 16 * n, 0.0);
-                let s1 = s1.map(|s| &s[p0 * 4 * c1..][..np * 4 * c1]);
-                let s0 = s0.map(|s| &s[p0 * 16 * uc..][..np * 16 * uc]);
-                self.up1.block_tile(&keys[p0 * d..][..np * d], s1, a); // [np·4, C/4]
-                self.up2.block_tile(a, s0, b); // [np·16, 32]
-                                               // [np·16, n]: sub-pixel (dy1, dx1, dy2, dx2) of each pixel, for each mask.
-                let dims = (np * 16, n, uc);
-                linear_gemm_into(b, &hyper_t, None, dims, Epilogue::None, logits, false);
-                for (i, block) in logits.chunks_exact(16 * n).enumerate() {
-                    let (iy, ix) = ((p0 + i) / w, (p0 + i) % w);
-                    for j in 0..n {
-                        for r in 0..4 {
-                            let (dy1, dy2) = (r >> 1, r & 1);
+                // Rows of the second step: r = (input pixel, dy1, dx1).
+                let rows = 4 * np;
+                a.resize(rows * c1, 0.0);
+                b.resize(4 * uc * rows, 0.0);
+                logits.resize(n * 4 * rows, 0.0);
+                let s1 = s1.map(|s| &s[p0 * 4 * c1..][..rows * c1]);
+                let s0 = s0.map(|s| &s[p0 * 16 * uc..][..4 * uc * rows]);
+                self.up1.block_tile(&keys[p0 * d..][..np * d], s1, a); // [rows, C/4]
+                self.up2.transposed_tile(a, s0, b); // [(q, ch), rows]
+                mask_product_t(b, hyper, (n, uc, rows), logits); // [n, q, rows]
+                for (j, planes) in logits.chunks_exact(4 * rows).enumerate() {
+                    for i in 0..np {
+                        let (iy, ix) = ((p0 + i) / w, (p0 + i) % w);
+                        for y in 0..4 {
+                            let (dy1, dy2) = (y >> 1, y & 1);
                             // SAFETY: each output pixel of each mask belongs to exactly one
                             // input pixel's 4 × 4 block, and each input pixel to one task.
-                            let row = unsafe { shared.row((j * oh + 4 * iy + r) * ow + 4 * ix, 4) };
-                            for (q, v) in row.iter_mut().enumerate() {
-                                let (dx1, dx2) = (q >> 1, q & 1);
-                                *v = block[(dy1 * 8 + dx1 * 4 + dy2 * 2 + dx2) * n + j];
+                            let row = unsafe { shared.row((j * oh + 4 * iy + y) * ow + 4 * ix, 4) };
+                            for (x, v) in row.iter_mut().enumerate() {
+                                let (dx1, dx2) = (x >> 1, x & 1);
+                                let (q, r) = (dy2 * 2 + dx2, 4 * i + dy1 * 2 + dx1);
+                                *v = planes[q * rows + r];
                             }
                         }
                     }
@@ -288,8 +404,9 @@ pub struct HighResFeatures {
     s1: Tensor,
     /// `conv_s0` features, channels-last `[4h, 4w, 32]`.
     s0: Tensor,
-    /// On the CPU, both in the block orders of [`UpscaleMasks`]: `s1` as
-    /// `(iy, ix, dy1, dx1, channel)`, `s0` as `(iy, ix, dy1, dx1, dy2, dx2, channel)`.
+    /// On the CPU, both in the orders of [`UpscaleMasks`]'s tiles: `s1` in block order
+    /// `(iy, ix, dy1, dx1, channel)`; `s0` per tile of `UPSCALE_TILE` input pixels,
+    /// transposed: `(dy2, dx2, channel, (pixel, dy1, dx1))`.
     blocks: Option<(Vec<f32>, Vec<f32>)>,
 }
 
@@ -313,19 +430,31 @@ impl HighResFeatures {
             let v1: Vec<f32> = s1.flatten_all()?.to_vec1()?;
             let v0: Vec<f32> = s0.flatten_all()?.to_vec1()?;
             let mut b1 = Vec::with_capacity(v1.len());
-            let mut b0 = Vec::with_capacity(v0.len());
             for iy in 0..h {
                 for ix in 0..w {
                     for dy1 in 0..2 {
                         for dx1 in 0..2 {
                             let (y1, x1) = (2 * iy + dy1, 2 * ix + dx1);
                             b1.extend_from_slice(&v1[(y1 * w2 + x1) * c1..][..c1]);
-                            for dy2 in 0..2 {
-                                for dx2 in 0..2 {
-                                    let (y0, x0) = (2 * y1 + dy2, 2 * x1 + dx2);
-                                    b0.extend_from_slice(&v0[(y0 * w4 + x0) * c0..][..c0]);
-                                }
-                            }
+                        }
+                    }
+                }
+            }
+            // Per tile of `UPSCALE_TILE` input pixels from p0 (np of them), at offset p0·16·c0,
+            // with r = (pixel, dy1, dx1) and q = (dy2, dx2): `[q, ch, r]`.
+            let mut b0 = vec![0f32; v0.len()];
+            for p0 in (0..h * w).step_by(UPSCALE_TILE) {
+                let np = UPSCALE_TILE.min(h * w - p0);
+                let rows = 4 * np;
+                let tile = &mut b0[p0 * 16 * c0..][..16 * c0 * np];
+                for r in 0..rows {
+                    let (p, dy1, dx1) = (p0 + r / 4, (r % 4) >> 1, r & 1);
+                    let (y1, x1) = (2 * (p / w) + dy1, 2 * (p % w) + dx1);
+                    for q in 0..4 {
+                        let (y0, x0) = (2 * y1 + (q >> 1), 2 * x1 + (q & 1));
+                        let src = &v0[(y0 * w4 + x0) * c0..][..c0];
+                        for (ch, v) in src.iter().enumerate() {
+                            tile[(q * c0 + ch) * rows + r] = *v;
                         }
                     }
                 }
@@ -383,7 +512,7 @@ impl MaskDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ops::testing::{assert_close, tensor, vals, weights};
+    use crate::model::ops::testing::{assert_close, assert_close_tol, tensor, vals, weights};
     use candle_core::Device;
 
     /// The decoder's two upsampling steps for width `d`, with test weights.
@@ -432,34 +561,44 @@ mod tests {
     }
 
     /// SAM 2's upscaling, the high-resolution features added before the norm and GELU: the
-    /// fused CPU form with the features in block order equals the spatial forward.
+    /// fused CPU form with the features in its tile orders equals the spatial forward, with
+    /// the first step in f32 and (on CPUs with AMX) in split bfloat16, within 2e-5 of the
+    /// largest logit there (measured 2.6e-6; f32: 1.8e-7).
     #[test]
     fn upscaling_with_high_res_features_equals_the_spatial_forward() {
         let (d, h, w, n) = (32, 4, 6, 3);
-        let (up1, up2) = upsamplers(d);
         let keys = tensor(vals(h * w * d, 3), &[h * w, d]);
         let hyper = tensor(vals(n * d / 8, 4), &[n, d / 8]);
         let s1 = tensor(vals(d / 4 * 4 * h * w, 5), &[1, d / 4, 2 * h, 2 * w]);
         let s0 = tensor(vals(d / 8 * 16 * h * w, 6), &[1, d / 8, 4 * h, 4 * w]);
         let hr = HighResFeatures::new(&s1, &s0).expect("features");
-        let spatial = keys
-            .reshape((h, w, d))
-            .and_then(|k| up1.forward(&k, Some(&hr.s1)))
-            .and_then(|u| up2.forward(&u, Some(&hr.s0)))
-            .expect("spatial");
-        let want = spatial
-            .reshape((16 * h * w, d / 8))
-            .and_then(|u| hyper.matmul(&u.t()?))
-            .and_then(|m| m.reshape((n, 4 * h, 4 * w)))
-            .expect("masks");
-        let (b1, b0) = hr.blocks.as_ref().expect("CPU block orders");
-        let op = UpscaleMasks {
-            up1: &up1,
-            up2: &up2,
-            hw: (h, w),
-            skips: Some((b1, b0)),
-        };
-        let got = keys.apply_op2_no_bwd(&hyper, &op).expect("fused");
-        assert_close(&got, &want, "mask logits with high-res features");
+        for split in [false, true] {
+            let (up1, up2) = upsamplers(d);
+            let up1 = if split { up1.split_bf16() } else { up1 };
+            let spatial = keys
+                .reshape((h, w, d))
+                .and_then(|k| up1.forward(&k, Some(&hr.s1)))
+                .and_then(|u| up2.forward(&u, Some(&hr.s0)))
+                .expect("spatial");
+            let want = spatial
+                .reshape((16 * h * w, d / 8))
+                .and_then(|u| hyper.matmul(&u.t()?))
+                .and_then(|m| m.reshape((n, 4 * h, 4 * w)))
+                .expect("masks");
+            let (b1, b0) = hr.blocks.as_ref().expect("CPU tile orders");
+            let op = UpscaleMasks {
+                up1: &up1,
+                up2: &up2,
+                hw: (h, w),
+                skips: Some((b1, b0)),
+            };
+            let got = keys.apply_op2_no_bwd(&hyper, &op).expect("fused");
+            let scale = want
+                .abs()
+                .and_then(|a| a.flatten_all()?.max(0)?.to_scalar::<f32>())
+                .expect("max");
+            let tol = if split { 2e-5 * scale } else { 1e-5 };
+            assert_close_tol(&got, &want, tol, "mask logits with high-res features");
+        }
     }
 }
