@@ -26,9 +26,7 @@ impl Epilogue<'_> {
     /// `offset` of the `[m, n]` result.
     pub(super) fn apply(self, offset: usize, block: &mut [f32]) {
         let residual = |r: &[f32], block: &mut [f32]| {
-            for (y, x) in block.iter_mut().zip(&r[offset..]) {
-                *y += x;
-            }
+            crate::model::simd::add_assign(block, &r[offset..]);
         };
         match self {
             Self::None => {}

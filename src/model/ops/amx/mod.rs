@@ -122,6 +122,24 @@ pub(crate) unsafe fn product_into(
     run(x, weights, None, dims, Epilogue::None, out, false);
 }
 
+/// `out[offset + i·n + j] = epilogue(bias + x[m×k] · w_t[k×n])[i, j]` on the calling thread,
+/// in split bfloat16 on AMX tiles: a product written into rows of a shared output, which may
+/// start uninitialised (each row is written whole before it is read).
+///
+/// # Safety
+/// No other thread accesses the `m` rows written meanwhile (the bounds are checked).
+pub(crate) unsafe fn linear_bf16x3_placed(
+    x: &[f32],
+    weights: &PackedWeights,
+    bias: Option<&[f32]>,
+    dims: (usize, usize, usize),
+    epilogue: Epilogue<'_>,
+    (out, offset): (SharedOut, usize),
+) {
+    let out = Placement::new(out, (offset, dims.1));
+    run(x, weights, bias, dims, epilogue, out, false);
+}
+
 /// Where a product's `[m, n]` result goes: row `i` at `offset + i·stride` of `out`.
 #[derive(Clone, Copy)]
 struct Placement {
