@@ -6,7 +6,7 @@ use anyhow::Result;
 use candle_core::{Module, Tensor};
 
 use super::MaskDecoder;
-use crate::model::ops::amx::{self, PackedWeights};
+use crate::model::ops::amx::{self, Lines, PackedWeights};
 use crate::model::ops::gemm::{sgemm, SharedOut};
 use crate::model::ops::{contiguous_f32, gelu, on_cpu_f32, Epilogue, LayerNorm};
 use crate::model::simd::{
@@ -268,8 +268,9 @@ fn mask_product_t(
 }
 
 /// Input pixels per task of the CPU upscaling: their 4 × 4 output blocks through both steps
-/// (48 · 16 · 32 values, 96 KiB) stay in the core's cache between the steps.
-const UPSCALE_TILE: usize = 48;
+/// (64 · 16 · 32 values, 128 KiB) stay in the core's cache between the steps, and the first
+/// step's product is whole 64-row tiles on AMX.
+const UPSCALE_TILE: usize = 64;
 
 /// The decoder's upscaling and mask product on the CPU, with no pixel shuffle: the keys
 /// `[h·w, D]` and the hypernetworks' outputs `[n, 32]` → mask logits `[n, 4h, 4w]`.
@@ -325,13 +326,14 @@ impl candle_core::CustomOp2 for UpscaleMasks<'_> {
         let shared = SharedOut::new(&mut out);
         let tiles = (h * w).div_ceil(UPSCALE_TILE);
         (0..tiles).into_par_iter().for_each_init(
-            || (Vec::new(), Vec::new(), Vec::new()),
+            || (Lines::default(), Vec::new(), Vec::new()),
             |(a, b, logits), t| {
                 let p0 = t * UPSCALE_TILE;
                 let np = UPSCALE_TILE.min(h * w - p0);
                 // Rows of the second step: r = (input pixel, dy1, dx1).
                 let rows = 4 * np;
-                a.resize(rows * c1, 0.0);
+                // Aligned: whole tiles of the first step's product go straight into it.
+                let a = a.f32s(rows * c1);
                 b.resize(4 * uc * rows, 0.0);
                 logits.resize(n * 4 * rows, 0.0);
                 let s1 = s1.map(|s| &s[p0 * 4 * c1..][..rows * c1]);

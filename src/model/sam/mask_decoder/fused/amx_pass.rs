@@ -16,7 +16,7 @@
 use rayon::prelude::*;
 
 use super::{filled_by, Pass, ScoresFrom, SharedOut, TILE};
-use crate::model::ops::amx::{linear_bf16x3_into, linear_bf16x3_placed, PackedWeights};
+use crate::model::ops::amx::{linear_bf16x3_into, linear_bf16x3_placed, Lines, PackedWeights};
 use crate::model::ops::Epilogue;
 use crate::model::simd::{add_into, layer_norm_rows, softmax_columns};
 
@@ -72,9 +72,13 @@ impl Pass<'_> {
         let tiles = p_len.div_ceil(TILE);
         let pass = |out_keys: SharedOut, out_scores: SharedOut| {
             (0..tiles).into_par_iter().for_each_init(
+                // `rows` aligned: whole tiles of the products go straight into it.
                 || {
-                    let len = TILE * r1.max(r2);
-                    (vec![0f32; TILE * d], vec![0f32; len], vec![0f32; len])
+                    (
+                        vec![0f32; TILE * d],
+                        vec![0f32; TILE * r1],
+                        Lines::default(),
+                    )
                 },
                 |(kpe, st, rows), tile| {
                     let p0 = tile * TILE;
@@ -82,7 +86,7 @@ impl Pass<'_> {
                     let keys = &self.keys[p0 * d..][..np * d];
                     let pe = &self.pe[p0 * d..][..np * d];
                     let kpe = &mut kpe[..np * d];
-                    let (st, rows) = (&mut st[..r1 * np], &mut rows[..np * r1.max(r2)]);
+                    let (st, rows) = (&mut st[..r1 * np], rows.f32s(np * r1.max(r2)));
                     // Scores by token, `[heads·T, np]`.
                     match (&i2t.scores, &packed.m_t) {
                         (ScoresFrom::Projected { bias, .. }, Some(m_t)) => {
