@@ -169,7 +169,7 @@ fn simd_note() -> String {
             "up to avx2"
         },
         if crate::model::ops::amx::available() {
-            ", image encoders' products in split bf16 on AMX (SEGATTN_AMX=0: f32)"
+            ", image encoders' and mask decoder's products in split bf16 on AMX (SEGATTN_AMX=0: f32)"
         } else {
             ""
         }

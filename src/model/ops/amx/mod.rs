@@ -1,5 +1,6 @@
 //! Products on Intel AMX tiles in split bfloat16 ("bf16×3"), for the image encoders' linear
-//! layers and Hiera's global attention.
+//! layers, Hiera's global attention and the mask decoder's image side (its passes over the
+//! image and first upscaling step).
 //!
 //! Every f32 operand `x` is split into two bfloat16 halves, `hi = bf16(x)` and
 //! `lo = bf16(x − hi)`, and a product is summed as `hi·hi + hi·lo + lo·hi` with f32
@@ -9,7 +10,8 @@
 //!
 //! On the official fixtures the encoders' outputs move from about 1e-6 of max |ref| (f32) to
 //! 1e-5-3e-5 (the parity tolerance is 1e-4); SAM 2.1 Hiera-L, 48 blocks, measured 1.5e-5 on
-//! its image embedding. `SEGATTN_AMX=0` turns it off.
+//! its image embedding; the decoder's low-res logits from the official SAM 2.1 embeddings
+//! move from 1e-6 to 4.6-7e-6. `SEGATTN_AMX=0` turns it off.
 //!
 //! PERF: measured on 2 cores of an Intel Xeon with AMX (session 32). A core runs
 //! `TDPBF16PS` at about 3.2 TFLOP/s bf16 when its tiles are loaded. A 1 KiB `TILELOADD` takes
