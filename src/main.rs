@@ -2,6 +2,10 @@
 
 use segattn::cli::{self, Invocation};
 
+/// Large blocks on cache lines, for the AMX products' outputs (`segattn::alloc::LineAligned`).
+#[global_allocator]
+static ALLOCATOR: segattn::alloc::LineAligned = segattn::alloc::LineAligned;
+
 fn main() {
     // candle asks for the thread count on every matmul and re-reads /proc/cpuinfo unless this
     // is set; fix it once, before any thread pool starts.
