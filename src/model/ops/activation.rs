@@ -2,7 +2,6 @@
 //! vectorised.
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
 use super::{contiguous_f32, on_cpu_f32};
 
@@ -23,13 +22,7 @@ impl CustomOp1 for Elementwise {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let src = contiguous_f32(storage, layout)?;
-        let mut dst = vec![0f32; src.len()];
-        dst.par_chunks_mut(1 << 14)
-            .zip(src.par_chunks(1 << 14))
-            .for_each(|(d, s)| {
-                d.copy_from_slice(s);
-                (self.kernel)(d);
-            });
+        let dst = super::gemm::copied_then(src, 1 << 14, self.kernel);
         Ok((CpuStorage::F32(dst), layout.shape().clone()))
     }
 }

@@ -347,6 +347,32 @@ pub(crate) unsafe fn filled_by<R>(len: usize, fill: impl FnOnce(SharedOut) -> R)
     (v, r)
 }
 
+/// A copy of `src` with `f` applied to each run of `chunk` values (the last may be shorter),
+/// the runs in parallel: each is copied and transformed while it is in cache, into a buffer
+/// that is not zeroed first.
+///
+/// PERF: `vec![0.0; n]` and a copy had zeroed every LayerNorm and GELU output on one thread
+/// first (1.2% of Hiera-T's encoder in memset alone).
+pub(crate) fn copied_then(src: &[f32], chunk: usize, f: impl Fn(&mut [f32]) + Sync) -> Vec<f32> {
+    let (n, chunk) = (src.len(), chunk.max(1));
+    // SAFETY: every run is copied in whole (initialised) before the slice of it is made, and
+    // the runs cover the output.
+    let (dst, ()) = unsafe {
+        filled_by(n, |out| {
+            (0..n.div_ceil(chunk)).into_par_iter().for_each(|i| {
+                let (start, len) = (i * chunk, chunk.min(n - i * chunk));
+                let run = {
+                    let to = out.ptr_within(start, len);
+                    std::ptr::copy_nonoverlapping(src[start..].as_ptr(), to, len);
+                    out.row(start, len)
+                };
+                f(run);
+            })
+        })
+    };
+    dst
+}
+
 /// An output buffer that several threads write at disjoint places (the tiles of
 /// [`linear_gemm_into`], the windows of an attention).
 #[derive(Clone, Copy)]

@@ -2,7 +2,6 @@
 //! an NCHW tensor (SAM's `LayerNorm2d`).
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Module, Result, Shape, Tensor, D};
-use rayon::prelude::*;
 
 use super::{contiguous_f32, in_f32, on_cpu_f32};
 use crate::weights::{Scope, WeightsError};
@@ -65,14 +64,10 @@ impl CustomOp1 for LayerNormOp {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let src = contiguous_f32(storage, layout)?;
         let dim = self.weight.len();
-        let mut dst = vec![0f32; src.len()];
         let (w, b, eps) = (&self.weight, &self.bias, self.eps);
-        dst.par_chunks_mut(dim.max(1) * 16)
-            .zip(src.par_chunks(dim.max(1) * 16))
-            .for_each(|(d, s)| {
-                d.copy_from_slice(s);
-                crate::model::simd::layer_norm_rows(d, w, b, eps);
-            });
+        let dst = super::gemm::copied_then(src, dim.max(1) * 16, |d| {
+            crate::model::simd::layer_norm_rows(d, w, b, eps)
+        });
         Ok((CpuStorage::F32(dst), layout.shape().clone()))
     }
 }
