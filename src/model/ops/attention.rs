@@ -459,6 +459,7 @@ const SPLIT_QUERY_BLOCK: usize = 64;
 /// 112-123 ms, this 73-76 ms (of which the softmax is about a quarter).
 fn dense_attention_split(qkv: &[f32], n: usize, heads: usize, hd: usize) -> Vec<f32> {
     use super::amx::{packed_product_into, product_into, Lines, PackedRows, PackedWeights};
+    use super::Epilogue;
     let c = heads * hd;
     let scale = 1.0 / (hd as f32).sqrt();
     // Per head: keys as the `[hd, n]` right-hand side of `q·Kᵀ`, values as the `[n, hd]` one
@@ -497,7 +498,16 @@ fn dense_attention_split(qkv: &[f32], n: usize, heads: usize, hd: usize) -> Vec<
             }
             let scores = scores.f32s(rows * n);
             // SAFETY: `scores` is this task's own buffer of rows × n.
-            unsafe { product_into(q, keys, (rows, n, hd), SharedOut::new(scores), (0, n)) };
+            unsafe {
+                product_into(
+                    q,
+                    keys,
+                    (None, Epilogue::None),
+                    (rows, n, hd),
+                    SharedOut::new(scores),
+                    (0, n),
+                )
+            };
             probs.clear();
             for (i, row) in scores.chunks_exact_mut(n).enumerate() {
                 softmax_inplace(row);

@@ -197,8 +197,8 @@ impl CustomOp1 for TransposeOp {
     }
 }
 
-/// `dst = srcᵀ` for a row-major `r × c` source.
-fn transpose_into(src: &[f32], (r, c): (usize, usize), dst: &mut [f32]) {
+/// `dst = srcᵀ` for a row-major `r × c` source (`dst` `[c, r]`).
+pub(crate) fn transpose_into(src: &[f32], (r, c): (usize, usize), dst: &mut [f32]) {
     const B: usize = 16;
     // `out` holds destination rows j0.. (source columns), `r` values each, written one
     // 16 × 16 tile at a time: whole cache lines, so destination rows a power-of-two apart

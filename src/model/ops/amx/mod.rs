@@ -38,7 +38,7 @@
 
 use rayon::prelude::*;
 
-use super::gemm::{Epilogue, SharedOut};
+use super::gemm::{filled_by, Epilogue, SharedOut};
 
 /// Rows of `x` per thread job (four tiles of 16; the kernel takes two at a time).
 const ROWS: usize = 64;
@@ -74,18 +74,14 @@ pub(crate) fn linear_bf16x3(
     epilogue: Epilogue<'_>,
     parallel: bool,
 ) -> Vec<f32> {
-    let len = dims.0 * dims.1;
-    let mut dst: Vec<std::mem::MaybeUninit<f32>> = Vec::with_capacity(len);
-    // SAFETY: `MaybeUninit` needs no initialisation.
-    unsafe { dst.set_len(len) };
-    let out = Placement::new(SharedOut::uninit(&mut dst), (0, dims.1));
-    run(x, weights, bias, dims, epilogue, out, parallel);
-    // SAFETY: `run` wrote all `len` elements (its contract), so they are initialised f32s in
-    // the same allocation, length and capacity.
-    unsafe {
-        let mut dst = std::mem::ManuallyDrop::new(dst);
-        Vec::from_raw_parts(dst.as_mut_ptr().cast::<f32>(), len, dst.capacity())
-    }
+    // SAFETY: `run` writes all `m·n` elements (its contract).
+    let (dst, ()) = unsafe {
+        filled_by(dims.0 * dims.1, |out| {
+            let out = Placement::new(out, (0, dims.1));
+            run(x, weights, bias, dims, epilogue, out, parallel)
+        })
+    };
+    dst
 }
 
 /// `dst[m×n] = bias + x[m×k] · w_t[k×n]`, then `epilogue`, in split bfloat16 on AMX tiles,
@@ -107,8 +103,10 @@ pub(crate) fn linear_bf16x3_into(
     run(x, weights, bias, dims, epilogue, out, parallel);
 }
 
-/// `out[offset + i·stride + j] = (x[m×k] · w_t[k×n])[i, j]` on the calling thread, in split
-/// bfloat16 on AMX tiles: the attention's products, written into a block of a larger output.
+/// `out[offset + i·stride + j] = epilogue(bias + x[m×k] · w_t[k×n])[i, j]` on the calling
+/// thread, in split bfloat16 on AMX tiles: a product written into a block of a larger output
+/// (the attention's products, the decoder's passes), which may start uninitialised (each row
+/// is written whole before it is read).
 ///
 /// # Safety
 /// No other thread accesses the `m` rows of `n` elements written meanwhile (the bounds are
@@ -116,29 +114,12 @@ pub(crate) fn linear_bf16x3_into(
 pub(crate) unsafe fn product_into(
     x: &[f32],
     weights: &PackedWeights,
+    (bias, epilogue): (Option<&[f32]>, Epilogue<'_>),
     dims: (usize, usize, usize),
     out: SharedOut,
     (offset, stride): (usize, usize),
 ) {
     let out = Placement::new(out, (offset, stride));
-    run(x, weights, None, dims, Epilogue::None, out, false);
-}
-
-/// `out[offset + i·n + j] = epilogue(bias + x[m×k] · w_t[k×n])[i, j]` on the calling thread,
-/// in split bfloat16 on AMX tiles: a product written into rows of a shared output, which may
-/// start uninitialised (each row is written whole before it is read).
-///
-/// # Safety
-/// No other thread accesses the `m` rows written meanwhile (the bounds are checked).
-pub(crate) unsafe fn linear_bf16x3_placed(
-    x: &[f32],
-    weights: &PackedWeights,
-    bias: Option<&[f32]>,
-    dims: (usize, usize, usize),
-    epilogue: Epilogue<'_>,
-    (out, offset): (SharedOut, usize),
-) {
-    let out = Placement::new(out, (offset, dims.1));
     run(x, weights, bias, dims, epilogue, out, false);
 }
 

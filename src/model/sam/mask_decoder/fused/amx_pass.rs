@@ -16,7 +16,8 @@
 use rayon::prelude::*;
 
 use super::{filled_by, Pass, ScoresFrom, SharedOut, TILE};
-use crate::model::ops::amx::{linear_bf16x3_into, linear_bf16x3_placed, Lines, PackedWeights};
+use crate::model::ops::amx::{linear_bf16x3_into, product_into, Lines, PackedWeights};
+use crate::model::ops::matmul::transpose_into;
 use crate::model::ops::Epilogue;
 use crate::model::simd::{add_into, layer_norm_rows, softmax_columns};
 
@@ -33,17 +34,8 @@ pub(in crate::model::sam::mask_decoder) struct PackedPass {
 /// `[rows, cols]` row-major → `[cols, rows]`.
 fn transposed(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut t = vec![0f32; x.len()];
-    transpose_into(x, (rows, cols), &mut t, rows);
+    transpose_into(x, (rows, cols), &mut t);
     t
-}
-
-/// `dst[c·stride + r] = src[r·cols + c]` for a `[rows, cols]` block.
-fn transpose_into(src: &[f32], (rows, cols): (usize, usize), dst: &mut [f32], stride: usize) {
-    for (r, row) in src.chunks_exact(cols).take(rows).enumerate() {
-        for (c, v) in row.iter().enumerate() {
-            dst[c * stride + r] = *v;
-        }
-    }
 }
 
 impl PackedPass {
@@ -102,7 +94,7 @@ impl Pass<'_> {
                                 by_row,
                                 false,
                             );
-                            transpose_into(by_row, (np, r1), st, np);
+                            transpose_into(by_row, (np, r1), st);
                         }
                         (ScoresFrom::Cached { q_t, kh }, _) => {
                             i2t.cached_scores(q_t, kh, (p0, np, p_len), st);
@@ -117,17 +109,17 @@ impl Pass<'_> {
                     // The probabilities by position, `[np, heads·T]`, times `n`, plus the bias
                     // and the keys (the residual), into this tile's rows of the new keys.
                     let probs = &mut rows[..np * r1];
-                    transpose_into(st, (r1, np), probs, r1);
+                    transpose_into(st, (r1, np), probs);
                     // SAFETY: rows p0..p0+np of the keys are this task's alone, written whole
                     // by the product before the slice of them is made.
                     let out = unsafe {
-                        linear_bf16x3_placed(
+                        product_into(
                             probs,
                             &packed.n,
-                            Some(&i2t.out_bias),
+                            (Some(&i2t.out_bias), Epilogue::Add(keys)),
                             (np, d, r1),
-                            Epilogue::Add(keys),
-                            (out_keys, p0 * d),
+                            out_keys,
+                            (p0 * d, d),
                         );
                         out_keys.row(p0 * d, np * d)
                     };
