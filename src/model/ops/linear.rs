@@ -154,6 +154,48 @@ impl Linear {
     }
 }
 
+/// `x + fc2(gelu(fc1(norm(x))))` over the last dimension of `x`: a transformer block's second
+/// half (`norm` skipped when `None`). On the CPU, with both layers packed for AMX tiles, in one
+/// pass over blocks of 64 tokens (the `amx` module's `residual_mlp`); elsewhere layer by layer.
+pub fn residual_mlp(
+    x: &Tensor,
+    norm: Option<&super::LayerNorm>,
+    fc1: &Linear,
+    fc2: &Linear,
+) -> Result<Tensor> {
+    let fused = match (&fc1.packed, &fc2.packed) {
+        (Some(p1), Some(p2)) if on_cpu_f32(x) => Some((p1, p2)),
+        _ => None,
+    };
+    let Some((p1, p2)) = fused else {
+        let h = match norm {
+            Some(n) => fc1.forward_gelu(&n.forward(x)?)?,
+            None => fc1.forward_gelu(x)?,
+        };
+        return fc2.forward_add(&h, x, false);
+    };
+    let dims = x.dims().to_vec();
+    let c = dims.last().copied().unwrap_or(0);
+    if p1.k != c || p2.n != c {
+        candle_core::bail!(
+            "MLP: input has {c} features, layers take {} and give {}",
+            p1.k,
+            p2.n
+        );
+    }
+    let host = norm.map(|n| n.to_host()).transpose()?;
+    let data = x.flatten_all()?.to_vec1::<f32>()?;
+    let out = super::amx::residual_mlp(
+        &data,
+        host.as_ref()
+            .map(|(w, b, eps)| (w.as_slice(), b.as_slice(), *eps)),
+        (p1, fc1.bias_host.as_deref()),
+        (p2, fc2.bias_host.as_deref()),
+        c,
+    );
+    Tensor::from_vec(out, dims, x.device())
+}
+
 impl Module for Linear {
     /// `[..., in]` → `[..., out]`; leading dimensions are flattened into one GEMM.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {

@@ -36,7 +36,7 @@ pub use activation::{erf_f32, gelu, gelu_tanh};
 pub use conv::{Conv2d, ImageLayout};
 pub use depthwise::DepthwiseConv;
 pub use gemm::{gemm_abt, linear_gemm, Epilogue};
-pub use linear::Linear;
+pub use linear::{residual_mlp, Linear};
 pub use matmul::{matmul, matmul_add, matmul_nt, transpose_2d, transpose_last2};
 pub(crate) use norm::lane_sum;
 pub use norm::{layer_norm, LayerNorm, LayerNorm2d};

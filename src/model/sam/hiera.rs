@@ -16,7 +16,7 @@ use crate::model::ops::attention::{dense_attention, HieraWindowAttentionOp};
 use crate::model::ops::{
     matmul, on_cpu_f32, softmax_last_dim, transpose_last2, Conv2d, ImageLayout,
 };
-use crate::model::ops::{LayerNorm, Linear};
+use crate::model::ops::{residual_mlp, LayerNorm, Linear};
 use crate::weights::Scope;
 
 /// What the Hiera encoder gives an image: the mask decoder's three inputs.
@@ -246,8 +246,7 @@ impl HieraBlock {
         } else {
             (shortcut + self.attn.forward_image(&y, ws)?)?
         };
-        let hidden = self.fc1.forward_gelu(&self.norm2.forward(&x)?)?;
-        self.fc2.forward_add(&hidden, &x, false)
+        residual_mlp(&x, Some(&self.norm2), &self.fc1, &self.fc2)
     }
 }
 

@@ -8,7 +8,7 @@ use candle_core::{Module, Tensor};
 use super::config::{VitConfig, EMBED_GRID, PROMPT_EMBED_DIM};
 use crate::model::ops::attention::VitAttentionOp;
 use crate::model::ops::on_cpu_f32;
-use crate::model::ops::{Conv2d, ImageLayout, LayerNorm, Linear};
+use crate::model::ops::{residual_mlp, Conv2d, ImageLayout, LayerNorm, Linear};
 use crate::weights::Scope;
 
 /// Splits `[B, H, W, C]` into zero-padded `[B·nH·nW, ws, ws, C]` windows; also returns the padded
@@ -247,8 +247,7 @@ impl VitBlock {
             self.attn.forward(&y)?
         };
         let x = (x + y)?;
-        let hidden = self.lin1.forward_gelu(&self.norm2.forward(&x)?)?;
-        self.lin2.forward_add(&hidden, &x, false)
+        residual_mlp(&x, Some(&self.norm2), &self.lin1, &self.lin2)
     }
 }
 

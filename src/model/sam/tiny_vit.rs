@@ -12,7 +12,7 @@ use super::config::TinyVitConfig;
 use super::image_encoder::{window_partition, window_unpartition, Neck};
 use crate::model::ops::attention::{padded_row, WindowAttentionOp};
 use crate::model::ops::on_cpu_f32;
-use crate::model::ops::{Conv2d, DepthwiseConv, ImageLayout, LayerNorm, Linear};
+use crate::model::ops::{residual_mlp, Conv2d, DepthwiseConv, ImageLayout, LayerNorm, Linear};
 use crate::weights::Scope;
 
 /// BatchNorm eps of `Conv2d_BN` (PyTorch default).
@@ -250,8 +250,7 @@ impl TinyVitBlock {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let x = self.attn.forward_image(x, self.window)?;
         let x = self.local_conv.forward_nhwc(&x)?;
-        let hidden = self.fc1.forward_gelu(&self.mlp_norm.forward(&x)?)?;
-        self.fc2.forward_add(&hidden, &x, false)
+        residual_mlp(&x, Some(&self.mlp_norm), &self.fc1, &self.fc2)
     }
 }
 

@@ -40,6 +40,9 @@ use rayon::prelude::*;
 
 use super::gemm::{filled_by, Epilogue, SharedOut};
 
+mod mlp;
+pub(crate) use mlp::residual_mlp;
+
 /// Rows of `x` per thread job (four tiles of 16; the kernel takes two at a time).
 const ROWS: usize = 64;
 /// Input features per chunk: one tile's row of bfloat16 pairs.
@@ -178,7 +181,9 @@ fn run(
         let r0 = j * ROWS;
         let rows = ROWS.min(m - r0);
         let mut scratch = Scratch::take();
-        let Scratch { rows: a, padded } = &mut scratch;
+        let Scratch {
+            rows: a, padded, ..
+        } = &mut scratch;
         a.pack(&x[r0 * k..(r0 + rows) * k], k);
         block_product(a, weights, bias, epilogue, out, r0, padded);
         scratch.give_back();
@@ -237,15 +242,19 @@ impl PackedRows {
         }
     }
 
-    /// Sets row `r` to `row` `[k]`; the rows before it count too, so set them in order.
-    pub(crate) fn set_row(&mut self, r: usize, row: &[f32]) {
+    /// Sets row `r` to `exp(row − max row)`, a softmax's numerators, and returns their sum;
+    /// `row` `[k]` is not empty. The rows before it count too, so set them in order.
+    pub(crate) fn set_row_exp(&mut self, r: usize, row: &[f32]) -> f32 {
         assert!(
-            r < ROWS && row.len() == self.k,
+            r < ROWS && row.len() == self.k && !row.is_empty(),
             "row {r} of {} values",
             self.k
         );
         self.rows = self.rows.max(r + 1);
-        self.write_row(r, row);
+        let lda = Self::lda(self.k);
+        let (hi, lo) = (self.hi.u16s(ROWS * lda), self.lo.u16s(ROWS * lda));
+        // SAFETY: as in `write_row`.
+        unsafe { imp::pack_exp_row(row, (r, lda), hi, lo) }
     }
 
     fn write_row(&mut self, r: usize, row: &[f32]) {
@@ -256,7 +265,7 @@ impl PackedRows {
         unsafe { imp::pack_row(row, (r, lda), self.k, hi, lo) };
     }
 
-    /// Counts no row again (until [`set_row`](Self::set_row)).
+    /// Counts no row again (until [`set_row_exp`](Self::set_row_exp)).
     pub(crate) fn clear(&mut self) {
         self.rows = 0;
     }
@@ -427,6 +436,8 @@ struct Scratch {
     rows: PackedRows,
     /// The accumulators when the output rows cannot hold whole aligned tiles.
     padded: Lines,
+    /// [`residual_mlp`]'s normed rows, hidden rows and the hidden rows packed.
+    mlp: (Vec<f32>, Lines, PackedRows),
 }
 
 thread_local! {
@@ -466,8 +477,10 @@ pub struct PackedWeights {
     hi: Lines,
     lo: Lines,
     chunks: usize,
-    k: usize,
-    n: usize,
+    /// Inputs.
+    pub(crate) k: usize,
+    /// Outputs.
+    pub(crate) n: usize,
 }
 
 impl std::fmt::Debug for PackedWeights {
@@ -561,6 +574,14 @@ mod imp {
         _: &mut [u16],
         _: &mut [u16],
     ) {
+        unreachable!("AMX is not available")
+    }
+    pub(super) unsafe fn pack_exp_row(
+        _: &[f32],
+        _: (usize, usize),
+        _: &mut [u16],
+        _: &mut [u16],
+    ) -> f32 {
         unreachable!("AMX is not available")
     }
     pub(super) unsafe fn configure() {
