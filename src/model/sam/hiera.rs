@@ -364,6 +364,8 @@ pub struct HieraEncoder {
     patch_embed: Conv2d,
     /// `[1, 256, 256, E]`
     pos_embed: Tensor,
+    /// `pos_embed` as f32 host data, added by the patch embedding's product on the CPU.
+    pos_host: Vec<f32>,
     blocks: Vec<HieraBlock>,
     stage_ends: Vec<usize>,
     /// The FPN's lateral 1×1 convolutions of the two coarsest levels (64 × 64 and 32 × 32) as
@@ -407,7 +409,8 @@ impl HieraEncoder {
             .to_vec1()?;
         let g = HIERA_GRID;
         let pos = position_embedding(&bkg, (bh, bw), &win, ws, e, g);
-        let pos_embed = Tensor::from_vec(pos, (1, g, g, e), t.device())?.to_dtype(t.dtype())?;
+        let pos_embed =
+            Tensor::from_vec(pos.clone(), (1, g, g, e), t.device())?.to_dtype(t.dtype())?;
         let d = PROMPT_EMBED_DIM;
         let dims = cfg.stage_dims();
         let n = dims.len();
@@ -452,8 +455,10 @@ impl HieraEncoder {
                 Some(&t.get("patch_embed.proj.bias", &[e])?),
                 4,
                 3,
-            )?,
+            )?
+            .split_bf16(),
             pos_embed,
+            pos_host: pos,
             blocks,
             stage_ends: cfg.stage_ends(),
             top,
@@ -473,8 +478,8 @@ impl HieraEncoder {
         x: &Tensor,
         cancelled: &dyn Fn() -> bool,
     ) -> candle_core::Result<Vec<Tensor>> {
-        let x = self.patch_embed.forward(x, ImageLayout::Nchw, false)?;
-        let mut x = x.broadcast_add(&self.pos_embed)?;
+        let pos = (&self.pos_embed, self.pos_host.as_slice());
+        let mut x = self.patch_embed.forward_add(x, ImageLayout::Nchw, pos)?;
         let mut levels = Vec::with_capacity(self.stage_ends.len());
         for (i, blk) in self.blocks.iter().enumerate() {
             if cancelled() {
