@@ -163,8 +163,9 @@ pub fn residual_mlp(
     fc1: &Linear,
     fc2: &Linear,
 ) -> Result<Tensor> {
+    let host_bias = |l: &Linear| l.bias.is_none() || l.bias_host.is_some();
     let fused = match (&fc1.packed, &fc2.packed) {
-        (Some(p1), Some(p2)) if on_cpu_f32(x) => Some((p1, p2)),
+        (Some(p1), Some(p2)) if on_cpu_f32(x) && host_bias(fc1) && host_bias(fc2) => Some((p1, p2)),
         _ => None,
     };
     let Some((p1, p2)) = fused else {
@@ -174,8 +175,7 @@ pub fn residual_mlp(
         };
         return fc2.forward_add(&h, x, false);
     };
-    let dims = x.dims().to_vec();
-    let c = dims.last().copied().unwrap_or(0);
+    let c = x.dims().last().copied().unwrap_or(0);
     if p1.k != c || p2.n != c {
         candle_core::bail!(
             "MLP: input has {c} features, layers take {} and give {}",
@@ -183,17 +183,36 @@ pub fn residual_mlp(
             p2.n
         );
     }
-    let host = norm.map(|n| n.to_host()).transpose()?;
-    let data = x.flatten_all()?.to_vec1::<f32>()?;
-    let out = super::amx::residual_mlp(
-        &data,
-        host.as_ref()
-            .map(|(w, b, eps)| (w.as_slice(), b.as_slice(), *eps)),
-        (p1, fc1.bias_host.as_deref()),
-        (p2, fc2.bias_host.as_deref()),
-        c,
-    );
-    Tensor::from_vec(out, dims, x.device())
+    let op = ResidualMlpOp {
+        norm: norm.map(|n| n.to_host()).transpose()?,
+        fc1: (p1, fc1.bias_host.as_deref()),
+        fc2: (p2, fc2.bias_host.as_deref()),
+    };
+    x.contiguous()?.apply_op1_no_bwd(&op)
+}
+
+/// [`residual_mlp`]'s fused CPU form, reading the input's storage in place.
+struct ResidualMlpOp<'a> {
+    norm: Option<(Vec<f32>, Vec<f32>, f32)>,
+    fc1: (&'a PackedWeights, Option<&'a [f32]>),
+    fc2: (&'a PackedWeights, Option<&'a [f32]>),
+}
+
+impl candle_core::CustomOp1 for ResidualMlpOp<'_> {
+    fn name(&self) -> &'static str {
+        "segattn-residual-mlp"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(storage, layout)?;
+        let c = layout.dims().last().copied().unwrap_or(0);
+        let norm = self
+            .norm
+            .as_ref()
+            .map(|(w, b, eps)| (w.as_slice(), b.as_slice(), *eps));
+        let out = super::amx::residual_mlp(x, norm, self.fc1, self.fc2, c);
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
 }
 
 impl Module for Linear {
