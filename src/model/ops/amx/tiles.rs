@@ -79,10 +79,10 @@ pub(super) unsafe fn pack_row(
 ///
 /// The exponential is `2^t` for `t = (x − max)·log₂e`, clamped at −125: the power of two of
 /// `round(t)` put in by `VSCALEFPS`, and of the rest `f ∈ [−½, ½]` a degree-5 polynomial
-/// (least squares on Chebyshev nodes: within 2.2·10⁻⁷ relative, evaluated in f32). Rounding
-/// `t` costs up to `|t|·2⁻²⁴` of relative error in tiny terms; absolute errors stay below
-/// 3·10⁻⁸. Terms below e⁻⁸⁶·⁶ become that instead of smaller, which no sum of at least one
-/// (the maximum's own term) can tell.
+/// (least squares on Chebyshev nodes: within 2.2·10⁻⁷ relative, evaluated in f32). `t`
+/// rounded to f32 adds up to `ln 2·|t|·2⁻²⁴` of relative error, at most 2.2·10⁻⁸ of absolute
+/// error on a term (at `t = −1/ln 2`). Terms below e⁻⁸⁶·⁶ become that instead of smaller,
+/// which no sum of at least one (the maximum's own term) can tell.
 ///
 /// PERF: this CPU has one 512-bit FMA port, which bounds the loop: per 16 values one FMA
 /// for `t`, the clamp, the rounding, a subtraction, five FMAs, the scaling, the sum and
