@@ -458,8 +458,9 @@ const SPLIT_QUERY_BLOCK: usize = 64;
 ///
 /// PERF: a Hiera-T global block (4096 tokens, 4 heads of 96) on 2 threads of a Xeon: f32
 /// 112-123 ms, this 73-76 ms with a separate softmax (about a quarter of it) and packing;
-/// with the numerators packed in one pass, measured alone, 68-70 → 54-59 ms, of which
-/// `q·Kᵀ` with the key packing takes about 20 ms, the numerators 14 and `P·V` 21.
+/// with the numerators packed in one pass, measured alone, 68-70 → 54-59 ms. Leaving parts
+/// out in turn: `q·Kᵀ` with the key and value packing about 20 ms, `P·V` 21, the numerators
+/// about 14 (by difference; 19 with the earlier Cephes `expf`).
 fn dense_attention_split(qkv: &[f32], n: usize, heads: usize, hd: usize) -> Vec<f32> {
     use super::amx::{packed_product_into, product_into, Lines, PackedRows, PackedWeights};
     use super::Epilogue;

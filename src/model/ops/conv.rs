@@ -108,28 +108,22 @@ impl Conv2d {
                 conv: self,
                 layout,
                 gelu: gelu_after,
-                add: None,
             });
         }
         self.forward_tensors(x, layout, gelu_after)
     }
 
     /// `x` in `layout` → `[B, Ho, Wo, Cout]` plus `add` (`[1, Ho, Wo, Cout]`, broadcast over
-    /// the batch), whose host data `add_host` the CPU adds as the product's epilogue (a
-    /// position embedding added after a patch embedding).
-    pub fn forward_add(
-        &self,
-        x: &Tensor,
-        layout: ImageLayout,
-        (add, add_host): (&Tensor, &[f32]),
-    ) -> Result<Tensor> {
-        if on_cpu_f32(x) {
-            return x.contiguous()?.apply_op1_no_bwd(&Conv2dOp {
+    /// the batch), which the CPU adds as the product's epilogue (a position embedding added
+    /// after a patch embedding).
+    pub fn forward_add(&self, x: &Tensor, layout: ImageLayout, add: &Tensor) -> Result<Tensor> {
+        if on_cpu_f32(x) && on_cpu_f32(add) {
+            let op = Conv2dAddOp(Conv2dOp {
                 conv: self,
                 layout,
                 gelu: false,
-                add: Some(add_host),
             });
+            return x.contiguous()?.apply_op2_no_bwd(&add.contiguous()?, &op);
         }
         self.forward_tensors(x, layout, false)?.broadcast_add(add)
     }
@@ -211,9 +205,10 @@ struct Conv2dOp<'a> {
     conv: &'a Conv2d,
     layout: ImageLayout,
     gelu: bool,
-    /// Added to each image's output `[Ho, Wo, Cout]` (GELU is then not applied).
-    add: Option<&'a [f32]>,
 }
+
+/// [`Conv2dOp`] with a tensor `[1, Ho, Wo, Cout]` added to each image's output.
+struct Conv2dAddOp<'a>(Conv2dOp<'a>);
 
 impl CustomOp1 for Conv2dOp<'_> {
     fn name(&self) -> &'static str {
@@ -221,8 +216,37 @@ impl CustomOp1 for Conv2dOp<'_> {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        self.run(contiguous_f32(storage, layout)?, layout, None)
+    }
+}
+
+impl candle_core::CustomOp2 for Conv2dAddOp<'_> {
+    fn name(&self) -> &'static str {
+        "segattn-conv2d-add"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.0
+            .run(contiguous_f32(s1, l1)?, l1, Some(contiguous_f32(s2, l2)?))
+    }
+}
+
+impl Conv2dOp<'_> {
+    /// The convolution of `src` (of `layout`'s shape), `add` (each image's output shape, GELU
+    /// then not applied) added in the epilogue.
+    fn run(
+        &self,
+        src: &[f32],
+        layout: &Layout,
+        add: Option<&[f32]>,
+    ) -> Result<(CpuStorage, Shape)> {
         let conv = self.conv;
-        let src = contiguous_f32(storage, layout)?;
         let (b, d1, d2, d3) = layout.shape().dims4()?;
         let (c, h, w) = match self.layout {
             ImageLayout::Nchw => (d1, d2, d3),
@@ -240,11 +264,11 @@ impl CustomOp1 for Conv2dOp<'_> {
         };
         let (ho, wo) = (conv.out_size(h), conv.out_size(w));
         let (kk, n) = (conv.cin * conv.kernel * conv.kernel, conv.cout);
-        if self.add.is_some_and(|a| a.len() != ho * wo * n) || (self.add.is_some() && self.gelu) {
+        if add.is_some_and(|a| a.len() != ho * wo * n) || (add.is_some() && self.gelu) {
             candle_core::bail!("conv2d: the added tensor does not have the output's shape");
         }
         // The epilogue of output rows from pixel `p0`.
-        let epilogue = |p0: usize| match (self.add, self.gelu) {
+        let epilogue = |p0: usize| match (add, self.gelu) {
             (Some(a), _) => Epilogue::Add(&a[p0 * n..]),
             (None, true) => Epilogue::Gelu,
             (None, false) => Epilogue::None,
@@ -330,14 +354,13 @@ mod tests {
         // tiles) in split bfloat16 (5e-5; measured 1.1e-5), against the
         // f64 fallback plus the tensor.
         let add = tensor(vals(6 * 5 * 8, 8), &[1, 6, 5, 8]);
-        let host: Vec<f32> = add.flatten_all().and_then(|t| t.to_vec1()).expect("host");
         let want = conv64
             .forward(&f64_of(&img), ImageLayout::Nchw, false)
             .and_then(|y| y.broadcast_add(&f64_of(&add)))
             .expect("fallback");
         for (conv, tol) in [(conv.clone(), 1e-5), (conv.clone().split_bf16(), 5e-5)] {
             let got = conv
-                .forward_add(&img, ImageLayout::Nchw, (&add, &host))
+                .forward_add(&img, ImageLayout::Nchw, &add)
                 .expect("cpu");
             assert_close_tol(&got, &want, tol, "conv with an added tensor");
         }

@@ -169,6 +169,18 @@ pub fn transpose_last2(x: &Tensor) -> Result<Tensor> {
     }
 }
 
+/// `[B, H, W, C]` → `[B, C, H, W]`, contiguous (see [`transpose_last2`]).
+pub fn nhwc_to_nchw(x: &Tensor) -> Result<Tensor> {
+    let (b, h, w, c) = x.dims4()?;
+    transpose_last2(&x.reshape((b, h * w, c))?)?.reshape((b, c, h, w))
+}
+
+/// `[B, C, H, W]` → `[B, H, W, C]`, contiguous (see [`transpose_last2`]).
+pub fn nchw_to_nhwc(x: &Tensor) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    transpose_last2(&x.reshape((b, c, h * w))?)?.reshape((b, h, w, c))
+}
+
 struct TransposeOp;
 
 impl CustomOp1 for TransposeOp {

@@ -37,7 +37,9 @@ pub use conv::{Conv2d, ImageLayout};
 pub use depthwise::DepthwiseConv;
 pub use gemm::{gemm_abt, linear_gemm, Epilogue};
 pub use linear::{residual_mlp, Linear};
-pub use matmul::{matmul, matmul_add, matmul_nt, transpose_2d, transpose_last2};
+pub use matmul::{
+    matmul, matmul_add, matmul_nt, nchw_to_nhwc, nhwc_to_nchw, transpose_2d, transpose_last2,
+};
 pub(crate) use norm::lane_sum;
 pub use norm::{layer_norm, LayerNorm, LayerNorm2d};
 pub use resize::{resize_bilinear_window, resize_bilinear_window_map};

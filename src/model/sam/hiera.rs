@@ -13,9 +13,7 @@ use candle_core::{DType, Module, Tensor};
 use super::config::{HieraBlockSpec, HieraConfig, HIERA_GRID, PROMPT_EMBED_DIM};
 use super::image_encoder::{window_partition, window_unpartition};
 use crate::model::ops::attention::{dense_attention, HieraWindowAttentionOp};
-use crate::model::ops::{
-    matmul, on_cpu_f32, softmax_last_dim, transpose_last2, Conv2d, ImageLayout,
-};
+use crate::model::ops::{matmul, nhwc_to_nchw, on_cpu_f32, softmax_last_dim, Conv2d, ImageLayout};
 use crate::model::ops::{residual_mlp, LayerNorm, Linear};
 use crate::weights::Scope;
 
@@ -302,12 +300,6 @@ fn resize_bicubic(
     out
 }
 
-/// `[1, H, W, C]` → `[1, C, H, W]`, contiguous (a parallel blocked transpose on the CPU).
-fn channels_first(x: &Tensor) -> candle_core::Result<Tensor> {
-    let (b, h, w, c) = x.dims4()?;
-    transpose_last2(&x.reshape((b, h * w, c))?)?.reshape((b, c, h, w))
-}
-
 /// `outer ∘ inner` of two 1×1 convolutions given as (`[out, in]` weight, `[out]` bias) f32
 /// host data: the weight `W_o·W_i` and bias `W_o·b_i + b_o`, summed in f64.
 fn compose(
@@ -364,8 +356,6 @@ pub struct HieraEncoder {
     patch_embed: Conv2d,
     /// `[1, 256, 256, E]`
     pos_embed: Tensor,
-    /// `pos_embed` as f32 host data, added by the patch embedding's product on the CPU.
-    pos_host: Vec<f32>,
     blocks: Vec<HieraBlock>,
     stage_ends: Vec<usize>,
     /// The FPN's lateral 1×1 convolutions of the two coarsest levels (64 × 64 and 32 × 32) as
@@ -409,8 +399,7 @@ impl HieraEncoder {
             .to_vec1()?;
         let g = HIERA_GRID;
         let pos = position_embedding(&bkg, (bh, bw), &win, ws, e, g);
-        let pos_embed =
-            Tensor::from_vec(pos.clone(), (1, g, g, e), t.device())?.to_dtype(t.dtype())?;
+        let pos_embed = Tensor::from_vec(pos, (1, g, g, e), t.device())?.to_dtype(t.dtype())?;
         let d = PROMPT_EMBED_DIM;
         let dims = cfg.stage_dims();
         let n = dims.len();
@@ -458,7 +447,6 @@ impl HieraEncoder {
             )?
             .split_bf16(),
             pos_embed,
-            pos_host: pos,
             blocks,
             stage_ends: cfg.stage_ends(),
             top,
@@ -478,8 +466,9 @@ impl HieraEncoder {
         x: &Tensor,
         cancelled: &dyn Fn() -> bool,
     ) -> candle_core::Result<Vec<Tensor>> {
-        let pos = (&self.pos_embed, self.pos_host.as_slice());
-        let mut x = self.patch_embed.forward_add(x, ImageLayout::Nchw, pos)?;
+        let mut x = self
+            .patch_embed
+            .forward_add(x, ImageLayout::Nchw, &self.pos_embed)?;
         let mut levels = Vec::with_capacity(self.stage_ends.len());
         for (i, blk) in self.blocks.iter().enumerate() {
             if cancelled() {
@@ -511,9 +500,9 @@ impl HieraEncoder {
             .broadcast_as((1, th, 2, tw, 2, d))?
             .reshape((1, 2 * th, 2 * tw, d))?;
         let mid = (self.top[0].forward(&levels[2])? + up)?; // [1, 64, 64, 256]
-        let image_embed = channels_first(&mid.broadcast_add(&self.no_mem_embed)?)?;
-        let feat_s1 = channels_first(&self.high_res[1].forward(&levels[1])?)?;
-        let feat_s0 = channels_first(&self.high_res[0].forward(&levels[0])?)?;
+        let image_embed = nhwc_to_nchw(&mid.broadcast_add(&self.no_mem_embed)?)?;
+        let feat_s1 = nhwc_to_nchw(&self.high_res[1].forward(&levels[1])?)?;
+        let feat_s0 = nhwc_to_nchw(&self.high_res[0].forward(&levels[0])?)?;
         Ok(HieraFeatures {
             image_embed,
             feat_s1,

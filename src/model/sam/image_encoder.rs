@@ -8,7 +8,7 @@ use candle_core::{Module, Tensor};
 use super::config::{VitConfig, EMBED_GRID, PROMPT_EMBED_DIM};
 use crate::model::ops::attention::VitAttentionOp;
 use crate::model::ops::on_cpu_f32;
-use crate::model::ops::{residual_mlp, Conv2d, ImageLayout, LayerNorm, Linear};
+use crate::model::ops::{nhwc_to_nchw, residual_mlp, Conv2d, ImageLayout, LayerNorm, Linear};
 use crate::weights::Scope;
 
 /// Splits `[B, H, W, C]` into zero-padded `[B·nH·nW, ws, ws, C]` windows; also returns the padded
@@ -79,7 +79,7 @@ impl Neck {
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let x = self.norm1.forward(&self.conv0.forward(x)?)?;
         let x = self.conv2.forward(&x, ImageLayout::Nhwc, false)?;
-        self.norm3.forward(&x)?.permute((0, 3, 1, 2))?.contiguous()
+        nhwc_to_nchw(&self.norm3.forward(&x)?)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Products on Intel AMX tiles in split bfloat16 ("bf16×3"), for the image encoders' linear
-//! layers, Hiera's global attention and the mask decoder's image side (its passes over the
-//! image and first upscaling step).
+//! layers and convolutions marked `split_bf16`, their blocks' norm + MLP + residual in one
+//! pass (`residual_mlp`), Hiera's global attention and the mask decoder's image side (its
+//! passes over the image and first upscaling step).
 //!
 //! Every f32 operand `x` is split into two bfloat16 halves, `hi = bf16(x)` and
 //! `lo = bf16(x − hi)`, and a product is summed as `hi·hi + hi·lo + lo·hi` with f32

@@ -8,7 +8,7 @@ use candle_core::{Module, Tensor};
 use super::MaskDecoder;
 use crate::model::ops::amx::{self, Lines, PackedWeights};
 use crate::model::ops::gemm::{sgemm, SharedOut};
-use crate::model::ops::{contiguous_f32, gelu, on_cpu_f32, transpose_last2, Epilogue, LayerNorm};
+use crate::model::ops::{contiguous_f32, gelu, nchw_to_nhwc, on_cpu_f32, Epilogue, LayerNorm};
 use crate::model::simd::{
     add_assign, add_into, add_scalar_into, axpy, gelu_inplace, layer_norm_rows,
 };
@@ -441,7 +441,8 @@ impl HighResFeatures {
         let w = w2 / 2;
         let v1: Vec<f32> = feat_s1.flatten_all()?.to_vec1()?; // [c1, 2h, 2w]
         let v0: Vec<f32> = feat_s0.flatten_all()?.to_vec1()?; // [c0, 4h, 4w]
-                                                              // Per input row iy: `(ix, dy1, dx1, channel)`.
+
+        // Per input row iy: `(ix, dy1, dx1, channel)`.
         let mut b1 = vec![0f32; v1.len()];
         b1.par_chunks_mut(4 * w * c1)
             .enumerate()
@@ -497,13 +498,9 @@ impl HighResFeatures {
         }
     }
 
+    /// `[1, C, H, W]` → `[H, W, C]`, both.
     fn channels_last((s1, s0): &(Tensor, Tensor)) -> candle_core::Result<(Tensor, Tensor)> {
-        // `[1, C, H, W]` → `[H, W, C]`.
-        let last = |t: &Tensor| {
-            let (_, c, h, w) = t.dims4()?;
-            transpose_last2(&t.reshape((1, c, h * w))?)?.reshape((h, w, c))
-        };
-        Ok((last(s1)?, last(s0)?))
+        Ok((nchw_to_nhwc(s1)?.squeeze(0)?, nchw_to_nhwc(s0)?.squeeze(0)?))
     }
 }
 
@@ -616,10 +613,11 @@ mod tests {
         for split in [false, true] {
             let (up1, up2) = upsamplers(d);
             let up1 = if split { up1.split_bf16() } else { up1 };
+            let (s1, s0) = hr.spatial().expect("channels-last features");
             let spatial = keys
                 .reshape((h, w, d))
-                .and_then(|k| up1.forward(&k, Some(&hr.spatial()?.0)))
-                .and_then(|u| up2.forward(&u, Some(&hr.spatial()?.1)))
+                .and_then(|k| up1.forward(&k, Some(&s1)))
+                .and_then(|u| up2.forward(&u, Some(&s0)))
                 .expect("spatial");
             let want = spatial
                 .reshape((16 * h * w, d / 8))
