@@ -236,7 +236,12 @@ impl SegattnApp {
             text_loading: None,
             sam_path: None,
             text_path: None,
-            catalog: Catalog::default(),
+            // The folders are known at once (no disk access), so the Models window's layout does
+            // not grow under the pointer when the scan's result comes.
+            catalog: Catalog {
+                search_dirs: crate::weights::search_dirs(),
+                ..Catalog::default()
+            },
             found: Slot::new(&jobs),
             frames: 0,
             exit_after_frames: opts.exit_after_frames,
@@ -422,6 +427,12 @@ impl SegattnApp {
                 self.status.notify(Err(text));
             }
         }
+    }
+
+    /// Whether a look for models on disk is under way (its result may change the Models
+    /// window's lists).
+    pub fn scanning(&self) -> bool {
+        self.found.is_pending()
     }
 
     /// Whether a download is running.

@@ -558,6 +558,10 @@ fn model_download_without_network_says_what_to_do() {
         ..Default::default()
     });
     h.get_by_label("Models…").click();
+    // A click is a pointer's move, press and release over frames: wait for the window's lists
+    // to settle first, or the rows found by a late scan (on a loaded machine) move another
+    // model's button under the pointer.
+    wait_until(&mut h, "the scan of the model folders", |a| !a.scanning());
     h.run_steps(2);
     h.get_by_label("Download all-MiniLM-L6-v2").click();
     h.run_steps(1);
@@ -600,7 +604,8 @@ fn the_models_window_measures_and_clears_the_cache() {
         usage.bytes > 1_000_000,
         "{usage:?}: a 256 × 64 × 64 f32 embedding"
     );
-    h.step();
+    wait_until(&mut h, "the scan of the model folders", |a| !a.scanning());
+    h.run_steps(2);
     assert!(h.query_by_label_contains("1 embedding kept").is_some());
     h.get_by_label("Clear the cache").click();
     wait_until(&mut h, "the emptied cache", |a| {
