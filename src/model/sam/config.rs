@@ -399,8 +399,9 @@ impl SamConfig {
             EncoderConfig::TinyVit(detect_tiny_vit(&enc)?)
         } else {
             bail!(
-                "not a SAM checkpoint: neither `image_encoder.patch_embed.proj.weight` (ViT) nor \
-                 `image_encoder.patch_embed.seq.0.c.weight` (TinyViT) is present"
+                "not a SAM checkpoint: none of `image_encoder.patch_embed.proj.weight` (SAM ViT), \
+                 `image_encoder.patch_embed.seq.0.c.weight` (MobileSAM's TinyViT) and \
+                 `image_encoder.trunk.patch_embed.proj.weight` (SAM 2.1's Hiera) is present"
             );
         };
         let mut config = Self::with_encoder(encoder);
