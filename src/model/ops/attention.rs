@@ -445,6 +445,36 @@ fn head_keys_values(
     (kt, v)
 }
 
+/// The scores `q·Kᵀ` of up to 64 scaled queries `q [rows, hd]` against packed keys `[hd, n]`
+/// (into `scores`), turned into the softmax's numerators packed for `P·V` (`probs`), with
+/// each row's sum in `sums`: the first half of a block of [`dense_attention_split`] and of
+/// [`window_head_split`].
+fn exp_scores(
+    q: &[f32],
+    keys: &super::amx::PackedWeights,
+    (rows, n, hd): (usize, usize, usize),
+    scores: &mut super::amx::Lines,
+    probs: &mut super::amx::PackedRows,
+    sums: &mut [f32],
+) {
+    let scores = scores.f32s(rows * n);
+    // SAFETY: `scores` is the caller's own buffer of rows × n.
+    unsafe {
+        super::amx::product_into(
+            q,
+            keys,
+            (None, super::Epilogue::None),
+            (rows, n, hd),
+            SharedOut::new(scores),
+            (0, n),
+        )
+    };
+    probs.clear();
+    for (i, row) in scores.chunks_exact(n).enumerate() {
+        sums[i] = probs.set_row_exp(i, row);
+    }
+}
+
 /// Query rows per task of [`dense_attention_split`]: one block of the AMX kernel, so each row's
 /// softmax packs it for `P·V` while it is in cache.
 const SPLIT_QUERY_BLOCK: usize = 64;
@@ -462,8 +492,7 @@ const SPLIT_QUERY_BLOCK: usize = 64;
 /// out in turn: `q·Kᵀ` with the key and value packing about 20 ms, `P·V` 21, the numerators
 /// about 14 (by difference; 19 with the earlier Cephes `expf`).
 fn dense_attention_split(qkv: &[f32], n: usize, heads: usize, hd: usize) -> Vec<f32> {
-    use super::amx::{packed_product_into, product_into, Lines, PackedRows, PackedWeights};
-    use super::Epilogue;
+    use super::amx::{packed_product_into, Lines, PackedRows, PackedWeights};
     let c = heads * hd;
     let scale = 1.0 / (hd as f32).sqrt();
     // Per head: keys as the `[hd, n]` right-hand side of `q·Kᵀ`, values as the `[n, hd]` one
@@ -501,22 +530,7 @@ fn dense_attention_split(qkv: &[f32], n: usize, heads: usize, hd: usize) -> Vec<
                     *q = x * scale;
                 }
             }
-            let scores = scores.f32s(rows * n);
-            // SAFETY: `scores` is this task's own buffer of rows × n.
-            unsafe {
-                product_into(
-                    q,
-                    keys,
-                    (None, Epilogue::None),
-                    (rows, n, hd),
-                    SharedOut::new(scores),
-                    (0, n),
-                )
-            };
-            probs.clear();
-            for (i, row) in scores.chunks_exact(n).enumerate() {
-                sums[i] = probs.set_row_exp(i, row);
-            }
+            exp_scores(q, keys, (rows, n, hd), scores, probs, sums);
             // SAFETY: this task alone writes columns h·hd.. of output rows r0..r0 + rows
             // (tasks differ in head or rows); the bounds are checked.
             unsafe { packed_product_into(probs, values, shared, (r0 * c + h * hd, c)) };
@@ -555,6 +569,91 @@ pub(crate) struct HieraWindowAttentionOp<'a> {
     pub(crate) pool: bool,
     /// The q, k and v of a padding token, `[3·C]`.
     pub(crate) pad_qkv: &'a [f32],
+    /// Windows of at least [`SPLIT_MIN_WINDOW`] tokens run their products in split bfloat16
+    /// on AMX tiles when this CPU has them ([`window_head_split`]).
+    pub(crate) split_bf16: bool,
+}
+
+/// Tokens from which a window's products run on AMX tiles: the third stage's windows (196
+/// tokens in Hiera-T/S/B+, 256 in Hiera-L). Measured per Hiera-T block on 2 cores of a Xeon
+/// (session 35): its 196-token windows 8.7-9.6 ms in f32, 7.8-8.3 ms on AMX; the first
+/// stage's 64-token windows (one head of 96) 17.0-18.4 ms in f32, 18.5-20.5 ms on AMX, where
+/// gathering and packing outweigh the products.
+const SPLIT_MIN_WINDOW: usize = 100;
+
+/// Per-thread buffers of [`window_head_split`].
+#[derive(Default)]
+struct SplitWindow {
+    /// One head's scaled queries `[nq, hd]`.
+    q: Vec<f32>,
+    /// Its keys transposed `[hd, n]` and values `[n, hd]`.
+    kt: Vec<f32>,
+    v: Vec<f32>,
+    /// A block of scores, 64 rows of `n`.
+    scores: super::amx::Lines,
+    /// Their numerators, packed for `P·V`.
+    probs: Option<super::amx::PackedRows>,
+    /// The keys and values packed, kept between heads and windows (same shapes).
+    packed: Option<(super::amx::PackedWeights, super::amx::PackedWeights)>,
+}
+
+/// One head of one window, both products in split bfloat16 on AMX tiles (as
+/// [`dense_attention_split`]): `q` the window's (pooled) queries `[nq, c]`, `win` its tokens'
+/// q, k, v `[n, 3·c]` → `o [nq, hd]`.
+///
+/// PERF: a Hiera-T stage-3 window (196 tokens, heads of 96) took about 150 µs per head in f32
+/// GEMMs and a separate softmax on 2 cores of a Xeon.
+fn window_head_split(
+    (q, win): (&[f32], &[f32]),
+    (head, hd, c): (usize, usize, usize),
+    scale: f32,
+    buf: &mut SplitWindow,
+    o: &mut [f32],
+) {
+    use super::amx::{packed_product_into, PackedRows, PackedWeights};
+    let (nq, n) = (q.len() / c, win.len() / (3 * c));
+    buf.q.clear();
+    for row in q.chunks_exact(c) {
+        buf.q
+            .extend(row[head * hd..][..hd].iter().map(|&x| x * scale));
+    }
+    buf.kt.resize(hd * n, 0.0);
+    buf.v.clear();
+    for (t, tok) in win.chunks_exact(3 * c).enumerate() {
+        for (d, &x) in tok[c + head * hd..][..hd].iter().enumerate() {
+            buf.kt[d * n + t] = x;
+        }
+        buf.v.extend_from_slice(&tok[2 * c + head * hd..][..hd]);
+    }
+    let (keys, values) = match &mut buf.packed {
+        Some((k, v)) => {
+            k.repack(&buf.kt, hd, n);
+            v.repack(&buf.v, n, hd);
+            (&*k, &*v)
+        }
+        None => {
+            let kv = (
+                PackedWeights::new(&buf.kt, hd, n, false),
+                PackedWeights::new(&buf.v, n, hd, false),
+            );
+            let (k, v) = buf.packed.insert(kv);
+            (&*k, &*v)
+        }
+    };
+    let probs = buf.probs.get_or_insert_with(|| PackedRows::new(n));
+    let mut sums = [0f32; SPLIT_QUERY_BLOCK];
+    for r0 in (0..nq).step_by(SPLIT_QUERY_BLOCK) {
+        let rows = SPLIT_QUERY_BLOCK.min(nq - r0);
+        let q = &buf.q[r0 * hd..(r0 + rows) * hd];
+        exp_scores(q, keys, (rows, n, hd), &mut buf.scores, probs, &mut sums);
+        let out = &mut o[r0 * hd..(r0 + rows) * hd];
+        // SAFETY: `out` is this thread's own block of rows × hd.
+        unsafe { packed_product_into(probs, values, SharedOut::new(out), (0, hd)) };
+        for (row, &sum) in out.chunks_exact_mut(hd).zip(&sums) {
+            let inv = 1.0 / sum;
+            row.iter_mut().for_each(|v| *v *= inv);
+        }
+    }
 }
 
 impl CustomOp1 for HieraWindowAttentionOp<'_> {
@@ -590,18 +689,20 @@ impl CustomOp1 for HieraWindowAttentionOp<'_> {
         };
         let (n, nq) = (ws * ws, ows * ows);
         let scale = (hd as f32).powf(-0.5);
+        let split = self.split_bf16 && n >= SPLIT_MIN_WINDOW && super::amx::available();
         let mut out = vec![0f32; oh * ow * c];
         let shared = SharedOut::new(&mut out);
         (0..wy * wx).into_par_iter().for_each_init(
             || {
                 (
-                    vec![0f32; n * three_c], // the window's q, k, v rows
-                    vec![0f32; nq * c],      // its (pooled) queries
-                    vec![0f32; nq * n],      // one head's scores
-                    vec![0f32; nq * hd],     // one head's output
+                    vec![0f32; n * three_c],                    // the window's q, k, v rows
+                    vec![0f32; nq * c],                         // its (pooled) queries
+                    vec![0f32; if split { 0 } else { nq * n }], // one head's scores
+                    vec![0f32; nq * hd],                        // one head's output
+                    SplitWindow::default(),
                 )
             },
-            |(win, q, scores, o), wi| {
+            |(win, q, scores, o, buf), wi| {
                 let (y0, x0) = (wi / wx * ws, wi % wx * ws);
                 let (oy0, ox0) = (wi / wx * ows, wi % wx * ows);
                 for (t, row) in win.chunks_exact_mut(three_c).enumerate() {
@@ -629,32 +730,12 @@ impl CustomOp1 for HieraWindowAttentionOp<'_> {
                     }
                 }
                 for head in 0..nh {
-                    // SAFETY: q holds nq rows of c ≥ (head + 1)·hd values; win holds n rows of
-                    // 3·c, whose k and v parts start at c and 2·c; scores holds nq·n values
-                    // and o nq·hd, all sized above.
-                    unsafe {
-                        sgemm(
-                            (nq, n, hd),
-                            (scores.as_mut_ptr(), 1, n as isize),
-                            false,
-                            (q.as_ptr().add(head * hd), 1, c as isize),
-                            (win.as_ptr().add(c + head * hd), three_c as isize, 1),
-                            scale,
-                            gemm::Parallelism::None,
-                        );
+                    if split {
+                        window_head_split((q, win), (head, hd, c), scale, buf, o);
+                    } else {
+                        // SAFETY: as below.
+                        unsafe { window_head_f32((q, win), (head, hd, c, n), scale, scores, o) };
                     }
-                    for row in scores.chunks_exact_mut(n) {
-                        softmax_inplace(row);
-                    }
-                    // SAFETY: as above.
-                    unsafe {
-                        weighted_values(
-                            scores,
-                            (nq, n, hd),
-                            (win.as_ptr().add(2 * c + head * hd), three_c),
-                            (o.as_mut_ptr(), hd),
-                        )
-                    };
                     for (t, src) in o.chunks_exact(hd).enumerate() {
                         let (oy, ox) = (oy0 + t / ows, ox0 + t % ows);
                         if oy < oh && ox < ow {
@@ -670,4 +751,46 @@ impl CustomOp1 for HieraWindowAttentionOp<'_> {
         );
         Ok((CpuStorage::F32(out), Shape::from((1, oh, ow, c))))
     }
+}
+
+/// One head of one window in f32: `q` the window's (pooled) queries `[nq, c]`, `win` its
+/// tokens' q, k, v `[n, 3·c]`, `scores` `[nq, n]` → `o [nq, hd]`.
+///
+/// # Safety
+/// The slices hold what their shapes say, with `(head + 1)·hd ≤ c`.
+unsafe fn window_head_f32(
+    (q, win): (&[f32], &[f32]),
+    (head, hd, c, n): (usize, usize, usize, usize),
+    scale: f32,
+    scores: &mut [f32],
+    o: &mut [f32],
+) {
+    let (nq, three_c) = (q.len() / c, 3 * c);
+    debug_assert!(win.len() >= n * three_c && scores.len() >= nq * n && o.len() >= nq * hd);
+    // SAFETY: q holds nq rows of c ≥ (head + 1)·hd values; win holds n rows of 3·c, whose k
+    // and v parts start at c and 2·c; scores holds nq·n values and o nq·hd (the caller's
+    // contract).
+    unsafe {
+        sgemm(
+            (nq, n, hd),
+            (scores.as_mut_ptr(), 1, n as isize),
+            false,
+            (q.as_ptr().add(head * hd), 1, c as isize),
+            (win.as_ptr().add(c + head * hd), three_c as isize, 1),
+            scale,
+            gemm::Parallelism::None,
+        );
+    }
+    for row in scores[..nq * n].chunks_exact_mut(n) {
+        softmax_inplace(row);
+    }
+    // SAFETY: as above.
+    unsafe {
+        weighted_values(
+            scores,
+            (nq, n, hd),
+            (win.as_ptr().add(2 * c + head * hd), three_c),
+            (o.as_mut_ptr(), hd),
+        )
+    };
 }

@@ -501,8 +501,13 @@ impl PackedWeights {
             Lines::zeroed(2 * blocks * per_block),
             Lines::zeroed(2 * blocks * per_block),
         );
+        let fast = available();
         let pack = |(b, (hi, lo)): (usize, (&mut [u16], &mut [u16]))| {
-            pack_weight_block(w_t, (k, n), b * COLS, hi, lo);
+            if fast {
+                pack_weight_block_fast(w_t, (k, n), b * COLS, hi, lo);
+            } else {
+                pack_weight_block(w_t, (k, n), b * COLS, hi, lo);
+            }
         };
         let blocks_iter = (hi.u16s(blocks * per_block).chunks_mut(per_block))
             .zip(lo.u16s(blocks * per_block).chunks_mut(per_block));
@@ -524,6 +529,35 @@ impl PackedWeights {
         }
     }
 
+    /// Packs `w_t` `[k, n]` in place of what these weights held, on the calling thread: with
+    /// the same shape no memory is allocated or cleared (the padding stays zero, as the same
+    /// positions are written again), else as [`PackedWeights::new`].
+    pub(crate) fn repack(&mut self, w_t: &[f32], k: usize, n: usize) {
+        if (self.k, self.n) != (k, n) {
+            *self = Self::new(w_t, k, n, false);
+            return;
+        }
+        assert!(w_t.len() >= k * n, "weights shorter than [{k}, {n}]");
+        let per_block = self.chunks * 2 * TILE;
+        let blocks = n.div_ceil(COLS);
+        let (hi, lo) = (
+            self.hi.u16s(blocks * per_block),
+            self.lo.u16s(blocks * per_block),
+        );
+        let fast = available();
+        for (b, (hi, lo)) in hi
+            .chunks_mut(per_block)
+            .zip(lo.chunks_mut(per_block))
+            .enumerate()
+        {
+            if fast {
+                pack_weight_block_fast(w_t, (k, n), b * COLS, hi, lo);
+            } else {
+                pack_weight_block(w_t, (k, n), b * COLS, hi, lo);
+            }
+        }
+    }
+
     /// The `hi` and `lo` tiles of feature block `b` from chunk `c`.
     fn block(&self, b: usize, c: usize) -> (*const u16, *const u16) {
         let at = (b * self.chunks + c) * 2 * TILE;
@@ -531,6 +565,25 @@ impl PackedWeights {
             self.hi.as_u16s()[at..].as_ptr(),
             self.lo.as_u16s()[at..].as_ptr(),
         )
+    }
+}
+
+/// [`pack_weight_block`] with AVX-512 BF16 (on CPUs with AMX): the same bits.
+fn pack_weight_block_fast(
+    w_t: &[f32],
+    (k, n): (usize, usize),
+    f0: usize,
+    hi: &mut [u16],
+    lo: &mut [u16],
+) {
+    let width = COLS.min(n - f0);
+    for i in (0..k).step_by(2) {
+        let even = &w_t[i * n + f0..][..width];
+        let odd = (i + 1 < k).then(|| &w_t[(i + 1) * n + f0..][..width]);
+        let at = (i / CHUNK) * 2 * TILE + ((i % CHUNK) / 2) * 32;
+        // SAFETY: `available` checked AVX-512 BF16; the rows hold `width` values; the chunk's
+        // two tiles start at `at` in the block's `chunks · 2 · TILE` values.
+        unsafe { imp::pack_pair(even, odd, width, &mut hi[at..], &mut lo[at..]) };
     }
 }
 
@@ -585,6 +638,15 @@ mod imp {
     ) -> f32 {
         unreachable!("AMX is not available")
     }
+    pub(super) unsafe fn pack_pair(
+        _: &[f32],
+        _: Option<&[f32]>,
+        _: usize,
+        _: &mut [u16],
+        _: &mut [u16],
+    ) {
+        unreachable!("AMX is not available")
+    }
     pub(super) unsafe fn configure() {
         unreachable!("AMX is not available")
     }
@@ -611,6 +673,57 @@ mod imp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The vectorised packer writes the portable one's bits, at widths and depths that are
+    /// not multiples of the tiles, and so does packing again in place.
+    #[test]
+    fn fast_packing_equals_the_portable_one() {
+        if !available() {
+            eprintln!("no AMX on this CPU: the weights are packed by the portable code only");
+            return;
+        }
+        for (k, n) in [(1, 1), (5, 3), (33, 17), (96, 196), (147, 64), (64, 50)] {
+            let w_t: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 7919) % 211) as f32 / 105.0 - 1.0 + 1e-3 * i as f32)
+                .collect();
+            let fast = PackedWeights::new(&w_t, k, n, false);
+            let (chunks, blocks) = (k.div_ceil(CHUNK), n.div_ceil(COLS));
+            let per_block = chunks * 2 * TILE;
+            let (mut hi, mut lo) = (
+                vec![0u16; blocks * per_block],
+                vec![0u16; blocks * per_block],
+            );
+            for (b, (h, l)) in hi
+                .chunks_mut(per_block)
+                .zip(lo.chunks_mut(per_block))
+                .enumerate()
+            {
+                pack_weight_block(&w_t, (k, n), b * COLS, h, l);
+            }
+            assert_eq!(&fast.hi.as_u16s()[..hi.len()], &hi[..], "hi [{k}, {n}]");
+            assert_eq!(&fast.lo.as_u16s()[..lo.len()], &lo[..], "lo [{k}, {n}]");
+            // Packed again in place, from other weights of the same shape and of another.
+            let mut again = PackedWeights::new(&vec![7.5f32; k * n], k, n, false);
+            again.repack(&w_t, k, n);
+            assert_eq!(
+                again.hi.as_u16s(),
+                fast.hi.as_u16s(),
+                "repacked hi [{k}, {n}]"
+            );
+            assert_eq!(
+                again.lo.as_u16s(),
+                fast.lo.as_u16s(),
+                "repacked lo [{k}, {n}]"
+            );
+            let mut other = PackedWeights::new(&[1.0; 40], 5, 8, false);
+            other.repack(&w_t, k, n);
+            assert_eq!(
+                other.hi.as_u16s(),
+                fast.hi.as_u16s(),
+                "reshaped hi [{k}, {n}]"
+            );
+        }
+    }
 
     /// The split-bfloat16 product equals an f64 reference within 2·10⁻⁵ of `Σ|x|·|w|` per
     /// output (bias and residual included) at sizes that are not multiples of the tiles, on

@@ -37,6 +37,55 @@ use std::arch::x86_64::{
     _mm512_cvtneps_pbh, _mm512_maskz_loadu_ps, _mm512_slli_epi32, _mm512_sub_ps,
 };
 
+/// Two rows of `Wᵀ` (inputs `i` and `i + 1`: `even`, and `odd` or zeros when `None`) across
+/// up to 32 features into the `(hi, lo)` tiles of one chunk pair of a feature block, as
+/// [`super::PackedWeights::new`] lays them out: for each 16 features `t` (of `width.div_ceil
+/// (16)`), the 16 `(even, odd)` pairs of bfloat16 at `t·TILE` of `hi` and of `lo`. Features
+/// past `width` are zero.
+///
+/// PERF: the portable packer converted and stored one value at a time (6.8 ns a weight on a
+/// Xeon); here 16 pairs are converted, interleaved and stored at once.
+///
+/// # Safety
+/// The CPU has AVX-512 BF16 (checked by [`enable`]); `even` and `odd` hold `width ≤ 32`
+/// values; `hi` and `lo` hold `TILE + 32` values.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+pub(super) unsafe fn pack_pair(
+    even: &[f32],
+    odd: Option<&[f32]>,
+    width: usize,
+    hi: &mut [u16],
+    lo: &mut [u16],
+) {
+    use std::arch::x86_64::{_mm512_or_si512, _mm512_setzero_ps, _mm512_storeu_si512};
+    assert!(width <= 32 && even.len() >= width && odd.is_none_or(|o| o.len() >= width));
+    assert!(hi.len() >= super::TILE + 32 && lo.len() >= super::TILE + 32);
+    for t in 0..width.div_ceil(16) {
+        let valid = (width - 16 * t).min(16);
+        let mask = ((1u32 << valid) - 1) as u16;
+        // SAFETY: the masks cover only the `width` values of the rows (masked lanes are not
+        // read); each store writes 32 `u16` at `t·TILE`, within the lengths checked above.
+        unsafe {
+            let e = _mm512_maskz_loadu_ps(mask, even.as_ptr().add(16 * t));
+            let o = match odd {
+                Some(o) => _mm512_maskz_loadu_ps(mask, o.as_ptr().add(16 * t)),
+                None => _mm512_setzero_ps(),
+            };
+            let ((eh, el), (oh, ol)) = (split16(e), split16(o));
+            // Each 32-bit lane: the even input's half, then the odd input's.
+            let pairs = |a: __m256i, b: __m256i| {
+                _mm512_or_si512(
+                    _mm512_cvtepu16_epi32(a),
+                    _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(b)),
+                )
+            };
+            let at = t * super::TILE;
+            _mm512_storeu_si512(hi.as_mut_ptr().add(at).cast(), pairs(eh, oh));
+            _mm512_storeu_si512(lo.as_mut_ptr().add(at).cast(), pairs(el, ol));
+        }
+    }
+}
+
 /// Row `r` of a block's `(hi, lo)` rows (`lda` apart, see [`super::PackedRows`]) from
 /// `x` `[k]`, zero beyond `k` up to whole chunks.
 ///
