@@ -740,7 +740,8 @@ impl CustomOp1 for HieraWindowAttentionOp<'_> {
                     if split {
                         window_head_split((q, &rows), (head, hd, c), scale, buf, o);
                     } else {
-                        // SAFETY: as below.
+                        // SAFETY: sized above for this window (not split): q nq × c, win n ×
+                        // 3·c, scores nq × n, o nq × hd; head < heads, so (head + 1)·hd ≤ c.
                         unsafe { window_head_f32((q, win), (head, hd, c, n), scale, scores, o) };
                     }
                     for (t, src) in o.chunks_exact(hd).enumerate() {
