@@ -598,20 +598,20 @@ struct SplitWindow {
 }
 
 /// One head of one window, both products in split bfloat16 on AMX tiles (as
-/// [`dense_attention_split`]): `q` the window's (pooled) queries `[nq, c]`, `rows` its `n`
-/// tokens' q, k, v (`3·c` each, read where they are) → `o [nq, hd]`.
+/// [`dense_attention_split`]): `q` the window's (pooled) queries `[nq, c]`, `win` its tokens'
+/// q, k, v `[n, 3·c]` → `o [nq, hd]`.
 ///
 /// PERF: a Hiera-T stage-3 window (196 tokens, heads of 96) took about 150 µs per head in f32
 /// GEMMs and a separate softmax on 2 cores of a Xeon.
 fn window_head_split(
-    (q, rows): (&[f32], &[&[f32]]),
+    (q, win): (&[f32], &[f32]),
     (head, hd, c): (usize, usize, usize),
     scale: f32,
     buf: &mut SplitWindow,
     o: &mut [f32],
 ) {
     use super::amx::{packed_product_into, PackedRows, PackedWeights};
-    let (nq, n) = (q.len() / c, rows.len());
+    let (nq, n) = (q.len() / c, win.len() / (3 * c));
     buf.q.clear();
     for row in q.chunks_exact(c) {
         buf.q
@@ -619,7 +619,7 @@ fn window_head_split(
     }
     buf.kt.resize(hd * n, 0.0);
     buf.v.clear();
-    for (t, tok) in rows.iter().enumerate() {
+    for (t, tok) in win.chunks_exact(3 * c).enumerate() {
         for (d, &x) in tok[c + head * hd..][..hd].iter().enumerate() {
             buf.kt[d * n + t] = x;
         }
@@ -695,40 +695,33 @@ impl CustomOp1 for HieraWindowAttentionOp<'_> {
         (0..wy * wx).into_par_iter().for_each_init(
             || {
                 (
-                    vec![0f32; if split { 0 } else { n * three_c }], // its q, k, v rows
-                    vec![0f32; nq * c],                              // its (pooled) queries
-                    vec![0f32; if split { 0 } else { nq * n }],      // one head's scores
-                    vec![0f32; nq * hd],                             // one head's output
+                    vec![0f32; n * three_c],                    // the window's q, k, v rows
+                    vec![0f32; nq * c],                         // its (pooled) queries
+                    vec![0f32; if split { 0 } else { nq * n }], // one head's scores
+                    vec![0f32; nq * hd],                        // one head's output
                     SplitWindow::default(),
                 )
             },
             |(win, q, scores, o, buf), wi| {
                 let (y0, x0) = (wi / wx * ws, wi % wx * ws);
                 let (oy0, ox0) = (wi / wx * ows, wi % wx * ows);
-                // The window's q, k, v rows: the image's, or the padding token's.
-                let rows: Vec<&[f32]> = (0..n)
-                    .map(|t| {
-                        let (y, x) = (y0 + t / ws, x0 + t % ws);
-                        if y < h && x < w {
-                            &qkv[(y * w + x) * three_c..][..three_c]
-                        } else {
-                            self.pad_qkv
-                        }
-                    })
-                    .collect();
-                if !split {
-                    // Copied together for the f32 GEMMs' strided reads.
-                    for (dst, src) in win.chunks_exact_mut(three_c).zip(&rows) {
-                        dst.copy_from_slice(src);
-                    }
+                for (t, row) in win.chunks_exact_mut(three_c).enumerate() {
+                    let (y, x) = (y0 + t / ws, x0 + t % ws);
+                    row.copy_from_slice(if y < h && x < w {
+                        &qkv[(y * w + x) * three_c..][..three_c]
+                    } else {
+                        self.pad_qkv
+                    });
                 }
                 for (t, qrow) in q.chunks_exact_mut(c).enumerate() {
                     let (i, j) = (t / ows, t % ows);
                     if !self.pool {
-                        qrow.copy_from_slice(&rows[t][..c]);
+                        qrow.copy_from_slice(&win[t * three_c..][..c]);
                         continue;
                     }
-                    let at = |dy: usize, dx: usize| &rows[(2 * i + dy) * ws + 2 * j + dx][..c];
+                    let at = |dy: usize, dx: usize| {
+                        &win[((2 * i + dy) * ws + 2 * j + dx) * three_c..][..c]
+                    };
                     qrow.copy_from_slice(at(0, 0));
                     for (dy, dx) in [(0, 1), (1, 0), (1, 1)] {
                         for (m, &v) in qrow.iter_mut().zip(at(dy, dx)) {
@@ -738,7 +731,7 @@ impl CustomOp1 for HieraWindowAttentionOp<'_> {
                 }
                 for head in 0..nh {
                     if split {
-                        window_head_split((q, &rows), (head, hd, c), scale, buf, o);
+                        window_head_split((q, win), (head, hd, c), scale, buf, o);
                     } else {
                         // SAFETY: sized above for this window (not split): q nq × c, win n ×
                         // 3·c, scores nq × n, o nq × hd; head < heads, so (head + 1)·hd ≤ c.
