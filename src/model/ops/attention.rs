@@ -431,18 +431,28 @@ fn head_keys_values(
     (h, heads): (usize, usize),
     hd: usize,
 ) -> (Vec<f32>, Vec<f32>) {
+    let (mut kt, mut v) = (Vec::new(), Vec::new());
+    head_keys_values_into(qkv, n, (h, heads), hd, (&mut kt, &mut v));
+    (kt, v)
+}
+
+/// [`head_keys_values`] into buffers kept between calls (resized to `[hd, n]` and `[n, hd]`).
+fn head_keys_values_into(
+    qkv: &[f32],
+    n: usize,
+    (h, heads): (usize, usize),
+    hd: usize,
+    (kt, v): (&mut Vec<f32>, &mut Vec<f32>),
+) {
     let c = heads * hd;
-    let mut kt = vec![0f32; hd * n];
-    for (t, tok) in qkv.chunks_exact(3 * c).enumerate() {
+    kt.resize(hd * n, 0.0);
+    v.clear();
+    for (t, tok) in qkv.chunks_exact(3 * c).take(n).enumerate() {
         for (d, &x) in tok[c + h * hd..][..hd].iter().enumerate() {
             kt[d * n + t] = x;
         }
+        v.extend_from_slice(&tok[2 * c + h * hd..][..hd]);
     }
-    let v: Vec<f32> = qkv
-        .chunks_exact(3 * c)
-        .flat_map(|tok| tok[2 * c + h * hd..][..hd].iter().copied())
-        .collect();
-    (kt, v)
 }
 
 /// The scores `q·Kᵀ` of up to 64 scaled queries `q [rows, hd]` against packed keys `[hd, n]`
@@ -576,9 +586,10 @@ pub(crate) struct HieraWindowAttentionOp<'a> {
 
 /// Tokens from which a window's products run on AMX tiles: the third stage's windows (196
 /// tokens in Hiera-T/S/B+, 256 in Hiera-L). Measured per Hiera-T block on 2 cores of a Xeon
-/// (session 35): its 196-token windows 8.7-9.6 ms in f32, 7.8-8.3 ms on AMX; the first
-/// stage's 64-token windows (one head of 96) 17.0-18.4 ms in f32, 18.5-20.5 ms on AMX, where
-/// gathering and packing outweigh the products.
+/// (session 35): its 196-token windows 8.7-9.6 ms in f32, 7.8-8.3 ms on AMX; its 64-token
+/// windows (the first stage's, and the second stage's pooled first block; on average)
+/// 17.0-18.4 ms in f32, 18.5-20.5 ms on AMX, where gathering and packing outweigh the
+/// products.
 const SPLIT_MIN_WINDOW: usize = 100;
 
 /// Per-thread buffers of [`window_head_split`].
@@ -617,14 +628,7 @@ fn window_head_split(
         buf.q
             .extend(row[head * hd..][..hd].iter().map(|&x| x * scale));
     }
-    buf.kt.resize(hd * n, 0.0);
-    buf.v.clear();
-    for (t, tok) in win.chunks_exact(3 * c).enumerate() {
-        for (d, &x) in tok[c + head * hd..][..hd].iter().enumerate() {
-            buf.kt[d * n + t] = x;
-        }
-        buf.v.extend_from_slice(&tok[2 * c + head * hd..][..hd]);
-    }
+    head_keys_values_into(win, n, (head, c / hd), hd, (&mut buf.kt, &mut buf.v));
     let (keys, values) = match &mut buf.packed {
         Some((k, v)) => {
             k.repack(&buf.kt, hd, n);

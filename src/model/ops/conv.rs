@@ -264,7 +264,7 @@ impl Conv2dOp<'_> {
         };
         let (ho, wo) = (conv.out_size(h), conv.out_size(w));
         let (kk, n) = (conv.cin * conv.kernel * conv.kernel, conv.cout);
-        if add.is_some_and(|a| a.len() != ho * wo * n) || (add.is_some() && self.gelu) {
+        if add.is_some_and(|a| a.len() != ho * wo * n) {
             candle_core::bail!("conv2d: the added tensor does not have the output's shape");
         }
         // The epilogue of output rows from pixel `p0`.

@@ -105,6 +105,11 @@ impl Linear {
         self.forward_with(x, Some(residual), gelu_after)
     }
 
+    /// Whether the CPU kernels can read the bias as host data (or there is none).
+    fn bias_on_host(&self) -> bool {
+        self.bias.is_none() || self.bias_host.is_some()
+    }
+
     fn forward_with(
         &self,
         x: &Tensor,
@@ -122,7 +127,7 @@ impl Linear {
         if self.packed.is_some() && !on_cpu {
             candle_core::bail!("linear: a layer packed for AMX tiles takes f32 input on the CPU");
         }
-        if on_cpu && (self.bias.is_none() || self.bias_host.is_some()) {
+        if on_cpu && self.bias_on_host() {
             let op = LinearOp {
                 bias: self.bias_host.as_deref(),
                 gelu: gelu_after,
@@ -163,9 +168,10 @@ pub fn residual_mlp(
     fc1: &Linear,
     fc2: &Linear,
 ) -> Result<Tensor> {
-    let host_bias = |l: &Linear| l.bias.is_none() || l.bias_host.is_some();
     let fused = match (&fc1.packed, &fc2.packed) {
-        (Some(p1), Some(p2)) if on_cpu_f32(x) && host_bias(fc1) && host_bias(fc2) => Some((p1, p2)),
+        (Some(p1), Some(p2)) if on_cpu_f32(x) && fc1.bias_on_host() && fc2.bias_on_host() => {
+            Some((p1, p2))
+        }
         _ => None,
     };
     let Some((p1, p2)) = fused else {

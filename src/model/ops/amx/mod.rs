@@ -493,14 +493,37 @@ impl std::fmt::Debug for PackedWeights {
 impl PackedWeights {
     /// Packs `w_t` `[k, n]`, threads over blocks of features when `parallel`.
     pub fn new(w_t: &[f32], k: usize, n: usize, parallel: bool) -> Self {
-        assert!(w_t.len() >= k * n, "weights shorter than [{k}, {n}]");
         let chunks = k.div_ceil(CHUNK);
+        let len = 2 * n.div_ceil(COLS) * chunks * 2 * TILE;
+        let mut packed = Self {
+            hi: Lines::zeroed(len),
+            lo: Lines::zeroed(len),
+            chunks,
+            k,
+            n,
+        };
+        packed.fill(w_t, parallel);
+        packed
+    }
+
+    /// Packs `w_t` `[k, n]` in place of what these weights held, on the calling thread: with
+    /// the same shape no memory is allocated or cleared (the padding stays zero, as the same
+    /// positions are written again), else as [`PackedWeights::new`].
+    pub(crate) fn repack(&mut self, w_t: &[f32], k: usize, n: usize) {
+        if (self.k, self.n) == (k, n) {
+            self.fill(w_t, false);
+        } else {
+            *self = Self::new(w_t, k, n, false);
+        }
+    }
+
+    /// Writes every block of `w_t` `[k, n]` (this packing's shape) into the tiles, with the
+    /// vectorised packer where the CPU has AMX; the padding is left as it is (zero).
+    fn fill(&mut self, w_t: &[f32], parallel: bool) {
+        let (k, n) = (self.k, self.n);
+        assert!(w_t.len() >= k * n, "weights shorter than [{k}, {n}]");
         let blocks = n.div_ceil(COLS);
-        let per_block = chunks * 2 * TILE;
-        let (mut hi, mut lo) = (
-            Lines::zeroed(2 * blocks * per_block),
-            Lines::zeroed(2 * blocks * per_block),
-        );
+        let per_block = self.chunks * 2 * TILE;
         let fast = available();
         let pack = |(b, (hi, lo)): (usize, (&mut [u16], &mut [u16]))| {
             if fast {
@@ -509,8 +532,8 @@ impl PackedWeights {
                 pack_weight_block(w_t, (k, n), b * COLS, hi, lo);
             }
         };
-        let blocks_iter = (hi.u16s(blocks * per_block).chunks_mut(per_block))
-            .zip(lo.u16s(blocks * per_block).chunks_mut(per_block));
+        let blocks_iter = (self.hi.u16s(blocks * per_block).chunks_mut(per_block))
+            .zip(self.lo.u16s(blocks * per_block).chunks_mut(per_block));
         if parallel {
             blocks_iter
                 .enumerate()
@@ -519,42 +542,6 @@ impl PackedWeights {
                 .for_each(pack);
         } else {
             blocks_iter.enumerate().for_each(pack);
-        }
-        Self {
-            hi,
-            lo,
-            chunks,
-            k,
-            n,
-        }
-    }
-
-    /// Packs `w_t` `[k, n]` in place of what these weights held, on the calling thread: with
-    /// the same shape no memory is allocated or cleared (the padding stays zero, as the same
-    /// positions are written again), else as [`PackedWeights::new`].
-    pub(crate) fn repack(&mut self, w_t: &[f32], k: usize, n: usize) {
-        if (self.k, self.n) != (k, n) {
-            *self = Self::new(w_t, k, n, false);
-            return;
-        }
-        assert!(w_t.len() >= k * n, "weights shorter than [{k}, {n}]");
-        let per_block = self.chunks * 2 * TILE;
-        let blocks = n.div_ceil(COLS);
-        let (hi, lo) = (
-            self.hi.u16s(blocks * per_block),
-            self.lo.u16s(blocks * per_block),
-        );
-        let fast = available();
-        for (b, (hi, lo)) in hi
-            .chunks_mut(per_block)
-            .zip(lo.chunks_mut(per_block))
-            .enumerate()
-        {
-            if fast {
-                pack_weight_block_fast(w_t, (k, n), b * COLS, hi, lo);
-            } else {
-                pack_weight_block(w_t, (k, n), b * COLS, hi, lo);
-            }
         }
     }
 
