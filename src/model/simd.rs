@@ -321,10 +321,19 @@ pub fn exp_f32(x: f32) -> f32 {
     }
 }
 
+/// Softmax of `row` in place, `exp(x - max) / Σ`, with the sum accumulated in f32 like
+/// PyTorch's CPU kernel.
+pub fn softmax_inplace(row: &mut [f32]) {
+    let inv = 1.0 / softmax_numerators(row);
+    scale_inplace(row, inv);
+}
+
 multiversion! {
-    /// Softmax of `row` in place, `exp(x - max) / Σ`, with the sum accumulated in f32 like
-    /// PyTorch's CPU kernel.
-    pub fn softmax_inplace(row: &mut [f32]) {
+    /// The softmax's numerators of `row` in place, `exp(x - max)`, and their sum (accumulated
+    /// in f32 like PyTorch's CPU kernel): the division left to the caller, who may apply it
+    /// to a product of the numerators instead (`P·V` of an attention, `hd` values per row
+    /// rather than `n`).
+    pub fn softmax_numerators(row: &mut [f32]) -> f32 {
         let mut max = [f32::NEG_INFINITY; 16];
         let mut chunks = row.chunks_exact(16);
         for c in &mut chunks {
@@ -353,9 +362,15 @@ multiversion! {
         for v in sum {
             total += v;
         }
-        let inv = 1.0 / total;
+        total
+    }
+}
+
+multiversion! {
+    /// `row *= s`.
+    pub fn scale_inplace(row: &mut [f32], s: f32) {
         for v in row.iter_mut() {
-            *v *= inv;
+            *v *= s;
         }
     }
 }

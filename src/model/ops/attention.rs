@@ -8,8 +8,8 @@ use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape};
 use rayon::prelude::*;
 
 use super::contiguous_f32;
-use super::gemm::{gemm_abt, sgemm, SharedOut};
-use crate::model::simd::{axpy, dot, softmax_inplace};
+use super::gemm::{filled_by, gemm_abt, sgemm, SharedOut};
+use crate::model::simd::{axpy, dot, scale_inplace, softmax_inplace, softmax_numerators};
 
 /// Query rows per task of [`VitAttentionOp`]: a 32 × 4096 block of global-attention scores is
 /// 512 KB, within the L2 cache.
@@ -411,14 +411,19 @@ pub(crate) fn dense_attention(
                     gemm::Parallelism::None,
                 );
             }
-            for row in scores.chunks_exact_mut(n) {
-                softmax_inplace(row);
+            let mut sums = [0f32; DENSE_QUERY_BLOCK];
+            for (row, sum) in scores.chunks_exact_mut(n).zip(&mut sums) {
+                *sum = softmax_numerators(row);
             }
             let dst = shared.ptr_within(r0 * c + h * hd, (rows - 1) * c + hd);
             // SAFETY: this task alone writes columns h·hd.. of output rows r0..r0 + rows
             // (tasks differ in head or rows), within the span checked above; v holds n rows
             // of hd.
             unsafe { weighted_values(scores, (rows, n, hd), (v.as_ptr(), hd), (dst, c)) };
+            for (r, sum) in sums[..rows].iter().enumerate() {
+                // SAFETY: as above: this task's hd values of row r0 + r, written just now.
+                scale_inplace(unsafe { shared.row((r0 + r) * c + h * hd, hd) }, 1.0 / sum);
+            }
         },
     );
     out
@@ -694,66 +699,71 @@ impl CustomOp1 for HieraWindowAttentionOp<'_> {
         let (n, nq) = (ws * ws, ows * ows);
         let scale = (hd as f32).powf(-0.5);
         let split = self.split_bf16 && n >= SPLIT_MIN_WINDOW && super::amx::available();
-        let mut out = vec![0f32; oh * ow * c];
-        let shared = SharedOut::new(&mut out);
-        (0..wy * wx).into_par_iter().for_each_init(
-            || {
-                (
-                    vec![0f32; n * three_c],                    // the window's q, k, v rows
-                    vec![0f32; nq * c],                         // its (pooled) queries
-                    vec![0f32; if split { 0 } else { nq * n }], // one head's scores
-                    vec![0f32; nq * hd],                        // one head's output
-                    SplitWindow::default(),
-                )
-            },
-            |(win, q, scores, o, buf), wi| {
-                let (y0, x0) = (wi / wx * ws, wi % wx * ws);
-                let (oy0, ox0) = (wi / wx * ows, wi % wx * ows);
-                for (t, row) in win.chunks_exact_mut(three_c).enumerate() {
-                    let (y, x) = (y0 + t / ws, x0 + t % ws);
-                    row.copy_from_slice(if y < h && x < w {
-                        &qkv[(y * w + x) * three_c..][..three_c]
-                    } else {
-                        self.pad_qkv
-                    });
-                }
-                for (t, qrow) in q.chunks_exact_mut(c).enumerate() {
-                    let (i, j) = (t / ows, t % ows);
-                    if !self.pool {
-                        qrow.copy_from_slice(&win[t * three_c..][..c]);
-                        continue;
+        let fill = |shared: SharedOut| {
+            (0..wy * wx).into_par_iter().for_each_init(
+                || {
+                    (
+                        vec![0f32; n * three_c],                    // the window's q, k, v rows
+                        vec![0f32; nq * c],                         // its (pooled) queries
+                        vec![0f32; if split { 0 } else { nq * n }], // one head's scores
+                        vec![0f32; nq * hd],                        // one head's output
+                        SplitWindow::default(),
+                    )
+                },
+                |(win, q, scores, o, buf), wi| {
+                    let (y0, x0) = (wi / wx * ws, wi % wx * ws);
+                    let (oy0, ox0) = (wi / wx * ows, wi % wx * ows);
+                    for (t, row) in win.chunks_exact_mut(three_c).enumerate() {
+                        let (y, x) = (y0 + t / ws, x0 + t % ws);
+                        row.copy_from_slice(if y < h && x < w {
+                            &qkv[(y * w + x) * three_c..][..three_c]
+                        } else {
+                            self.pad_qkv
+                        });
                     }
-                    let at = |dy: usize, dx: usize| {
-                        &win[((2 * i + dy) * ws + 2 * j + dx) * three_c..][..c]
-                    };
-                    qrow.copy_from_slice(at(0, 0));
-                    for (dy, dx) in [(0, 1), (1, 0), (1, 1)] {
-                        for (m, &v) in qrow.iter_mut().zip(at(dy, dx)) {
-                            *m = m.max(v);
+                    for (t, qrow) in q.chunks_exact_mut(c).enumerate() {
+                        let (i, j) = (t / ows, t % ows);
+                        if !self.pool {
+                            qrow.copy_from_slice(&win[t * three_c..][..c]);
+                            continue;
+                        }
+                        let at = |dy: usize, dx: usize| {
+                            &win[((2 * i + dy) * ws + 2 * j + dx) * three_c..][..c]
+                        };
+                        qrow.copy_from_slice(at(0, 0));
+                        for (dy, dx) in [(0, 1), (1, 0), (1, 1)] {
+                            for (m, &v) in qrow.iter_mut().zip(at(dy, dx)) {
+                                *m = m.max(v);
+                            }
                         }
                     }
-                }
-                for head in 0..nh {
-                    if split {
-                        window_head_split((q, win), (head, hd, c), scale, buf, o);
-                    } else {
-                        // SAFETY: sized above for this window (not split): q nq × c, win n ×
-                        // 3·c, scores nq × n, o nq × hd; head < heads, so (head + 1)·hd ≤ c.
-                        unsafe { window_head_f32((q, win), (head, hd, c, n), scale, scores, o) };
-                    }
-                    for (t, src) in o.chunks_exact(hd).enumerate() {
-                        let (oy, ox) = (oy0 + t / ows, ox0 + t % ows);
-                        if oy < oh && ox < ow {
-                            // SAFETY: each output token belongs to one window (windows tile
-                            // the grid without overlap) and each head to one iteration, so
-                            // no other thread touches these hd values.
-                            unsafe { shared.row((oy * ow + ox) * c + head * hd, hd) }
-                                .copy_from_slice(src);
+                    for head in 0..nh {
+                        if split {
+                            window_head_split((q, win), (head, hd, c), scale, buf, o);
+                        } else {
+                            // SAFETY: sized above for this window (not split): q nq × c, win n ×
+                            // 3·c, scores nq × n, o nq × hd; head < heads, so (head + 1)·hd ≤ c.
+                            unsafe {
+                                window_head_f32((q, win), (head, hd, c, n), scale, scores, o)
+                            };
+                        }
+                        for (t, src) in o.chunks_exact(hd).enumerate() {
+                            let (oy, ox) = (oy0 + t / ows, ox0 + t % ows);
+                            if oy < oh && ox < ow {
+                                let to = shared.ptr_within((oy * ow + ox) * c + head * hd, hd);
+                                // SAFETY: each output token belongs to one window (windows tile
+                                // the grid without overlap) and each head to one iteration, so
+                                // no other thread touches these hd values (in bounds, checked).
+                                unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), to, hd) };
+                            }
                         }
                     }
-                }
-            },
-        );
+                },
+            );
+        };
+        // SAFETY: the windows tile the output grid and each writes all c channels of its
+        // tokens (every head's hd values), so `fill` writes every element, through pointers.
+        let (out, ()) = unsafe { filled_by(oh * ow * c, fill) };
         Ok((CpuStorage::F32(out), Shape::from((1, oh, ow, c))))
     }
 }
@@ -786,8 +796,16 @@ unsafe fn window_head_f32(
             gemm::Parallelism::None,
         );
     }
-    for row in scores[..nq * n].chunks_exact_mut(n) {
-        softmax_inplace(row);
+    // The division by each row's sum is applied to its hd outputs rather than its n
+    // numerators, when the window is not larger than Hiera's.
+    let deferred = nq <= WINDOW_MAX_QUERIES;
+    let mut sums = [1f32; WINDOW_MAX_QUERIES];
+    for (r, row) in scores[..nq * n].chunks_exact_mut(n).enumerate() {
+        if deferred {
+            sums[r] = softmax_numerators(row);
+        } else {
+            softmax_inplace(row);
+        }
     }
     // SAFETY: as above.
     unsafe {
@@ -798,4 +816,13 @@ unsafe fn window_head_f32(
             (o.as_mut_ptr(), hd),
         )
     };
+    if deferred {
+        for (row, sum) in o[..nq * hd].chunks_exact_mut(hd).zip(&sums) {
+            scale_inplace(row, 1.0 / sum);
+        }
+    }
 }
+
+/// The most queries of a window whose softmax [`window_head_f32`] divides on the outputs
+/// (Hiera's windows have at most 16 × 16; a larger one divides its numerators first).
+const WINDOW_MAX_QUERIES: usize = 256;

@@ -209,43 +209,67 @@ pub fn linear_gemm(
     (m, n, k): (usize, usize, usize),
     epilogue: Epilogue<'_>,
 ) -> Vec<f32> {
+    check_operands(x, w_t, bias, epilogue, (m, n, k));
     let threads = rayon::current_num_threads();
     let parallel = m * n * k >= PARALLEL_GEMM_MIN_MACS && threads >= 2;
-    let mut dst = vec![0f32; m * n];
-    if parallel && k >= DEEP_K && m >= DEEP_K {
-        check_operands(x, w_t, bias, epilogue, (m, n, k));
-        // Long and deep (a ViT MLP's second layer): gemm's own blocking, which packs both
-        // operands once and shares them between the threads, beats the in-place tiles.
-        if let Some(bias) = bias {
-            dst.par_chunks_mut(n * 64).for_each(|rows| {
-                rows.chunks_exact_mut(n)
-                    .for_each(|r| r.copy_from_slice(bias))
-            });
-        }
-        // SAFETY: dst `[n × m]` viewed transposed (strides 1, n) holds m·n elements; `Wᵀ` read
-        // as `[n × k]` with strides (1, n) and x as `[k × m]` with strides (1, k) stay within
-        // the lengths `check_operands` checked.
-        unsafe {
-            sgemm(
-                (n, m, k),
-                (dst.as_mut_ptr(), n as isize, 1),
-                bias.is_some(),
-                (w_t.as_ptr(), n as isize, 1),
-                (x.as_ptr(), k as isize, 1),
-                1.0,
-                gemm::Parallelism::Rayon(threads),
-            );
-        }
-        if !matches!(epilogue, Epilogue::None) {
-            let rows = (16_384 / n).max(1);
-            dst.par_chunks_mut(rows * n)
-                .enumerate()
-                .for_each(|(i, out)| epilogue.apply(i * rows * n, out));
-        }
-        return dst;
-    }
-    linear_gemm_into(x, w_t, bias, (m, n, k), epilogue, &mut dst, parallel);
+    // SAFETY: both forms write every element (the bias rows, or the product with
+    // `accumulate` false) before they read any or make a row of it.
+    let (dst, ()) = unsafe {
+        filled_by(m * n, |out| {
+            if parallel && k >= DEEP_K && m >= DEEP_K {
+                deep_gemm(x, w_t, bias, (m, n, k), epilogue, out, threads);
+            } else {
+                linear_gemm_shared(x, w_t, bias, (m, n, k), epilogue, out, parallel);
+            }
+        })
+    };
     dst
+}
+
+/// [`linear_gemm`]'s long and deep form (a ViT MLP's second layer): gemm's own blocking, which
+/// packs both operands once and shares them between the threads, beats the in-place tiles.
+/// Writes all of `out` `[m, n]` before it makes a row of it.
+fn deep_gemm(
+    x: &[f32],
+    w_t: &[f32],
+    bias: Option<&[f32]>,
+    (m, n, k): (usize, usize, usize),
+    epilogue: Epilogue<'_>,
+    out: SharedOut,
+    threads: usize,
+) {
+    const ROWS: usize = 64;
+    if let Some(bias) = bias {
+        (0..m.div_ceil(ROWS)).into_par_iter().for_each(|b| {
+            for t in b * ROWS..(b * ROWS + ROWS).min(m) {
+                let to = out.ptr_within(t * n, n);
+                // SAFETY: row t of the output, this task's alone, n elements (checked).
+                unsafe { std::ptr::copy_nonoverlapping(bias.as_ptr(), to, n) };
+            }
+        });
+    }
+    // SAFETY: dst `[n × m]` viewed transposed (strides 1, n) spans m·n elements (checked by
+    // ptr_within); `Wᵀ` read as `[n × k]` with strides (1, n) and x as `[k × m]` with strides
+    // (1, k) stay within the lengths `check_operands` checked.
+    unsafe {
+        sgemm(
+            (n, m, k),
+            (out.ptr_within(0, m * n), n as isize, 1),
+            bias.is_some(),
+            (w_t.as_ptr(), n as isize, 1),
+            (x.as_ptr(), k as isize, 1),
+            1.0,
+            gemm::Parallelism::Rayon(threads),
+        );
+    }
+    if !matches!(epilogue, Epilogue::None) {
+        let rows = (16_384 / n).max(1);
+        (0..m.div_ceil(rows)).into_par_iter().for_each(|i| {
+            let len = rows.min(m - i * rows) * n;
+            // SAFETY: written above; these rows are this task's alone.
+            epilogue.apply(i * rows * n, unsafe { out.row(i * rows * n, len) });
+        });
+    }
 }
 
 /// Inner dimension (and row count) from which [`linear_gemm`] hands a product to gemm's own
@@ -267,6 +291,28 @@ pub(crate) fn linear_gemm_into(
 ) {
     check_operands(x, w_t, bias, epilogue, (m, n, k));
     assert!(dst.len() >= m * n, "gemm: output too short");
+    linear_gemm_shared(
+        x,
+        w_t,
+        bias,
+        (m, n, k),
+        epilogue,
+        SharedOut::new(dst),
+        parallel,
+    );
+}
+
+/// [`linear_gemm_into`]'s tiles, writing `out` (which need not be initialised: each tile
+/// writes its elements before it makes rows of them).
+fn linear_gemm_shared(
+    x: &[f32],
+    w_t: &[f32],
+    bias: Option<&[f32]>,
+    (m, n, k): (usize, usize, usize),
+    epilogue: Epilogue<'_>,
+    out: SharedOut,
+    parallel: bool,
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -285,26 +331,29 @@ pub(crate) fn linear_gemm_into(
         .next_multiple_of(16)
         .min(n);
     let ranges = n.div_ceil(width);
-    let out = SharedOut::new(dst);
     let tile = |job: usize| {
         let (r, b) = (job / token_blocks, job % token_blocks);
         let (f0, t0) = (r * width, b * TOKEN_BLOCK);
         let (nf, nt) = (width.min(n - f0), TOKEN_BLOCK.min(m - t0));
-        // SAFETY: tiles cover disjoint (token, feature) ranges of the m·n output, which
-        // outlives this call; every segment below lies inside this tile's ranges.
-        let row = |t: usize| unsafe { out.row(t * n + f0, nf) };
         if let Some(bias) = bias {
             for t in t0..t0 + nt {
-                row(t).copy_from_slice(&bias[f0..f0 + nf]);
+                let to = out.ptr_within(t * n + f0, nf);
+                // SAFETY: this tile's segment of row t (checked in bounds), nf elements.
+                unsafe { std::ptr::copy_nonoverlapping(bias[f0..f0 + nf].as_ptr(), to, nf) };
             }
         }
-        // SAFETY: dst `[nf features × nt tokens]` at strides (1, n) inside this tile; lhs
-        // `Wᵀ[.., f0..f0+nf]` read as `[nf × k]` with strides (1, n); rhs `x[t0..t0+nt, ..]`
-        // read as `[k × nt]` with strides (1, k); the assert above checks the lengths.
+        // SAFETY: dst `[nf features × nt tokens]` at strides (1, n) inside this tile (its
+        // last element checked by ptr_within); lhs `Wᵀ[.., f0..f0+nf]` read as `[nf × k]`
+        // with strides (1, n); rhs `x[t0..t0+nt, ..]` read as `[k × nt]` with strides (1, k);
+        // `check_operands` checked the lengths.
         unsafe {
             sgemm(
                 (nf, nt, k),
-                (out.at(t0 * n + f0), n as isize, 1),
+                (
+                    out.ptr_within(t0 * n + f0, (nt - 1) * n + nf),
+                    n as isize,
+                    1,
+                ),
                 bias.is_some(),
                 (w_t.as_ptr().add(f0), n as isize, 1),
                 (x.as_ptr().add(t0 * k), k as isize, 1),
@@ -314,7 +363,8 @@ pub(crate) fn linear_gemm_into(
         }
         if !matches!(epilogue, Epilogue::None) {
             for t in t0..t0 + nt {
-                epilogue.apply(t * n + f0, row(t));
+                // SAFETY: this tile's segment of row t, written by the product above.
+                epilogue.apply(t * n + f0, unsafe { out.row(t * n + f0, nf) });
             }
         }
     };
@@ -324,6 +374,75 @@ pub(crate) fn linear_gemm_into(
     } else {
         (0..jobs).for_each(tile);
     }
+}
+
+/// Tokens per task of [`residual_mlp_f32`]: two of [`linear_gemm`]'s token blocks, whose
+/// hidden rows (at most 96 × 1536 in Hiera-T, 576 KB) stay in the core's L2 cache.
+const MLP_ROWS: usize = 2 * TOKEN_BLOCK;
+
+/// `x + fc2(gelu(fc1(norm(x))))` for `x` `[m, c]` (`norm`, a layer norm's weight, bias and
+/// epsilon, skipped when `None`) in f32, `fc1` `(Wᵀ [c, hidden], bias)` and `fc2`
+/// `(Wᵀ [hidden, c], bias)`: threads over blocks of [`MLP_ROWS`] tokens, each normed, through
+/// both products with the GELU between them, and its output rows written once, while the
+/// block is in the core's cache. The products are [`linear_gemm`]'s single-threaded tiles.
+///
+/// PERF: as three layers the normed input and the hidden activations went through memory
+/// (Hiera-T's first stage: 25 MB and 100 MB per block, written and read back).
+///
+/// # Panics
+/// When the operands' lengths disagree with `c` and the weights' shapes.
+pub(crate) fn residual_mlp_f32(
+    x: &[f32],
+    norm: Option<(&[f32], &[f32], f32)>,
+    (w1, b1): (&[f32], Option<&[f32]>),
+    (w2, b2): (&[f32], Option<&[f32]>),
+    c: usize,
+) -> Vec<f32> {
+    assert!(
+        c > 0 && x.len().is_multiple_of(c),
+        "MLP input of {} values, {c} features",
+        x.len()
+    );
+    let hidden = w1.len() / c;
+    assert!(
+        w1.len() == c * hidden && w2.len() == hidden * c,
+        "MLP of {c} features: weights of {} and {} values",
+        w1.len(),
+        w2.len()
+    );
+    if let Some((w, b, _)) = norm {
+        assert!(w.len() == c && b.len() == c, "layer norm of another width");
+    }
+    let m = x.len() / c;
+    let fill = |out: SharedOut| {
+        (0..m.div_ceil(MLP_ROWS)).into_par_iter().for_each_init(
+            || (Vec::new(), Vec::new()),
+            |(normed, hid): &mut (Vec<f32>, Vec<f32>), j| {
+                let r0 = j * MLP_ROWS;
+                let rows = MLP_ROWS.min(m - r0);
+                let src = &x[r0 * c..(r0 + rows) * c];
+                let a = match norm {
+                    Some((w, b, eps)) => {
+                        normed.clear();
+                        normed.extend_from_slice(src);
+                        crate::model::simd::layer_norm_rows(normed, w, b, eps);
+                        &normed[..]
+                    }
+                    None => src,
+                };
+                hid.resize(rows * hidden, 0.0);
+                linear_gemm_into(a, w1, b1, (rows, hidden, c), Epilogue::Gelu, hid, false);
+                let dims = (rows, c, hidden);
+                check_operands(hid, w2, b2, Epilogue::Add(src), dims);
+                let block = out.sub(r0 * c, rows * c);
+                linear_gemm_shared(hid, w2, b2, dims, Epilogue::Add(src), block, false);
+            },
+        );
+    };
+    // SAFETY: the tasks write every row of the output (each its own block's), through
+    // `linear_gemm_shared`, which writes before it makes rows.
+    let (out, ()) = unsafe { filled_by(m * c, fill) };
+    out
 }
 
 /// A new `Vec<f32>` of `len` elements, all of which `fill` writes through the shared output
@@ -397,9 +516,10 @@ impl SharedOut {
         Self(buf.as_mut_ptr().cast(), buf.len())
     }
 
-    /// The pointer to element `i`.
-    fn at(self, i: usize) -> *mut f32 {
-        self.0.wrapping_add(i)
+    /// Elements `start .. start + len` as an output of their own (bounds checked).
+    pub(crate) fn sub(self, start: usize, len: usize) -> Self {
+        assert!(start + len <= self.1, "shared output: out of bounds");
+        Self(self.0.wrapping_add(start), len)
     }
 
     /// A pointer to element `start`, for writes through strides that stay within
@@ -437,6 +557,35 @@ impl SharedOut {
     }
 }
 
+/// Operands shared by the fused MLPs' tests.
+#[cfg(test)]
+pub(crate) mod mlp_test_data {
+    /// An MLP block's operands for `m` tokens of `c` features and `hidden` hidden ones:
+    /// `x [m, c]`, `W1ᵀ [c, hidden]`, `b1`, `W2ᵀ [hidden, c]`, `b2`, and a layer norm's
+    /// weight and bias, all deterministic and of mixed signs.
+    pub(crate) fn operands(m: usize, c: usize, hidden: usize) -> [Vec<f32>; 7] {
+        let val = |i: usize, seed: usize| ((i * 7919 + seed * 104_729) % 211) as f32 / 105.0 - 1.0;
+        let v = |n: usize, seed: usize, scale: f32, offset: f32| -> Vec<f32> {
+            (0..n).map(|i| offset + val(i, seed) * scale).collect()
+        };
+        [
+            v(m * c, 1, 1.0, 0.0),
+            v(c * hidden, 2, 0.3, 0.0),
+            v(hidden, 3, 1.0, 0.0),
+            v(hidden * c, 4, 0.2, 0.0),
+            v(c, 5, 1.0, 0.0),
+            v(c, 6, 0.1, 1.0),
+            v(c, 7, 0.5, 0.0),
+        ]
+    }
+
+    /// The largest `|a - b|`, and the largest `|b|`.
+    pub(crate) fn worst_and_scale(a: &[f32], b: &[f32]) -> (f32, f32) {
+        let worst = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        (worst, b.iter().fold(0f32, |m, y| m.max(y.abs())))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -471,12 +620,16 @@ mod tests {
                 (Epilogue::Add(&res), false, true),
                 (Epilogue::AddGelu(&res), true, true),
             ];
-            for (epilogue, gelu_after, add) in cases {
-                let seq = linear_gemm(&x, &w_t, Some(&bias), (m, n, k), epilogue);
-                let par = pool.install(|| linear_gemm(&x, &w_t, Some(&bias), (m, n, k), epilogue));
+            // With the bias, and without (the product alone then writes the output).
+            for ((epilogue, gelu_after, add), b) in
+                cases.into_iter().zip([true, false, true, false])
+            {
+                let b = b.then_some(bias.as_slice());
+                let seq = linear_gemm(&x, &w_t, b, (m, n, k), epilogue);
+                let par = pool.install(|| linear_gemm(&x, &w_t, b, (m, n, k), epilogue));
                 for i in 0..m {
                     for j in 0..n {
-                        let mut e = f64::from(bias[j]);
+                        let mut e = b.map_or(0.0, |b| f64::from(b[j]));
                         for c in 0..k {
                             e += f64::from(x[i * k + c]) * f64::from(w_t[c * n + j]);
                         }
@@ -493,6 +646,40 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// The fused f32 MLP equals its steps (the norm, then each layer through
+    /// [`linear_gemm`]), with and without the norm and the biases, at a token count that
+    /// leaves a partial block, on one thread and on three: the same tiles' products, so within
+    /// 1e-6 of the largest value.
+    #[test]
+    fn fused_f32_mlp_equals_the_steps() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .expect("pool");
+        let (m, c, hidden) = (2 * MLP_ROWS + 37, 40, 160);
+        let [x, w1, b1, w2, b2, g, beta] = mlp_test_data::operands(m, c, hidden);
+        for (norm, biases) in [(false, true), (true, true), (true, false)] {
+            let norm = norm.then_some((g.as_slice(), beta.as_slice(), 1e-6));
+            let (b1, b2) = (biases.then_some(&b1[..]), biases.then_some(&b2[..]));
+            let mut normed = x.clone();
+            if let Some((w, b, eps)) = norm {
+                crate::model::simd::layer_norm_rows(&mut normed, w, b, eps);
+            }
+            let h = linear_gemm(&normed, &w1, b1, (m, hidden, c), Epilogue::Gelu);
+            let want = linear_gemm(&h, &w2, b2, (m, c, hidden), Epilogue::Add(&x));
+            let one = residual_mlp_f32(&x, norm, (&w1, b1), (&w2, b2), c);
+            let three = pool.install(|| residual_mlp_f32(&x, norm, (&w1, b1), (&w2, b2), c));
+            for (what, got) in [("one thread", &one), ("three threads", &three)] {
+                let (d, max) = mlp_test_data::worst_and_scale(got, &want);
+                assert!(
+                    d <= 1e-6 * max,
+                    "{what}, norm {}: {d:e} of {max}",
+                    norm.is_some()
+                );
             }
         }
     }

@@ -6,7 +6,9 @@ use candle_core::{CpuStorage, Layout, Module, Result, Shape, Tensor};
 use std::sync::Arc;
 
 use super::amx::PackedWeights;
-use super::gemm::{linear_gemm, Epilogue, PARALLEL_GEMM_MIN_MACS};
+use super::gemm::{
+    linear_gemm, residual_mlp_f32, Epilogue, PARALLEL_GEMM_MIN_MACS, SPLIT_MAX_WEIGHTS,
+};
 use super::{contiguous_f32, gelu, on_cpu_f32, transpose_2d};
 use crate::weights::{Scope, WeightsError};
 
@@ -175,6 +177,26 @@ pub fn residual_mlp(
         _ => None,
     };
     let Some((p1, p2)) = fused else {
+        // Only while both layers' weights fit in the core's L2 cache with room to spare:
+        // each block of tokens reads all of them.
+        if on_cpu_f32(x)
+            && fc1.weight_t.elem_count() <= SPLIT_MAX_WEIGHTS
+            && fc1.packed.is_none()
+            && fc2.packed.is_none()
+            && on_cpu_f32(&fc1.weight_t)
+            && on_cpu_f32(&fc2.weight_t)
+            && fc1.bias_on_host()
+            && fc2.bias_on_host()
+        {
+            let op = ResidualMlpF32Op {
+                norm: norm.map(|n| n.to_host()).transpose()?,
+                b1: fc1.bias_host.as_deref(),
+                b2: fc2.bias_host.as_deref(),
+            };
+            return x
+                .contiguous()?
+                .apply_op3_no_bwd(&fc1.weight_t, &fc2.weight_t, &op);
+        }
         let h = match norm {
             Some(n) => fc1.forward_gelu(&n.forward(x)?)?,
             None => fc1.forward_gelu(x)?,
@@ -218,6 +240,52 @@ impl candle_core::CustomOp1 for ResidualMlpOp<'_> {
             .map(|(w, b, eps)| (w.as_slice(), b.as_slice(), *eps));
         let out = super::amx::residual_mlp(x, norm, self.fc1, self.fc2, c);
         Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
+/// [`residual_mlp`]'s fused f32 CPU form (no AMX): `x`, `W1ᵀ` `[c, hidden]` and `W2ᵀ`
+/// `[hidden, c]` read in place.
+struct ResidualMlpF32Op<'a> {
+    norm: Option<(Vec<f32>, Vec<f32>, f32)>,
+    b1: Option<&'a [f32]>,
+    b2: Option<&'a [f32]>,
+}
+
+impl candle_core::CustomOp3 for ResidualMlpF32Op<'_> {
+    fn name(&self) -> &'static str {
+        "segattn-residual-mlp-f32"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let c = l1.dims().last().copied().unwrap_or(0);
+        let (c1, hidden) = l2.shape().dims2()?;
+        if c1 != c || l3.shape().dims2()? != (hidden, c) {
+            candle_core::bail!(
+                "MLP: input has {c} features, weights {:?} and {:?}",
+                l2.dims(),
+                l3.dims()
+            );
+        }
+        let norm = self
+            .norm
+            .as_ref()
+            .map(|(w, b, eps)| (w.as_slice(), b.as_slice(), *eps));
+        let out = residual_mlp_f32(
+            contiguous_f32(s1, l1)?,
+            norm,
+            (contiguous_f32(s2, l2)?, self.b1),
+            (contiguous_f32(s3, l3)?, self.b2),
+            c,
+        );
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
 

@@ -79,6 +79,7 @@ pub(crate) fn residual_mlp(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ops::gemm::mlp_test_data;
 
     /// The fused block equals the three steps done one after the other (norm, then each
     /// product through [`super::super::linear_bf16x3`]), with and without the norm, at a row
@@ -91,14 +92,7 @@ mod tests {
             return;
         }
         let (m, c, hidden) = (150, 40, 96);
-        let val = |i: usize, seed: usize| ((i * 7919 + seed * 104_729) % 211) as f32 / 105.0 - 1.0;
-        let x: Vec<f32> = (0..m * c).map(|i| val(i, 1)).collect();
-        let w1: Vec<f32> = (0..c * hidden).map(|i| val(i, 2) * 0.3).collect();
-        let b1: Vec<f32> = (0..hidden).map(|i| val(i, 3)).collect();
-        let w2: Vec<f32> = (0..hidden * c).map(|i| val(i, 4) * 0.2).collect();
-        let b2: Vec<f32> = (0..c).map(|i| val(i, 5)).collect();
-        let g: Vec<f32> = (0..c).map(|i| 1.0 + val(i, 6) * 0.1).collect();
-        let beta: Vec<f32> = (0..c).map(|i| val(i, 7) * 0.5).collect();
+        let [x, w1, b1, w2, b2, g, beta] = mlp_test_data::operands(m, c, hidden);
         let p1 = PackedWeights::new(&w1, c, hidden, false);
         let p2 = PackedWeights::new(&w2, hidden, c, false);
         for norm in [None, Some((g.as_slice(), beta.as_slice(), 1e-6))] {
@@ -123,11 +117,7 @@ mod tests {
                 Epilogue::Add(&x),
                 false,
             );
-            let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
-            let worst = got
-                .iter()
-                .zip(&want)
-                .fold(0f32, |a, (g, w)| a.max((g - w).abs()));
+            let (worst, scale) = mlp_test_data::worst_and_scale(&got, &want);
             assert!(
                 worst <= 1e-6 * scale,
                 "norm {}: {worst:e} of {scale}",
