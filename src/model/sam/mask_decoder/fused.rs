@@ -15,8 +15,8 @@ use rayon::prelude::*;
 
 use super::{BlockAttention, DecoderAttention, DecoderImageCache, DecoderOutput, MaskDecoder};
 use crate::model::ops::amx;
-use crate::model::ops::gemm::{filled_by, sgemm, SharedOut};
-use crate::model::ops::{contiguous_f32, linear_gemm, matmul, to_vec_f32, Epilogue};
+use crate::model::ops::gemm::{filled_by, product_split_k, sgemm, SharedOut};
+use crate::model::ops::{contiguous_f32, matmul, to_vec_f32};
 use crate::model::simd::{
     add_into, add_into_uninit, div_assign, layer_norm_rows, softmax_columns, softmax_inplace,
 };
@@ -223,7 +223,7 @@ fn attend_rows(scores: &mut [f32], keys: &[f32], scale: f32, d: usize) -> Vec<f3
         softmax_inplace(row);
     });
     // [r, d]: the keys read as the product's `[P, d]` right-hand side, in place.
-    linear_gemm(scores, keys, None, (r, d, p_len), Epilogue::None)
+    product_split_k(scores, keys, (r, d, p_len))
 }
 
 impl DecoderAttention {
