@@ -706,11 +706,12 @@ impl CustomOp1 for HieraWindowAttentionOp<'_> {
                         vec![0f32; n * three_c],                    // the window's q, k, v rows
                         vec![0f32; nq * c],                         // its (pooled) queries
                         vec![0f32; if split { 0 } else { nq * n }], // one head's scores
+                        vec![0f32; if split { 0 } else { nq }],     // and their row sums
                         vec![0f32; nq * hd],                        // one head's output
                         SplitWindow::default(),
                     )
                 },
-                |(win, q, scores, o, buf), wi| {
+                |(win, q, scores, sums, o, buf), wi| {
                     let (y0, x0) = (wi / wx * ws, wi % wx * ws);
                     let (oy0, ox0) = (wi / wx * ows, wi % wx * ows);
                     for (t, row) in win.chunks_exact_mut(three_c).enumerate() {
@@ -742,9 +743,16 @@ impl CustomOp1 for HieraWindowAttentionOp<'_> {
                             window_head_split((q, win), (head, hd, c), scale, buf, o);
                         } else {
                             // SAFETY: sized above for this window (not split): q nq × c, win n ×
-                            // 3·c, scores nq × n, o nq × hd; head < heads, so (head + 1)·hd ≤ c.
+                            // 3·c, scores nq × n, sums nq, o nq × hd; head < heads, so
+                            // (head + 1)·hd ≤ c.
                             unsafe {
-                                window_head_f32((q, win), (head, hd, c, n), scale, scores, o)
+                                window_head_f32(
+                                    (q, win),
+                                    (head, hd, c, n),
+                                    scale,
+                                    (scores, sums),
+                                    o,
+                                )
                             };
                         }
                         for (t, src) in o.chunks_exact(hd).enumerate() {
@@ -769,7 +777,9 @@ impl CustomOp1 for HieraWindowAttentionOp<'_> {
 }
 
 /// One head of one window in f32: `q` the window's (pooled) queries `[nq, c]`, `win` its
-/// tokens' q, k, v `[n, 3·c]`, `scores` `[nq, n]` → `o [nq, hd]`.
+/// tokens' q, k, v `[n, 3·c]`, `scores` `[nq, n]` and their row sums `[nq]` → `o [nq, hd]`.
+/// The division by each row's sum is applied to its hd outputs rather than its n
+/// numerators.
 ///
 /// # Safety
 /// The slices hold what their shapes say, with `(head + 1)·hd ≤ c`.
@@ -777,11 +787,12 @@ unsafe fn window_head_f32(
     (q, win): (&[f32], &[f32]),
     (head, hd, c, n): (usize, usize, usize, usize),
     scale: f32,
-    scores: &mut [f32],
+    (scores, sums): (&mut [f32], &mut [f32]),
     o: &mut [f32],
 ) {
     let (nq, three_c) = (q.len() / c, 3 * c);
     debug_assert!(win.len() >= n * three_c && scores.len() >= nq * n && o.len() >= nq * hd);
+    assert!(sums.len() >= nq, "window attention: row sums too short");
     // SAFETY: q holds nq rows of c ≥ (head + 1)·hd values; win holds n rows of 3·c, whose k
     // and v parts start at c and 2·c; scores holds nq·n values and o nq·hd (the caller's
     // contract).
@@ -796,16 +807,8 @@ unsafe fn window_head_f32(
             gemm::Parallelism::None,
         );
     }
-    // The division by each row's sum is applied to its hd outputs rather than its n
-    // numerators, when the window is not larger than Hiera's.
-    let deferred = nq <= WINDOW_MAX_QUERIES;
-    let mut sums = [1f32; WINDOW_MAX_QUERIES];
-    for (r, row) in scores[..nq * n].chunks_exact_mut(n).enumerate() {
-        if deferred {
-            sums[r] = softmax_numerators(row);
-        } else {
-            softmax_inplace(row);
-        }
+    for (row, sum) in scores[..nq * n].chunks_exact_mut(n).zip(sums.iter_mut()) {
+        *sum = softmax_numerators(row);
     }
     // SAFETY: as above.
     unsafe {
@@ -816,13 +819,7 @@ unsafe fn window_head_f32(
             (o.as_mut_ptr(), hd),
         )
     };
-    if deferred {
-        for (row, sum) in o[..nq * hd].chunks_exact_mut(hd).zip(&sums) {
-            scale_inplace(row, 1.0 / sum);
-        }
+    for (row, sum) in o[..nq * hd].chunks_exact_mut(hd).zip(sums.iter()) {
+        scale_inplace(row, 1.0 / sum);
     }
 }
-
-/// The most queries of a window whose softmax [`window_head_f32`] divides on the outputs
-/// (Hiera's windows have at most 16 × 16; a larger one divides its numerators first).
-const WINDOW_MAX_QUERIES: usize = 256;

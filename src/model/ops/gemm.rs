@@ -209,10 +209,9 @@ pub fn linear_gemm(
     (m, n, k): (usize, usize, usize),
     epilogue: Epilogue<'_>,
 ) -> Vec<f32> {
-    check_operands(x, w_t, bias, epilogue, (m, n, k));
     let threads = rayon::current_num_threads();
     let parallel = m * n * k >= PARALLEL_GEMM_MIN_MACS && threads >= 2;
-    // SAFETY: both forms write every element (the bias rows, or the product with
+    // SAFETY: both forms (which check the operands) write every element (the bias rows, or the product with
     // `accumulate` false) before they read any or make a row of it.
     let (dst, ()) = unsafe {
         filled_by(m * n, |out| {
@@ -239,6 +238,7 @@ fn deep_gemm(
     threads: usize,
 ) {
     const ROWS: usize = 64;
+    check_operands(x, w_t, bias, epilogue, (m, n, k));
     if let Some(bias) = bias {
         (0..m.div_ceil(ROWS)).into_par_iter().for_each(|b| {
             for t in b * ROWS..(b * ROWS + ROWS).min(m) {
@@ -289,7 +289,6 @@ pub(crate) fn linear_gemm_into(
     dst: &mut [f32],
     parallel: bool,
 ) {
-    check_operands(x, w_t, bias, epilogue, (m, n, k));
     assert!(dst.len() >= m * n, "gemm: output too short");
     linear_gemm_shared(
         x,
@@ -303,7 +302,7 @@ pub(crate) fn linear_gemm_into(
 }
 
 /// [`linear_gemm_into`]'s tiles, writing `out` (which need not be initialised: each tile
-/// writes its elements before it makes rows of them).
+/// writes its elements before it makes rows of them), after checking the operands.
 fn linear_gemm_shared(
     x: &[f32],
     w_t: &[f32],
@@ -313,6 +312,7 @@ fn linear_gemm_shared(
     out: SharedOut,
     parallel: bool,
 ) {
+    check_operands(x, w_t, bias, epilogue, (m, n, k));
     if m == 0 || n == 0 {
         return;
     }
@@ -484,9 +484,8 @@ pub(crate) fn residual_mlp_f32(
                 };
                 hid.resize(rows * hidden, 0.0);
                 linear_gemm_into(a, w1, b1, (rows, hidden, c), Epilogue::Gelu, hid, false);
-                let dims = (rows, c, hidden);
-                check_operands(hid, w2, b2, Epilogue::Add(src), dims);
                 let block = out.sub(r0 * c, rows * c);
+                let dims = (rows, c, hidden);
                 linear_gemm_shared(hid, w2, b2, dims, Epilogue::Add(src), block, false);
             },
         );

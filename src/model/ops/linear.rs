@@ -170,23 +170,20 @@ pub fn residual_mlp(
     fc1: &Linear,
     fc2: &Linear,
 ) -> Result<Tensor> {
+    let host = on_cpu_f32(x) && fc1.bias_on_host() && fc2.bias_on_host();
     let fused = match (&fc1.packed, &fc2.packed) {
-        (Some(p1), Some(p2)) if on_cpu_f32(x) && fc1.bias_on_host() && fc2.bias_on_host() => {
-            Some((p1, p2))
-        }
+        (Some(p1), Some(p2)) if host => Some((p1, p2)),
         _ => None,
     };
     let Some((p1, p2)) = fused else {
-        // Only while both layers' weights fit in the core's L2 cache with room to spare:
-        // each block of tokens reads all of them.
-        if on_cpu_f32(x)
+        // In f32 only while `fc1` has at most `SPLIT_MAX_WEIGHTS` (1 MB; the two layers
+        // about the L2 cache): each block of tokens reads all of both.
+        if host
             && fc1.weight_t.elem_count() <= SPLIT_MAX_WEIGHTS
             && fc1.packed.is_none()
             && fc2.packed.is_none()
             && on_cpu_f32(&fc1.weight_t)
             && on_cpu_f32(&fc2.weight_t)
-            && fc1.bias_on_host()
-            && fc2.bias_on_host()
         {
             let op = ResidualMlpF32Op {
                 norm: norm.map(|n| n.to_host()).transpose()?,
